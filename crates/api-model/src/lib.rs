@@ -1,0 +1,309 @@
+//! Wire types of the max-cloud REST API (`/api/v1`).
+//!
+//! These are the JSON shapes on the wire, shared by the server, the `maxcloud` CLI, the end-to-end tests
+//! and the benches. They carry no behaviour; the server parses request types into domain types once, at
+//! the edge. Timestamps are RFC 3339 strings in UTC. Request types reject unknown fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// `GET /healthz`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+/// Every error response: `{"error": {"code", "message", "field"?}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `invalid_parameters`, `unauthorized`, `not_found`, `conflict`.
+    pub code: String,
+    /// One-line human-readable reason.
+    pub message: String,
+    /// The offending field as a dotted path (`parameters.scaling.maxScale`), when one field is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+// ---------------------------------------------------------------- auth
+
+/// `POST /api/v1/auth/register`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub org_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    /// DNS-1123 slug: the tenant's namespace is `mc-<slug>`, its Git repo `/git/<slug>.git`.
+    pub slug: String,
+    pub created_at: String,
+}
+
+/// `201` answer of `POST /api/v1/auth/register`. The API key is shown only here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterResponse {
+    pub user: User,
+    pub organization: Organization,
+    pub api_key: String,
+}
+
+/// `GET /api/v1/auth/status`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthStatus {
+    pub authenticated: bool,
+    pub user: User,
+    pub organization: Organization,
+    /// `admin` or `member`.
+    pub role: String,
+    pub api_key: ApiKey,
+}
+
+/// `POST /api/v1/auth/api-keys`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An API key as listed: never the secret itself, only its prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// First characters of the key (`mc_ab12cd34`), enough to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+/// `201` answer of `POST /api/v1/auth/api-keys`: the key is shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub api_key: String,
+}
+
+/// `201` answer of `POST /api/v1/auth/git-tokens`: a read-only token for the tenant's Git repo (for Flux).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedGitToken {
+    pub id: String,
+    pub token: String,
+    /// Clone URL path of the tenant repo, e.g. `/git/acme-shop.git`.
+    pub repo_path: String,
+    pub created_at: String,
+}
+
+// ---------------------------------------------------------------- services (typed App facade)
+
+/// `POST /api/v1/services`: the typed facade over an `App` create order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceRequest {
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_vars: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_scale: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_scale: Option<i64>,
+    /// Hard limit of concurrent requests per instance (`containerConcurrency`), 0 = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<i64>,
+    /// CPU request, a Kubernetes quantity such as `500m` or `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory request, a Kubernetes quantity such as `256Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// `public` (default) or `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+}
+
+/// A container app as the seed API showed it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Service {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub image: String,
+    /// `ready`, `pending`, `failed` or `deleting`.
+    pub status: String,
+    pub url: Option<String>,
+    pub port: i64,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env_vars: BTreeMap<String, String>,
+    pub min_scale: i64,
+    pub max_scale: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The latest order that changed this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+// ---------------------------------------------------------------- catalog
+
+/// One orderable service type, derived from its XRD.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CatalogEntry {
+    pub kind: String,
+    pub plural: String,
+    pub group: String,
+    pub version: String,
+    pub api_version: String,
+    pub description: String,
+    /// JSON Schema of the order parameters (the resource's `spec`), defaults included.
+    #[schema(value_type = Object)]
+    pub schema: Value,
+    /// CEL rules that hold for the parameters, as written in the XRD.
+    pub rules: Vec<CatalogRule>,
+    /// Suggested order of the top-level parameters in forms (`x-ui-order`).
+    pub ui_order: Vec<String>,
+    /// Merge policy per action: `auto` or `review`.
+    pub merge_policy: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CatalogRule {
+    /// Where the rule sits, as a dotted path below the parameters (`scaling`), empty at the top.
+    pub path: String,
+    pub rule: String,
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- orders
+
+/// `POST /api/v1/orders`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrderRequest {
+    /// `create` (default), `update` or `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Catalog kind, e.g. `App` (case-insensitive; the plural `apps` works too).
+    pub kind: String,
+    /// DNS-1123 label, unique per kind within the tenant.
+    pub name: String,
+    /// The resource's `spec`; validated against the XRD's schema and CEL rules. Ignored for deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub parameters: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    pub id: String,
+    pub tenant: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    pub kind: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// `accepted`, `pr_open`, `merged`, `applied`, `ready`, `failed`, `rejected` or `superseded`.
+    pub state: String,
+    pub requester: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub resource_id: String,
+    /// Path of the resource file in the tenant repo, e.g. `apps/shop.yaml`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub history: Vec<OrderTransition>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PullRequest {
+    pub number: i64,
+    pub branch: String,
+    /// `open`, `merged` or `closed`.
+    pub state: String,
+    /// `auto` or `review`.
+    pub merge_policy: String,
+    pub head_commit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_commit: Option<String>,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderTransition {
+    pub state: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+// ---------------------------------------------------------------- resources
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Resource {
+    pub id: String,
+    pub tenant: String,
+    pub kind: String,
+    pub name: String,
+    /// `pending`, `ready`, `failed` or `deleting`.
+    pub status: String,
+    pub url: Option<String>,
+    /// Path of the resource file in the tenant repo.
+    pub path: String,
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    pub order_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Order states in the order they are reached (the terminal failures are not in the sequence).
+pub const ORDER_STATES: [&str; 5] = ["accepted", "pr_open", "merged", "applied", "ready"];
+
+/// Whether `state` is at or beyond `target` on the happy path.
+pub fn order_state_reached(state: &str, target: &str) -> bool {
+    let pos = |s: &str| ORDER_STATES.iter().position(|x| *x == s);
+    matches!((pos(state), pos(target)), (Some(a), Some(b)) if a >= b)
+}
+
+/// Whether an order in `state` will not move any more.
+pub fn order_state_is_terminal(state: &str) -> bool {
+    matches!(state, "ready" | "failed" | "rejected" | "superseded")
+}
