@@ -1,0 +1,416 @@
+//! The order outbox: orders are stored (state `accepted`) before any Git work, and every later step is
+//! recorded in one transaction together with its effect on the resource row and an order event.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::model::{self, NewOrder, NewPullRequest, OrderEvent, OrderRow, PullRequestRow, ORDER_COLUMNS, PR_COLUMNS};
+use crate::{is_unique_violation, now_us, Result, Store, StoreError};
+
+/// What `accept_order` did.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    /// A new order was stored.
+    Created(OrderRow),
+    /// The idempotency key was seen before with the same request: the original order.
+    Replayed(OrderRow),
+}
+
+impl Accepted {
+    pub fn order(&self) -> &OrderRow {
+        match self {
+            Accepted::Created(o) | Accepted::Replayed(o) => o,
+        }
+    }
+}
+
+impl Store {
+    /// Store a new order in state `accepted` and apply its effect on the resource row:
+    /// create inserts the resource (`pending`), update replaces its spec, delete marks it `deleting`.
+    pub async fn accept_order(&self, new: NewOrder) -> Result<Accepted> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &new.idempotency_key {
+            let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND idempotency_key = $2");
+            if let Some(row) = sqlx::query(&sql).bind(&new.tenant_id).bind(key).fetch_optional(&mut *tx).await? {
+                let existing = model::order(&row)?;
+                if existing.request_hash == new.request_hash {
+                    return Ok(Accepted::Replayed(existing));
+                }
+                return Err(StoreError::Conflict {
+                    field: "Idempotency-Key",
+                    message: format!("idempotency key {key:?} was already used for a different request"),
+                });
+            }
+        }
+        let now = now_us();
+        let existing = sqlx::query("SELECT id, status FROM resources WHERE tenant_id = $1 AND kind = $2 AND name = $3")
+            .bind(&new.tenant_id)
+            .bind(&new.kind)
+            .bind(&new.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let existing: Option<(String, String)> = existing.map(|r| (r.get("id"), r.get("status")));
+        let resource_id = match (new.action.as_str(), existing) {
+            ("create", Some(_)) => {
+                return Err(StoreError::Conflict {
+                    field: "name",
+                    message: format!("{} {:?} already exists", new.kind, new.name),
+                })
+            }
+            ("create", None) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let res = sqlx::query(
+                    "INSERT INTO resources (id, tenant_id, kind, name, status, spec, path, order_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $8)",
+                )
+                .bind(&id)
+                .bind(&new.tenant_id)
+                .bind(&new.kind)
+                .bind(&new.name)
+                .bind(&new.parameters)
+                .bind(&new.path)
+                .bind(&new.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                match res {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Conflict {
+                            field: "name",
+                            message: format!("{} {:?} already exists", new.kind, new.name),
+                        })
+                    }
+                    other => other?,
+                };
+                id
+            }
+            (_, None) => return Err(StoreError::NotFound("resource")),
+            (_, Some((_, status))) if status == "deleting" => {
+                return Err(StoreError::Conflict {
+                    field: "name",
+                    message: format!("{} {:?} is being deleted", new.kind, new.name),
+                })
+            }
+            ("update", Some((id, _))) => {
+                sqlx::query("UPDATE resources SET spec = $1, order_id = $2, updated_at = $3 WHERE id = $4")
+                    .bind(&new.parameters)
+                    .bind(&new.id)
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            (_, Some((id, _))) => {
+                sqlx::query("UPDATE resources SET status = 'deleting', order_id = $1, updated_at = $2 WHERE id = $3")
+                    .bind(&new.id)
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+        };
+        let row = OrderRow {
+            id: new.id,
+            tenant_id: new.tenant_id,
+            action: new.action,
+            kind: new.kind,
+            name: new.name,
+            parameters: new.parameters,
+            state: "accepted".into(),
+            requester: new.requester,
+            idempotency_key: new.idempotency_key,
+            request_hash: new.request_hash,
+            resource_id,
+            path: new.path,
+            merge_policy: new.merge_policy,
+            approved: false,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let res = sqlx::query(
+            "INSERT INTO orders (id, tenant_id, action, kind, name, parameters, state, requester, idempotency_key, \
+             request_hash, resource_id, path, merge_policy, approved, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14)",
+        )
+        .bind(&row.id)
+        .bind(&row.tenant_id)
+        .bind(&row.action)
+        .bind(&row.kind)
+        .bind(&row.name)
+        .bind(&row.parameters)
+        .bind(&row.state)
+        .bind(&row.requester)
+        .bind(&row.idempotency_key)
+        .bind(&row.request_hash)
+        .bind(&row.resource_id)
+        .bind(&row.path)
+        .bind(&row.merge_policy)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict {
+                    field: "Idempotency-Key",
+                    message: "idempotency key was used concurrently; retry to get the stored order".into(),
+                })
+            }
+            other => other?,
+        };
+        event(&mut tx, &row.id, "accepted", now, None).await?;
+        tx.commit().await?;
+        Ok(Accepted::Created(row))
+    }
+
+    /// Orders of one tenant the worker has to drive: accepted ones, and open PRs that may be merged
+    /// (auto-merge policy or approved). Oldest first.
+    pub async fn pending_orders(&self, tenant_id: &str, limit: i64) -> Result<Vec<OrderRow>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND (state = 'accepted' OR \
+             (state = 'pr_open' AND (merge_policy = 'auto' OR approved = 1))) ORDER BY created_at, id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.pool).await?;
+        orders(rows)
+    }
+
+    /// Tenants that have orders for the worker (used at start-up to resume after a crash).
+    pub async fn tenants_with_pending_orders(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT tenant_id FROM orders WHERE state = 'accepted' OR \
+             (state = 'pr_open' AND (merge_policy = 'auto' OR approved = 1))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get("tenant_id")).collect::<sqlx::Result<_>>()?)
+    }
+
+    /// Record the order's pull request as opened (`pr_open`). Idempotent: an existing PR is returned.
+    pub async fn record_pr_opened(&self, order: &OrderRow, pr: NewPullRequest) -> Result<PullRequestRow> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let row = open_pr(&mut tx, order, &pr).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Record the order's pull request as merged with `merge_commit` (opening it first if it was not
+    /// recorded yet), move the order to `merged` and apply the merge to the resource row.
+    pub async fn record_merged(
+        &self,
+        order: &OrderRow,
+        pr: NewPullRequest,
+        merge_commit: &str,
+        message: Option<&str>,
+    ) -> Result<PullRequestRow> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let mut row = open_pr(&mut tx, order, &pr).await?;
+        if row.state != "merged" {
+            let now = now_us();
+            sqlx::query(
+                "UPDATE pull_requests SET state = 'merged', head_commit = $1, merge_commit = $2, updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(&pr.head_commit)
+            .bind(merge_commit)
+            .bind(now)
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+            set_state(&mut tx, &order.id, "merged", now, message).await?;
+            if order.action == "delete" {
+                sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
+                    .bind(&order.resource_id)
+                    .bind(&order.id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query("UPDATE resources SET updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(&order.resource_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            row.state = "merged".into();
+            row.head_commit = pr.head_commit;
+            row.merge_commit = Some(merge_commit.to_string());
+            row.updated_at = now;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Move the order to `failed` (or `rejected`), closing its PR, and undo its effect on the resource row.
+    pub async fn record_failed(&self, order: &OrderRow, state: &str, error: &str) -> Result<()> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let now = now_us();
+        sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4")
+            .bind(state)
+            .bind(error)
+            .bind(now)
+            .bind(&order.id)
+            .execute(&mut *tx)
+            .await?;
+        event(&mut tx, &order.id, state, now, Some(error)).await?;
+        sqlx::query("UPDATE pull_requests SET state = 'closed', updated_at = $1 WHERE order_id = $2 AND state = 'open'")
+            .bind(now)
+            .bind(&order.id)
+            .execute(&mut *tx)
+            .await?;
+        let undo = match order.action.as_str() {
+            "create" => "UPDATE resources SET status = 'failed', updated_at = $1 WHERE id = $2 AND order_id = $3",
+            "delete" => "UPDATE resources SET status = 'pending', updated_at = $1 WHERE id = $2 AND order_id = $3",
+            _ => "UPDATE resources SET updated_at = $1 WHERE id = $2 AND order_id = $3",
+        };
+        sqlx::query(undo).bind(now).bind(&order.resource_id).bind(&order.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Approve a review-required order whose PR is open, so the worker merges it.
+    pub async fn approve_order(&self, tenant_id: &str, order_id: &str, approver: &str) -> Result<OrderRow> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
+        let Some(row) = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&mut *tx).await? else {
+            return Err(StoreError::NotFound("order"));
+        };
+        let mut order = model::order(&row)?;
+        if order.merge_policy != "review" {
+            return Err(StoreError::InvalidState("order does not require review: it is merged automatically".into()));
+        }
+        if order.approved {
+            return Err(StoreError::InvalidState("order is already approved".into()));
+        }
+        if order.state != "pr_open" && order.state != "accepted" {
+            return Err(StoreError::InvalidState(format!("order is {}, not awaiting review", order.state)));
+        }
+        let now = now_us();
+        sqlx::query("UPDATE orders SET approved = 1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+        event(&mut tx, order_id, &order.state, now, Some(&format!("approved by {approver}"))).await?;
+        tx.commit().await?;
+        order.approved = true;
+        order.updated_at = now;
+        Ok(order)
+    }
+
+    pub async fn order(&self, tenant_id: &str, order_id: &str) -> Result<Option<OrderRow>> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
+        let row = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| model::order(&r)).transpose()?)
+    }
+
+    /// The tenant's orders, newest first.
+    pub async fn orders(&self, tenant_id: &str, limit: i64) -> Result<Vec<OrderRow>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.pool).await?;
+        orders(rows)
+    }
+
+    pub async fn order_events(&self, order_id: &str) -> Result<Vec<OrderEvent>> {
+        let rows = sqlx::query("SELECT state, at, message FROM order_events WHERE order_id = $1 ORDER BY at")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(OrderEvent { state: r.try_get("state")?, at: r.try_get("at")?, message: r.try_get("message")? }))
+            .collect::<sqlx::Result<_>>()?)
+    }
+
+    pub async fn pull_request_for(&self, order_id: &str) -> Result<Option<PullRequestRow>> {
+        let sql = format!("SELECT {PR_COLUMNS} FROM pull_requests WHERE order_id = $1");
+        let row = sqlx::query(&sql).bind(order_id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| model::pull_request(&r)).transpose()?)
+    }
+
+    pub async fn pull_requests(&self, tenant_id: &str) -> Result<Vec<PullRequestRow>> {
+        let sql = format!("SELECT {PR_COLUMNS} FROM pull_requests WHERE tenant_id = $1 ORDER BY number");
+        let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(model::pull_request).collect::<sqlx::Result<_>>()?)
+    }
+}
+
+fn orders(rows: Vec<AnyRow>) -> Result<Vec<OrderRow>> {
+    Ok(rows.iter().map(model::order).collect::<sqlx::Result<_>>()?)
+}
+
+async fn event(tx: &mut Transaction<'_, Any>, order_id: &str, state: &str, at: i64, message: Option<&str>) -> Result<()> {
+    sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, $2, $3, $4)")
+        .bind(order_id)
+        .bind(state)
+        .bind(at)
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn set_state(tx: &mut Transaction<'_, Any>, order_id: &str, state: &str, at: i64, message: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE orders SET state = $1, updated_at = $2 WHERE id = $3")
+        .bind(state)
+        .bind(at)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    event(tx, order_id, state, at, message).await
+}
+
+/// Insert the PR row for `order` unless it exists; move an `accepted` order to `pr_open`.
+async fn open_pr(tx: &mut Transaction<'_, Any>, order: &OrderRow, pr: &NewPullRequest) -> Result<PullRequestRow> {
+    let sql = format!("SELECT {PR_COLUMNS} FROM pull_requests WHERE order_id = $1");
+    if let Some(row) = sqlx::query(&sql).bind(&order.id).fetch_optional(&mut **tx).await? {
+        return Ok(model::pull_request(&row)?);
+    }
+    let number: i64 = sqlx::query("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM pull_requests WHERE tenant_id = $1")
+        .bind(&order.tenant_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    let now = now_us();
+    let row = PullRequestRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: order.tenant_id.clone(),
+        order_id: order.id.clone(),
+        number,
+        branch: pr.branch.clone(),
+        state: "open".into(),
+        merge_policy: order.merge_policy.clone(),
+        head_commit: pr.head_commit.clone(),
+        merge_commit: None,
+        title: pr.title.clone(),
+        body: pr.body.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO pull_requests (id, tenant_id, order_id, number, branch, state, merge_policy, head_commit, \
+         title, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&row.id)
+    .bind(&row.tenant_id)
+    .bind(&row.order_id)
+    .bind(row.number)
+    .bind(&row.branch)
+    .bind(&row.state)
+    .bind(&row.merge_policy)
+    .bind(&row.head_commit)
+    .bind(&row.title)
+    .bind(&row.body)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    set_state(tx, &order.id, "pr_open", now, None).await?;
+    Ok(row)
+}

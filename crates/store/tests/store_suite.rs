@@ -1,0 +1,263 @@
+//! The store suite: every test runs on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL comes from `MAXCLOUD_TEST_POSTGRES_URL` (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test.sh` starts a server and sets it. Each
+//! test gets a database of its own. Without the variable the PostgreSQL half fails loudly instead of
+//! passing silently.
+
+use maxcloud_store::{Accepted, NewKey, NewOrder, NewPullRequest, Store, StoreError};
+use sqlx::{Connection, Executor};
+
+struct Db {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("maxcloud.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Db { store, _dir: Some(dir) }
+}
+
+async fn postgres() -> Db {
+    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL").expect(
+        "MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15 for this suite",
+    );
+    let name = format!("mc_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    conn.close().await.unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    store.migrate().await.unwrap();
+    Db { store, _dir: None }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[tokio::test] async fn $name() { super::$name(super::sqlite().await.store).await } )* }
+        mod on_postgres { $( #[tokio::test] async fn $name() { super::$name(super::postgres().await.store).await } )* }
+    };
+}
+
+on_both!(
+    register_and_slugs,
+    api_keys_hashed_and_revocable,
+    order_lifecycle_auto_merge,
+    order_conflicts_and_idempotency,
+    review_and_approval,
+    failure_undoes_resource_effect,
+    tenants_are_isolated,
+    audit_log_records_entries,
+    migrations_are_idempotent,
+);
+
+fn key(n: &str) -> NewKey {
+    NewKey { name: format!("key {n}"), prefix: format!("mc_{n}"), hash: format!("hash-{n}") }
+}
+
+fn slug(base: &'static str) -> impl Fn(u32) -> String {
+    move |n| if n == 1 { base.to_string() } else { format!("{base}-{n}") }
+}
+
+fn new_order(tenant: &str, action: &str, name: &str) -> NewOrder {
+    NewOrder {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.to_string(),
+        action: action.to_string(),
+        kind: "App".into(),
+        name: name.to_string(),
+        parameters: r#"{"image":"nginx"}"#.into(),
+        requester: "me@example.com".into(),
+        idempotency_key: None,
+        request_hash: None,
+        path: format!("apps/{name}.yaml"),
+        merge_policy: "auto".into(),
+    }
+}
+
+fn pr(order_id: &str, head: &str) -> NewPullRequest {
+    NewPullRequest {
+        branch: format!("order/{order_id}"),
+        head_commit: head.into(),
+        title: "create App shop".into(),
+        body: "body".into(),
+    }
+}
+
+async fn register_and_slugs(store: Store) {
+    let a = store.register("a@example.com", "Acme Shop", slug("acme-shop"), key("a")).await.unwrap();
+    assert_eq!(a.tenant.slug, "acme-shop");
+    assert_eq!(a.tenant.name, "Acme Shop");
+    let b = store.register("b@example.com", "ACME shop", slug("acme-shop"), key("b")).await.unwrap();
+    assert_eq!(b.tenant.slug, "acme-shop-2", "a clashing slug gets a suffix");
+    let c = store.register("c@example.com", "Acme  Shop", slug("acme-shop"), key("c")).await.unwrap();
+    assert_eq!(c.tenant.slug, "acme-shop-3");
+    let err = store.register("a@example.com", "Other", slug("other"), key("d")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "email", .. }), "{err:?}");
+    assert!(store.tenant_by_slug("other").await.unwrap().is_none(), "a refused registration stores nothing");
+    let found = store.tenant_by_slug("acme-shop-2").await.unwrap().unwrap();
+    assert_eq!(found.id, b.tenant.id);
+    assert_eq!(store.tenants().await.unwrap().len(), 3);
+}
+
+async fn api_keys_hashed_and_revocable(store: Store) {
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("first")).await.unwrap();
+    let p = store.principal_by_key_hash("hash-first").await.unwrap().unwrap();
+    assert_eq!(p.tenant.id, reg.tenant.id);
+    assert_eq!(p.user.email, "a@example.com");
+    assert_eq!(p.role.as_str(), "admin");
+    assert!(store.principal_by_key_hash("mc_first").await.unwrap().is_none(), "lookup is by hash only");
+    let second = store.create_api_key(&reg.tenant.id, &reg.user.id, key("second")).await.unwrap();
+    assert_eq!(store.api_keys(&reg.tenant.id).await.unwrap().len(), 2);
+    let other = store.register("b@example.com", "Other", slug("other"), key("other")).await.unwrap();
+    assert!(!store.revoke_api_key(&other.tenant.id, &second.id).await.unwrap(), "no revoking across tenants");
+    assert!(store.revoke_api_key(&reg.tenant.id, &second.id).await.unwrap());
+    assert!(!store.revoke_api_key(&reg.tenant.id, &second.id).await.unwrap(), "revoking twice reports false");
+    assert!(store.principal_by_key_hash("hash-second").await.unwrap().is_none());
+    assert_eq!(store.api_keys(&reg.tenant.id).await.unwrap().len(), 1);
+    let (_, _) = store.create_git_token(&reg.tenant.id, "git-hash").await.unwrap();
+    assert_eq!(store.tenant_by_git_token_hash("git-hash").await.unwrap().as_deref(), Some(reg.tenant.id.as_str()));
+    assert!(store.tenant_by_git_token_hash("nope").await.unwrap().is_none());
+}
+
+async fn order_lifecycle_auto_merge(store: Store) {
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let t = &reg.tenant.id;
+    let order = store.accept_order(new_order(t, "create", "shop")).await.unwrap();
+    let Accepted::Created(order) = order else { panic!("expected a new order") };
+    assert_eq!(order.state, "accepted");
+    let res = store.resource(t, &order.resource_id).await.unwrap().unwrap();
+    assert_eq!((res.status.as_str(), res.name.as_str()), ("pending", "shop"));
+    assert_eq!(store.tenants_with_pending_orders().await.unwrap(), vec![t.clone()]);
+    let pending = store.pending_orders(t, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+
+    let opened = store.record_pr_opened(&order, pr(&order.id, "c1")).await.unwrap();
+    assert_eq!((opened.number, opened.state.as_str()), (1, "open"));
+    let again = store.record_pr_opened(&order, pr(&order.id, "c1")).await.unwrap();
+    assert_eq!(again.id, opened.id, "opening twice returns the same PR");
+    let merged = store.record_merged(&order, pr(&order.id, "c1"), "c1", None).await.unwrap();
+    assert_eq!((merged.state.as_str(), merged.merge_commit.as_deref()), ("merged", Some("c1")));
+    let stored = store.order(t, &order.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, "merged");
+    let states: Vec<_> = store.order_events(&order.id).await.unwrap().into_iter().map(|e| e.state).collect();
+    assert_eq!(states, ["accepted", "pr_open", "merged"]);
+    assert!(store.pending_orders(t, 10).await.unwrap().is_empty());
+
+    // A second order merged in one step gets the next PR number.
+    let Accepted::Created(del) = store.accept_order(new_order(t, "delete", "shop")).await.unwrap() else { panic!() };
+    assert_eq!(store.resource(t, &del.resource_id).await.unwrap().unwrap().status, "deleting");
+    let merged = store.record_merged(&del, pr(&del.id, "c2"), "c2", Some("fast-forward")).await.unwrap();
+    assert_eq!(merged.number, 2);
+    assert!(store.resource(t, &del.resource_id).await.unwrap().is_none(), "a merged delete removes the resource");
+    assert_eq!(store.pull_requests(t).await.unwrap().len(), 2);
+    let listed = store.orders(t, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), [del.id.as_str(), order.id.as_str()]);
+}
+
+async fn order_conflicts_and_idempotency(store: Store) {
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let t = &reg.tenant.id;
+    let mut first = new_order(t, "create", "shop");
+    first.idempotency_key = Some("k1".into());
+    first.request_hash = Some("h1".into());
+    let Accepted::Created(created) = store.accept_order(first.clone()).await.unwrap() else { panic!() };
+    let mut replay = first.clone();
+    replay.id = uuid::Uuid::new_v4().to_string();
+    let Accepted::Replayed(replayed) = store.accept_order(replay.clone()).await.unwrap() else {
+        panic!("same key and request must replay")
+    };
+    assert_eq!(replayed.id, created.id);
+    replay.request_hash = Some("h2".into());
+    let err = store.accept_order(replay).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "Idempotency-Key", .. }), "{err:?}");
+    let err = store.accept_order(new_order(t, "create", "shop")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "name", .. }), "{err:?}");
+    let err = store.accept_order(new_order(t, "update", "nope")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("resource")), "{err:?}");
+    let err = store.accept_order(new_order(t, "delete", "nope")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("resource")), "{err:?}");
+    store.accept_order(new_order(t, "delete", "shop")).await.unwrap();
+    let err = store.accept_order(new_order(t, "delete", "shop")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "name", .. }), "deleting twice: {err:?}");
+    let counts = store.table_counts().await.unwrap();
+    assert_eq!(counts["orders"], 2);
+    assert_eq!(counts["resources"], 1);
+}
+
+async fn review_and_approval(store: Store) {
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let t = &reg.tenant.id;
+    let mut o = new_order(t, "create", "db");
+    o.merge_policy = "review".into();
+    let Accepted::Created(order) = store.accept_order(o).await.unwrap() else { panic!() };
+    store.record_pr_opened(&order, pr(&order.id, "c1")).await.unwrap();
+    assert!(store.pending_orders(t, 10).await.unwrap().is_empty(), "an unapproved review PR waits");
+    let approved = store.approve_order(t, &order.id, "a@example.com").await.unwrap();
+    assert!(approved.approved);
+    assert_eq!(store.pending_orders(t, 10).await.unwrap().len(), 1);
+    let err = store.approve_order(t, &order.id, "a@example.com").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
+    let Accepted::Created(auto) = store.accept_order(new_order(t, "create", "web")).await.unwrap() else { panic!() };
+    let err = store.approve_order(t, &auto.id, "a@example.com").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
+}
+
+async fn failure_undoes_resource_effect(store: Store) {
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let t = &reg.tenant.id;
+    let Accepted::Created(create) = store.accept_order(new_order(t, "create", "shop")).await.unwrap() else { panic!() };
+    store.record_pr_opened(&create, pr(&create.id, "c1")).await.unwrap();
+    store.record_failed(&create, "failed", "git exploded").await.unwrap();
+    let o = store.order(t, &create.id).await.unwrap().unwrap();
+    assert_eq!((o.state.as_str(), o.error.as_deref()), ("failed", Some("git exploded")));
+    assert_eq!(store.pull_request_for(&create.id).await.unwrap().unwrap().state, "closed");
+    assert_eq!(store.resource(t, &create.resource_id).await.unwrap().unwrap().status, "failed");
+}
+
+async fn tenants_are_isolated(store: Store) {
+    let a = store.register("a@example.com", "A", slug("a"), key("a")).await.unwrap();
+    let b = store.register("b@example.com", "B", slug("b"), key("b")).await.unwrap();
+    let Accepted::Created(order) = store.accept_order(new_order(&a.tenant.id, "create", "shop")).await.unwrap() else {
+        panic!()
+    };
+    assert!(store.order(&b.tenant.id, &order.id).await.unwrap().is_none());
+    assert!(store.resource(&b.tenant.id, &order.resource_id).await.unwrap().is_none());
+    assert!(store.orders(&b.tenant.id, 10).await.unwrap().is_empty());
+    assert!(store.resources(&b.tenant.id, None).await.unwrap().is_empty());
+    let err = store.approve_order(&b.tenant.id, &order.id, "b@example.com").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("order")));
+    // Same name in another tenant is fine.
+    store.accept_order(new_order(&b.tenant.id, "create", "shop")).await.unwrap();
+}
+
+async fn audit_log_records_entries(store: Store) {
+    let a = store.register("a@example.com", "A", slug("a"), key("a")).await.unwrap();
+    let entry = maxcloud_store::AuditEntry {
+        tenant_id: Some(a.tenant.id.clone()),
+        actor: Some("a@example.com".into()),
+        method: "POST".into(),
+        path: "/api/v1/orders".into(),
+        status: 422,
+        action: "order.create".into(),
+        target: Some("App/shop".into()),
+        detail: Some("scaling.maxScale: must be at most 100".into()),
+    };
+    store.audit(&entry).await.unwrap();
+    store.audit(&maxcloud_store::AuditEntry { status: 401, tenant_id: None, ..entry.clone() }).await.unwrap();
+    let rows = store.audit_log(Some(&a.tenant.id), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].entry.status, 422);
+    assert_eq!(rows[0].entry.detail, entry.detail);
+    assert_eq!(store.audit_log(None, 10).await.unwrap().len(), 1);
+}
+
+async fn migrations_are_idempotent(store: Store) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let counts = store.table_counts().await.unwrap();
+    assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+}
