@@ -1,1 +1,58 @@
-//! placeholder
+//! The REST API of the order service (axum). Thin: it parses requests into domain types once, calls
+//! [`maxcloud_orders::OrderService`] and the store, and shapes the answers into `maxcloud_api_model`
+//! wire types.
+//!
+//! Cross-cutting concerns live in layers: [`auth`] resolves the caller from `Authorization: Bearer mc_…`
+//! once per request, [`audit`] records every mutating call (accepted or refused), [`error`] turns every
+//! failure into `{"error": {"code", "message", "field"?}}`.
+
+pub mod audit;
+pub mod auth;
+mod convert;
+pub mod error;
+mod json;
+pub mod openapi;
+mod routes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use maxcloud_orders::OrderService;
+use maxcloud_store::Store;
+
+/// Largest request body accepted on the JSON API.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What the API needs at run time.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// Root of the tenant repositories (`<slug>.git`), served read-only at `/git/<slug>.git`.
+    pub repos_root: PathBuf,
+    /// Whether a cluster (status aggregator) reports back; without one, orders end at `merged`.
+    pub cluster_connected: bool,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub orders: OrderService,
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The whole HTTP surface: `/healthz`, `/readyz`, `/api/v1/…`, `/git/<slug>.git/…`.
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::audit_layer))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_layer))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response_with_state(state.clone(), routes::cluster_header));
+    Router::new()
+        .merge(routes::health::routes())
+        .nest("/api/v1", api)
+        .merge(routes::git::routes())
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! The order workflow (DESIGN.md §4).
+//!
+//! [`OrderService::place`] validates an order against the catalog, stores it (state `accepted`) and wakes
+//! the tenant's lane of the [`worker`]; it does no Git work itself. The worker drives stored orders forward
+//! — commit on `order/<id>`, record the PR, merge under the merge policy, record the merge — one tenant
+//! at a time, so a crash at any step resumes from the store and the repo without losing or duplicating
+//! orders, commits or PRs.
+
+mod failpoint;
+mod service;
+mod worker;
+
+pub use service::{OrderError, OrderService, OrderUpdate, PlaceOrder, Placed};
+pub use worker::WorkerConfig;

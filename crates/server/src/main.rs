@@ -1,1 +1,114 @@
-fn main() {}
+//! `maxcloud-server`: the max-cloud order service.
+//!
+//! - `dev`: embedded defaults (SQLite and local Git repos in a data directory), prints where things are;
+//! - `serve`: configured by flags and environment (12-factor), JSON logs;
+//! - `migrate`: apply database migrations and exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config};
+
+#[derive(Parser)]
+#[command(name = "maxcloud-server", version, about = "max-cloud order service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run on embedded defaults: SQLite and Git repositories under --data-dir.
+    Dev(RunArgs),
+    /// Run configured by flags and environment variables.
+    Serve(RunArgs),
+    /// Apply database migrations and exit.
+    Migrate {
+        /// `sqlite://…` or `postgres://…`
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MAXCLOUD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for the SQLite database and the tenant repositories (created if missing).
+    #[arg(long, env = "MAXCLOUD_DATA_DIR", default_value = ".maxcloud-dev")]
+    data_dir: PathBuf,
+    /// Database URL; default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory of the XRDs that make up the catalog.
+    #[arg(long, env = "MAXCLOUD_XRDS_DIR")]
+    xrds_dir: Option<PathBuf>,
+    /// Accept orders but do not drive them (another process runs the worker).
+    #[arg(long, env = "MAXCLOUD_NO_WORKER")]
+    no_worker: bool,
+    /// Log format.
+    #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+impl RunArgs {
+    fn config(&self) -> Config {
+        Config {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            xrds_dir: self.xrds_dir.clone().unwrap_or_else(default_xrds_dir),
+            run_worker: !self.no_worker,
+        }
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAXCLOUD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => {
+            init_logs(args.log_format.as_deref() == Some("json"));
+            let config = args.config();
+            let running = start_until_signal(&config).await?;
+            let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
+            println!("max-cloud order service (dev mode)");
+            println!("  API:          http://{}/api/v1", running.addr);
+            println!("  OpenAPI:      http://{}/api/v1/openapi.json", running.addr);
+            println!("  Git repos:    http://{}/git/<org>.git   (password: an API key)", running.addr);
+            println!("  data dir:     {}", data.display());
+            println!("  database:     {}", redact(&config.database_url()));
+            println!("  repositories: {}", data.join("repos").display());
+            println!("  catalog:      {}", config.xrds_dir.display());
+            println!("Try: maxcloud --api-url http://{} auth register --email me@example.com --org \"Acme Shop\"", running.addr);
+            running.wait().await
+        }
+        Command::Serve(args) => {
+            init_logs(args.log_format.as_deref() != Some("text"));
+            let config = args.config();
+            let running = start_until_signal(&config).await?;
+            tracing::info!(addr = %running.addr, data_dir = %config.data_dir.display(), "listening");
+            running.wait().await
+        }
+        Command::Migrate { database_url } => {
+            init_logs(false);
+            open_store(&database_url).await.context("migration failed")?;
+            println!("migrations applied to {}", redact(&database_url));
+            Ok(())
+        }
+    }
+}

@@ -95,6 +95,12 @@ impl Store {
         self.backend
     }
 
+    /// Cheap liveness check of the database connection.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -1,0 +1,65 @@
+//! The audit layer: every mutating call (POST, PUT, PATCH, DELETE), accepted or refused, gets one
+//! entry with who, what, the status and — for refusals — why.
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use maxcloud_store::AuditEntry;
+
+use crate::auth::Caller;
+use crate::error::ErrorNote;
+use crate::AppState;
+
+/// Set by handlers on their response: what the call acted on (`App/shop`, an order id, …).
+#[derive(Debug, Clone)]
+pub struct AuditTarget(pub String);
+
+pub async fn audit_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let path = req.uri().path().to_string();
+    let caller = req.extensions().get::<Caller>().cloned();
+    let resp = next.run(req).await;
+    let (tenant_id, actor) = match &caller {
+        Some(Caller::Key(p)) => (Some(p.tenant.id.clone()), Some(p.user.email.clone())),
+        _ => (None, None),
+    };
+    let entry = AuditEntry {
+        tenant_id,
+        actor,
+        method: method.to_string(),
+        action: action_name(&method, &path),
+        path,
+        status: resp.status().as_u16(),
+        target: resp.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
+        detail: resp.extensions().get::<ErrorNote>().map(|n| n.0.chars().take(1000).collect()),
+    };
+    if let Err(e) = state.store.audit(&entry).await {
+        tracing::error!(error = %e, ?entry, "cannot write audit entry");
+    }
+    resp
+}
+
+/// `POST /api/v1/orders/{id}/approve` -> `orders.approve`, `DELETE /api/v1/services/{id}` -> `services.delete`.
+fn action_name(method: &Method, path: &str) -> String {
+    let parts: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').filter(|s| !s.is_empty()).collect();
+    let resource = match parts.as_slice() {
+        ["auth", what, ..] => format!("auth.{what}"),
+        [what, ..] => what.to_string(),
+        [] => "root".into(),
+    };
+    let verb = match (method, parts.last()) {
+        (_, Some(&"approve")) => "approve",
+        (&Method::POST, _) if parts.len() <= 2 && resource.starts_with("auth.register") => "register",
+        (&Method::POST, _) => "create",
+        (&Method::DELETE, _) => "delete",
+        _ => "update",
+    };
+    if resource == "auth.register" {
+        return resource;
+    }
+    format!("{resource}.{verb}")
+}

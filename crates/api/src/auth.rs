@@ -1,0 +1,87 @@
+//! Authentication: API keys (`mc_…`) as bearer tokens, Git read tokens (`mcg_…`) for Flux.
+//!
+//! Keys are 192 bits of randomness; the store keeps only their SHA-256 (a slow password hash buys
+//! nothing for keys this long) and a short prefix to recognise them by.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use maxcloud_store::{NewKey, Principal, Role};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub const API_KEY_PREFIX: &str = "mc_";
+pub const GIT_TOKEN_PREFIX: &str = "mcg_";
+
+/// A fresh secret with `prefix`, and its stored (hashed) form.
+pub fn generate_key(prefix: &str, name: &str) -> (String, NewKey) {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("{prefix}{}", hex::encode(bytes));
+    let shown = secret[..prefix.len() + 8].to_string();
+    let key = NewKey { name: name.to_string(), prefix: shown, hash: hash_secret(&secret) };
+    (secret, key)
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Result of looking at the `Authorization` header, stored in request extensions by [`resolve_layer`].
+#[derive(Clone)]
+pub enum Caller {
+    Anonymous,
+    Invalid(&'static str),
+    Key(Box<Principal>),
+}
+
+/// Resolve the bearer key once per request, for the handlers ([`Auth`]) and the audit layer.
+pub async fn resolve_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let caller = match req.headers().get(header::AUTHORIZATION) {
+        None => Caller::Anonymous,
+        Some(value) => match value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) {
+            None => Caller::Invalid("Authorization header must be `Bearer mc_…`"),
+            Some(key) if !key.starts_with(API_KEY_PREFIX) || key.len() > 200 => {
+                Caller::Invalid("malformed API key: expected `mc_…`")
+            }
+            Some(key) => match state.store.principal_by_key_hash(&hash_secret(key)).await {
+                Ok(Some(p)) => Caller::Key(Box::new(p)),
+                Ok(None) => Caller::Invalid("invalid or revoked API key"),
+                Err(e) => return ApiError::internal(e).into_response(),
+            },
+        },
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// Extractor: the authenticated caller, or 401.
+pub struct Auth(pub Principal);
+
+impl Auth {
+    /// 403 unless the caller is an admin of their organisation.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this action needs the admin role in the organisation"))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::Key(p)) => Ok(Auth((**p).clone())),
+            Some(Caller::Invalid(why)) => Err(ApiError::unauthorized(*why)),
+            _ => Err(ApiError::unauthorized("missing API key: send `Authorization: Bearer mc_…`")),
+        }
+    }
+}

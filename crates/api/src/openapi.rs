@@ -1,0 +1,42 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' annotations (utoipa).
+
+use maxcloud_api_model as m;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "max-cloud API", description = "Order serverless apps and platform services; each order becomes a pull request in the tenant's Git repository."),
+    paths(
+        routes::health::healthz, routes::health::readyz,
+        routes::auth::register, routes::auth::status, routes::auth::create_key, routes::auth::list_keys,
+        routes::auth::delete_key, routes::auth::create_git_token,
+        routes::catalog::list, routes::catalog::get,
+        routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve,
+        routes::resources::list,
+        routes::services::create, routes::services::list, routes::services::get, routes::services::delete,
+        routes::events::stream,
+    ),
+    components(schemas(m::ErrorBody, m::ErrorDetail, m::Health)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("mc_…").build()),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

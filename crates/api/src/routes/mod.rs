@@ -1,0 +1,48 @@
+//! Route table of `/api/v1`. Each module holds the handlers of one resource.
+
+pub mod auth;
+pub mod catalog;
+pub mod events;
+pub mod git;
+pub mod health;
+pub mod orders;
+pub mod resources;
+pub mod services;
+
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::AppState;
+
+/// Response header telling clients whether a cluster reports back (`connected`) or orders end at
+/// `merged` (`none`); `maxcloud deploy --wait` reads it.
+pub const CLUSTER_HEADER: &str = "x-maxcloud-cluster";
+
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/status", get(auth::status))
+        .route("/auth/api-keys", post(auth::create_key).get(auth::list_keys))
+        .route("/auth/api-keys/{id}", delete(auth::delete_key))
+        .route("/auth/git-tokens", post(auth::create_git_token))
+        .route("/catalog", get(catalog::list))
+        .route("/catalog/{kind}", get(catalog::get))
+        .route("/orders", post(orders::create).get(orders::list))
+        .route("/orders/{id}", get(orders::get))
+        .route("/orders/{id}/approve", post(orders::approve))
+        .route("/resources", get(resources::list))
+        .route("/services", post(services::create).get(services::list))
+        .route("/services/{id}", get(services::get).delete(services::delete))
+        .route("/events", get(events::stream))
+        .route("/openapi.json", get(crate::openapi::document))
+        .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })
+}
+
+pub async fn cluster_header(State(state): State<AppState>, mut resp: Response) -> Response {
+    let value = if state.config.cluster_connected { "connected" } else { "none" };
+    resp.headers_mut().insert(CLUSTER_HEADER, HeaderValue::from_static(value));
+    resp
+}

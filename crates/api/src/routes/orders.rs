@@ -1,0 +1,140 @@
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Extension;
+use maxcloud_api_model as m;
+use maxcloud_catalog::{Action, ResourceName};
+use maxcloud_orders::{PlaceOrder, Placed};
+use maxcloud_store::{Principal, Tenant};
+use serde_json::Value;
+
+use crate::audit::AuditTarget;
+use crate::auth::Auth;
+use crate::convert;
+use crate::error::{ApiError, ApiResult};
+use crate::json::Json;
+use crate::AppState;
+
+/// Read the optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters").field("Idempotency-Key");
+    let s = v.to_str().map_err(|_| bad())?;
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_string()))
+}
+
+pub fn parse_name(raw: &str, field: &str) -> ApiResult<ResourceName> {
+    ResourceName::parse(raw).map_err(|e| ApiError::invalid(field, format!("{field}: {e}")))
+}
+
+/// Full wire view of an order (with its PR and history).
+pub async fn view(state: &AppState, tenant: &Tenant, order: &maxcloud_store::OrderRow) -> ApiResult<m::Order> {
+    let pr = state.store.pull_request_for(&order.id).await?;
+    let history = state.store.order_events(&order.id).await?;
+    Ok(convert::order(tenant, order, pr.as_ref(), &history))
+}
+
+pub fn requester(p: &Principal) -> String {
+    p.user.email.clone()
+}
+
+/// Place an order: validated against the catalog and stored; a pull request follows.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
+    request_body = m::CreateOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the original order")),
+    responses((status = 201, body = m::Order), (status = 200, body = m::Order, description = "idempotent replay"),
+        (status = 400, body = m::ErrorBody), (status = 401, body = m::ErrorBody), (status = 404, body = m::ErrorBody),
+        (status = 409, body = m::ErrorBody), (status = 422, body = m::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Json(req): Json<m::CreateOrderRequest>,
+) -> ApiResult<(StatusCode, Extension<AuditTarget>, axum::Json<m::Order>)> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let action: Action = match req.action.as_deref() {
+        None => Action::Create,
+        Some(a) => a.parse().map_err(|_| {
+            ApiError::invalid("action", format!("action {a:?} is not one of: create, update, delete"))
+        })?,
+    };
+    let name = parse_name(&req.name, "name")?;
+    let parameters = match req.parameters {
+        None => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::invalid("parameters", "parameters must be a JSON object")),
+    };
+    let target = format!("{}/{}", req.kind, name);
+    let placed = state
+        .orders
+        .place(PlaceOrder {
+            tenant: p.tenant.clone(),
+            action,
+            kind: req.kind,
+            name,
+            parameters,
+            requester: requester(&p),
+            idempotency_key,
+        })
+        .await
+        .map_err(|e| ApiError::from_order(e, "parameters.", &|_| None))?;
+    let Placed { order, created } = placed;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let view = view(&state, &p.tenant, &order).await?;
+    Ok((status, Extension(AuditTarget(format!("{target} order/{}", order.id))), axum::Json(view)))
+}
+
+/// The organisation's orders, newest first (`?limit=`, default 100, at most 1000).
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
+    params(("limit" = Option<i64>, Query)), responses((status = 200, body = [m::Order]), (status = 400, body = m::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<axum::Json<Vec<m::Order>>> {
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::bad_request("limit must be an integer from 1 to 1000").field("limit")),
+        },
+    };
+    let rows = state.store.orders(&p.tenant.id, limit).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(view(&state, &p.tenant, row).await?);
+    }
+    Ok(axum::Json(out))
+}
+
+/// One order with its pull request and state history.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("api_key" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = m::Order), (status = 404, body = m::ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<m::Order>> {
+    let order = state.store.order(&p.tenant.id, &id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id:?}")))?;
+    Ok(axum::Json(view(&state, &p.tenant, &order).await?))
+}
+
+/// Approve a review-required order (admins only); its pull request is merged next.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", tag = "orders", security(("api_key" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = m::Order), (status = 403, body = m::ErrorBody),
+        (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(Extension<AuditTarget>, axum::Json<m::Order>)> {
+    auth.require_admin()?;
+    let p = &auth.0;
+    let order = state
+        .orders
+        .approve(&p.tenant, &id, &requester(p))
+        .await
+        .map_err(|e| ApiError::from_order(e, "", &|_| None))?;
+    let view = view(&state, &p.tenant, &order).await?;
+    Ok((Extension(AuditTarget(format!("order/{id}"))), axum::Json(view)))
+}

@@ -1,0 +1,183 @@
+//! The typed facade of the seed API: a service is an `App` resource, created and deleted by orders.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Extension;
+use maxcloud_api_model as m;
+use maxcloud_catalog::{Action, ImageRef};
+use maxcloud_orders::PlaceOrder;
+use serde_json::{json, Map, Value};
+
+use super::orders::{idempotency_key, parse_name, requester};
+use crate::audit::AuditTarget;
+use crate::auth::Auth;
+use crate::convert;
+use crate::error::{ApiError, ApiResult};
+use crate::json::Json;
+use crate::AppState;
+
+const KIND: &str = "App";
+
+/// The App parameters a service request stands for.
+fn parameters(req: &m::CreateServiceRequest) -> Value {
+    let mut p = Map::new();
+    p.insert("image".into(), json!(req.image));
+    if let Some(port) = req.port {
+        p.insert("port".into(), json!(port));
+    }
+    if let Some(c) = &req.command {
+        p.insert("command".into(), json!(c));
+    }
+    if let Some(a) = &req.args {
+        p.insert("args".into(), json!(a));
+    }
+    if let Some(env) = &req.env_vars {
+        let list: Vec<Value> = env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+        p.insert("env".into(), Value::Array(list));
+    }
+    let mut scaling = Map::new();
+    if let Some(n) = req.min_scale {
+        scaling.insert("minScale".into(), json!(n));
+    }
+    if let Some(n) = req.max_scale {
+        scaling.insert("maxScale".into(), json!(n));
+    }
+    if let Some(n) = req.concurrency {
+        scaling.insert("containerConcurrency".into(), json!(n));
+    }
+    if !scaling.is_empty() {
+        p.insert("scaling".into(), Value::Object(scaling));
+    }
+    let mut resources = Map::new();
+    if let Some(c) = &req.cpu {
+        resources.insert("cpu".into(), json!(c));
+    }
+    if let Some(mem) = &req.memory {
+        resources.insert("memory".into(), json!(mem));
+    }
+    if !resources.is_empty() {
+        p.insert("resources".into(), Value::Object(resources));
+    }
+    if let Some(v) = &req.visibility {
+        p.insert("visibility".into(), json!(v));
+    }
+    Value::Object(p)
+}
+
+/// App parameter path -> the service request's field name.
+fn field_name(path: &str) -> Option<String> {
+    let head = path.split(['.', '[']).next().unwrap_or(path);
+    Some(
+        match path {
+            "scaling.minScale" => "min_scale",
+            "scaling.maxScale" => "max_scale",
+            "scaling.containerConcurrency" => "concurrency",
+            "resources.cpu" => "cpu",
+            "resources.memory" => "memory",
+            _ if head == "env" => "env_vars",
+            _ if head == "scaling" => "min_scale",
+            _ => return Some(path.to_string()),
+        }
+        .to_string(),
+    )
+}
+
+/// Deploy a container image as a service (an `App` create order).
+#[utoipa::path(post, path = "/api/v1/services", tag = "services", security(("api_key" = [])),
+    request_body = m::CreateServiceRequest,
+    responses((status = 201, body = m::Service), (status = 400, body = m::ErrorBody), (status = 401, body = m::ErrorBody),
+        (status = 409, body = m::ErrorBody), (status = 422, body = m::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Json(req): Json<m::CreateServiceRequest>,
+) -> ApiResult<(StatusCode, Extension<AuditTarget>, axum::Json<m::Service>)> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let name = parse_name(&req.name, "name")?;
+    ImageRef::parse(&req.image).map_err(|e| ApiError::invalid("image", format!("image: {e}")))?;
+    if let Some(env) = &req.env_vars {
+        if let Some(bad) = env.keys().find(|k| !valid_env_name(k)) {
+            return Err(ApiError::invalid(
+                "env_vars",
+                format!("env_vars: {bad:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"),
+            ));
+        }
+    }
+    let placed = state
+        .orders
+        .place(PlaceOrder {
+            tenant: p.tenant.clone(),
+            action: Action::Create,
+            kind: KIND.into(),
+            name: name.clone(),
+            parameters: parameters(&req),
+            requester: requester(&p),
+            idempotency_key,
+        })
+        .await
+        .map_err(|e| ApiError::from_order(e, "", &field_name))?;
+    let row = state
+        .store
+        .resource(&p.tenant.id, &placed.order.resource_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("resource of a stored order is missing"))?;
+    let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
+}
+
+fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The organisation's services.
+#[utoipa::path(get, path = "/api/v1/services", tag = "services", security(("api_key" = [])),
+    responses((status = 200, body = [m::Service]), (status = 401, body = m::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::Service>>> {
+    let rows = state.store.resources(&p.tenant.id, Some(KIND)).await?;
+    Ok(axum::Json(rows.iter().map(convert::service).collect()))
+}
+
+async fn find(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<maxcloud_store::ResourceRow> {
+    match state.store.resource(tenant_id, id).await? {
+        Some(r) if r.kind == KIND => Ok(r),
+        _ => Err(ApiError::not_found(format!("no service {id:?}"))),
+    }
+}
+
+/// One service.
+#[utoipa::path(get, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<m::Service>> {
+    Ok(axum::Json(convert::service(&find(&state, &p.tenant.id, &id).await?)))
+}
+
+/// Delete a service: a pull request removes its file; the service shows `deleting` until it is merged.
+#[utoipa::path(delete, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Extension<AuditTarget>)> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let row = find(&state, &p.tenant.id, &id).await?;
+    let name = parse_name(&row.name, "name")?;
+    let placed = state
+        .orders
+        .place(PlaceOrder {
+            tenant: p.tenant.clone(),
+            action: Action::Delete,
+            kind: KIND.into(),
+            name,
+            parameters: Value::Null,
+            requester: requester(&p),
+            idempotency_key,
+        })
+        .await
+        .map_err(|e| ApiError::from_order(e, "", &field_name))?;
+    Ok((StatusCode::NO_CONTENT, Extension(AuditTarget(format!("App/{} order/{}", row.name, placed.order.id)))))
+}

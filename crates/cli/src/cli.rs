@@ -1,0 +1,390 @@
+//! The command tree (clap derive).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+use crate::output::Format;
+
+/// The command-line client of max-cloud, the GitOps serverless container platform.
+///
+/// Credentials come from flags, then the environment (MAXCLOUD_API_URL, MAXCLOUD_API_KEY), then the
+/// credentials file written by `maxcloud auth register`
+/// ($XDG_CONFIG_HOME/maxcloud/credentials or ~/.config/maxcloud/credentials).
+#[derive(Debug, Parser)]
+#[command(
+    name = "maxcloud",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Base URL of the max-cloud API [default: from the credentials file, else http://127.0.0.1:8080]
+    #[arg(
+        long,
+        env = "MAXCLOUD_API_URL",
+        global = true,
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
+    pub api_url: Option<String>,
+
+    /// API key sent as bearer token [default: from the credentials file]
+    #[arg(
+        long,
+        env = "MAXCLOUD_API_KEY",
+        global = true,
+        value_name = "KEY",
+        hide_env_values = true,
+        help_heading = "Global options"
+    )]
+    pub api_key: Option<String>,
+
+    /// Output format; json and yaml print exactly one document on stdout
+    #[arg(short, long, value_enum, default_value_t = Format::Table, global = true, help_heading = "Global options")]
+    pub output: Format,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register, show who you are, manage API keys
+    #[command(subcommand)]
+    Auth(AuthCommand),
+
+    /// Deploy a container image as a serverless service (an App order)
+    Deploy(DeployArgs),
+
+    /// List services
+    #[command(visible_alias = "ls")]
+    List,
+
+    /// Show a service and its latest order
+    Status {
+        /// Service name
+        name: String,
+    },
+
+    /// Delete a service (opens a removal order)
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
+
+    /// List orders, or show / approve one
+    #[command(args_conflicts_with_subcommands = true)]
+    Orders(OrdersArgs),
+
+    /// Order any catalog service type: `maxcloud order App shop --set image=nginx`
+    Order(OrderArgs),
+
+    /// List orderable service types, or show the parameters of one
+    Catalog {
+        /// Kind (e.g. App) or plural (apps), case-insensitive
+        kind: Option<String>,
+    },
+
+    /// List the tenant's resources of every kind
+    Resources,
+
+    /// Print a shell completion script to stdout
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Create a user and organization; stores the API key in the credentials file
+    Register {
+        /// Your e-mail address
+        #[arg(long)]
+        email: String,
+        /// Organization name, e.g. "Acme Shop" (its slug becomes the tenant name)
+        #[arg(long = "org", value_name = "NAME")]
+        org: String,
+    },
+    /// Show the user, organization and API key in use
+    Status,
+    /// Manage API keys
+    #[command(
+        subcommand,
+        name = "api-keys",
+        visible_alias = "api-key",
+        alias = "keys"
+    )]
+    ApiKeys(ApiKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key (shown only once)
+    Create {
+        /// A name to recognise the key by
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List API keys (prefixes only)
+    #[command(visible_alias = "ls")]
+    List,
+    /// Revoke an API key
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// API key ID (from `maxcloud auth api-keys list`)
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Visibility {
+    Public,
+    Internal,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the order is ready (or merged, when the server has no cluster connected)
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait with --wait
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Container image, e.g. ghcr.io/acme/shop:1.2
+    pub image: String,
+    /// Service name (DNS-1123 label)
+    #[arg(long)]
+    pub name: String,
+    /// Container port
+    #[arg(long)]
+    pub port: Option<i64>,
+    /// Command (entrypoint) element; repeat for several. Each value is ONE element, with no shell
+    /// splitting: use `--command sh --command -c`, not `--command "sh -c"`
+    #[arg(long = "command", value_name = "C", allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// Argument element; repeat for several (one element each, no shell splitting)
+    #[arg(
+        long = "args",
+        visible_alias = "arg",
+        value_name = "A",
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+    /// Environment variable KEY=VALUE (the value may contain '='); repeat for several
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Minimum instances (0 = scale to zero)
+    #[arg(long)]
+    pub min_scale: Option<i64>,
+    /// Maximum instances
+    #[arg(long)]
+    pub max_scale: Option<i64>,
+    /// Concurrent requests per instance (0 = unlimited)
+    #[arg(long)]
+    pub concurrency: Option<i64>,
+    /// CPU request, e.g. 500m or 1
+    #[arg(long, value_name = "Q")]
+    pub cpu: Option<String>,
+    /// Memory request, e.g. 256Mi
+    #[arg(long, value_name = "Q")]
+    pub memory: Option<String>,
+    /// Who can reach the service
+    #[arg(long, value_enum)]
+    pub visibility: Option<Visibility>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Service name
+    pub name: String,
+    /// Wait until the service is gone
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait with --wait
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct OrdersArgs {
+    /// Show at most this many orders (newest first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    #[command(subcommand)]
+    pub command: Option<OrdersCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Show one order with its pull request and history
+    #[command(visible_alias = "get")]
+    Show {
+        /// Order ID
+        id: String,
+    },
+    /// Approve (merge) an order's pull request that awaits review
+    Approve {
+        /// Order ID
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// Catalog kind (App, Database, ...) or plural
+    pub kind: String,
+    /// Resource name (DNS-1123 label)
+    pub name: String,
+    /// Set a parameter: dotted key, `[N]` for array elements (`scaling.maxScale=5`, `env[0].name=FOO`).
+    /// The value is JSON when it parses as JSON (5, true, null, "5", [..], {..}), else a string
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Parameters file, YAML or JSON (`-` = stdin); --set values apply on top
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<String>,
+    /// What to do with the resource
+    #[arg(long, value_enum, default_value_t = Action::Create)]
+    pub action: Action,
+    /// Idempotency key: repeating an order with the same key returns the first order
+    #[arg(long, value_name = "K")]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("maxcloud").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn api_key_alias_and_orders_forms() {
+        for alias in ["api-keys", "api-key"] {
+            let cli = parse(&["auth", alias, "create", "--name", "ci"]).unwrap();
+            assert!(matches!(
+                cli.command,
+                Command::Auth(AuthCommand::ApiKeys(ApiKeysCommand::Create { name: Some(ref n) })) if n == "ci"
+            ));
+        }
+        let cli = parse(&["orders", "--limit", "5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Orders(OrdersArgs {
+                limit: Some(5),
+                command: None
+            })
+        ));
+        let cli = parse(&["orders", "show", "ord_1"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Orders(OrdersArgs {
+                command: Some(OrdersCommand::Show { .. }),
+                ..
+            })
+        ));
+        let cli = parse(&["-o", "json", "orders", "approve", "ord_1"]).unwrap();
+        assert_eq!(cli.output, Format::Json);
+    }
+
+    #[test]
+    fn deploy_repeated_flags_and_hyphen_values() {
+        let cli = parse(&[
+            "deploy",
+            "nginx",
+            "--name",
+            "shop",
+            "--command",
+            "sh",
+            "--command",
+            "-c",
+            "--args",
+            "echo hi",
+            "--env",
+            "A=1",
+            "-e",
+            "B=x=y",
+            "--visibility",
+            "internal",
+            "--wait",
+            "--timeout",
+            "5",
+            "-o",
+            "yaml",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, Format::Yaml);
+        let Command::Deploy(d) = cli.command else {
+            panic!("not deploy")
+        };
+        assert_eq!(d.command, ["sh", "-c"]);
+        assert_eq!(d.args, ["echo hi"]);
+        assert_eq!(d.env, ["A=1", "B=x=y"]);
+        assert_eq!(d.visibility, Some(Visibility::Internal));
+        assert!(d.wait.wait);
+        assert_eq!(d.wait.timeout, 5);
+        assert!(parse(&["deploy", "nginx"]).is_err(), "--name is required");
+        assert!(parse(&["deploy", "nginx", "--name", "x", "--visibility", "world"]).is_err());
+    }
+
+    #[test]
+    fn order_flags() {
+        let cli = parse(&[
+            "order",
+            "App",
+            "shop",
+            "--set",
+            "image=nginx",
+            "-f",
+            "-",
+            "--action",
+            "update",
+        ])
+        .unwrap();
+        let Command::Order(o) = cli.command else {
+            panic!("not order")
+        };
+        assert_eq!(o.action, Action::Update);
+        assert_eq!(o.file.as_deref(), Some("-"));
+        assert_eq!(o.set, ["image=nginx"]);
+    }
+}

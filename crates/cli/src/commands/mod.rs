@@ -1,0 +1,84 @@
+//! Command implementations, one module per area.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, OrdersCommand};
+use crate::client::Client;
+use crate::config::{self, Credentials};
+use crate::output::Format;
+
+pub mod auth;
+pub mod catalog;
+pub mod completions;
+pub mod orders;
+pub mod services;
+pub mod wait;
+
+/// API URL used when neither a flag, the environment nor the credentials file gives one.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
+
+/// What every command needs: the client, the output format and where credentials live.
+pub struct Ctx {
+    pub client: Client,
+    pub format: Format,
+    pub api_url: String,
+    pub credentials_path: Option<PathBuf>,
+}
+
+impl Ctx {
+    pub fn json_or_yaml(&self) -> bool {
+        self.format != Format::Table
+    }
+}
+
+/// Resolves the API URL and key (flag/env, then credentials file, then default) and runs the command.
+pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        return completions::run(shell);
+    }
+    let registering = matches!(
+        cli.command,
+        Command::Auth(crate::cli::AuthCommand::Register { .. })
+    );
+    let credentials_path = config::credentials_path().ok();
+    let stored = match &credentials_path {
+        Some(path) => match config::load(path) {
+            Ok(creds) => creds.unwrap_or_default(),
+            // `auth register` overwrites a broken file, so it must not be stopped by it.
+            Err(_) if registering => Credentials::default(),
+            Err(e) => return Err(e),
+        },
+        None => Credentials::default(),
+    };
+    let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let api_url = non_empty(cli.api_url)
+        .or_else(|| non_empty(stored.api_url.clone()))
+        .unwrap_or_else(|| DEFAULT_API_URL.to_string());
+    let api_key = non_empty(cli.api_key).or_else(|| non_empty(stored.api_key.clone()));
+    let client = Client::new(&api_url, api_key)?;
+    let ctx = Ctx {
+        api_url: client.base_url().to_string(),
+        client,
+        format: cli.output,
+        credentials_path,
+    };
+
+    match cli.command {
+        Command::Auth(cmd) => auth::run(&ctx, cmd).await,
+        Command::Deploy(args) => services::deploy(&ctx, args).await,
+        Command::List => services::list(&ctx).await,
+        Command::Status { name } => services::status(&ctx, &name).await,
+        Command::Delete(args) => services::delete(&ctx, args).await,
+        Command::Orders(args) => match args.command {
+            None => orders::list(&ctx, args.limit).await,
+            Some(OrdersCommand::Show { id }) => orders::show(&ctx, &id).await,
+            Some(OrdersCommand::Approve { id }) => orders::approve(&ctx, &id).await,
+        },
+        Command::Order(args) => orders::order(&ctx, args).await,
+        Command::Catalog { kind } => catalog::run(&ctx, kind.as_deref()).await,
+        Command::Resources => services::resources(&ctx).await,
+        Command::Completions { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,172 @@
+//! `maxcloud orders [show|approve]` and the generic `maxcloud order KIND NAME`.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use maxcloud_api_model::{CreateOrderRequest, Order};
+use serde_json::Value;
+
+use super::wait::follow_order;
+use super::Ctx;
+use crate::cli::{Action, OrderArgs};
+use crate::client::segment;
+use crate::output::{opt, print_doc, write_stdout, KeyValues, Table};
+use crate::params::build_params;
+
+fn order_path(id: &str) -> String {
+    format!("/api/v1/orders/{}", segment(id))
+}
+
+pub async fn list(ctx: &Ctx, limit: Option<u32>) -> Result<()> {
+    let path = match limit {
+        Some(n) => format!("/api/v1/orders?limit={n}"),
+        None => "/api/v1/orders".to_string(),
+    };
+    let orders: Vec<Order> = ctx.client.get(&path).await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &orders);
+    }
+    let mut table = Table::new(["ID", "STATE", "ACTION", "KIND", "NAME", "CREATED"]);
+    for o in &orders {
+        table.row([
+            o.id.clone(),
+            o.state.clone(),
+            o.action.clone(),
+            o.kind.clone(),
+            o.name.clone(),
+            o.created_at.clone(),
+        ]);
+    }
+    write_stdout(&table.render())
+}
+
+/// Human view of one order: summary, pull request, history.
+pub fn order_details(o: &Order) -> String {
+    let mut kv = KeyValues::new();
+    kv.add("id", &o.id)
+        .add("state", &o.state)
+        .add("action", &o.action)
+        .add("kind", &o.kind)
+        .add("name", &o.name)
+        .add("tenant", &o.tenant)
+        .add("requester", &o.requester)
+        .add("path", &o.path)
+        .add("resource", &o.resource_id);
+    if let Some(key) = &o.idempotency_key {
+        kv.add("idempotency key", key);
+    }
+    if let Some(err) = &o.error {
+        kv.add("error", err);
+    }
+    kv.add("created", &o.created_at)
+        .add("updated", &o.updated_at);
+    if let Some(pr) = &o.pull_request {
+        kv.add("pull request", format!("#{} {}", pr.number, pr.title))
+            .add("  state", &pr.state)
+            .add("  merge policy", &pr.merge_policy)
+            .add("  branch", &pr.branch)
+            .add("  head commit", &pr.head_commit)
+            .add("  merge commit", opt(pr.merge_commit.as_deref()));
+    }
+    let mut out = kv.render();
+    if !o.history.is_empty() {
+        let mut table = Table::new(["STATE", "AT", "MESSAGE"]);
+        for t in &o.history {
+            table.row([
+                t.state.clone(),
+                t.at.clone(),
+                t.message.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push_str("\nhistory:\n");
+        for line in table.render().lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if o.parameters.as_object().is_some_and(|m| !m.is_empty()) {
+        out.push_str("\nparameters:\n");
+        let json = serde_json::to_string_pretty(&o.parameters).unwrap_or_default();
+        for line in json.lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub async fn show(ctx: &Ctx, id: &str) -> Result<()> {
+    let order: Order = ctx.client.get(&order_path(id)).await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &order);
+    }
+    write_stdout(&order_details(&order))
+}
+
+pub async fn approve(ctx: &Ctx, id: &str) -> Result<()> {
+    let order: Order = ctx
+        .client
+        .post(
+            &format!("{}/approve", order_path(id)),
+            &Value::Object(Default::default()),
+        )
+        .await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &order);
+    }
+    let mut kv = KeyValues::new();
+    kv.add("approved", &order.id).add("state", &order.state);
+    if let Some(pr) = &order.pull_request {
+        kv.add("pull request", format!("#{} ({})", pr.number, pr.state));
+    }
+    write_stdout(&kv.render())
+}
+
+pub async fn order(ctx: &Ctx, args: OrderArgs) -> Result<()> {
+    let parameters = if args.action == Action::Delete && args.file.is_none() && args.set.is_empty()
+    {
+        None
+    } else {
+        Some(build_params(args.file.as_deref(), &args.set)?)
+    };
+    let req = CreateOrderRequest {
+        action: Some(args.action.as_str().to_string()),
+        kind: args.kind,
+        name: args.name,
+        parameters,
+    };
+    let headers: Vec<(&str, &str)> = match &args.idempotency_key {
+        Some(key) => vec![("Idempotency-Key", key.as_str())],
+        None => vec![],
+    };
+    let resp = ctx
+        .client
+        .post_full::<_, Order>("/api/v1/orders", &req, &headers)
+        .await?;
+    let mut order = resp.body;
+    if resp.status == reqwest::StatusCode::OK && !ctx.json_or_yaml() {
+        eprintln!("order {} already exists for this idempotency key", order.id);
+    }
+    if args.wait.wait {
+        order = follow_order(ctx, &order.id, Duration::from_secs(args.wait.timeout)).await?;
+    }
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &order);
+    }
+    let mut kv = KeyValues::new();
+    kv.add("order", &order.id)
+        .add("state", &order.state)
+        .add("action", &order.action)
+        .add("kind", &order.kind)
+        .add("name", &order.name)
+        .add("path", &order.path);
+    if let Some(pr) = &order.pull_request {
+        kv.add(
+            "pull request",
+            format!("#{} ({}, {})", pr.number, pr.state, pr.merge_policy),
+        );
+    }
+    write_stdout(&kv.render())
+}

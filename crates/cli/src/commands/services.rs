@@ -1,0 +1,290 @@
+//! `maxcloud deploy | list | status | delete | resources`: the typed App facade (`/api/v1/services`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use maxcloud_api_model::{CreateServiceRequest, Order, Resource, Service};
+use reqwest::Method;
+use serde::Serialize;
+
+use super::wait::{follow_order, settle, state_line, POLL};
+use super::Ctx;
+use crate::cli::{DeleteArgs, DeployArgs};
+use crate::client::segment;
+use crate::output::{opt, print_doc, write_stdout, KeyValues, Table};
+use crate::params::parse_env;
+
+fn service_path(id: &str) -> String {
+    format!("/api/v1/services/{}", segment(id))
+}
+
+pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
+    let env = parse_env(&args.env)?;
+    let req = CreateServiceRequest {
+        name: args.name,
+        image: args.image,
+        port: args.port,
+        command: (!args.command.is_empty()).then_some(args.command),
+        args: (!args.args.is_empty()).then_some(args.args),
+        env_vars: (!env.is_empty()).then_some(env),
+        min_scale: args.min_scale,
+        max_scale: args.max_scale,
+        concurrency: args.concurrency,
+        cpu: args.cpu,
+        memory: args.memory,
+        visibility: args.visibility.map(|v| v.as_str().to_string()),
+    };
+    let mut service: Service = ctx.client.post("/api/v1/services", &req).await?;
+    if args.wait.wait {
+        let order_id = service.order_id.clone().ok_or_else(|| {
+            anyhow!(
+                "service {} was created, but the server returned no order id to wait for",
+                service.name
+            )
+        })?;
+        if !ctx.json_or_yaml() {
+            eprintln!("deploying {} (order {order_id})", service.name);
+        }
+        follow_order(ctx, &order_id, Duration::from_secs(args.wait.timeout)).await?;
+        service = ctx.client.get(&service_path(&service.id)).await?;
+    }
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &service);
+    }
+    write_stdout(&service_details(&service, None))
+}
+
+fn service_details(s: &Service, order: Option<&Order>) -> String {
+    let mut kv = KeyValues::new();
+    kv.add("name", &s.name)
+        .add("id", &s.id)
+        .add("status", &s.status)
+        .add("image", &s.image)
+        .add("url", opt(s.url.as_deref()))
+        .add("port", s.port.to_string())
+        .add("scale", format!("{}..{}", s.min_scale, s.max_scale));
+    if !s.command.is_empty() {
+        kv.add("command", json_list(&s.command));
+    }
+    if !s.args.is_empty() {
+        kv.add("args", json_list(&s.args));
+    }
+    if !s.env_vars.is_empty() {
+        kv.add(
+            "env",
+            s.env_vars.keys().cloned().collect::<Vec<_>>().join(", "),
+        );
+    }
+    kv.add("created", &s.created_at)
+        .add("updated", &s.updated_at);
+    match (order, &s.order_id) {
+        (Some(o), _) => {
+            kv.add(
+                "order",
+                format!("{} ({} {}, {})", o.id, o.action, o.kind, o.state),
+            );
+            if let Some(pr) = &o.pull_request {
+                kv.add(
+                    "pull request",
+                    format!(
+                        "#{} {} ({}, {})",
+                        pr.number, pr.title, pr.state, pr.merge_policy
+                    ),
+                );
+            }
+            if let Some(err) = &o.error {
+                kv.add("order error", err);
+            }
+        }
+        (None, Some(id)) => {
+            kv.add("order", id);
+        }
+        (None, None) => {}
+    }
+    kv.render()
+}
+
+/// Shows list elements unambiguously: `["sh", "-c"]`.
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| items.join(" "))
+}
+
+pub async fn list(ctx: &Ctx) -> Result<()> {
+    let services: Vec<Service> = ctx.client.get("/api/v1/services").await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &services);
+    }
+    let mut table = Table::new(["NAME", "STATUS", "IMAGE", "URL", "MIN", "MAX", "UPDATED"]);
+    for s in &services {
+        table.row([
+            s.name.clone(),
+            s.status.clone(),
+            s.image.clone(),
+            opt(s.url.as_deref()),
+            s.min_scale.to_string(),
+            s.max_scale.to_string(),
+            s.updated_at.clone(),
+        ]);
+    }
+    write_stdout(&table.render())
+}
+
+async fn find_by_name(ctx: &Ctx, name: &str) -> Result<Service> {
+    let services: Vec<Service> = ctx.client.get("/api/v1/services").await?;
+    services
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| anyhow!("no service named \"{name}\""))
+}
+
+/// `maxcloud status NAME` in json/yaml: the service's fields plus its latest `order` (or null).
+#[derive(Serialize)]
+struct StatusView<'a> {
+    #[serde(flatten)]
+    service: &'a Service,
+    order: Option<&'a Order>,
+}
+
+pub async fn status(ctx: &Ctx, name: &str) -> Result<()> {
+    let service = find_by_name(ctx, name).await?;
+    let order: Option<Order> = match &service.order_id {
+        Some(id) => {
+            ctx.client
+                .get_opt(&format!("/api/v1/orders/{}", segment(id)))
+                .await?
+        }
+        None => None,
+    };
+    if ctx.json_or_yaml() {
+        return print_doc(
+            ctx.format,
+            &StatusView {
+                service: &service,
+                order: order.as_ref(),
+            },
+        );
+    }
+    write_stdout(&service_details(&service, order.as_ref()))
+}
+
+/// `maxcloud delete NAME` in json/yaml.
+#[derive(Serialize)]
+struct DeleteView<'a> {
+    id: &'a str,
+    name: &'a str,
+    /// `deleting` or `deleted`.
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<&'a str>,
+}
+
+pub async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
+    let service = find_by_name(ctx, &args.name).await?;
+    let path = service_path(&service.id);
+    ctx.client.delete(&path).await?;
+    let after: Option<Service> = ctx.client.get_opt(&path).await?;
+    let order_id = after.as_ref().and_then(|s| s.order_id.clone());
+    let mut gone = after.is_none();
+
+    if !gone && args.wait {
+        if !ctx.json_or_yaml() {
+            write_stdout(&deleting_line(&service.name, order_id.as_deref()))?;
+        }
+        wait_gone(
+            ctx,
+            &service,
+            &path,
+            order_id.as_deref(),
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+        gone = true;
+    }
+
+    if ctx.json_or_yaml() {
+        let view = DeleteView {
+            id: &service.id,
+            name: &service.name,
+            status: if gone { "deleted" } else { "deleting" },
+            order_id: order_id.as_deref(),
+        };
+        return print_doc(ctx.format, &view);
+    }
+    if gone {
+        write_stdout(&format!("deleted {}\n", service.name))
+    } else {
+        write_stdout(&deleting_line(&service.name, order_id.as_deref()))
+    }
+}
+
+fn deleting_line(name: &str, order_id: Option<&str>) -> String {
+    match order_id {
+        Some(id) => format!("deleting {name} (order {id})\n"),
+        None => format!("deleting {name}\n"),
+    }
+}
+
+/// Polls the service until it is 404, following its removal order's state on stderr.
+async fn wait_gone(
+    ctx: &Ctx,
+    service: &Service,
+    path: &str,
+    order_id: Option<&str>,
+    timeout: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut last_state: Option<String> = None;
+    loop {
+        let status = match ctx.client.get_opt::<Service>(path).await? {
+            None => return Ok(()),
+            Some(s) => s.status,
+        };
+        if let Some(id) = order_id {
+            let resp = ctx
+                .client
+                .request_full::<Order>(
+                    Method::GET,
+                    &format!("/api/v1/orders/{}", segment(id)),
+                    None,
+                    &[],
+                )
+                .await?;
+            let order = resp.body;
+            if last_state.as_deref() != Some(order.state.as_str()) {
+                eprintln!("{}", state_line(&order));
+                last_state = Some(order.state.clone());
+            }
+            if let Some(Err(e)) = settle(&order, &resp.headers) {
+                return Err(e);
+            }
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            bail!(
+                "timed out after {}s waiting for service {} to be deleted (status: {status})",
+                timeout.as_secs(),
+                service.name
+            );
+        }
+        tokio::time::sleep(POLL.min(timeout - elapsed)).await;
+    }
+}
+
+pub async fn resources(ctx: &Ctx) -> Result<()> {
+    let resources: Vec<Resource> = ctx.client.get("/api/v1/resources").await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &resources);
+    }
+    let mut table = Table::new(["KIND", "NAME", "STATUS", "URL", "ORDER", "UPDATED"]);
+    for r in &resources {
+        table.row([
+            r.kind.clone(),
+            r.name.clone(),
+            r.status.clone(),
+            opt(r.url.as_deref()),
+            r.order_id.clone(),
+            r.updated_at.clone(),
+        ]);
+    }
+    write_stdout(&table.render())
+}

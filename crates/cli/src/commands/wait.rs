@@ -1,0 +1,175 @@
+//! Following an order until it settles (`--wait`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use maxcloud_api_model::{order_state_is_terminal, order_state_reached, Order};
+use reqwest::{header::HeaderMap, Method};
+
+use super::Ctx;
+use crate::client::segment;
+
+/// Poll interval of `--wait`.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Response header the server sets (`X-Maxcloud-Cluster: none`) when no cluster is connected, so an order
+/// cannot get beyond `merged`.
+pub const CLUSTER_HEADER: &str = "x-maxcloud-cluster";
+
+pub fn no_cluster(headers: &HeaderMap) -> bool {
+    headers
+        .get(CLUSTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("none"))
+}
+
+/// The stderr progress line for a state change.
+pub fn state_line(order: &Order) -> String {
+    let mut line = format!("order {}: {}", order.id, order.state);
+    if order.state == "pr_open" {
+        if let Some(pr) = &order.pull_request {
+            if pr.merge_policy == "review" {
+                line.push_str(&format!(
+                    " (awaiting review: maxcloud orders approve {})",
+                    order.id
+                ));
+            }
+        }
+    }
+    line
+}
+
+/// Why a failed order failed: its error, else the last history message.
+pub fn failure_reason(order: &Order) -> Option<String> {
+    order
+        .error
+        .clone()
+        .or_else(|| order.history.iter().rev().find_map(|t| t.message.clone()))
+        .filter(|m| !m.trim().is_empty())
+}
+
+/// Whether polling should stop: `Some(Ok)` on success, `Some(Err)` on a failed order, `None` to go on.
+pub fn settle(order: &Order, headers: &HeaderMap) -> Option<Result<()>> {
+    match order.state.as_str() {
+        "ready" => Some(Ok(())),
+        s if order_state_is_terminal(s) => {
+            let reason = failure_reason(order)
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            Some(Err(anyhow::anyhow!(
+                "order {} {}{reason}",
+                order.id,
+                order.state
+            )))
+        }
+        s if order_state_reached(s, "merged") && no_cluster(headers) => Some(Ok(())),
+        _ => None,
+    }
+}
+
+/// Polls `GET /api/v1/orders/{id}` every 200 ms, printing each state change to stderr, until the order is
+/// ready, failed, or merged on a server without a cluster; errors on failure or after `timeout`.
+pub async fn follow_order(ctx: &Ctx, id: &str, timeout: Duration) -> Result<Order> {
+    let started = Instant::now();
+    let path = format!("/api/v1/orders/{}", segment(id));
+    let mut last_state: Option<String> = None;
+    loop {
+        let resp = ctx
+            .client
+            .request_full::<Order>(Method::GET, &path, None, &[])
+            .await?;
+        let order = resp.body;
+        if last_state.as_deref() != Some(order.state.as_str()) {
+            eprintln!("{}", state_line(&order));
+            last_state = Some(order.state.clone());
+        }
+        match settle(&order, &resp.headers) {
+            Some(Ok(())) => return Ok(order),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            bail!(
+                "timed out after {}s waiting for order {} (state: {})",
+                timeout.as_secs(),
+                order.id,
+                order.state
+            );
+        }
+        tokio::time::sleep(POLL.min(timeout - elapsed)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maxcloud_api_model::{OrderTransition, PullRequest};
+    use reqwest::header::HeaderValue;
+
+    fn order(state: &str) -> Order {
+        Order {
+            id: "ord_1".into(),
+            tenant: "acme".into(),
+            action: "create".into(),
+            kind: "App".into(),
+            name: "shop".into(),
+            parameters: serde_json::json!({}),
+            state: state.into(),
+            requester: "a@example.com".into(),
+            idempotency_key: None,
+            resource_id: "res_1".into(),
+            path: "apps/shop.yaml".into(),
+            pull_request: None,
+            error: None,
+            created_at: "2025-01-01T00:00:00Z".into(),
+            updated_at: "2025-01-01T00:00:00Z".into(),
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn settles_on_ready_failure_and_merged_without_cluster() {
+        let none = HeaderMap::new();
+        let mut no_cl = HeaderMap::new();
+        no_cl.insert("X-Maxcloud-Cluster", HeaderValue::from_static("none"));
+        assert!(matches!(settle(&order("ready"), &none), Some(Ok(()))));
+        assert!(settle(&order("pr_open"), &no_cl).is_none());
+        assert!(settle(&order("merged"), &none).is_none());
+        assert!(matches!(settle(&order("merged"), &no_cl), Some(Ok(()))));
+        assert!(matches!(settle(&order("applied"), &no_cl), Some(Ok(()))));
+        let mut failed = order("failed");
+        failed.history.push(OrderTransition {
+            state: "failed".into(),
+            at: "t".into(),
+            message: Some("image pull".into()),
+        });
+        let err = settle(&failed, &no_cl).unwrap().unwrap_err().to_string();
+        assert_eq!(err, "order ord_1 failed: image pull");
+        let err = settle(&order("rejected"), &none)
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "order ord_1 rejected");
+    }
+
+    #[test]
+    fn review_hint_on_pr_open() {
+        let mut o = order("pr_open");
+        assert_eq!(state_line(&o), "order ord_1: pr_open");
+        o.pull_request = Some(PullRequest {
+            number: 1,
+            branch: "b".into(),
+            state: "open".into(),
+            merge_policy: "review".into(),
+            head_commit: "c".into(),
+            merge_commit: None,
+            title: "t".into(),
+            body: "b".into(),
+        });
+        assert_eq!(
+            state_line(&o),
+            "order ord_1: pr_open (awaiting review: maxcloud orders approve ord_1)"
+        );
+    }
+}

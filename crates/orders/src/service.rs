@@ -1,0 +1,173 @@
+use std::sync::Arc;
+
+use maxcloud_catalog::{Action, Catalog, FieldError, ResourceName, ServiceType};
+use maxcloud_gitops::Repos;
+use maxcloud_store::{Accepted, NewOrder, OrderRow, Store, StoreError, Tenant};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::worker::{Worker, WorkerConfig};
+
+/// An order as the API hands it over: already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct PlaceOrder {
+    pub tenant: Tenant,
+    pub action: Action,
+    /// Catalog kind, plural or singular (case-insensitive).
+    pub kind: String,
+    pub name: ResourceName,
+    /// The resource's `spec` as ordered (before defaults). Ignored for deletes.
+    pub parameters: Value,
+    pub requester: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// The stored order and whether it was new (`false`: an idempotent replay).
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub order: OrderRow,
+    pub created: bool,
+}
+
+/// A change of an order's state, published on the event bus.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrderUpdate {
+    pub tenant_id: String,
+    pub order_id: String,
+    pub kind: String,
+    pub name: String,
+    pub state: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// The parameters break the schema or a CEL rule; the paths are relative to the parameters.
+    #[error("invalid parameters: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("unknown kind {0:?}: see GET /api/v1/catalog")]
+    UnknownKind(String),
+    #[error("{message}")]
+    Conflict { field: &'static str, message: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for OrderError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { field, message } => OrderError::Conflict { field, message },
+            StoreError::NotFound(what) => OrderError::NotFound(what),
+            StoreError::InvalidState(m) => OrderError::InvalidState(m),
+            other => OrderError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Entry point of the order workflow; cheap to clone.
+#[derive(Clone)]
+pub struct OrderService {
+    store: Store,
+    catalog: Arc<Catalog>,
+    worker: Worker,
+    events: broadcast::Sender<OrderUpdate>,
+}
+
+impl OrderService {
+    /// Build the service. With `config.run_worker`, the worker resumes every pending order at once.
+    pub fn new(store: Store, catalog: Arc<Catalog>, repos: Arc<Repos>, config: WorkerConfig) -> OrderService {
+        let (events, _) = broadcast::channel(4096);
+        let worker = Worker::start(store.clone(), catalog.clone(), repos, events.clone(), config);
+        OrderService { store, catalog, worker, events }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Live order state changes of all tenants (filter by `tenant_id`).
+    pub fn subscribe(&self) -> broadcast::Receiver<OrderUpdate> {
+        self.events.subscribe()
+    }
+
+    /// Validate and store an order; the worker takes it from there.
+    pub async fn place(&self, req: PlaceOrder) -> Result<Placed, OrderError> {
+        let ty = self.catalog.get(&req.kind).ok_or_else(|| OrderError::UnknownKind(req.kind.clone()))?;
+        let spec = match req.action {
+            Action::Delete => Value::Object(Default::default()),
+            Action::Create | Action::Update => ty.validate(&req.parameters).map_err(OrderError::Invalid)?,
+        };
+        let request_hash = req.idempotency_key.as_ref().map(|_| request_hash(ty, &req));
+        let new = NewOrder {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: req.tenant.id.clone(),
+            action: req.action.as_str().to_string(),
+            kind: ty.kind.clone(),
+            name: req.name.as_str().to_string(),
+            parameters: spec.to_string(),
+            requester: req.requester,
+            idempotency_key: req.idempotency_key,
+            request_hash,
+            path: ty.path_for(&req.name),
+            merge_policy: ty.merge_policy(req.action).as_str().to_string(),
+        };
+        let accepted = self.store.accept_order(new).await?;
+        let created = matches!(accepted, Accepted::Created(_));
+        let order = match accepted {
+            Accepted::Created(o) | Accepted::Replayed(o) => o,
+        };
+        if created {
+            let _ = self.events.send(OrderUpdate {
+                tenant_id: order.tenant_id.clone(),
+                order_id: order.id.clone(),
+                kind: order.kind.clone(),
+                name: order.name.clone(),
+                state: order.state.clone(),
+            });
+            self.worker.notify(&order.tenant_id);
+        }
+        Ok(Placed { order, created })
+    }
+
+    /// Approve a review-required order; the worker merges it.
+    pub async fn approve(&self, tenant: &Tenant, order_id: &str, approver: &str) -> Result<OrderRow, OrderError> {
+        let order = self.store.approve_order(&tenant.id, order_id, approver).await?;
+        self.worker.notify(&tenant.id);
+        Ok(order)
+    }
+
+    /// Create the tenant's Git repository (idempotent).
+    pub async fn init_tenant_repo(&self, tenant: &Tenant) -> Result<(), OrderError> {
+        self.worker.init_repo(tenant).await.map_err(|e| OrderError::Internal(e.to_string()))
+    }
+
+    /// Wait until the worker has nothing left to do (tests and benches).
+    pub async fn idle(&self) {
+        self.worker.idle().await
+    }
+}
+
+/// Fingerprint of an order request, to tell an idempotent replay from a different request that reuses
+/// the same key.
+fn request_hash(ty: &ServiceType, req: &PlaceOrder) -> String {
+    let mut h = Sha256::new();
+    h.update(req.action.as_str());
+    h.update([0]);
+    h.update(&ty.kind);
+    h.update([0]);
+    h.update(req.name.as_str());
+    h.update([0]);
+    if req.action != Action::Delete {
+        // serde_json's map is ordered, so equal documents serialise equally.
+        h.update(req.parameters.to_string());
+    }
+    hex::encode(h.finalize())
+}

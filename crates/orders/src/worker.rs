@@ -1,0 +1,340 @@
+//! The outbox worker: one lane per tenant, each driving that tenant's stored orders forward in order.
+//!
+//! Lanes are tokio tasks that exist only while their tenant has work; `notify` starts one or marks the
+//! running one dirty so it looks again before it ends. Git work (git2, blocking) runs in
+//! `spawn_blocking`. Every step is idempotent against what the repo and the store already hold:
+//! - the commit lives on `order/<id>`; an existing branch with the order's trailer is reused;
+//! - the PR row is unique per order; recording it again returns the existing one;
+//! - merging a branch main already contains is a no-op (`AlreadyMerged`).
+//!
+//! So after a crash between any two steps, the next pass redoes nothing twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use maxcloud_catalog::{Catalog, ResourceName, TenantSlug};
+use maxcloud_gitops::{self as gitops, Change, GitError, OrderText, Repos, Signature};
+use maxcloud_store::{NewPullRequest, OrderRow, Store, Tenant};
+use tokio::sync::{broadcast, Notify};
+
+use crate::failpoint;
+use crate::service::OrderUpdate;
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Drive orders at all (`false`: accept-only API node; another process runs the worker).
+    pub run_worker: bool,
+    /// Orders fetched per pass of a lane.
+    pub batch: i64,
+    /// How often to sweep the store for orders no notification announced (e.g. after a restart).
+    pub sweep_interval: Duration,
+    /// Committer of the order service's commits.
+    pub committer: Signature,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            run_worker: true,
+            batch: 64,
+            sweep_interval: Duration::from_secs(30),
+            committer: Signature { name: "max-cloud".into(), email: "orders@maxcloud.dev".into() },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Lanes {
+    /// tenant id -> dirty flag of its running lane.
+    running: HashMap<String, bool>,
+}
+
+struct Inner {
+    store: Store,
+    catalog: Arc<Catalog>,
+    repos: Arc<Repos>,
+    events: broadcast::Sender<OrderUpdate>,
+    config: WorkerConfig,
+    lanes: Mutex<Lanes>,
+    idle: Notify,
+}
+
+#[derive(Clone)]
+pub(crate) struct Worker {
+    inner: Arc<Inner>,
+}
+
+impl Worker {
+    pub(crate) fn start(
+        store: Store,
+        catalog: Arc<Catalog>,
+        repos: Arc<Repos>,
+        events: broadcast::Sender<OrderUpdate>,
+        config: WorkerConfig,
+    ) -> Worker {
+        let worker = Worker {
+            inner: Arc::new(Inner {
+                store,
+                catalog,
+                repos,
+                events,
+                config,
+                lanes: Mutex::new(Lanes::default()),
+                idle: Notify::new(),
+            }),
+        };
+        if worker.inner.config.run_worker {
+            let sweeper = worker.clone();
+            tokio::spawn(async move { sweeper.sweep_forever().await });
+        }
+        worker
+    }
+
+    /// Wake the lane of `tenant_id`.
+    pub(crate) fn notify(&self, tenant_id: &str) {
+        if !self.inner.config.run_worker {
+            return;
+        }
+        let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dirty) = lanes.running.get_mut(tenant_id) {
+            *dirty = true;
+            return;
+        }
+        lanes.running.insert(tenant_id.to_string(), false);
+        drop(lanes);
+        let worker = self.clone();
+        let tenant_id = tenant_id.to_string();
+        tokio::spawn(async move { worker.run_lane(tenant_id).await });
+    }
+
+    /// Resolves once no lane is running.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            if self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner()).running.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) async fn init_repo(&self, tenant: &Tenant) -> Result<(), GitError> {
+        let repos = self.inner.repos.clone();
+        let committer = self.inner.config.committer.clone();
+        let tenant = tenant.clone();
+        run_blocking(move || init_repo(&repos, &tenant, &committer)).await
+    }
+
+    async fn sweep_forever(&self) {
+        loop {
+            match self.inner.store.tenants_with_pending_orders().await {
+                Ok(tenants) => tenants.iter().for_each(|t| self.notify(t)),
+                Err(e) => tracing::warn!(error = %e, "sweep for pending orders failed"),
+            }
+            tokio::time::sleep(self.inner.config.sweep_interval).await;
+        }
+    }
+
+    async fn run_lane(&self, tenant_id: String) {
+        if let Err(e) = self.lane_passes(&tenant_id).await {
+            // The store is unavailable: leave the orders where they are; the sweep retries later.
+            tracing::error!(tenant = %tenant_id, error = %e, "order lane stopped");
+        }
+        let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes.running.remove(&tenant_id);
+        if lanes.running.is_empty() {
+            self.inner.idle.notify_waiters();
+        }
+    }
+
+    async fn lane_passes(&self, tenant_id: &str) -> Result<(), maxcloud_store::StoreError> {
+        let Some(tenant) = self.inner.store.tenant_by_id(tenant_id).await? else { return Ok(()) };
+        loop {
+            self.set_dirty(tenant_id, false);
+            let orders = self.inner.store.pending_orders(tenant_id, self.inner.config.batch).await?;
+            if orders.is_empty() {
+                let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
+                if lanes.running.get(tenant_id).copied().unwrap_or(false) {
+                    continue;
+                }
+                // Not dirty: end the lane while still holding the lock, so no notification is lost.
+                lanes.running.remove(tenant_id);
+                if lanes.running.is_empty() {
+                    self.inner.idle.notify_waiters();
+                }
+                return Ok(());
+            }
+            for order in orders {
+                self.drive(&tenant, order).await?;
+            }
+        }
+    }
+
+    fn set_dirty(&self, tenant_id: &str, dirty: bool) {
+        if let Some(d) = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner()).running.get_mut(tenant_id) {
+            *d = dirty;
+        }
+    }
+
+    /// Take one order as far as it can go now. Git failures fail the order; store failures stop the lane.
+    async fn drive(&self, tenant: &Tenant, order: OrderRow) -> Result<(), maxcloud_store::StoreError> {
+        let texts = match self.prepare(tenant, &order) {
+            Ok(t) => t,
+            Err(e) => return self.fail(&order, &e.to_string()).await,
+        };
+        let merge = order.merge_policy == "auto" || order.approved;
+        let repos = self.inner.repos.clone();
+        let committer = self.inner.config.committer.clone();
+        let tenant_owned = tenant.clone();
+        let texts_owned = texts.clone();
+        let git = run_blocking(move || git_steps(&repos, &tenant_owned, &texts_owned, &committer, merge)).await;
+        let (committed, merged) = match git {
+            Ok(r) => r,
+            Err(e @ GitError::NoChange(_)) => return self.fail(&order, &e.to_string()).await,
+            Err(e) => {
+                tracing::error!(order = %order.id, error = %e, "git step failed");
+                return self.fail(&order, &format!("git: {e}")).await;
+            }
+        };
+        let pr = NewPullRequest {
+            branch: committed.branch.clone(),
+            head_commit: committed.commit.clone(),
+            title: texts.pr_title.clone(),
+            body: texts.pr_body.clone(),
+        };
+        let state = match merged {
+            None => {
+                self.inner.store.record_pr_opened(&order, pr).await?;
+                failpoint::hit("after_pr_open");
+                "pr_open"
+            }
+            Some(outcome) => {
+                let note = match &outcome {
+                    gitops::MergeOutcome::FastForward { .. } => None,
+                    gitops::MergeOutcome::Regenerated { .. } => {
+                        Some("main had moved: the change was regenerated on the new main")
+                    }
+                    gitops::MergeOutcome::AlreadyMerged { .. } => Some("already on main (resumed)"),
+                };
+                let pr = NewPullRequest { head_commit: outcome.commit().to_string(), ..pr };
+                self.inner.store.record_merged(&order, pr, outcome.commit(), note).await?;
+                "merged"
+            }
+        };
+        self.publish(&order, state);
+        Ok(())
+    }
+
+    fn prepare(&self, tenant: &Tenant, order: &OrderRow) -> Result<OrderTexts, String> {
+        let ty = self.inner.catalog.get(&order.kind).ok_or_else(|| format!("kind {} left the catalog", order.kind))?;
+        let slug = TenantSlug::parse(&tenant.slug).map_err(|e| e.to_string())?;
+        let name = ResourceName::parse(&order.name).map_err(|e| e.to_string())?;
+        let content = if order.action == "delete" {
+            None
+        } else {
+            let spec: serde_json::Value = serde_json::from_str(&order.parameters).map_err(|e| e.to_string())?;
+            let object = ty.build_resource(&slug, &name, &order.id, &spec);
+            Some(maxcloud_catalog::to_yaml(&object).map_err(|e| e.to_string())?.into_bytes())
+        };
+        let text = OrderText {
+            order_id: order.id.clone(),
+            action: order.action.clone(),
+            kind: order.kind.clone(),
+            name: order.name.clone(),
+            path: order.path.clone(),
+            requester: order.requester.clone(),
+            tenant: tenant.slug.clone(),
+        };
+        Ok(OrderTexts {
+            order_id: order.id.clone(),
+            path: order.path.clone(),
+            content,
+            message: gitops::render_commit_message(&text).map_err(|e| e.to_string())?,
+            pr_title: gitops::render_pr_title(&text).map_err(|e| e.to_string())?,
+            pr_body: gitops::render_pr_body(&text).map_err(|e| e.to_string())?,
+            requester: order.requester.clone(),
+        })
+    }
+
+    async fn fail(&self, order: &OrderRow, error: &str) -> Result<(), maxcloud_store::StoreError> {
+        tracing::warn!(order = %order.id, %error, "order failed");
+        self.inner.store.record_failed(order, "failed", error).await?;
+        self.publish(order, "failed");
+        Ok(())
+    }
+
+    fn publish(&self, order: &OrderRow, state: &str) {
+        let _ = self.inner.events.send(OrderUpdate {
+            tenant_id: order.tenant_id.clone(),
+            order_id: order.id.clone(),
+            kind: order.kind.clone(),
+            name: order.name.clone(),
+            state: state.to_string(),
+        });
+    }
+}
+
+/// Everything the Git steps of one order need, rendered up front.
+#[derive(Debug, Clone)]
+struct OrderTexts {
+    order_id: String,
+    path: String,
+    content: Option<Vec<u8>>,
+    message: String,
+    pr_title: String,
+    pr_body: String,
+    requester: String,
+}
+
+fn init_repo(repos: &Repos, tenant: &Tenant, committer: &Signature) -> Result<(), GitError> {
+    if repos.exists(&tenant.slug) {
+        return Ok(());
+    }
+    let readme = gitops::render_readme(&gitops::ReadmeContext {
+        tenant_name: tenant.name.clone(),
+        slug: tenant.slug.clone(),
+        namespace: format!("mc-{}", tenant.slug),
+        clone_url_path: format!("/git/{}.git", tenant.slug),
+    })?;
+    repos.init_tenant(&tenant.slug, &readme, committer)?;
+    Ok(())
+}
+
+/// Commit the order on its branch and, if allowed, merge it. Blocking (git2).
+fn git_steps(
+    repos: &Repos,
+    tenant: &Tenant,
+    t: &OrderTexts,
+    committer: &Signature,
+    merge: bool,
+) -> Result<(gitops::Committed, Option<gitops::MergeOutcome>), GitError> {
+    init_repo(repos, tenant, committer)?;
+    let author = Signature { name: t.requester.clone(), email: t.requester.clone() };
+    let change = Change {
+        order_id: &t.order_id,
+        path: &t.path,
+        content: t.content.as_deref(),
+        message: &t.message,
+        author: &author,
+    };
+    failpoint::hit("before_commit");
+    let committed = repos.commit_order(&tenant.slug, &change)?;
+    failpoint::hit("after_commit");
+    if !merge {
+        return Ok((committed, None));
+    }
+    let outcome = repos.merge_order(&tenant.slug, &change)?;
+    failpoint::hit("after_merge");
+    Ok((committed, Some(outcome)))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, GitError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(GitError::Io(std::io::Error::other(format!("git task panicked: {e}")))),
+    }
+}

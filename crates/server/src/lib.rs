@@ -1,0 +1,158 @@
+//! Wiring of the order service: configuration -> store, catalog, repos, order service, HTTP server.
+//! The binary (`main.rs`) parses flags into [`Config`]; tests and benches call [`start`] directly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use maxcloud_api::{ApiConfig, AppState};
+use maxcloud_catalog::Catalog;
+use maxcloud_gitops::Repos;
+use maxcloud_orders::{OrderService, WorkerConfig};
+use maxcloud_store::Store;
+use tokio::sync::oneshot;
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/maxcloud.db`.
+    pub database_url: Option<String>,
+    pub xrds_dir: PathBuf,
+    pub run_worker: bool,
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("maxcloud.db").display()))
+    }
+    pub fn repos_dir(&self) -> PathBuf {
+        self.data_dir.join("repos")
+    }
+}
+
+/// The XRD directory used when none is configured: `MAXCLOUD_XRDS_DIR`, else `./xrds`, else the
+/// `xrds/` of the source tree this binary was built from.
+pub fn default_xrds_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("MAXCLOUD_XRDS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("xrds");
+    if local.is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xrds")
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub orders: OrderService,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stop accepting connections and wait for in-flight requests.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await??;
+        self.store.close().await;
+        Ok(())
+    }
+
+    /// Wait until the server ends (ctrl-c / SIGTERM when started with [`start_until_signal`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Open the store and apply migrations.
+pub async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await.with_context(|| format!("cannot open database {}", redact(url)))?;
+    store.migrate().await.context("cannot apply database migrations")?;
+    Ok(store)
+}
+
+/// Hide a password in a database URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Start the server; it runs until [`Running::stop`].
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let (tx, rx) = oneshot::channel();
+    start_with(config, async move {
+        let _ = rx.await;
+    }, Some(tx))
+    .await
+}
+
+/// Start the server; it runs until ctrl-c or SIGTERM.
+pub async fn start_until_signal(config: &Config) -> anyhow::Result<Running> {
+    start_with(config, shutdown_signal(), None).await
+}
+
+async fn start_with(
+    config: &Config,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: Option<oneshot::Sender<()>>,
+) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(config.repos_dir())?;
+    let catalog = Catalog::load_dir(&config.xrds_dir)
+        .with_context(|| format!("cannot load the catalog from {}", config.xrds_dir.display()))?;
+    let store = open_store(&config.database_url()).await?;
+    let repos = Arc::new(Repos::new(config.repos_dir()));
+    let worker = WorkerConfig { run_worker: config.run_worker, ..WorkerConfig::default() };
+    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos, worker);
+    let state = AppState {
+        orders: orders.clone(),
+        store: store.clone(),
+        config: Arc::new(ApiConfig { repos_root: config.repos_dir(), cluster_connected: false }),
+    };
+    let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until).await });
+    Ok(Running { addr, orders, store, shutdown, task })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
