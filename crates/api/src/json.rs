@@ -54,11 +54,16 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let path = err.path().to_string();
             let inner = err.into_inner();
             let message = inner.to_string();
-            // serde reports an unknown field at the path of its parent; name the field itself.
-            let unknown = message
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next())
-                .map(|f| if path == "." || path.is_empty() { f.to_string() } else { format!("{path}.{f}") });
+            // Name the unknown field itself (serde_path_to_error usually includes it in the path).
+            let unknown = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()).map(|f| {
+                if path == "." || path.is_empty() {
+                    f.to_string()
+                } else if path == f || path.ends_with(&format!(".{f}")) {
+                    path.clone()
+                } else {
+                    format!("{path}.{f}")
+                }
+            });
             let field = unknown.clone().or_else(|| (path != "." && !path.is_empty()).then_some(path));
             let status = match inner.classify() {
                 serde_json::error::Category::Syntax | serde_json::error::Category::Eof => StatusCode::BAD_REQUEST,

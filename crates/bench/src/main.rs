@@ -1,1 +1,272 @@
-fn main() {}
+//! `maxcloud-bench`: figures for the order pipeline, printed, never asserted.
+//!
+//! `orders`: the order service runs in-process on embedded defaults (SQLite, local Git provider) on a
+//! loopback port; clients place App orders over HTTP in a closed loop (each waits for its order to be
+//! merged before placing the next). Reported per concurrency level (1, 8, 64 clients):
+//! - accepted -> merged latency p50/p99, measured by the server (order events, µs clock);
+//! - client round trip (POST sent -> merge observed) p50/p99;
+//! - throughput in merged orders per second.
+//!
+//! Then the same at 1 and 8 clients in a tenant repo that already holds 10,000 resource files, and the
+//! bare Git step (commit on the order branch + fast-forward merge) in that repo.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use maxcloud_gitops::{Change, Repos, Signature};
+use maxcloud_server::{start, Config, Running};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+#[derive(Parser)]
+#[command(about = "max-cloud benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Order accepted -> PR merged on the local provider.
+    Orders {
+        /// Orders per client at each concurrency level.
+        #[arg(long, default_value_t = 0)]
+        per_client: usize,
+        /// Concurrency levels.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 64])]
+        clients: Vec<usize>,
+        /// Resource files to seed for the large-repo run.
+        #[arg(long, default_value_t = 10_000)]
+        large_repo_files: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::Orders { per_client, clients, large_repo_files } => orders(per_client, &clients, large_repo_files).await,
+    }
+}
+
+/// Routes merge notifications from the order service's event bus to waiting clients.
+#[derive(Clone, Default)]
+struct Waiters {
+    inner: Arc<Mutex<WaitState>>,
+}
+
+#[derive(Default)]
+struct WaitState {
+    waiting: HashMap<String, oneshot::Sender<Instant>>,
+    done_early: HashMap<String, Instant>,
+}
+
+impl Waiters {
+    fn spawn(running: &Running) -> Waiters {
+        let w = Waiters::default();
+        let mut rx = running.orders.subscribe();
+        let inner = w.inner.clone();
+        tokio::spawn(async move {
+            while let Ok(update) = rx.recv().await {
+                if update.state == "merged" || update.state == "failed" {
+                    let now = Instant::now();
+                    let mut s = inner.lock().unwrap();
+                    match s.waiting.remove(&update.order_id) {
+                        Some(tx) => {
+                            let _ = tx.send(now);
+                        }
+                        None => {
+                            s.done_early.insert(update.order_id, now);
+                        }
+                    }
+                }
+            }
+        });
+        w
+    }
+
+    async fn wait(&self, order_id: &str) -> Instant {
+        let rx = {
+            let mut s = self.inner.lock().unwrap();
+            if let Some(t) = s.done_early.remove(order_id) {
+                return t;
+            }
+            let (tx, rx) = oneshot::channel();
+            s.waiting.insert(order_id.to_string(), tx);
+            rx
+        };
+        rx.await.unwrap_or_else(|_| Instant::now())
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    running: Running,
+    http: reqwest::Client,
+    base: String,
+    waiters: Waiters,
+}
+
+async fn env() -> anyhow::Result<Env> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().join("data"),
+        database_url: None,
+        xrds_dir: maxcloud_server::default_xrds_dir(),
+        run_worker: true,
+    };
+    let running = start(&config).await?;
+    let base = format!("http://{}/api/v1", running.addr);
+    let waiters = Waiters::spawn(&running);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    Ok(Env { _dir: dir, running, http, base, waiters })
+}
+
+async fn register(env: &Env, org: &str) -> anyhow::Result<(String, String)> {
+    let resp = env
+        .http
+        .post(format!("{}/auth/register", env.base))
+        .json(&json!({"email": format!("{org}@bench.example"), "org_name": org}))
+        .send()
+        .await?;
+    let body: Value = resp.json().await?;
+    let key = body["api_key"].as_str().context("api_key")?.to_string();
+    let slug = body["organization"]["slug"].as_str().context("slug")?.to_string();
+    Ok((key, slug))
+}
+
+struct Run {
+    server: Histogram<u64>,
+    client: Histogram<u64>,
+    orders: usize,
+    wall: Duration,
+}
+
+async fn run_level(env: &Env, key: &str, prefix: &str, clients: usize, per_client: usize) -> anyhow::Result<Run> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let http = env.http.clone();
+        let base = env.base.clone();
+        let key = key.to_string();
+        let waiters = env.waiters.clone();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let sent = Instant::now();
+                let resp = http
+                    .post(format!("{base}/orders"))
+                    .bearer_auth(&key)
+                    .json(&json!({"kind": "App", "name": format!("{prefix}-{c}-{i}"), "parameters": {"image": "nginx:1.27"}}))
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let body: Value = resp.json().await?;
+                if status.as_u16() != 201 {
+                    bail!("order refused: {status} {body}");
+                }
+                let id = body["id"].as_str().context("order id")?.to_string();
+                let merged = waiters.wait(&id).await;
+                out.push((id, merged.duration_since(sent)));
+            }
+            Ok::<_, anyhow::Error>(out)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.extend(t.await??);
+    }
+    let wall = start.elapsed();
+    let mut server = Histogram::<u64>::new(3)?;
+    let mut client = Histogram::<u64>::new(3)?;
+    let store = &env.running.store;
+    for (id, rtt) in &results {
+        client.record(rtt.as_micros() as u64)?;
+        let events = store.order_events(id).await?;
+        let at = |s: &str| events.iter().find(|e| e.state == s).map(|e| e.at);
+        match (at("accepted"), at("merged")) {
+            (Some(a), Some(m)) => server.record((m - a).max(0) as u64)?,
+            _ => bail!("order {id} did not merge: {events:?}"),
+        }
+    }
+    Ok(Run { server, client, orders: results.len(), wall })
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn report(label: &str, clients: usize, r: &Run) {
+    println!(
+        "{label:<22} clients={clients:<3} orders={:<5} accepted->merged p50={:>7.2}ms p99={:>7.2}ms | client rtt p50={:>7.2}ms p99={:>7.2}ms | {:>7.1} orders/s",
+        r.orders,
+        ms(r.server.value_at_quantile(0.5)),
+        ms(r.server.value_at_quantile(0.99)),
+        ms(r.client.value_at_quantile(0.5)),
+        ms(r.client.value_at_quantile(0.99)),
+        r.orders as f64 / r.wall.as_secs_f64(),
+    );
+}
+
+async fn orders(per_client: usize, levels: &[usize], large: usize) -> anyhow::Result<()> {
+    println!("maxcloud-bench orders: SQLite + local Git provider, closed-loop HTTP clients on loopback");
+    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let env = env().await?;
+    let (key, _) = register(&env, "bench-small").await?;
+    // Warm-up: connections, page cache, first repo objects.
+    run_level(&env, &key, "warm", 4, 10).await?;
+    for &clients in levels {
+        let n = if per_client > 0 { per_client } else { (1024 / clients).clamp(16, 256) };
+        let r = run_level(&env, &key, &format!("c{clients}"), clients, n).await?;
+        report("small repo", clients, &r);
+    }
+
+    // A tenant whose repo already holds `large` resource files.
+    let (key, slug) = register(&env, "bench-large").await?;
+    let repos = Repos::new(env._dir.path().join("data/repos"));
+    let seed_start = Instant::now();
+    let files: Vec<(String, Vec<u8>)> = (0..large)
+        .map(|i| (format!("apps/seed-{i:05}.yaml"), format!("apiVersion: maxcloud.dev/v1alpha1\nkind: App\nmetadata:\n  name: seed-{i:05}\nspec:\n  image: nginx\n").into_bytes()))
+        .collect();
+    let author = Signature { name: "bench".into(), email: "bench@maxcloud.dev".into() };
+    repos.seed_files(&slug, &files, "seed resources", &author)?;
+    println!("seeded {large} files into {slug} in {:.2}s", seed_start.elapsed().as_secs_f64());
+    for clients in [1usize, 8] {
+        let n = if per_client > 0 { per_client } else { 256 / clients };
+        let r = run_level(&env, &key, &format!("big{clients}"), clients, n.max(32)).await?;
+        report(&format!("{large}-file repo"), clients, &r);
+    }
+
+    // The Git step alone in the large repo: commit on the order branch + fast-forward merge.
+    let mut git = Histogram::<u64>::new(3)?;
+    for i in 0..300 {
+        let order_id = format!("00000000-0000-4000-8000-{i:012}");
+        let path = format!("apps/gitonly-{i}.yaml");
+        let content = format!("kind: App\nmetadata:\n  name: gitonly-{i}\n");
+        let change = Change {
+            order_id: &order_id,
+            path: &path,
+            content: Some(content.as_bytes()),
+            message: "create App gitonly\n\nOrder-Id: bench\n",
+            author: &author,
+        };
+        let t = Instant::now();
+        repos.commit_order(&slug, &change)?;
+        repos.merge_order(&slug, &change)?;
+        git.record(t.elapsed().as_micros() as u64)?;
+    }
+    println!(
+        "git commit+merge in {}-file repo: p50={:.2}ms p99={:.2}ms max={:.2}ms (300 orders)",
+        large + 300,
+        ms(git.value_at_quantile(0.5)),
+        ms(git.value_at_quantile(0.99)),
+        ms(git.max())
+    );
+    env.running.stop().await?;
+    Ok(())
+}

@@ -96,6 +96,7 @@ async fn serve(
         query,
         content_type: header_str(header::CONTENT_TYPE),
         content_encoding: header_str(header::CONTENT_ENCODING),
+        git_protocol: headers.get("git-protocol").and_then(|v| v.to_str().ok()).map(String::from),
         remote_user: tenant.slug.clone(),
         body,
     };
