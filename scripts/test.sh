@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run every test of the workspace on a fresh machine:
+#   - installs the Debian packages the tests need when missing (git, PostgreSQL 15),
+#   - starts a throwaway PostgreSQL 15 on a free loopback port (the store suite runs on it and on SQLite),
+#   - builds the binaries the end-to-end tests run as processes (maxcloud-server, maxcloud),
+#   - runs `cargo test` over the workspace; extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v git >/dev/null 2>&1 || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then
+    echo "test.sh: installing git" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq git
+fi
+
+work=$(mktemp -d /tmp/maxcloud-test.XXXXXX)
+chmod 755 "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() {
+    scripts/postgres.sh stop "$work/pg" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+MAXCLOUD_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$work/pg" "$port")
+export MAXCLOUD_TEST_POSTGRES_URL
+echo "test.sh: PostgreSQL at $MAXCLOUD_TEST_POSTGRES_URL" >&2
+
+cargo build --workspace --bins --locked
+cargo test --workspace --locked "$@"

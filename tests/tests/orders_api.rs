@@ -1,0 +1,196 @@
+//! The order API beyond the walkthrough: review and approval, idempotency, live events, the OpenAPI
+//! document, Git read tokens, and the whole server on PostgreSQL.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use maxcloud_tests::{cli, git, order_ids_on_main, workspace_root, Api, Options, Server};
+use serde_json::json;
+
+fn review_xrds(tmp: &std::path::Path) -> std::path::PathBuf {
+    let dir = tmp.join("xrds");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(workspace_root().join("xrds/app.yaml"), dir.join("app.yaml")).unwrap();
+    std::fs::copy(workspace_root().join("tests/fixtures/xrds-review/widget.yaml"), dir.join("widget.yaml")).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn review_required_orders_wait_for_approval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options { xrds_dir: Some(review_xrds(tmp.path())), ..Default::default() });
+    let api = Api::new(&server);
+    let (key, slug) = api.register("a@example.com", "Review Co").await;
+    let api = api.with_key(&key);
+    let repo = server.repo_dir(&slug);
+
+    let (status, body) = api.post("/orders", &json!({"kind": "widget", "name": "w1", "parameters": {"size": 7}})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("parameters.size")), "the fixture's CEL rule: {body}");
+
+    let (status, order) = api.post("/orders", &json!({"kind": "widget", "name": "w1", "parameters": {"size": 3}})).await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    let order = api.wait_order(&id, "pr_open", Duration::from_secs(20)).await;
+    assert_eq!(order["pull_request"]["state"], "open");
+    assert_eq!(order["pull_request"]["merge_policy"], "review");
+    assert!(git(&repo, &["branch", "--list", &format!("order/{id}")]).contains(&id), "the PR branch exists");
+    assert!(!git(&repo, &["ls-tree", "-r", "--name-only", "main"]).contains("widgets/w1.yaml"), "not merged yet");
+
+    // main moves on meanwhile (an auto-merged App), so the approved PR is regenerated on the new main.
+    let (status, app) = api.post("/orders", &json!({"kind": "App", "name": "web", "parameters": {"image": "nginx"}})).await;
+    assert_eq!(status, 201);
+    api.wait_order(app["id"].as_str().unwrap(), "merged", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.get(&format!("/orders/{id}")).await.1["state"], "pr_open", "still waiting for review");
+
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = cli(&home, &server, &["--api-key", &key, "orders", "approve", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let order = api.wait_order(&id, "merged", Duration::from_secs(20)).await;
+    assert_eq!(order["state"], "merged");
+    let notes: Vec<String> = order["history"].as_array().unwrap().iter().filter_map(|h| h["message"].as_str().map(String::from)).collect();
+    assert!(notes.iter().any(|n| n.contains("approved by a@example.com")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("regenerated")), "{notes:?}");
+    let files = git(&repo, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.contains("widgets/w1.yaml") && files.contains("apps/web.yaml"), "{files}");
+    assert_eq!(order_ids_on_main(&repo).len(), 2);
+    assert!(git(&repo, &["rev-list", "--merges", "main"]).trim().is_empty(), "linear history");
+
+    let (status, _) = api.post(&format!("/orders/{id}/approve"), &json!({})).await;
+    assert_eq!(status, 409, "approving twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_key_replays_the_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let api = Api::new(&server);
+    let (key, slug) = api.register("a@example.com", "Idem").await;
+    let api = api.with_key(&key);
+    let body = json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx"}});
+    let send = |body: serde_json::Value| {
+        let api = api.clone();
+        async move { api.send(api.req(reqwest::Method::POST, "/orders").header("Idempotency-Key", "retry-1").json(&body)).await }
+    };
+    let (s1, first) = send(body.clone()).await;
+    let (s2, second) = send(body.clone()).await;
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(first["id"], second["id"]);
+    let (s3, third) = send(json!({"kind": "App", "name": "shop", "parameters": {"image": "httpd"}})).await;
+    assert_eq!((s3, third["error"]["field"].as_str()), (409, Some("Idempotency-Key")), "{third}");
+    api.wait_order(first["id"].as_str().unwrap(), "merged", Duration::from_secs(20)).await;
+    assert_eq!(order_ids_on_main(&server.repo_dir(&slug)).len(), 1, "one commit for the replayed order");
+    assert_eq!(api.get("/orders").await.1.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_reports_order_states() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let api = Api::new(&server);
+    let (key, _) = api.register("a@example.com", "Events").await;
+    let api = api.with_key(&key);
+    let resp = api.req(reqwest::Method::GET, "/events").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut stream = resp.bytes_stream();
+    let (status, order) = api.post("/orders", &json!({"kind": "App", "name": "live", "parameters": {"image": "nginx"}})).await;
+    assert_eq!(status, 201);
+    let id = order["id"].as_str().unwrap().to_string();
+    let mut seen = String::new();
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("\"merged\"") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("merged event within 20s");
+    assert!(seen.contains("event: order"), "{seen}");
+    assert!(seen.contains(&id) && seen.contains("\"accepted\"") && seen.contains("\"merged\""), "{seen}");
+    // Without a key there is no stream.
+    assert_eq!(Api::new(&server).get("/events").await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_catalog_and_health() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let api = Api::new(&server);
+    let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(reqwest::get(format!("{}/readyz", server.url)).await.unwrap().status(), 200);
+    let (status, doc) = api.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/auth/register", "/api/v1/services", "/api/v1/services/{id}", "/api/v1/orders", "/api/v1/orders/{id}/approve", "/api/v1/catalog", "/api/v1/resources"] {
+        assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
+    }
+    assert!(doc["components"]["schemas"].get("Order").is_some());
+    let (status, catalog) = api.get("/catalog").await;
+    assert_eq!(status, 200);
+    let app = catalog.as_array().unwrap().iter().find(|e| e["kind"] == "App").expect("App in the catalog");
+    assert_eq!(app["api_version"], "maxcloud.dev/v1alpha1");
+    assert_eq!(app["schema"]["properties"]["scaling"]["properties"]["maxScale"]["default"], 10);
+    assert!(app["rules"].as_array().unwrap().iter().any(|r| r["rule"].as_str().unwrap().contains("minScale")));
+    assert_eq!(api.get("/catalog/apps").await.0, 200);
+    assert_eq!(api.get("/catalog/nope").await.0, 404);
+    assert_eq!(api.get("/no-such-thing").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_read_token_clones_only_its_repo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let api = Api::new(&server);
+    let (key, slug) = api.register("a@example.com", "Flux Co").await;
+    let (_, other) = api.register("b@example.com", "Other Co").await;
+    let api = api.with_key(&key);
+    let (status, token) = api.post("/auth/git-tokens", &json!({})).await;
+    assert_eq!(status, 201, "{token}");
+    let token = token["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("mcg_"));
+    let url = |slug: &str| server.url.replacen("http://", &format!("http://flux:{token}@"), 1) + &format!("/git/{slug}.git");
+    git(tmp.path(), &["clone", "-q", &url(&slug), "mine"]);
+    assert!(tmp.path().join("mine/README.md").exists());
+    let denied = maxcloud_tests::git_output(tmp.path(), &["clone", "-q", &url(&other), "theirs"]);
+    assert!(!denied.status.success(), "a token opens only its own tenant's repo");
+    // A Git token is no API key.
+    assert_eq!(Api::new(&server).with_key(&token).get("/services").await.0, 401);
+}
+
+/// The whole server on PostgreSQL: concurrent orders end up on main exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_runs_on_postgres() {
+    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL")
+        .expect("MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15");
+    let name = format!("mc_e2e_{}", std::process::id());
+    let output = std::process::Command::new("psql")
+        .args([admin.as_str(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {name}"), "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let db = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options { database_url: Some(db), ..Default::default() });
+    assert!(!tmp.path().join("data/maxcloud.db").exists(), "no SQLite file when DATABASE_URL is set");
+    let api = Api::new(&server);
+    let (key, slug) = api.register("pg@example.com", "Postgres Shop").await;
+    let api = api.with_key(&key);
+    let ids: Vec<String> = futures::future::join_all((0..20).map(|i| {
+        let api = api.clone();
+        async move {
+            let (status, order) = api.post("/orders", &json!({"kind": "App", "name": format!("pg-{i}"), "parameters": {"image": "nginx"}})).await;
+            assert_eq!(status, 201, "{order}");
+            order["id"].as_str().unwrap().to_string()
+        }
+    }))
+    .await;
+    for id in &ids {
+        assert_eq!(api.wait_order(id, "merged", Duration::from_secs(30)).await["state"], "merged");
+    }
+    assert_eq!(order_ids_on_main(&server.repo_dir(&slug)).len(), 20);
+    assert_eq!(api.get("/services").await.1.as_array().unwrap().len(), 20);
+}
