@@ -122,6 +122,8 @@ async fn openapi_catalog_and_health() {
     let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.url)).await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "ok"}));
     assert_eq!(reqwest::get(format!("{}/readyz", server.url)).await.unwrap().status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("maxcloud_orders{state=\"merged\"} 0") && metrics.contains("maxcloud_tenants 0"), "{metrics}");
     let (status, doc) = api.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

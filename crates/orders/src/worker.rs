@@ -166,9 +166,34 @@ impl Worker {
                 }
                 return Ok(());
             }
+            let drained = (orders.len() as i64) < self.inner.config.batch;
             for order in orders {
                 self.drive(&tenant, order).await?;
             }
+            self.maybe_gc(&tenant, drained).await;
+        }
+    }
+
+    /// Pack the tenant repo when loose objects pile up: every order writes a few loose objects
+    /// (uncompressed trees, see `maxcloud_gitops`). Runs in the tenant's lane, so it never races an order
+    /// of the same tenant; preferably when the lane has drained, at the latest at a hard limit.
+    async fn maybe_gc(&self, tenant: &Tenant, drained: bool) {
+        const WHEN_IDLE: usize = 2_000;
+        const HARD_LIMIT: usize = 20_000;
+        let repos = self.inner.repos.clone();
+        let slug = tenant.slug.clone();
+        let result = run_blocking(move || {
+            let loose = repos.loose_objects_estimate(&slug)?;
+            if loose > HARD_LIMIT || (drained && loose > WHEN_IDLE) {
+                let start = std::time::Instant::now();
+                repos.gc(&slug)?;
+                tracing::info!(tenant = %slug, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo");
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(tenant = %tenant.slug, error = %e, "git gc failed");
         }
     }
 

@@ -303,6 +303,14 @@ impl Store {
         Ok(order)
     }
 
+    /// Number of orders per state, over all tenants (for metrics).
+    pub async fn order_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect::<sqlx::Result<_>>()?)
+    }
+
     pub async fn order(&self, tenant_id: &str, order_id: &str) -> Result<Option<OrderRow>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
         let row = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&self.pool).await?;
