@@ -42,13 +42,24 @@ enum Bench {
         /// Resource files to seed for the large-repo run.
         #[arg(long, default_value_t = 10_000)]
         large_repo_files: usize,
+        /// Where the data directory (SQLite file, repos) is created: a fresh temporary directory inside
+        /// it, removed at the end. Default `target/`, i.e. the disk the project lives on (on some
+        /// sandboxes /tmp is much slower at creating files than the project disk).
+        #[arg(long, default_value = "target")]
+        work_dir: std::path::PathBuf,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Server logs on stderr when asked for, e.g. MAXCLOUD_LOG=maxcloud_orders=debug.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("MAXCLOUD_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     match Cli::parse().bench {
-        Bench::Orders { per_client, clients, large_repo_files } => orders(per_client, &clients, large_repo_files).await,
+        Bench::Orders { per_client, clients, large_repo_files, work_dir } => {
+            orders(per_client, &clients, large_repo_files, &work_dir).await
+        }
     }
 }
 
@@ -110,8 +121,9 @@ struct Env {
     waiters: Waiters,
 }
 
-async fn env() -> anyhow::Result<Env> {
-    let dir = tempfile::tempdir()?;
+async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
+    std::fs::create_dir_all(work_dir)?;
+    let dir = tempfile::Builder::new().prefix("maxcloud-bench-").tempdir_in(work_dir)?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.path().join("data"),
@@ -213,10 +225,11 @@ fn report(label: &str, clients: usize, r: &Run) {
     );
 }
 
-async fn orders(per_client: usize, levels: &[usize], large: usize) -> anyhow::Result<()> {
+async fn orders(per_client: usize, levels: &[usize], large: usize, work_dir: &std::path::Path) -> anyhow::Result<()> {
     println!("maxcloud-bench orders: SQLite + local Git provider, closed-loop HTTP clients on loopback");
     println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let env = env().await?;
+    let env = env(work_dir).await?;
+    println!("data dir: {}", env._dir.path().display());
     let (key, _) = register(&env, "bench-small").await?;
     // Warm-up: connections, page cache, first repo objects.
     run_level(&env, &key, "warm", 4, 10).await?;

@@ -1,8 +1,10 @@
 //! Bare tenant repositories written with git2.
 
+use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use git2::build::TreeUpdateBuilder;
 use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, RepositoryInitOptions, Tree};
@@ -91,10 +93,49 @@ pub fn branch_for(order_id: &str) -> String {
 
 /// The directory holding all tenant repositories (`<root>/<slug>.git`).
 ///
-/// Cheap to clone; holds no open handles. All methods block (git2).
-#[derive(Debug, Clone)]
+/// Cheap to clone (clones share a pool of open repository handles). All methods block (git2).
+#[derive(Clone)]
 pub struct Repos {
     root: PathBuf,
+    /// Idle open handles per slug. Opening a repository costs dozens of file system calls (config
+    /// discovery, ref and object database setup) — more than the rest of an order's Git work — so
+    /// handles are reused. A handle is used by one thread at a time (taken out of the pool).
+    /// libgit2 re-reads refs from disk and refreshes its pack list when an object is missing, so a
+    /// pooled handle stays correct after `git gc`.
+    pool: Arc<Mutex<HashMap<String, Vec<Repository>>>>,
+}
+
+impl std::fmt::Debug for Repos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repos").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+/// An open repository borrowed from the pool; returned to it on drop.
+struct PooledRepo<'a> {
+    repo: Option<Repository>,
+    slug: &'a str,
+    pool: &'a Mutex<HashMap<String, Vec<Repository>>>,
+}
+
+impl Deref for PooledRepo<'_> {
+    type Target = Repository;
+    fn deref(&self) -> &Repository {
+        // Always Some until drop.
+        self.repo.as_ref().unwrap_or_else(|| unreachable!("pooled repository taken"))
+    }
+}
+
+impl Drop for PooledRepo<'_> {
+    fn drop(&mut self) {
+        if let Some(repo) = self.repo.take() {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            let idle = pool.entry(self.slug.to_string()).or_default();
+            if idle.len() < 4 {
+                idle.push(repo);
+            }
+        }
+    }
 }
 
 /// Process-wide libgit2 settings, applied once.
@@ -117,7 +158,7 @@ impl Repos {
     /// repositories.
     pub fn new(root: impl Into<PathBuf>) -> Repos {
         configure_libgit2();
-        Repos { root: root.into() }
+        Repos { root: root.into(), pool: Arc::default() }
     }
 
     /// The root directory.
@@ -132,15 +173,20 @@ impl Repos {
 
     /// Whether the tenant's repository exists.
     pub fn exists(&self, slug: &str) -> bool {
-        valid_slug(slug).is_ok() && Repository::open_bare(self.path(slug)).is_ok()
+        valid_slug(slug).is_ok() && self.open(slug).is_ok()
     }
 
-    fn open(&self, slug: &str) -> Result<Repository, GitError> {
+    fn open<'a>(&'a self, slug: &'a str) -> Result<PooledRepo<'a>, GitError> {
         valid_slug(slug)?;
-        Repository::open_bare(self.path(slug)).map_err(|err| match err.code() {
-            ErrorCode::NotFound => GitError::NotFound(format!("repository {slug}")),
-            _ => GitError::Git(err),
-        })
+        let idle = self.pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(slug).and_then(Vec::pop);
+        let repo = match idle {
+            Some(repo) => repo,
+            None => Repository::open_bare(self.path(slug)).map_err(|err| match err.code() {
+                ErrorCode::NotFound => GitError::NotFound(format!("repository {slug}")),
+                _ => GitError::Git(err),
+            })?,
+        };
+        Ok(PooledRepo { repo: Some(repo), slug, pool: &self.pool })
     }
 
     /// Create the tenant's bare repository with an initial commit on `main` holding `README.md`.

@@ -2,7 +2,7 @@
 //!
 //! `MAXCLOUD_FAILPOINT=<name>[:<n>]` aborts the process (like `kill -9`: no destructors, no flushing)
 //! the `n`-th time (default: first) the worker passes the named point. Points: `before_commit`,
-//! `after_commit`, `after_pr_open`, `after_merge`. Unset, this costs one relaxed atomic load.
+//! `after_commit`, `after_merge`, `after_record`. Unset, this costs one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use maxcloud_catalog::{Catalog, ResourceName, TenantSlug};
 use maxcloud_gitops::{self as gitops, Change, GitError, OrderText, Repos, Signature};
-use maxcloud_store::{NewPullRequest, OrderRow, Store, Tenant};
+use maxcloud_store::{NewPullRequest, OrderRow, Outcome, Store, Tenant};
 use tokio::sync::{broadcast, Notify};
 
 use crate::failpoint;
@@ -167,9 +167,7 @@ impl Worker {
                 return Ok(());
             }
             let drained = (orders.len() as i64) < self.inner.config.batch;
-            for order in orders {
-                self.drive(&tenant, order).await?;
-            }
+            self.drive_batch(&tenant, orders).await?;
             self.maybe_gc(&tenant, drained).await;
         }
     }
@@ -203,52 +201,102 @@ impl Worker {
         }
     }
 
-    /// Take one order as far as it can go now. Git failures fail the order; store failures stop the lane.
-    async fn drive(&self, tenant: &Tenant, order: OrderRow) -> Result<(), maxcloud_store::StoreError> {
-        let texts = match self.prepare(tenant, &order) {
-            Ok(t) => t,
-            Err(e) => return self.fail(&order, &e.to_string()).await,
-        };
-        let merge = order.merge_policy == "auto" || order.approved;
+    /// Take a batch of orders as far as each can go now: the Git steps one after the other (in order,
+    /// in one blocking task), then all outcomes in one store transaction. Git failures fail the order;
+    /// store failures stop the lane (the orders stay pending and are retried).
+    async fn drive_batch(&self, tenant: &Tenant, orders: Vec<OrderRow>) -> Result<(), maxcloud_store::StoreError> {
+        let jobs: Vec<(OrderRow, Result<OrderTexts, String>)> = orders
+            .into_iter()
+            .map(|o| {
+                let texts = self.prepare(tenant, &o);
+                (o, texts)
+            })
+            .collect();
         let repos = self.inner.repos.clone();
         let committer = self.inner.config.committer.clone();
         let tenant_owned = tenant.clone();
-        let texts_owned = texts.clone();
-        let git = run_blocking(move || git_steps(&repos, &tenant_owned, &texts_owned, &committer, merge)).await;
-        let (committed, merged) = match git {
-            Ok(r) => r,
-            Err(e @ GitError::NoChange(_)) => return self.fail(&order, &e.to_string()).await,
-            Err(e) => {
-                tracing::error!(order = %order.id, error = %e, "git step failed");
-                return self.fail(&order, &format!("git: {e}")).await;
+        let t0 = std::time::Instant::now();
+        let results = run_blocking(move || {
+            Ok(jobs
+                .into_iter()
+                .map(|(order, texts)| {
+                    let merge = order.merge_policy == "auto" || order.approved;
+                    let git = texts.and_then(|t| {
+                        git_steps(&repos, &tenant_owned, &t, &committer, merge)
+                            .map(|r| (t, r))
+                            .map_err(|e| match e {
+                                GitError::NoChange(_) => e.to_string(),
+                                other => format!("git: {other}"),
+                            })
+                    });
+                    (order, git)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+        // Only a panic in the Git task lands here: stop the lane; the sweep retries later.
+        .map_err(|e| maxcloud_store::StoreError::InvalidState(e.to_string()))?;
+        let git_us = t0.elapsed().as_micros() as u64;
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut published = Vec::with_capacity(results.len());
+        for (order, git) in results {
+            let (texts, (committed, merged)) = match git {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::warn!(order = %order.id, %error, "order failed");
+                    published.push((order.clone(), "failed"));
+                    outcomes.push(Outcome::Failed { order, state: "failed".into(), error });
+                    continue;
+                }
+            };
+            let pr = NewPullRequest {
+                branch: committed.branch.clone(),
+                head_commit: committed.commit.clone(),
+                title: texts.pr_title.clone(),
+                body: texts.pr_body.clone(),
+            };
+            match merged {
+                None => {
+                    published.push((order.clone(), "pr_open"));
+                    outcomes.push(Outcome::Opened { order, pr });
+                }
+                Some(outcome) => {
+                    let message = match &outcome {
+                        gitops::MergeOutcome::FastForward { .. } => None,
+                        gitops::MergeOutcome::Regenerated { .. } => {
+                            Some("main had moved: the change was regenerated on the new main".to_string())
+                        }
+                        gitops::MergeOutcome::AlreadyMerged { .. } => Some("already on main (resumed)".to_string()),
+                    };
+                    let pr = NewPullRequest { head_commit: outcome.commit().to_string(), ..pr };
+                    published.push((order.clone(), "merged"));
+                    outcomes.push(Outcome::Merged { order, pr, merge_commit: outcome.commit().to_string(), message });
+                }
             }
-        };
-        let pr = NewPullRequest {
-            branch: committed.branch.clone(),
-            head_commit: committed.commit.clone(),
-            title: texts.pr_title.clone(),
-            body: texts.pr_body.clone(),
-        };
-        let state = match merged {
-            None => {
-                self.inner.store.record_pr_opened(&order, pr).await?;
-                failpoint::hit("after_pr_open");
-                "pr_open"
+        }
+        self.inner.store.record_outcomes(outcomes).await?;
+        failpoint::hit("after_record");
+        tracing::debug!(
+            tenant = %tenant.slug, orders = published.len(), git_us,
+            store_us = (t0.elapsed().as_micros() as u64).saturating_sub(git_us), "order batch recorded"
+        );
+        for (order, state) in &published {
+            self.publish(order, state);
+        }
+        // Merged PR branches are deleted, as a forge does after a merge: libgit2 checks a new ref name
+        // against every existing ref, so thousands of stale branches would slow every commit down.
+        // The store knows these orders are merged now, so the branches are no longer needed for
+        // resuming; a crash before this point only leaves a stale branch behind.
+        let merged: Vec<String> =
+            published.iter().filter(|(_, s)| *s == "merged").map(|(o, _)| gitops::branch_for(&o.id)).collect();
+        if !merged.is_empty() {
+            let repos = self.inner.repos.clone();
+            let slug = tenant.slug.clone();
+            let deleted = run_blocking(move || merged.iter().try_for_each(|b| repos.delete_branch(&slug, b))).await;
+            if let Err(e) = deleted {
+                tracing::warn!(tenant = %tenant.slug, error = %e, "cannot delete merged branches");
             }
-            Some(outcome) => {
-                let note = match &outcome {
-                    gitops::MergeOutcome::FastForward { .. } => None,
-                    gitops::MergeOutcome::Regenerated { .. } => {
-                        Some("main had moved: the change was regenerated on the new main")
-                    }
-                    gitops::MergeOutcome::AlreadyMerged { .. } => Some("already on main (resumed)"),
-                };
-                let pr = NewPullRequest { head_commit: outcome.commit().to_string(), ..pr };
-                self.inner.store.record_merged(&order, pr, outcome.commit(), note).await?;
-                "merged"
-            }
-        };
-        self.publish(&order, state);
+        }
         Ok(())
     }
 
@@ -281,13 +329,6 @@ impl Worker {
             pr_body: gitops::render_pr_body(&text).map_err(|e| e.to_string())?,
             requester: order.requester.clone(),
         })
-    }
-
-    async fn fail(&self, order: &OrderRow, error: &str) -> Result<(), maxcloud_store::StoreError> {
-        tracing::warn!(order = %order.id, %error, "order failed");
-        self.inner.store.record_failed(order, "failed", error).await?;
-        self.publish(order, "failed");
-        Ok(())
     }
 
     fn publish(&self, order: &OrderRow, state: &str) {

@@ -17,7 +17,7 @@ mod orders;
 mod resources;
 mod tenants;
 
-pub use orders::Accepted;
+pub use orders::{Accepted, Outcome};
 pub use tenants::{NewKey, Registration};
 
 pub use db::{now_us, Backend, Store};

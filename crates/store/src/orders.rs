@@ -7,6 +7,17 @@ use sqlx::{Any, Row, Transaction};
 use crate::model::{self, NewOrder, NewPullRequest, OrderEvent, OrderRow, PullRequestRow, ORDER_COLUMNS, PR_COLUMNS};
 use crate::{is_unique_violation, now_us, Result, Store, StoreError};
 
+/// What the worker did with one order, recorded by [`Store::record_outcomes`].
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The PR is open and waits for review.
+    Opened { order: OrderRow, pr: NewPullRequest },
+    /// The PR was merged into main with `merge_commit`.
+    Merged { order: OrderRow, pr: NewPullRequest, merge_commit: String, message: Option<String> },
+    /// The order failed (`state` = `failed` or `rejected`).
+    Failed { order: OrderRow, state: String, error: String },
+}
+
 /// What `accept_order` did.
 #[derive(Debug, Clone)]
 pub enum Accepted {
@@ -190,11 +201,8 @@ impl Store {
 
     /// Record the order's pull request as opened (`pr_open`). Idempotent: an existing PR is returned.
     pub async fn record_pr_opened(&self, order: &OrderRow, pr: NewPullRequest) -> Result<PullRequestRow> {
-        let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
-        let row = open_pr(&mut tx, order, &pr).await?;
-        tx.commit().await?;
-        Ok(row)
+        let rows = self.record_outcomes(vec![Outcome::Opened { order: order.clone(), pr }]).await?;
+        rows.into_iter().flatten().next().ok_or(StoreError::NotFound("pull request"))
     }
 
     /// Record the order's pull request as merged with `merge_commit` (opening it first if it was not
@@ -206,70 +214,42 @@ impl Store {
         merge_commit: &str,
         message: Option<&str>,
     ) -> Result<PullRequestRow> {
-        let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
-        let mut row = open_pr(&mut tx, order, &pr).await?;
-        if row.state != "merged" {
-            let now = now_us();
-            sqlx::query(
-                "UPDATE pull_requests SET state = 'merged', head_commit = $1, merge_commit = $2, updated_at = $3 \
-                 WHERE id = $4",
-            )
-            .bind(&pr.head_commit)
-            .bind(merge_commit)
-            .bind(now)
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await?;
-            set_state(&mut tx, &order.id, "merged", now, message).await?;
-            if order.action == "delete" {
-                sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
-                    .bind(&order.resource_id)
-                    .bind(&order.id)
-                    .execute(&mut *tx)
-                    .await?;
-            } else {
-                sqlx::query("UPDATE resources SET updated_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(&order.resource_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            row.state = "merged".into();
-            row.head_commit = pr.head_commit;
-            row.merge_commit = Some(merge_commit.to_string());
-            row.updated_at = now;
-        }
-        tx.commit().await?;
-        Ok(row)
+        let outcome = Outcome::Merged {
+            order: order.clone(),
+            pr,
+            merge_commit: merge_commit.to_string(),
+            message: message.map(String::from),
+        };
+        let rows = self.record_outcomes(vec![outcome]).await?;
+        rows.into_iter().flatten().next().ok_or(StoreError::NotFound("pull request"))
     }
 
     /// Move the order to `failed` (or `rejected`), closing its PR, and undo its effect on the resource row.
     pub async fn record_failed(&self, order: &OrderRow, state: &str, error: &str) -> Result<()> {
+        let outcome = Outcome::Failed { order: order.clone(), state: state.to_string(), error: error.to_string() };
+        self.record_outcomes(vec![outcome]).await.map(|_| ())
+    }
+
+    /// Record what the worker did with a batch of orders, in one transaction (one commit for many
+    /// orders keeps the single SQLite writer free for the API). Returns each outcome's PR, if any.
+    pub async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<Option<PullRequestRow>>> {
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
-        let now = now_us();
-        sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4")
-            .bind(state)
-            .bind(error)
-            .bind(now)
-            .bind(&order.id)
-            .execute(&mut *tx)
-            .await?;
-        event(&mut tx, &order.id, state, now, Some(error)).await?;
-        sqlx::query("UPDATE pull_requests SET state = 'closed', updated_at = $1 WHERE order_id = $2 AND state = 'open'")
-            .bind(now)
-            .bind(&order.id)
-            .execute(&mut *tx)
-            .await?;
-        let undo = match order.action.as_str() {
-            "create" => "UPDATE resources SET status = 'failed', updated_at = $1 WHERE id = $2 AND order_id = $3",
-            "delete" => "UPDATE resources SET status = 'pending', updated_at = $1 WHERE id = $2 AND order_id = $3",
-            _ => "UPDATE resources SET updated_at = $1 WHERE id = $2 AND order_id = $3",
-        };
-        sqlx::query(undo).bind(now).bind(&order.resource_id).bind(&order.id).execute(&mut *tx).await?;
+        let mut out = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            out.push(match outcome {
+                Outcome::Opened { order, pr } => Some(open_pr(&mut tx, &order, &pr).await?),
+                Outcome::Merged { order, pr, merge_commit, message } => {
+                    Some(merge_pr(&mut tx, &order, pr, &merge_commit, message.as_deref()).await?)
+                }
+                Outcome::Failed { order, state, error } => {
+                    fail_order(&mut tx, &order, &state, &error).await?;
+                    None
+                }
+            });
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(out)
     }
 
     /// Approve a review-required order whose PR is open, so the worker merges it.
@@ -421,4 +401,71 @@ async fn open_pr(tx: &mut Transaction<'_, Any>, order: &OrderRow, pr: &NewPullRe
     .await?;
     set_state(tx, &order.id, "pr_open", now, None).await?;
     Ok(row)
+}
+
+async fn merge_pr(
+    tx: &mut Transaction<'_, Any>,
+    order: &OrderRow,
+    pr: NewPullRequest,
+    merge_commit: &str,
+    message: Option<&str>,
+) -> Result<PullRequestRow> {
+    let mut row = open_pr(tx, order, &pr).await?;
+    if row.state == "merged" {
+        return Ok(row);
+    }
+    let now = now_us();
+    sqlx::query(
+        "UPDATE pull_requests SET state = 'merged', head_commit = $1, merge_commit = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(&pr.head_commit)
+    .bind(merge_commit)
+    .bind(now)
+    .bind(&row.id)
+    .execute(&mut **tx)
+    .await?;
+    set_state(tx, &order.id, "merged", now, message).await?;
+    if order.action == "delete" {
+        sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
+            .bind(&order.resource_id)
+            .bind(&order.id)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        sqlx::query("UPDATE resources SET updated_at = $1 WHERE id = $2 AND order_id = $3")
+            .bind(now)
+            .bind(&order.resource_id)
+            .bind(&order.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    row.state = "merged".into();
+    row.head_commit = pr.head_commit;
+    row.merge_commit = Some(merge_commit.to_string());
+    row.updated_at = now;
+    Ok(row)
+}
+
+async fn fail_order(tx: &mut Transaction<'_, Any>, order: &OrderRow, state: &str, error: &str) -> Result<()> {
+    let now = now_us();
+    sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4")
+        .bind(state)
+        .bind(error)
+        .bind(now)
+        .bind(&order.id)
+        .execute(&mut **tx)
+        .await?;
+    event(tx, &order.id, state, now, Some(error)).await?;
+    sqlx::query("UPDATE pull_requests SET state = 'closed', updated_at = $1 WHERE order_id = $2 AND state = 'open'")
+        .bind(now)
+        .bind(&order.id)
+        .execute(&mut **tx)
+        .await?;
+    let undo = match order.action.as_str() {
+        "create" => "UPDATE resources SET status = 'failed', updated_at = $1 WHERE id = $2 AND order_id = $3",
+        "delete" => "UPDATE resources SET status = 'pending', updated_at = $1 WHERE id = $2 AND order_id = $3",
+        _ => "UPDATE resources SET updated_at = $1 WHERE id = $2 AND order_id = $3",
+    };
+    sqlx::query(undo).bind(now).bind(&order.resource_id).bind(&order.id).execute(&mut **tx).await?;
+    Ok(())
 }
