@@ -70,6 +70,7 @@ async fn refused_requests_change_nothing() {
         case("wrong type", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": 7})), 422, Some("name")),
         case("missing kind", post.clone(), "/orders", ka, Body::Json(json!({"name": "web"})), 422, None),
         case("name not DNS-1123", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "Bad_Name", "parameters": {"image": "nginx"}})), 422, Some("name")),
+        case("name starts with a digit", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "1shop", "parameters": {"image": "nginx"}})), 422, Some("name")),
         case("name too long", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "a".repeat(64), "parameters": {"image": "nginx"}})), 422, Some("name")),
         case("bad image", post.clone(), "/orders", ka, app(json!({"image": "NGINX latest"})), 422, Some("parameters.image")),
         case("missing image", post.clone(), "/orders", ka, app(json!({"port": 80})), 422, Some("parameters.image")),

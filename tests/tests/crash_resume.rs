@@ -60,7 +60,7 @@ async fn killed_between_accept_and_pr() {
 /// Abort inside the worker at each Git/store step, restart, and check nothing is lost or doubled.
 #[tokio::test(flavor = "multi_thread")]
 async fn aborted_at_every_worker_step() {
-    for failpoint in ["before_commit:2", "after_commit:3", "after_merge:4", "after_commit:1"] {
+    for failpoint in ["before_git:1", "after_git:1", "after_record:1"] {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let server = Server::start(&data, Options { no_worker: true, ..Default::default() });

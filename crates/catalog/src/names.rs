@@ -113,9 +113,14 @@ impl ResourceName {
     /// Maximum length of a resource name.
     pub const MAX_LEN: usize = 63;
 
-    /// Parses a resource name.
+    /// Parses a resource name: a DNS-1123 label that also starts with a letter (DNS-1035), because
+    /// composed objects such as a Knative Service's Kubernetes Service take the same name and
+    /// Kubernetes requires Service names to start with a letter.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         check_dns_label(s, Self::MAX_LEN).map_err(|r| NameError::new("resource name", s, r))?;
+        if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(NameError::new("resource name", s, "must start with a lowercase letter".to_string()));
+        }
         Ok(ResourceName(s.to_owned()))
     }
 }
@@ -406,7 +411,7 @@ mod tests {
 
     #[test]
     fn resource_names() {
-        for ok in ["shop", "a", "shop-db-1", "1shop", &"a".repeat(63)] {
+        for ok in ["shop", "a", "shop-db-1", "s1", &"a".repeat(63)] {
             assert_eq!(ResourceName::parse(ok).unwrap().as_str(), ok);
         }
         for (bad, reason) in [
@@ -416,6 +421,7 @@ mod tests {
             ("shop-", "end"),
             ("shop_db", "'_'"),
             ("shop.db", "'.'"),
+            ("1shop", "start with a lowercase letter"),
             (&"a".repeat(64), "at most 63"),
         ] {
             let e = ResourceName::parse(bad).unwrap_err();

@@ -11,6 +11,9 @@
 //! Every order is one commit touching exactly one file, made on branch `order/<order-id>` on top of
 //! `main` ([`Repos::commit_order`]) and then merged ([`Repos::merge_order`]): fast-forward when main
 //! did not move, otherwise the commit is regenerated from the order on top of the new main.
+//! [`Repos::apply_batch`] does the same for a batch of orders of one tenant, writing all their
+//! objects as one packfile and moving main once (call [`Repos::gc`] when [`Repos::pack_count`]
+//! grows past about 50).
 //! All reference updates are compare-and-swap, so a concurrent writer is never overwritten.
 //!
 //! The repositories are served read-only over Git smart HTTP by [`http_backend`], which runs
@@ -18,11 +21,14 @@
 //!
 //! All functions here are blocking (git2); call them from `tokio::task::spawn_blocking`.
 
+mod batch;
 pub mod http_backend;
+mod pack;
 mod repos;
 mod templates;
 mod tree_edit;
 
+pub use batch::{Applied, BatchItem};
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
 pub use templates::{
     render_commit_message, render_pr_body, render_pr_title, render_readme, OrderText,

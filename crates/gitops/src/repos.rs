@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, Once};
 use git2::build::TreeUpdateBuilder;
 use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, RepositoryInitOptions, Tree};
 
-use crate::tree_edit::{edit_path, write_loose, Leaf};
+use crate::tree_edit::{edit_path, write_loose, Leaf, LooseStore};
 use crate::GitError;
 
-const MAIN_REF: &str = "refs/heads/main";
+pub(crate) const MAIN_REF: &str = "refs/heads/main";
 const BRANCH_PREFIX: &str = "order/";
 const ORDER_TRAILER: &str = "Order-Id";
 
@@ -107,12 +107,14 @@ pub struct Repos {
 
 impl std::fmt::Debug for Repos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repos").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("Repos")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
 /// An open repository borrowed from the pool; returned to it on drop.
-struct PooledRepo<'a> {
+pub(crate) struct PooledRepo<'a> {
     repo: Option<Repository>,
     slug: &'a str,
     pool: &'a Mutex<HashMap<String, Vec<Repository>>>,
@@ -122,7 +124,9 @@ impl Deref for PooledRepo<'_> {
     type Target = Repository;
     fn deref(&self) -> &Repository {
         // Always Some until drop.
-        self.repo.as_ref().unwrap_or_else(|| unreachable!("pooled repository taken"))
+        self.repo
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("pooled repository taken"))
     }
 }
 
@@ -158,7 +162,10 @@ impl Repos {
     /// repositories.
     pub fn new(root: impl Into<PathBuf>) -> Repos {
         configure_libgit2();
-        Repos { root: root.into(), pool: Arc::default() }
+        Repos {
+            root: root.into(),
+            pool: Arc::default(),
+        }
     }
 
     /// The root directory.
@@ -176,9 +183,14 @@ impl Repos {
         valid_slug(slug).is_ok() && self.open(slug).is_ok()
     }
 
-    fn open<'a>(&'a self, slug: &'a str) -> Result<PooledRepo<'a>, GitError> {
+    pub(crate) fn open<'a>(&'a self, slug: &'a str) -> Result<PooledRepo<'a>, GitError> {
         valid_slug(slug)?;
-        let idle = self.pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(slug).and_then(Vec::pop);
+        let idle = self
+            .pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(slug)
+            .and_then(Vec::pop);
         let repo = match idle {
             Some(repo) => repo,
             None => Repository::open_bare(self.path(slug)).map_err(|err| match err.code() {
@@ -186,7 +198,11 @@ impl Repos {
                 _ => GitError::Git(err),
             })?,
         };
-        Ok(PooledRepo { repo: Some(repo), slug, pool: &self.pool })
+        Ok(PooledRepo {
+            repo: Some(repo),
+            slug,
+            pool: &self.pool,
+        })
     }
 
     /// Create the tenant's bare repository with an initial commit on `main` holding `README.md`.
@@ -453,13 +469,34 @@ impl Repos {
         Ok(count * 256)
     }
 
+    /// Number of packfiles (`objects/pack/*.pack`). Every [`Repos::apply_batch`] that writes
+    /// anything adds one, and object lookups that miss (e.g. for a new object) cost a scan per
+    /// pack, so call [`Repos::gc`] when this exceeds about 50.
+    pub fn pack_count(&self, slug: &str) -> Result<usize, GitError> {
+        valid_slug(slug)?;
+        let dir = self.path(slug).join("objects").join("pack");
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(err.into()),
+        };
+        let mut count = 0;
+        for entry in entries {
+            if entry?.file_name().as_encoded_bytes().ends_with(b".pack") {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Pack the repository with `git gc --quiet` (loose objects and refs into packs; unreachable
     /// objects younger than two weeks are kept, so a concurrent order is never harmed).
     ///
-    /// Every order writes its changed trees as uncompressed loose objects (≈ 42 bytes per file in
-    /// the changed folder), so call this periodically, e.g. when
-    /// [`Repos::loose_objects_estimate`] exceeds a few thousand, from the tenant's serialised
-    /// worker. Blocks until git finishes.
+    /// Every order writes its changed trees uncompressed (≈ 42 bytes per file in the changed
+    /// folder): as loose objects ([`Repos::commit_order`]) or in one pack per batch
+    /// ([`Repos::apply_batch`]). So call this periodically from the tenant's serialised worker,
+    /// e.g. when [`Repos::loose_objects_estimate`] exceeds a few thousand or
+    /// [`Repos::pack_count`] exceeds about 50. Blocks until git finishes.
     pub fn gc(&self, slug: &str) -> Result<(), GitError> {
         valid_slug(slug)?;
         let path = self.path(slug);
@@ -529,7 +566,8 @@ fn build_commit(
         Some(content) => Leaf::Blob(write_loose(repo, ObjectType::Blob, content)?),
         None => Leaf::Remove,
     };
-    let Some(tree_id) = edit_path(repo, parent.tree_id(), change.path, leaf)? else {
+    let store = LooseStore::new(repo)?;
+    let Some(tree_id) = edit_path(&store, parent.tree_id(), change.path, leaf)? else {
         return Err(GitError::NoChange(match change.content {
             Some(_) => format!("{} already has this content on main", change.path),
             None => format!("{} does not exist on main", change.path),
@@ -571,7 +609,7 @@ fn initial_commit(repo: &Repository, readme: &str, author: &Signature) -> Result
     Ok(commit)
 }
 
-fn ref_target(repo: &Repository, name: &str) -> Result<Option<Oid>, GitError> {
+pub(crate) fn ref_target(repo: &Repository, name: &str) -> Result<Option<Oid>, GitError> {
     match repo.refname_to_id(name) {
         Ok(oid) => Ok(Some(oid)),
         Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
@@ -579,7 +617,7 @@ fn ref_target(repo: &Repository, name: &str) -> Result<Option<Oid>, GitError> {
     }
 }
 
-fn main_target(repo: &Repository, slug: &str) -> Result<Oid, GitError> {
+pub(crate) fn main_target(repo: &Repository, slug: &str) -> Result<Oid, GitError> {
     ref_target(repo, MAIN_REF)?.ok_or_else(|| GitError::NotFound(format!("main of {slug}")))
 }
 
@@ -587,7 +625,7 @@ fn main_tree<'r>(repo: &'r Repository, slug: &str) -> Result<Tree<'r>, GitError>
     Ok(repo.find_commit(main_target(repo, slug)?)?.tree()?)
 }
 
-fn has_order_trailer(commit: &git2::Commit<'_>, order_id: &str) -> bool {
+pub(crate) fn has_order_trailer(commit: &git2::Commit<'_>, order_id: &str) -> bool {
     let Some(message) = commit.message() else {
         return false;
     };
@@ -596,8 +634,18 @@ fn has_order_trailer(commit: &git2::Commit<'_>, order_id: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The value of the commit's `Order-Id` trailer, if any.
+pub(crate) fn order_trailer(commit: &git2::Commit<'_>) -> Option<String> {
+    let trailers = git2::message_trailers_strs(commit.message()?).ok()?;
+    let found = trailers
+        .iter()
+        .find(|(k, _)| *k == ORDER_TRAILER)
+        .map(|(_, v)| v.to_owned());
+    found
+}
+
 /// Map "reference changed / already exists" to [`GitError::Conflict`].
-fn conflict_on_race(err: git2::Error, what: &str) -> GitError {
+pub(crate) fn conflict_on_race(err: git2::Error, what: &str) -> GitError {
     match err.code() {
         ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked => GitError::Conflict(format!(
             "{what} was changed concurrently: {}",
@@ -608,7 +656,7 @@ fn conflict_on_race(err: git2::Error, what: &str) -> GitError {
 }
 
 /// `refs/heads/<branch>` for a short branch name; full `refs/heads/...` names pass through.
-fn branch_ref_name(branch: &str) -> Result<String, GitError> {
+pub(crate) fn branch_ref_name(branch: &str) -> Result<String, GitError> {
     let name = if branch.starts_with("refs/heads/") {
         branch.to_owned()
     } else {
@@ -639,7 +687,7 @@ fn valid_slug(slug: &str) -> Result<(), GitError> {
 }
 
 /// A relative file path of plain components (no `.`, `..`, `.git`, empty parts, NUL, backslash).
-fn valid_path(path: &str) -> Result<(), GitError> {
+pub(crate) fn valid_path(path: &str) -> Result<(), GitError> {
     let ok = !path.is_empty()
         && !path.contains(['\0', '\\'])
         && path.split('/').all(|part| {

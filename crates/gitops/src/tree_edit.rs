@@ -108,9 +108,70 @@ fn entry_cmp(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> Ordering {
     next(a, a_tree).cmp(&next(b, b_tree))
 }
 
+/// Where [`edit_path`] reads trees from and writes new objects to.
+///
+/// [`LooseStore`] writes straight into the repository as loose objects (one order at a time);
+/// [`crate::pack::PackBuilder`] collects the objects of a batch of orders in memory and writes them
+/// as one packfile.
+pub(crate) trait ObjectStore {
+    /// Read an object.
+    fn read(&self, id: Oid) -> Result<RawObject<'_>, GitError>;
+    /// Store an object; returns its id. Storing an object that exists already is a no-op.
+    fn write(&self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, GitError>;
+}
+
+/// An object read through an [`ObjectStore`].
+pub(crate) enum RawObject<'a> {
+    /// From the repository's object database.
+    Odb(git2::OdbObject<'a>),
+    /// From memory (written earlier in the same batch).
+    Mem(ObjectType, std::sync::Arc<[u8]>),
+}
+
+impl RawObject<'_> {
+    pub(crate) fn kind(&self) -> ObjectType {
+        match self {
+            RawObject::Odb(object) => object.kind(),
+            RawObject::Mem(kind, _) => *kind,
+        }
+    }
+
+    pub(crate) fn data(&self) -> &[u8] {
+        match self {
+            RawObject::Odb(object) => object.data(),
+            RawObject::Mem(_, data) => data,
+        }
+    }
+}
+
+/// Objects read from and written (loose) into a repository.
+pub(crate) struct LooseStore<'r> {
+    repo: &'r Repository,
+    odb: git2::Odb<'r>,
+}
+
+impl<'r> LooseStore<'r> {
+    pub(crate) fn new(repo: &'r Repository) -> Result<Self, GitError> {
+        Ok(LooseStore {
+            repo,
+            odb: repo.odb()?,
+        })
+    }
+}
+
+impl ObjectStore for LooseStore<'_> {
+    fn read(&self, id: Oid) -> Result<RawObject<'_>, GitError> {
+        Ok(RawObject::Odb(self.odb.read(id)?))
+    }
+
+    fn write(&self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, GitError> {
+        write_loose(self.repo, kind, &data)
+    }
+}
+
 /// Apply `leaf` at `path` (split into components) below the tree `tree` (`None` = empty tree).
 fn edit(
-    repo: &Repository,
+    store: &impl ObjectStore,
     tree: Option<Oid>,
     path: &[&str],
     leaf: Leaf,
@@ -119,11 +180,10 @@ fn edit(
         return Err(GitError::InvalidInput("empty path".into()));
     };
     let name = first.as_bytes();
-    let odb = repo.odb()?;
     let object;
     let data: &[u8] = match tree {
         Some(id) => {
-            object = odb.read(id)?;
+            object = store.read(id)?;
             if object.kind() != ObjectType::Tree {
                 return Err(GitError::Conflict(format!("{id} is not a tree")));
             }
@@ -185,7 +245,7 @@ fn edit(
             Some(_) => return Err(GitError::InvalidInput(format!("{first} is a file"))),
             None => None,
         };
-        match edit(repo, sub, rest, leaf)? {
+        match edit(store, sub, rest, leaf)? {
             Edited::Unchanged => return Ok(Edited::Unchanged),
             Edited::Changed(Some(id)) => Some((MODE_TREE, id)),
             Edited::Changed(None) => None,
@@ -209,23 +269,23 @@ fn edit(
     if out.is_empty() {
         return Ok(Edited::Changed(None));
     }
-    let id = write_loose(repo, ObjectType::Tree, &out)?;
+    let id = store.write(ObjectType::Tree, out)?;
     Ok(Edited::Changed(Some(id)))
 }
 
 /// Apply `leaf` at `path` (`a/b/file`) to the tree `root`; returns the new root tree, or `None`
 /// when the edit changes nothing. An emptied root is written as the empty tree.
 pub(crate) fn edit_path(
-    repo: &Repository,
+    store: &impl ObjectStore,
     root: Oid,
     path: &str,
     leaf: Leaf,
 ) -> Result<Option<Oid>, GitError> {
     let parts: Vec<&str> = path.split('/').collect();
-    match edit(repo, Some(root), &parts, leaf)? {
+    match edit(store, Some(root), &parts, leaf)? {
         Edited::Unchanged => Ok(None),
         Edited::Changed(Some(id)) => Ok(Some(id)),
-        Edited::Changed(None) => Ok(Some(write_loose(repo, ObjectType::Tree, &[])?)),
+        Edited::Changed(None) => Ok(Some(store.write(ObjectType::Tree, Vec::new())?)),
     }
 }
 
@@ -244,14 +304,15 @@ pub(crate) fn write_loose(
         return Ok(id);
     }
     let header = format!("{} {}\0", kind.str(), data.len());
-    let encoded = zlib_stored(&[header.as_bytes(), data]);
+    let mut encoded = Vec::new();
+    zlib_stored(&mut encoded, &[header.as_bytes(), data]);
     fs::create_dir_all(&dir)?;
     write_atomically(&dir, &file, &encoded)?;
     Ok(id)
 }
 
 /// Write `bytes` to a temporary file in `dir` and rename it to `file` (read-only, as git does).
-fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), GitError> {
+pub(crate) fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), GitError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
         "tmp_obj_mc_{}_{}",
@@ -276,13 +337,13 @@ fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), GitErro
     Ok(result?)
 }
 
-/// zlib stream (RFC 1950) of the concatenation of `parts`, using stored deflate blocks (RFC 1951
-/// §3.2.4): no compression, just framing and the adler32 checksum.
-fn zlib_stored(parts: &[&[u8]]) -> Vec<u8> {
+/// Append to `out` the zlib stream (RFC 1950) of the concatenation of `parts`, using stored
+/// deflate blocks (RFC 1951 §3.2.4): no compression, just framing and the adler32 checksum.
+pub(crate) fn zlib_stored(out: &mut Vec<u8>, parts: &[&[u8]]) {
     const MAX_BLOCK: usize = 65_535;
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let blocks = total.div_ceil(MAX_BLOCK).max(1);
-    let mut out = Vec::with_capacity(2 + total + blocks * 5 + 4);
+    out.reserve(2 + total + blocks * 5 + 4);
     out.extend_from_slice(&[0x78, 0x01]);
     let mut adler = Adler32::new();
     let mut written = 0;
@@ -313,7 +374,6 @@ fn zlib_stored(parts: &[&[u8]]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&adler.finish().to_be_bytes());
-    out
 }
 
 /// Adler-32 checksum (RFC 1950 §8.2).
@@ -404,6 +464,7 @@ mod tests {
             .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
             .unwrap();
         let mut current = up.create_updated(&repo, &empty).unwrap();
+        let store = LooseStore::new(&repo).unwrap();
         let edits: &[(&str, Option<&str>)] = &[
             ("a/y", Some("1")),
             ("a-", Some("2")),
@@ -430,25 +491,25 @@ mod tests {
                 }
             };
             let expected = up.create_updated(&repo, &base).unwrap();
-            let ours = edit_path(&repo, current, path, leaf).unwrap().unwrap();
+            let ours = edit_path(&store, current, path, leaf).unwrap().unwrap();
             assert_eq!(ours, expected, "{path}");
             current = ours;
         }
         // No-op edits.
         assert_eq!(
-            edit_path(&repo, current, "a.b", Leaf::Blob(blob("3"))).unwrap(),
+            edit_path(&store, current, "a.b", Leaf::Blob(blob("3"))).unwrap(),
             None
         );
         assert_eq!(
-            edit_path(&repo, current, "missing", Leaf::Remove).unwrap(),
+            edit_path(&store, current, "missing", Leaf::Remove).unwrap(),
             None
         );
         assert_eq!(
-            edit_path(&repo, current, "b/missing", Leaf::Remove).unwrap(),
+            edit_path(&store, current, "b/missing", Leaf::Remove).unwrap(),
             None
         );
         // Type clashes.
-        assert!(edit_path(&repo, current, "new", Leaf::Blob(blob("x"))).is_err());
-        assert!(edit_path(&repo, current, "z/file", Leaf::Blob(blob("x"))).is_err());
+        assert!(edit_path(&store, current, "new", Leaf::Blob(blob("x"))).is_err());
+        assert!(edit_path(&store, current, "z/file", Leaf::Blob(blob("x"))).is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! Crash injection for the crash-resume tests.
 //!
 //! `MAXCLOUD_FAILPOINT=<name>[:<n>]` aborts the process (like `kill -9`: no destructors, no flushing)
-//! the `n`-th time (default: first) the worker passes the named point. Points: `before_commit`,
-//! `after_commit`, `after_merge`, `after_record`. Unset, this costs one relaxed atomic load.
+//! the `n`-th time (default: first) the worker passes the named point. Points: `before_git`,
+//! `after_git` (objects written and refs moved, nothing recorded yet), `after_record`. Unset, this
+//! costs one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

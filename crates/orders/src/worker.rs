@@ -21,6 +21,15 @@ use tokio::sync::{broadcast, Notify};
 use crate::failpoint;
 use crate::service::OrderUpdate;
 
+/// Why a lane stopped; its orders stay pending and the sweep retries them.
+#[derive(Debug, thiserror::Error)]
+enum LaneError {
+    #[error(transparent)]
+    Store(#[from] maxcloud_store::StoreError),
+    #[error("git: {0}")]
+    Git(String),
+}
+
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -149,7 +158,7 @@ impl Worker {
         }
     }
 
-    async fn lane_passes(&self, tenant_id: &str) -> Result<(), maxcloud_store::StoreError> {
+    async fn lane_passes(&self, tenant_id: &str) -> Result<(), LaneError> {
         let Some(tenant) = self.inner.store.tenant_by_id(tenant_id).await? else { return Ok(()) };
         loop {
             self.set_dirty(tenant_id, false);
@@ -172,20 +181,24 @@ impl Worker {
         }
     }
 
-    /// Pack the tenant repo when loose objects pile up: every order writes a few loose objects
-    /// (uncompressed trees, see `maxcloud_gitops`). Runs in the tenant's lane, so it never races an order
-    /// of the same tenant; preferably when the lane has drained, at the latest at a hard limit.
+    /// Repack the tenant repo when packs or loose objects pile up: each batch of orders writes one
+    /// packfile (see `Repos::apply_batch`), approvals and `commit_order` write loose objects. Runs in
+    /// the tenant's lane, so it never races an order of the same tenant; preferably when the lane has
+    /// drained, at the latest at a hard limit.
     async fn maybe_gc(&self, tenant: &Tenant, drained: bool) {
-        const WHEN_IDLE: usize = 2_000;
-        const HARD_LIMIT: usize = 20_000;
+        const PACKS_WHEN_IDLE: usize = 50;
+        const PACKS_HARD_LIMIT: usize = 200;
+        const LOOSE_WHEN_IDLE: usize = 2_000;
         let repos = self.inner.repos.clone();
         let slug = tenant.slug.clone();
         let result = run_blocking(move || {
+            let packs = repos.pack_count(&slug)?;
             let loose = repos.loose_objects_estimate(&slug)?;
-            if loose > HARD_LIMIT || (drained && loose > WHEN_IDLE) {
+            let due = packs > PACKS_HARD_LIMIT || (drained && (packs > PACKS_WHEN_IDLE || loose > LOOSE_WHEN_IDLE));
+            if due {
                 let start = std::time::Instant::now();
                 repos.gc(&slug)?;
-                tracing::info!(tenant = %slug, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo");
+                tracing::info!(tenant = %slug, packs, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo");
             }
             Ok(())
         })
@@ -201,48 +214,63 @@ impl Worker {
         }
     }
 
-    /// Take a batch of orders as far as each can go now: the Git steps one after the other (in order,
-    /// in one blocking task), then all outcomes in one store transaction. Git failures fail the order;
-    /// store failures stop the lane (the orders stay pending and are retried).
-    async fn drive_batch(&self, tenant: &Tenant, orders: Vec<OrderRow>) -> Result<(), maxcloud_store::StoreError> {
-        let jobs: Vec<(OrderRow, Result<OrderTexts, String>)> = orders
-            .into_iter()
-            .map(|o| {
-                let texts = self.prepare(tenant, &o);
-                (o, texts)
-            })
-            .collect();
+    /// Take a batch of orders as far as each can go now: the Git work of the whole batch in one
+    /// blocking call (`Repos::apply_batch`: one packfile, `main` moved once), then all outcomes in one
+    /// store transaction. A failing order (e.g. a change that changes nothing) fails alone; a failure
+    /// of the batch as a whole, or of the store, stops the lane and leaves the orders pending for the
+    /// next pass (the sweep retries).
+    async fn drive_batch(&self, tenant: &Tenant, orders: Vec<OrderRow>) -> Result<(), LaneError> {
+        let mut outcomes = Vec::with_capacity(orders.len());
+        let mut published = Vec::with_capacity(orders.len());
+        let mut jobs = Vec::with_capacity(orders.len());
+        for order in orders {
+            match self.prepare(tenant, &order) {
+                Ok(texts) => jobs.push((order, texts)),
+                Err(error) => {
+                    published.push((order.clone(), "failed"));
+                    outcomes.push(Outcome::Failed { order, state: "failed".into(), error });
+                }
+            }
+        }
         let repos = self.inner.repos.clone();
         let committer = self.inner.config.committer.clone();
         let tenant_owned = tenant.clone();
         let t0 = std::time::Instant::now();
-        let results = run_blocking(move || {
-            Ok(jobs
-                .into_iter()
-                .map(|(order, texts)| {
-                    let merge = order.merge_policy == "auto" || order.approved;
-                    let git = texts.and_then(|t| {
-                        git_steps(&repos, &tenant_owned, &t, &committer, merge)
-                            .map(|r| (t, r))
-                            .map_err(|e| match e {
-                                GitError::NoChange(_) => e.to_string(),
-                                other => format!("git: {other}"),
-                            })
-                    });
-                    (order, git)
+        let (jobs, applied) = run_blocking(move || {
+            init_repo(&repos, &tenant_owned, &committer)?;
+            failpoint::hit("before_git");
+            let authors: Vec<Signature> =
+                jobs.iter().map(|(_, t)| Signature { name: t.requester.clone(), email: t.requester.clone() }).collect();
+            let items: Vec<gitops::BatchItem> = jobs
+                .iter()
+                .zip(&authors)
+                .map(|((order, t), author)| gitops::BatchItem {
+                    change: Change {
+                        order_id: &t.order_id,
+                        path: &t.path,
+                        content: t.content.as_deref(),
+                        message: &t.message,
+                        author,
+                    },
+                    merge: order.merge_policy == "auto" || order.approved,
                 })
-                .collect::<Vec<_>>())
+                .collect();
+            let applied = repos.apply_batch(&tenant_owned.slug, &items)?;
+            drop(items);
+            failpoint::hit("after_git");
+            Ok((jobs, applied))
         })
         .await
-        // Only a panic in the Git task lands here: stop the lane; the sweep retries later.
-        .map_err(|e| maxcloud_store::StoreError::InvalidState(e.to_string()))?;
+        .map_err(|e| LaneError::Git(e.to_string()))?;
         let git_us = t0.elapsed().as_micros() as u64;
-        let mut outcomes = Vec::with_capacity(results.len());
-        let mut published = Vec::with_capacity(results.len());
-        for (order, git) in results {
-            let (texts, (committed, merged)) = match git {
-                Ok(r) => r,
-                Err(error) => {
+        for ((order, texts), result) in jobs.into_iter().zip(applied) {
+            let applied = match result {
+                Ok(a) => a,
+                Err(e) => {
+                    let error = match e {
+                        GitError::NoChange(_) => e.to_string(),
+                        other => format!("git: {other}"),
+                    };
                     tracing::warn!(order = %order.id, %error, "order failed");
                     published.push((order.clone(), "failed"));
                     outcomes.push(Outcome::Failed { order, state: "failed".into(), error });
@@ -250,27 +278,27 @@ impl Worker {
                 }
             };
             let pr = NewPullRequest {
-                branch: committed.branch.clone(),
-                head_commit: committed.commit.clone(),
-                title: texts.pr_title.clone(),
-                body: texts.pr_body.clone(),
+                branch: applied.committed.branch.clone(),
+                head_commit: applied.committed.commit.clone(),
+                title: texts.pr_title,
+                body: texts.pr_body,
             };
-            match merged {
+            match applied.merged {
                 None => {
                     published.push((order.clone(), "pr_open"));
                     outcomes.push(Outcome::Opened { order, pr });
                 }
-                Some(outcome) => {
-                    let message = match &outcome {
+                Some(merged) => {
+                    let message = match &merged {
                         gitops::MergeOutcome::FastForward { .. } => None,
                         gitops::MergeOutcome::Regenerated { .. } => {
                             Some("main had moved: the change was regenerated on the new main".to_string())
                         }
                         gitops::MergeOutcome::AlreadyMerged { .. } => Some("already on main (resumed)".to_string()),
                     };
-                    let pr = NewPullRequest { head_commit: outcome.commit().to_string(), ..pr };
+                    let pr = NewPullRequest { head_commit: merged.commit().to_string(), ..pr };
                     published.push((order.clone(), "merged"));
-                    outcomes.push(Outcome::Merged { order, pr, merge_commit: outcome.commit().to_string(), message });
+                    outcomes.push(Outcome::Merged { order, pr, merge_commit: merged.commit().to_string(), message });
                 }
             }
         }
@@ -283,12 +311,13 @@ impl Worker {
         for (order, state) in &published {
             self.publish(order, state);
         }
-        // Merged PR branches are deleted, as a forge does after a merge: libgit2 checks a new ref name
-        // against every existing ref, so thousands of stale branches would slow every commit down.
-        // The store knows these orders are merged now, so the branches are no longer needed for
-        // resuming; a crash before this point only leaves a stale branch behind.
-        let merged: Vec<String> =
-            published.iter().filter(|(_, s)| *s == "merged").map(|(o, _)| gitops::branch_for(&o.id)).collect();
+        // Branches of approved review PRs are deleted once merged, as a forge does after a merge
+        // (auto-merged orders never get one). A crash before this only leaves a stale branch.
+        let merged: Vec<String> = published
+            .iter()
+            .filter(|(o, s)| *s == "merged" && o.merge_policy == "review")
+            .map(|(o, _)| gitops::branch_for(&o.id))
+            .collect();
         if !merged.is_empty() {
             let repos = self.inner.repos.clone();
             let slug = tenant.slug.clone();
@@ -366,34 +395,6 @@ fn init_repo(repos: &Repos, tenant: &Tenant, committer: &Signature) -> Result<()
     })?;
     repos.init_tenant(&tenant.slug, &readme, committer)?;
     Ok(())
-}
-
-/// Commit the order on its branch and, if allowed, merge it. Blocking (git2).
-fn git_steps(
-    repos: &Repos,
-    tenant: &Tenant,
-    t: &OrderTexts,
-    committer: &Signature,
-    merge: bool,
-) -> Result<(gitops::Committed, Option<gitops::MergeOutcome>), GitError> {
-    init_repo(repos, tenant, committer)?;
-    let author = Signature { name: t.requester.clone(), email: t.requester.clone() };
-    let change = Change {
-        order_id: &t.order_id,
-        path: &t.path,
-        content: t.content.as_deref(),
-        message: &t.message,
-        author: &author,
-    };
-    failpoint::hit("before_commit");
-    let committed = repos.commit_order(&tenant.slug, &change)?;
-    failpoint::hit("after_commit");
-    if !merge {
-        return Ok((committed, None));
-    }
-    let outcome = repos.merge_order(&tenant.slug, &change)?;
-    failpoint::hit("after_merge");
-    Ok((committed, Some(outcome)))
 }
 
 async fn run_blocking<T: Send + 'static>(
