@@ -489,8 +489,11 @@ impl Repos {
         Ok(count)
     }
 
-    /// Pack the repository with `git gc --quiet` (loose objects and refs into packs; unreachable
-    /// objects younger than two weeks are kept, so a concurrent order is never harmed).
+    /// Pack the repository with `git gc --quiet` (loose objects into packs; unreachable objects
+    /// younger than two weeks are kept, and packs are deleted only after their objects are in the
+    /// new pack, so orders written concurrently are never harmed). Refs are not packed
+    /// (`gc.packRefs=false`): packing takes ref locks that would make a concurrent compare-and-swap
+    /// of `main` fail, and the repositories hold few refs anyway. Safe to run next to the worker.
     ///
     /// Every order writes its changed trees uncompressed (≈ 42 bytes per file in the changed
     /// folder): as loose objects ([`Repos::commit_order`]) or in one pack per batch
@@ -511,7 +514,7 @@ impl Repos {
             )
             .arg("--git-dir")
             .arg(&path)
-            .args(["gc", "--quiet"]);
+            .args(["-c", "gc.packRefs=false", "-c", "gc.autoDetach=false", "gc", "--quiet"]);
         if let Some(home) = std::env::var_os("HOME") {
             cmd.env("HOME", home);
         }

@@ -68,6 +68,8 @@ struct Inner {
     config: WorkerConfig,
     lanes: Mutex<Lanes>,
     idle: Notify,
+    /// Tenants whose repository is being packed in the background.
+    gc_running: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Clone)]
@@ -92,6 +94,7 @@ impl Worker {
                 config,
                 lanes: Mutex::new(Lanes::default()),
                 idle: Notify::new(),
+                gc_running: Mutex::default(),
             }),
         };
         if worker.inner.config.run_worker {
@@ -182,30 +185,37 @@ impl Worker {
     }
 
     /// Repack the tenant repo when packs or loose objects pile up: each batch of orders writes one
-    /// packfile (see `Repos::apply_batch`), approvals and `commit_order` write loose objects. Runs in
-    /// the tenant's lane, so it never races an order of the same tenant; preferably when the lane has
-    /// drained, at the latest at a hard limit.
+    /// packfile (see `Repos::apply_batch`), approvals and `commit_order` write loose objects. `git gc`
+    /// runs in the background, at most one per tenant, next to the lane (it is safe beside writers:
+    /// see `Repos::gc`), so orders never wait for it; preferably when the lane has drained, at the
+    /// latest at a hard limit.
     async fn maybe_gc(&self, tenant: &Tenant, drained: bool) {
         const PACKS_WHEN_IDLE: usize = 50;
         const PACKS_HARD_LIMIT: usize = 200;
         const LOOSE_WHEN_IDLE: usize = 2_000;
         let repos = self.inner.repos.clone();
         let slug = tenant.slug.clone();
-        let result = run_blocking(move || {
-            let packs = repos.pack_count(&slug)?;
-            let loose = repos.loose_objects_estimate(&slug)?;
-            let due = packs > PACKS_HARD_LIMIT || (drained && (packs > PACKS_WHEN_IDLE || loose > LOOSE_WHEN_IDLE));
-            if due {
-                let start = std::time::Instant::now();
-                repos.gc(&slug)?;
-                tracing::info!(tenant = %slug, packs, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo");
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(tenant = %tenant.slug, error = %e, "git gc failed");
+        let counts = run_blocking(move || Ok((repos.pack_count(&slug)?, repos.loose_objects_estimate(&slug)?))).await;
+        let (packs, loose) = match counts {
+            Ok(c) => c,
+            Err(e) => return tracing::warn!(tenant = %tenant.slug, error = %e, "cannot inspect tenant repo"),
+        };
+        let due = packs > PACKS_HARD_LIMIT || (drained && (packs > PACKS_WHEN_IDLE || loose > LOOSE_WHEN_IDLE));
+        if !due || !self.inner.gc_running.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant.slug.clone()) {
+            return;
         }
+        let worker = self.clone();
+        let slug = tenant.slug.clone();
+        tokio::spawn(async move {
+            let repos = worker.inner.repos.clone();
+            let s = slug.clone();
+            let start = std::time::Instant::now();
+            match run_blocking(move || repos.gc(&s)).await {
+                Ok(()) => tracing::info!(tenant = %slug, packs, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo"),
+                Err(e) => tracing::warn!(tenant = %slug, error = %e, "git gc failed"),
+            }
+            worker.inner.gc_running.lock().unwrap_or_else(|p| p.into_inner()).remove(&slug);
+        });
     }
 
     fn set_dirty(&self, tenant_id: &str, dirty: bool) {
