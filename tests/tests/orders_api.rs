@@ -59,6 +59,25 @@ async fn review_required_orders_wait_for_approval() {
 
     let (status, _) = api.post(&format!("/orders/{id}/approve"), &json!({})).await;
     assert_eq!(status, 409, "approving twice");
+
+    // A rejected PR is closed: nothing reaches main, the branch is gone, the name is free again.
+    let (status, order) = api.post("/orders", &json!({"kind": "Widget", "name": "w2", "parameters": {"size": 2}})).await;
+    assert_eq!(status, 201, "{order}");
+    let w2 = order["id"].as_str().unwrap().to_string();
+    api.wait_order(&w2, "pr_open", Duration::from_secs(20)).await;
+    let out = cli(&home, &server, &["--api-key", &key, "orders", "reject", &w2, "--reason", "not needed"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, order) = api.get(&format!("/orders/{w2}")).await;
+    assert_eq!((order["state"].as_str(), order["error"].as_str()), (Some("rejected"), Some("not needed")));
+    assert_eq!(order["pull_request"]["state"], "closed");
+    assert!(git(&repo, &["branch", "--list", &format!("order/{w2}")]).trim().is_empty(), "branch deleted");
+    assert!(!git(&repo, &["ls-tree", "-r", "--name-only", "main"]).contains("widgets/w2.yaml"));
+    assert_eq!(api.post(&format!("/orders/{w2}/reject"), &json!({})).await.0, 409, "rejecting twice");
+    assert_eq!(api.post(&format!("/orders/{w2}/approve"), &json!({})).await.0, 409, "approving a rejected order");
+    let (status, _) = api.post(&format!("/orders/{w2}/reject"), &json!({"reason": 5})).await;
+    assert_eq!(status, 422, "reason must be a string");
+    let (_, resources) = api.get("/resources?kind=Widget").await;
+    assert_eq!(resources.as_array().unwrap().len(), 1, "only w1: {resources}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -224,6 +224,15 @@ pub struct CreateOrderRequest {
     pub parameters: Option<Value>,
 }
 
+/// `POST /api/v1/orders/{id}/reject`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectOrderRequest {
+    /// Why the change is refused; recorded as the order's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Order {
     pub id: String,

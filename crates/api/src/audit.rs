@@ -53,6 +53,7 @@ fn action_name(method: &Method, path: &str) -> String {
     };
     let verb = match (method, parts.last()) {
         (_, Some(&"approve")) => "approve",
+        (_, Some(&"reject")) => "reject",
         (&Method::POST, _) if parts.len() <= 2 && resource.starts_with("auth.register") => "register",
         (&Method::POST, _) => "create",
         (&Method::DELETE, _) => "delete",

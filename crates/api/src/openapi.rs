@@ -14,7 +14,7 @@ use crate::routes;
         routes::auth::register, routes::auth::status, routes::auth::create_key, routes::auth::list_keys,
         routes::auth::delete_key, routes::auth::create_git_token,
         routes::catalog::list, routes::catalog::get,
-        routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve,
+        routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
         routes::resources::list,
         routes::services::create, routes::services::list, routes::services::get, routes::services::delete,
         routes::events::stream,

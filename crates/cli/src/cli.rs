@@ -70,7 +70,7 @@ pub enum Command {
     #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
 
-    /// List orders, or show / approve one
+    /// List orders, or show / approve / reject one
     #[command(args_conflicts_with_subcommands = true)]
     Orders(OrdersArgs),
 
@@ -240,6 +240,14 @@ pub enum OrdersCommand {
     Approve {
         /// Order ID
         id: String,
+    },
+    /// Reject an order's pull request that awaits review (the PR is closed, nothing is merged)
+    Reject {
+        /// Order ID
+        id: String,
+        /// Why, recorded on the order
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 

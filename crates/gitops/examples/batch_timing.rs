@@ -5,6 +5,7 @@
 //!
 //! Every order creates a new file and is auto-merged. As the order worker does, the repository
 //! is packed with `git gc` when it holds more than 50 packs; gc time is reported separately.
+//! `pack/batch` is the mean size of the pack a batch writes (measured outside the timing).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,18 @@ fn parse_list(
         Some(list) => list.split(',').map(str::parse).collect(),
         None => Ok(default.to_vec()),
     }
+}
+
+/// Total size of the `.pack` files in `dir`.
+fn packs_size(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == "pack") {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,7 +90,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .collect::<Result<_, maxcloud_gitops::GitError>>()?;
 
+            let pack_dir = repos.path(slug).join("objects").join("pack");
             let mut batch_t = Vec::new();
+            let mut pack_bytes = 0u64;
             let mut gc_t = Duration::ZERO;
             let mut gcs = 0;
             for chunk in all.chunks(size) {
@@ -94,9 +109,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         merge: true,
                     })
                     .collect();
+                let before = packs_size(&pack_dir)?;
                 let t = Instant::now();
                 let results = repos.apply_batch(slug, &items)?;
                 batch_t.push(t.elapsed());
+                pack_bytes += packs_size(&pack_dir)? - before;
                 if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
                     return Err(format!("order failed: {err}").into());
                 }
@@ -111,13 +128,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             batch_t.sort();
             let p = |q: f64| batch_t[((batch_t.len() as f64 - 1.0) * q).round() as usize];
             println!(
-                "files {files:>6} batch {size:>3}: {:>7.0} orders/s | per batch mean {:>8.3?} p50 {:>8.3?} p90 {:>8.3?} max {:>8.3?} | per order {:>8.3?} | gc {gcs}× {:.3?}",
+                "files {files:>6} batch {size:>3}: {:>7.0} orders/s | per batch mean {:>8.3?} p50 {:>8.3?} p90 {:>8.3?} max {:>8.3?} | per order {:>8.3?} | pack/batch {:>9} B | gc {gcs}× {:.3?}",
                 orders as f64 / total.as_secs_f64(),
                 total / batch_t.len() as u32,
                 p(0.5),
                 p(0.9),
                 batch_t[batch_t.len() - 1],
                 total / orders as u32,
+                pack_bytes / batch_t.len() as u64,
                 gc_t,
             );
         }

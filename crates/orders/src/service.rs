@@ -144,6 +144,23 @@ impl OrderService {
         Ok(order)
     }
 
+    /// Reject a review-required order: its PR is closed and its branch deleted; nothing is merged.
+    pub async fn reject(&self, tenant: &Tenant, order_id: &str, reason: &str) -> Result<OrderRow, OrderError> {
+        let order = self.store.reject_order(&tenant.id, order_id, reason).await?;
+        let _ = self.events.send(OrderUpdate {
+            tenant_id: order.tenant_id.clone(),
+            order_id: order.id.clone(),
+            kind: order.kind.clone(),
+            name: order.name.clone(),
+            state: order.state.clone(),
+        });
+        if let Err(e) = self.worker.delete_branch(tenant, &order.id).await {
+            // The store is the truth: a leftover branch of a closed PR harms nothing.
+            tracing::warn!(order = %order.id, error = %e, "cannot delete the rejected order's branch");
+        }
+        Ok(order)
+    }
+
     /// Create the tenant's Git repository (idempotent).
     pub async fn init_tenant_repo(&self, tenant: &Tenant) -> Result<(), OrderError> {
         self.worker.init_repo(tenant).await.map_err(|e| OrderError::Internal(e.to_string()))

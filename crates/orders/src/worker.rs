@@ -139,6 +139,13 @@ impl Worker {
         run_blocking(move || init_repo(&repos, &tenant, &committer)).await
     }
 
+    pub(crate) async fn delete_branch(&self, tenant: &Tenant, order_id: &str) -> Result<(), GitError> {
+        let repos = self.inner.repos.clone();
+        let slug = tenant.slug.clone();
+        let branch = gitops::branch_for(order_id);
+        run_blocking(move || repos.delete_branch(&slug, &branch)).await
+    }
+
     async fn sweep_forever(&self) {
         loop {
             match self.inner.store.tenants_with_pending_orders().await {

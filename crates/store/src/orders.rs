@@ -291,6 +291,38 @@ impl Store {
         Ok(rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect::<sqlx::Result<_>>()?)
     }
 
+    /// Reject a review-required order whose PR is open and not approved: the order becomes
+    /// `rejected`, the PR `closed`, and the order's effect on the resource row is undone (a rejected
+    /// create removes the resource, which never reached `main`).
+    pub async fn reject_order(&self, tenant_id: &str, order_id: &str, reason: &str) -> Result<OrderRow> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
+        let Some(row) = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&mut *tx).await? else {
+            return Err(StoreError::NotFound("order"));
+        };
+        let mut order = model::order(&row)?;
+        if order.merge_policy != "review" {
+            return Err(StoreError::InvalidState("order does not require review: it is merged automatically".into()));
+        }
+        if order.approved || order.state != "pr_open" {
+            let what = if order.approved { "approved".to_string() } else { order.state.clone() };
+            return Err(StoreError::InvalidState(format!("order is {what}, not awaiting review")));
+        }
+        fail_order(&mut tx, &order, "rejected", reason).await?;
+        if order.action == "create" {
+            sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
+                .bind(&order.resource_id)
+                .bind(&order.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        order.state = "rejected".into();
+        order.error = Some(reason.to_string());
+        Ok(order)
+    }
+
     pub async fn order(&self, tenant_id: &str, order_id: &str) -> Result<Option<OrderRow>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
         let row = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&self.pool).await?;

@@ -48,6 +48,7 @@ on_both!(
     order_lifecycle_auto_merge,
     order_conflicts_and_idempotency,
     review_and_approval,
+    review_rejection,
     failure_undoes_resource_effect,
     tenants_are_isolated,
     audit_log_records_entries,
@@ -204,6 +205,28 @@ async fn review_and_approval(store: Store) {
     let Accepted::Created(auto) = store.accept_order(new_order(t, "create", "web")).await.unwrap() else { panic!() };
     let err = store.approve_order(t, &auto.id, "a@example.com").await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
+}
+
+async fn review_rejection(store: Store) {
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let t = &reg.tenant.id;
+    let mut o = new_order(t, "create", "db");
+    o.merge_policy = "review".into();
+    let Accepted::Created(order) = store.accept_order(o).await.unwrap() else { panic!() };
+    let err = store.reject_order(t, &order.id, "not yet").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "no PR yet: {err:?}");
+    store.record_pr_opened(&order, pr(&order.id, "c1")).await.unwrap();
+    let rejected = store.reject_order(t, &order.id, "too expensive").await.unwrap();
+    assert_eq!((rejected.state.as_str(), rejected.error.as_deref()), ("rejected", Some("too expensive")));
+    assert_eq!(store.pull_request_for(&order.id).await.unwrap().unwrap().state, "closed");
+    assert!(store.resource(t, &order.resource_id).await.unwrap().is_none(), "a rejected create leaves no resource");
+    assert!(store.pending_orders(t, 10).await.unwrap().is_empty());
+    let err = store.reject_order(t, &order.id, "again").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
+    let err = store.approve_order(t, &order.id, "a@example.com").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
+    // The name is free again.
+    store.accept_order(new_order(t, "create", "db")).await.unwrap();
 }
 
 async fn failure_undoes_resource_effect(store: Store) {

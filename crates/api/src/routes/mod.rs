@@ -33,6 +33,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/orders", post(orders::create).get(orders::list))
         .route("/orders/{id}", get(orders::get))
         .route("/orders/{id}/approve", post(orders::approve))
+        .route("/orders/{id}/reject", post(orders::reject))
         .route("/resources", get(resources::list))
         .route("/services", post(services::create).get(services::list))
         .route("/services/{id}", get(services::get).delete(services::delete))

@@ -138,3 +138,32 @@ pub async fn approve(
     let view = view(&state, &p.tenant, &order).await?;
     Ok((Extension(AuditTarget(format!("order/{id}"))), axum::Json(view)))
 }
+
+/// Reject a review-required order (admins only): its pull request is closed, nothing is merged.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", tag = "orders", security(("api_key" = [])),
+    params(("id" = String, Path)), request_body = m::RejectOrderRequest,
+    responses((status = 200, body = m::Order), (status = 403, body = m::ErrorBody),
+        (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(Extension<AuditTarget>, axum::Json<m::Order>)> {
+    auth.require_admin()?;
+    let req: m::RejectOrderRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { crate::json::parse(&body)? };
+    let reason = req.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 1000 || r.chars().any(|c| c.is_control() && c != '\n')) {
+        return Err(ApiError::invalid("reason", "reason must be at most 1000 printable characters"));
+    }
+    let p = &auth.0;
+    let reason = reason.unwrap_or_else(|| format!("rejected by {}", requester(p)));
+    let order = state
+        .orders
+        .reject(&p.tenant, &id, &reason)
+        .await
+        .map_err(|e| ApiError::from_order(e, "", &|_| None))?;
+    let view = view(&state, &p.tenant, &order).await?;
+    Ok((Extension(AuditTarget(format!("order/{id}"))), axum::Json(view)))
+}

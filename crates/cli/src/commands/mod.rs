@@ -75,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             None => orders::list(&ctx, args.limit).await,
             Some(OrdersCommand::Show { id }) => orders::show(&ctx, &id).await,
             Some(OrdersCommand::Approve { id }) => orders::approve(&ctx, &id).await,
+            Some(OrdersCommand::Reject { id, reason }) => orders::reject(&ctx, &id, reason.as_deref()).await,
         },
         Command::Order(args) => orders::order(&ctx, args).await,
         Command::Catalog { kind } => catalog::run(&ctx, kind.as_deref()).await,

@@ -1,4 +1,4 @@
-//! `maxcloud orders [show|approve]` and the generic `maxcloud order KIND NAME`.
+//! `maxcloud orders [show|approve|reject]` and the generic `maxcloud order KIND NAME`.
 
 use std::time::Duration;
 
@@ -106,18 +106,25 @@ pub async fn show(ctx: &Ctx, id: &str) -> Result<()> {
 }
 
 pub async fn approve(ctx: &Ctx, id: &str) -> Result<()> {
-    let order: Order = ctx
-        .client
-        .post(
-            &format!("{}/approve", order_path(id)),
-            &Value::Object(Default::default()),
-        )
-        .await?;
+    review(ctx, id, "approve", "approved", Value::Object(Default::default())).await
+}
+
+pub async fn reject(ctx: &Ctx, id: &str, reason: Option<&str>) -> Result<()> {
+    let body = match reason {
+        Some(r) => serde_json::json!({ "reason": r }),
+        None => Value::Object(Default::default()),
+    };
+    review(ctx, id, "reject", "rejected", body).await
+}
+
+/// `POST /orders/{id}/{verb}` and print the result.
+async fn review(ctx: &Ctx, id: &str, verb: &str, done: &str, body: Value) -> Result<()> {
+    let order: Order = ctx.client.post(&format!("{}/{verb}", order_path(id)), &body).await?;
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, &order);
     }
     let mut kv = KeyValues::new();
-    kv.add("approved", &order.id).add("state", &order.state);
+    kv.add(done, &order.id).add("state", &order.state);
     if let Some(pr) = &order.pull_request {
         kv.add("pull request", format!("#{} ({})", pr.number, pr.state));
     }
