@@ -5,7 +5,8 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use maxcloud_store::AuditEntry;
+use maxcloud_store::{AuditEntry, Store};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Caller;
 use crate::error::ErrorNote;
@@ -37,10 +38,49 @@ pub async fn audit_layer(State(state): State<AppState>, req: Request, next: Next
         target: resp.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
         detail: resp.extensions().get::<ErrorNote>().map(|n| n.0.chars().take(1000).collect()),
     };
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::error!(error = %e, ?entry, "cannot write audit entry");
+    if let Err(e) = state.audit.write(entry).await {
+        tracing::error!(error = %e, "cannot write audit entry");
     }
     resp
+}
+
+/// Writes audit entries with group commit: concurrent requests' entries share one transaction, and
+/// each request still waits until its entry is stored before it answers. One write transaction per
+/// busy moment instead of one per request keeps the single SQLite writer free for orders.
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<(AuditEntry, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl AuditWriter {
+    /// Start the writer task (it ends when every `AuditWriter` clone is dropped).
+    pub fn start(store: Store) -> AuditWriter {
+        let (tx, mut rx) = mpsc::channel::<(AuditEntry, oneshot::Sender<Result<(), String>>)>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (entries, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let result = store.audit_many(&entries).await.map_err(|e| e.to_string());
+                for ack in acks {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        AuditWriter { tx }
+    }
+
+    /// Store `entry`; resolves once it is committed.
+    pub async fn write(&self, entry: AuditEntry) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send((entry, ack)).await.map_err(|_| "audit writer stopped".to_string())?;
+        done.await.map_err(|_| "audit writer stopped".to_string())?
+    }
 }
 
 /// `POST /api/v1/orders/{id}/approve` -> `orders.approve`, `DELETE /api/v1/services/{id}` -> `services.delete`.

@@ -40,6 +40,15 @@ pub struct AppState {
     pub orders: OrderService,
     pub store: Store,
     pub config: Arc<ApiConfig>,
+    pub audit: audit::AuditWriter,
+}
+
+impl AppState {
+    /// State for the router; starts the audit writer (call inside a tokio runtime).
+    pub fn new(orders: OrderService, store: Store, config: ApiConfig) -> AppState {
+        let audit = audit::AuditWriter::start(store.clone());
+        AppState { orders, store, config: Arc::new(config), audit }
+    }
 }
 
 /// The whole HTTP surface: `/healthz`, `/readyz`, `/api/v1/…`, `/git/<slug>.git/…`.

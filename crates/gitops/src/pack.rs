@@ -32,7 +32,7 @@ use std::sync::Arc;
 use git2::{ObjectType, Odb, OdbLookupFlags, Oid, Repository};
 use sha1::{Digest, Sha1};
 
-use crate::tree_edit::{write_atomically, zlib_stored, ObjectStore, RawObject};
+use crate::tree_edit::{write_atomically, zlib_stored, ObjectStore, RawObject, Splice};
 use crate::GitError;
 
 /// Git's object id: SHA-1 of `"<type> <len>\0" + data`.
@@ -48,10 +48,31 @@ pub(crate) fn object_id(kind: ObjectType, data: &[u8]) -> Result<Oid, GitError> 
     Ok(Oid::from_bytes(&hasher.finalize())?)
 }
 
+/// Longest delta chain [`PackBuilder`] builds (git's default `pack.depth`). Reading an object at
+/// depth *d* applies *d* deltas to its base, each producing a full copy of the tree.
+pub(crate) const MAX_DELTA_DEPTH: u32 = 50;
+
+/// Largest size of one delta copy instruction we emit: git's own `diff-delta.c` never emits
+/// more, although the format allows 24-bit sizes.
+const MAX_COPY: usize = 0x10000;
+
 struct PackObject {
     id: Oid,
     kind: ObjectType,
+    /// The full content: what [`ObjectStore::read`] returns during the batch.
     data: Arc<[u8]>,
+    /// How the object is stored in the pack: `None` for a full object.
+    delta: Option<Delta>,
+}
+
+/// An object stored as an `OFS_DELTA` against an earlier object of the same pack.
+struct Delta {
+    /// Index of the base in [`PackBuilder::objects`] (always lower than the object's own).
+    base: usize,
+    /// Length of the chain down to a full object (1 = the base is full).
+    depth: u32,
+    /// The delta data ([`encode_delta`]).
+    bytes: Vec<u8>,
 }
 
 /// New objects of a batch, held in memory until [`PackBuilder::write_pack`].
@@ -147,19 +168,124 @@ impl ObjectStore for PackBuilder<'_> {
 
     fn write(&self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, GitError> {
         let id = object_id(kind, &data)?;
-        if self.index.borrow().contains_key(&id)
-            || self.odb.exists_ext(id, OdbLookupFlags::NO_REFRESH)
-        {
+        if !self.known(id) {
+            self.push(id, kind, data, None);
+        }
+        Ok(id)
+    }
+
+    /// Stores the tree as a delta against `splice.base` when the base is in this pack (an
+    /// earlier order of the batch edited the same tree), its chain is shorter than
+    /// [`MAX_DELTA_DEPTH`], and the delta is less than half the tree's size. Otherwise (the base
+    /// lives in another pack or loose: that would need a thin pack; or the tree is small) the
+    /// tree is stored whole.
+    fn write_spliced_tree(&self, data: Vec<u8>, splice: Splice) -> Result<Oid, GitError> {
+        let id = object_id(ObjectType::Tree, &data)?;
+        if self.known(id) {
             return Ok(id);
         }
+        let delta = {
+            let objects = self.objects.borrow();
+            self.index
+                .borrow()
+                .get(&splice.base)
+                .map(|&base| (base, &objects[base]))
+                .filter(|(_, base)| base.kind == ObjectType::Tree)
+                .and_then(|(base, object)| {
+                    let depth = object.delta.as_ref().map_or(0, |d| d.depth) + 1;
+                    if depth > MAX_DELTA_DEPTH {
+                        return None;
+                    }
+                    let bytes = encode_delta(object.data.len(), &data, &splice)?;
+                    (bytes.len() < data.len() / 2).then_some(Delta { base, depth, bytes })
+                })
+        };
+        self.push(id, ObjectType::Tree, data, delta);
+        Ok(id)
+    }
+}
+
+impl PackBuilder<'_> {
+    /// Whether `id` is collected already or exists in the repository.
+    fn known(&self, id: Oid) -> bool {
+        self.index.borrow().contains_key(&id)
+            || self.odb.exists_ext(id, OdbLookupFlags::NO_REFRESH)
+    }
+
+    fn push(&self, id: Oid, kind: ObjectType, data: Vec<u8>, delta: Option<Delta>) {
         let mut objects = self.objects.borrow_mut();
         self.index.borrow_mut().insert(id, objects.len());
         objects.push(PackObject {
             id,
             kind,
             data: data.into(),
+            delta,
         });
-        Ok(id)
+    }
+}
+
+/// Git delta data (`gitformat-pack(5)`, "Deltified representation") turning a base of
+/// `base_len` bytes into `new`, where `new` is the base with one range replaced as `splice`
+/// describes: the base size and the result size (7-bit little-endian varints), then *copy*
+/// instructions for the unchanged prefix, *insert* instructions carrying the new bytes (at most
+/// 127 per instruction), and copy instructions for the unchanged suffix. No search for matches
+/// is needed: the tree edit knows the one range that changed. `None` when the splice does not
+/// fit the lengths, or for bases over 4 GiB (copy offsets are 32-bit).
+pub(crate) fn encode_delta(base_len: usize, new: &[u8], splice: &Splice) -> Option<Vec<u8>> {
+    let Splice {
+        start,
+        removed,
+        inserted,
+        ..
+    } = *splice;
+    let suffix = base_len.checked_sub(start.checked_add(removed)?)?;
+    if new.len() != start + inserted + suffix || u32::try_from(base_len).is_err() {
+        return None;
+    }
+    let copies = start.div_ceil(MAX_COPY) + suffix.div_ceil(MAX_COPY);
+    let mut out = Vec::with_capacity(20 + copies * 8 + inserted + inserted.div_ceil(127));
+    push_varint(&mut out, base_len as u64);
+    push_varint(&mut out, new.len() as u64);
+    push_copies(&mut out, 0, start);
+    for chunk in new[start..start + inserted].chunks(127) {
+        out.push(chunk.len() as u8);
+        out.extend_from_slice(chunk);
+    }
+    push_copies(&mut out, start + removed, suffix);
+    Some(out)
+}
+
+/// Delta header sizes: little-endian groups of 7 bits, high bit set when more follow.
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Copy instructions for `len` bytes of the base from `offset`: `1sssoooo` where each bit says
+/// that the corresponding offset (4) or size (3) byte follows, little-endian; zero bytes are
+/// left out.
+fn push_copies(out: &mut Vec<u8>, mut offset: usize, mut len: usize) {
+    while len > 0 {
+        let size = len.min(MAX_COPY);
+        let at = out.len();
+        out.push(0x80);
+        for (i, byte) in (offset as u32).to_le_bytes().into_iter().enumerate() {
+            if byte != 0 {
+                out[at] |= 1 << i;
+                out.push(byte);
+            }
+        }
+        for (i, byte) in (size as u32).to_le_bytes()[..3].iter().enumerate() {
+            if *byte != 0 {
+                out[at] |= 0x10 << i;
+                out.push(*byte);
+            }
+        }
+        offset += size;
+        len -= size;
     }
 }
 
@@ -189,11 +315,22 @@ fn encode_pack(objects: &[PackObject]) -> Result<EncodedPack, GitError> {
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&count.to_be_bytes());
-    let mut entries = Vec::with_capacity(objects.len());
+    let mut entries: Vec<IndexEntry> = Vec::with_capacity(objects.len());
     for object in objects {
         let offset = pack.len();
-        push_entry_header(&mut pack, pack_type(object.kind)?, object.data.len() as u64);
-        zlib_stored(&mut pack, &[&object.data]);
+        match &object.delta {
+            None => {
+                push_entry_header(&mut pack, pack_type(object.kind)?, object.data.len() as u64);
+                zlib_stored(&mut pack, &[&object.data]);
+            }
+            Some(delta) => {
+                push_entry_header(&mut pack, OBJ_OFS_DELTA, delta.bytes.len() as u64);
+                push_base_distance(&mut pack, (offset as u64) - entries[delta.base].offset);
+                zlib_stored(&mut pack, &[&delta.bytes]);
+            }
+        }
+        // The index records the CRC-32 of the entry as packed (header, base distance, zlib
+        // stream) and the id of the object it resolves to.
         entries.push(IndexEntry {
             id: object.id,
             crc: crc32fast::hash(&pack[offset..]),
@@ -220,6 +357,27 @@ fn pack_type(kind: ObjectType) -> Result<u8, GitError> {
             "cannot pack an object of type {other}"
         ))),
     }
+}
+
+/// Pack type of an object stored as a delta against the object a given distance before it in
+/// the same pack.
+const OBJ_OFS_DELTA: u8 = 6;
+
+/// The distance back to an `OFS_DELTA`'s base: big-endian groups of 7 bits, high bit set when
+/// more follow, and each continuation adding one (`(n + 1) << 7`), so that every distance has a
+/// single encoding.
+fn push_base_distance(out: &mut Vec<u8>, mut distance: u64) {
+    let mut buf = [0u8; 10];
+    let mut pos = buf.len() - 1;
+    buf[pos] = (distance & 0x7f) as u8;
+    distance >>= 7;
+    while distance != 0 {
+        distance -= 1;
+        pos -= 1;
+        buf[pos] = 0x80 | (distance & 0x7f) as u8;
+        distance >>= 7;
+    }
+    out.extend_from_slice(&buf[pos..]);
 }
 
 /// Entry header: `1ttt ssss` then the rest of the size in little-endian groups of 7 bits, the
@@ -283,6 +441,232 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree_edit::{edit_path, Leaf};
+
+    /// Apply git delta data to `base` (test-only; libgit2 does it for real reads).
+    fn apply_delta(base: &[u8], delta: &[u8]) -> Vec<u8> {
+        let mut pos = 0;
+        let mut varint = || {
+            let (mut value, mut shift) = (0u64, 0);
+            loop {
+                let byte = delta[pos];
+                pos += 1;
+                value |= u64::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    return value as usize;
+                }
+            }
+        };
+        assert_eq!(varint(), base.len(), "base size");
+        let size = varint();
+        let mut out = Vec::new();
+        while pos < delta.len() {
+            let op = delta[pos];
+            pos += 1;
+            if op & 0x80 != 0 {
+                let mut field = |bits: u8, count: usize| {
+                    let mut value = 0usize;
+                    for i in 0..count {
+                        if bits & (1 << i) != 0 {
+                            value |= usize::from(delta[pos]) << (8 * i);
+                            pos += 1;
+                        }
+                    }
+                    value
+                };
+                let offset = field(op & 0x0f, 4);
+                let len = match field((op >> 4) & 0x07, 3) {
+                    0 => 0x10000,
+                    len => len,
+                };
+                out.extend_from_slice(&base[offset..offset + len]);
+            } else {
+                assert_ne!(op, 0, "reserved instruction");
+                let len = usize::from(op);
+                out.extend_from_slice(&delta[pos..pos + len]);
+                pos += len;
+            }
+        }
+        assert_eq!(out.len(), size, "result size");
+        out
+    }
+
+    /// Decode an `OFS_DELTA` base distance (as git's `get_delta_base`).
+    fn read_base_distance(bytes: &[u8]) -> (u64, usize) {
+        let mut c = bytes[0];
+        let mut value = u64::from(c & 0x7f);
+        let mut used = 1;
+        while c & 0x80 != 0 {
+            c = bytes[used];
+            used += 1;
+            value = ((value + 1) << 7) | u64::from(c & 0x7f);
+        }
+        (value, used)
+    }
+
+    #[test]
+    fn base_distance_round_trip() {
+        let mut out = Vec::new();
+        push_base_distance(&mut out, 127);
+        assert_eq!(out, [0x7f]);
+        out.clear();
+        push_base_distance(&mut out, 128);
+        assert_eq!(out, [0x80, 0x00]);
+        for distance in [1u64, 127, 128, 16_511, 16_512, 420_000, 27_000_000, u64::MAX / 2] {
+            out.clear();
+            push_base_distance(&mut out, distance);
+            assert_eq!(read_base_distance(&out), (distance, out.len()), "{distance}");
+        }
+    }
+
+    #[test]
+    fn delta_round_trip() {
+        let base: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let long: Vec<u8> = (0..1_000u32).map(|i| (i % 7) as u8 + b'a').collect();
+        // (start, removed, inserted bytes)
+        let cases: &[(usize, usize, &[u8])] = &[
+            (0, 0, b"new entry at the front"),
+            (base.len(), 0, b"new entry at the end"),
+            (65_536, 0, b"at a copy boundary"),
+            (123_457, 40, b"replaced entry"),
+            (200_000, 45, b""),
+            (0, base.len(), b"everything replaced"),
+            (1, 0, &long),
+            (256, 0, &[0u8; 127]),
+            (256, 0, &[0u8; 128]),
+        ];
+        for &(start, removed, insert) in cases {
+            let mut new = base[..start].to_vec();
+            new.extend_from_slice(insert);
+            new.extend_from_slice(&base[start + removed..]);
+            let splice = Splice {
+                base: Oid::zero(),
+                start,
+                removed,
+                inserted: insert.len(),
+            };
+            let delta = encode_delta(base.len(), &new, &splice).unwrap();
+            assert!(delta.len() < insert.len() + 100, "{start}: {}", delta.len());
+            assert!(apply_delta(&base, &delta) == new, "{start} {removed}");
+        }
+        // An empty base and an empty result.
+        let splice = |removed, inserted| Splice {
+            base: Oid::zero(),
+            start: 0,
+            removed,
+            inserted,
+        };
+        let delta = encode_delta(0, b"abc", &splice(0, 3)).unwrap();
+        assert_eq!(apply_delta(b"", &delta), b"abc");
+        let delta = encode_delta(3, b"", &splice(3, 0)).unwrap();
+        assert_eq!(apply_delta(b"abc", &delta), b"");
+        // Lengths that do not add up.
+        assert!(encode_delta(3, b"abcd", &splice(0, 0)).is_none());
+        assert!(encode_delta(3, b"abc", &splice(4, 0)).is_none());
+    }
+
+    /// 60 successive one-entry edits of a 2,000-entry tree in one pack: the first edit's base is
+    /// outside the pack (full object), later trees chain as deltas up to [`MAX_DELTA_DEPTH`],
+    /// then a full tree starts a new chain. git and libgit2 read them all back.
+    #[test]
+    fn chained_tree_deltas_verify_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        let mut dir_tree = repo.treebuilder(None).unwrap();
+        for i in 0..2_000 {
+            let blob = repo.blob(format!("{i}").as_bytes()).unwrap();
+            dir_tree
+                .insert(format!("f{i:05}"), blob, 0o100_644)
+                .unwrap();
+        }
+        root.insert("apps", dir_tree.write().unwrap(), 0o040_000)
+            .unwrap();
+        let mut current = root.write().unwrap();
+
+        let builder = PackBuilder::new(&repo).unwrap();
+        let mut roots = Vec::new();
+        for n in 0..60 {
+            let blob = builder
+                .write(ObjectType::Blob, format!("edit {n}").into_bytes())
+                .unwrap();
+            // Inserts, replacements and removals.
+            let (path, leaf) = match n % 3 {
+                0 => (format!("apps/new-{n:03}"), Leaf::Blob(blob)),
+                1 => (format!("apps/f{:05}", n * 7), Leaf::Blob(blob)),
+                _ => (format!("apps/f{:05}", n * 11), Leaf::Remove),
+            };
+            current = edit_path(&builder, current, &path, leaf).unwrap().unwrap();
+            roots.push(current);
+        }
+        // The expected trees, from memory before the pack is written.
+        let expected: Vec<(Oid, Vec<u8>)> = builder
+            .objects
+            .borrow()
+            .iter()
+            .filter(|o| o.kind == ObjectType::Tree)
+            .map(|o| (o.id, o.data.to_vec()))
+            .collect();
+        let depths: Vec<u32> = builder
+            .objects
+            .borrow()
+            .iter()
+            .filter_map(|o| o.delta.as_ref().map(|d| d.depth))
+            .collect();
+        // 59 of the 60 `apps` trees are deltas (roots are small: stored whole).
+        assert_eq!(depths.len(), 58, "{depths:?}");
+        assert_eq!(depths.iter().max(), Some(&MAX_DELTA_DEPTH));
+        assert_eq!(depths[..MAX_DELTA_DEPTH as usize], (1..=50).collect::<Vec<_>>());
+        assert_eq!(depths[50..], (1..=8).collect::<Vec<_>>());
+
+        let written = builder.write_pack(dir.path()).unwrap().unwrap();
+        assert!(written.bytes < 2 * 2_000 * 48 + 60 * 1_000, "{}", written.bytes);
+        // verify-pack re-indexes the pack and compares the result with our index byte for byte
+        // (ids, CRC-32s, offsets); -v lists the delta chains.
+        let out = std::process::Command::new("git")
+            .arg("verify-pack")
+            .arg("-v")
+            .arg(written.path.with_extension("idx"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("chain length = 50: 1 object"), "{stdout}");
+        assert!(!stdout.contains("chain length = 51"), "{stdout}");
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(dir.path())
+            .args(["fsck", "--strict", "--no-dangling"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // A fresh handle reads every tree, newest first (cold chains) and parses the roots.
+        let fresh = Repository::open_bare(dir.path()).unwrap();
+        let odb = fresh.odb().unwrap();
+        for (id, data) in expected.iter().rev() {
+            let object = odb.read(*id).unwrap();
+            assert_eq!(object.kind(), ObjectType::Tree);
+            assert!(object.data() == &data[..], "{id}");
+        }
+        for (n, root) in roots.iter().enumerate() {
+            let tree = fresh.find_tree(*root).unwrap();
+            let apps = tree.get_name("apps").unwrap().to_object(&fresh).unwrap();
+            let apps = apps.as_tree().unwrap();
+            let added = (n + 3) / 3; // inserts at n = 0, 3, 6, ...
+            let removed = (n + 1) / 3; // removals at n = 2, 5, 8, ...
+            assert_eq!(apps.len(), 2_000 + added - removed, "{n}");
+        }
+    }
 
     #[test]
     fn object_id_matches_libgit2() {

@@ -118,6 +118,28 @@ pub(crate) trait ObjectStore {
     fn read(&self, id: Oid) -> Result<RawObject<'_>, GitError>;
     /// Store an object; returns its id. Storing an object that exists already is a no-op.
     fn write(&self, kind: ObjectType, data: Vec<u8>) -> Result<Oid, GitError>;
+    /// Store a tree `data` that is an edit of the tree `splice.base` (see [`Splice`]). A store
+    /// may use the splice to store the tree as a delta against its base
+    /// ([`crate::pack::PackBuilder`] does); by default it is ignored.
+    fn write_spliced_tree(&self, data: Vec<u8>, splice: Splice) -> Result<Oid, GitError> {
+        let _ = splice;
+        self.write(ObjectType::Tree, data)
+    }
+}
+
+/// How a tree written by [`edit_path`] differs from the tree it was edited from: the base's
+/// bytes with `base[start..start + removed]` replaced by `new[start..start + inserted]` (one tree
+/// entry inserted, replaced or removed), everything before and after unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Splice {
+    /// The tree edited.
+    pub(crate) base: Oid,
+    /// Where the change starts (same offset in the base and in the new tree).
+    pub(crate) start: usize,
+    /// Bytes of the base replaced.
+    pub(crate) removed: usize,
+    /// Bytes of the new tree replacing them.
+    pub(crate) inserted: usize,
 }
 
 /// An object read through an [`ObjectStore`].
@@ -265,11 +287,23 @@ fn edit(
         out.push(0);
         out.extend_from_slice(id.as_bytes());
     }
+    let inserted = out.len() - cut_start;
     out.extend_from_slice(&data[cut_end..]);
     if out.is_empty() {
         return Ok(Edited::Changed(None));
     }
-    let id = store.write(ObjectType::Tree, out)?;
+    let id = match tree {
+        Some(base) => store.write_spliced_tree(
+            out,
+            Splice {
+                base,
+                start: cut_start,
+                removed: cut_end - cut_start,
+                inserted,
+            },
+        )?,
+        None => store.write(ObjectType::Tree, out)?,
+    };
     Ok(Edited::Changed(Some(id)))
 }
 

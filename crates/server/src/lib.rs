@@ -124,11 +124,11 @@ async fn start_with(
     let repos = Arc::new(Repos::new(config.repos_dir()));
     let worker = WorkerConfig { run_worker: config.run_worker, ..WorkerConfig::default() };
     let orders = OrderService::new(store.clone(), Arc::new(catalog), repos, worker);
-    let state = AppState {
-        orders: orders.clone(),
-        store: store.clone(),
-        config: Arc::new(ApiConfig { repos_root: config.repos_dir(), cluster_connected: false }),
-    };
+    let state = AppState::new(
+        orders.clone(),
+        store.clone(),
+        ApiConfig { repos_root: config.repos_dir(), cluster_connected: false },
+    );
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

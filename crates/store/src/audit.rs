@@ -6,23 +6,32 @@ use crate::{now_us, Result, Store};
 impl Store {
     /// Append an entry to the audit log.
     pub async fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.audit_many(std::slice::from_ref(entry)).await
+    }
+
+    /// Append entries to the audit log in one transaction.
+    pub async fn audit_many(&self, entries: &[AuditEntry]) -> Result<()> {
         let _w = self.writer().await;
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, tenant_id, actor, method, path, status, action, target, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(now_us())
-        .bind(&entry.tenant_id)
-        .bind(&entry.actor)
-        .bind(&entry.method)
-        .bind(&entry.path)
-        .bind(i64::from(entry.status))
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.detail)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        for entry in entries {
+            sqlx::query(
+                "INSERT INTO audit_log (id, at, tenant_id, actor, method, path, status, action, target, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(now_us())
+            .bind(&entry.tenant_id)
+            .bind(&entry.actor)
+            .bind(&entry.method)
+            .bind(&entry.path)
+            .bind(i64::from(entry.status))
+            .bind(&entry.action)
+            .bind(&entry.target)
+            .bind(&entry.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
