@@ -81,6 +81,16 @@ async fn readme_walkthrough() {
     let status = git_output(&repo, &["push", "origin", "HEAD:refs/heads/evil"]);
     assert!(!status.status.success(), "pushes are refused");
 
+    // Deploying to the same name again redeploys: an update order, a second commit.
+    let out = cli(&home, &server, &["deploy", "nginx:1.27", "--name", "shop", "--env", "GREETING=servus", "--max-scale", "5", "--wait", "-o", "json"]);
+    let redeployed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((redeployed["image"].as_str(), redeployed["env_vars"]["GREETING"].as_str()), (Some("nginx:1.27"), Some("servus")));
+    assert_eq!(redeployed["id"], svc["id"], "same service");
+    git(&repo, &["pull", "-q", "--ff-only"]);
+    assert!(std::fs::read_to_string(repo.join("apps/shop.yaml")).unwrap().contains("image: nginx:1.27"));
+    let subjects = git(&repo, &["log", "--format=%s", "main"]);
+    assert!(subjects.lines().next().unwrap().starts_with("update App shop"), "{subjects}");
+
     // maxcloud delete shop
     let out = stdout(&cli(&home, &server, &["delete", "shop", "--wait"]));
     assert!(out.contains("shop"), "{out}");

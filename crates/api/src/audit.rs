@@ -97,6 +97,7 @@ fn action_name(method: &Method, path: &str) -> String {
         (&Method::POST, _) if parts.len() <= 2 && resource.starts_with("auth.register") => "register",
         (&Method::POST, _) => "create",
         (&Method::DELETE, _) => "delete",
+        (&Method::PUT, _) | (&Method::PATCH, _) => "update",
         _ => "update",
     };
     if resource == "auth.register" {

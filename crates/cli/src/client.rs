@@ -246,6 +246,15 @@ impl Client {
             .await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        let body = serde_json::to_value(body).map_err(|e| ApiError::InvalidResponse {
+            method: Method::PUT,
+            path: path.to_string(),
+            reason: format!("cannot encode request: {e}"),
+        })?;
+        Ok(self.request_full(Method::PUT, path, Some(&body), &[]).await?.body)
+    }
+
     /// `DELETE` expecting an empty (204) answer.
     pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
         self.send(Method::DELETE, path, None, &[]).await.map(|_| ())

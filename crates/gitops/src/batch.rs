@@ -83,7 +83,8 @@ impl Repos {
     /// in one batch) are returned in that item's slot and do not affect the others.
     ///
     /// Writing: all new objects (blobs, trees, commits) go into **one packfile** (`.pack` +
-    /// `.idx`, see `pack.rs` for why it is hand-written), written before any reference moves;
+    /// `.idx`, see `pack.rs` for why it is hand-written; a big tree edited by several orders of
+    /// the batch is stored whole once, then as small deltas), written before any reference moves;
     /// then main is moved once, compare-and-swap from its value at the start. If main moved
     /// concurrently the whole call is [`GitError::Conflict`] and no reference moved (the pack
     /// stays as unreachable objects for `git gc` to drop). Branches of unmerged items are

@@ -9,16 +9,31 @@
 //! at the default level and searches for deltas (tens of milliseconds for one 420 KB tree), and
 //! its indexer re-parses and re-hashes every object we have just hashed.
 //!
-//! The format (`gitformat-pack(5)`) is simple when nothing is deltified:
+//! The format (`gitformat-pack(5)`):
 //!
 //! - pack v2: `PACK`, version 2, object count, then per object a type-and-size header followed
-//!   by the zlib stream of its content, then the SHA-1 of everything before. Objects are stored
-//!   with *stored* deflate blocks (no compression, see [`crate::tree_edit`]), like our loose
-//!   objects: `git gc` later repacks them with deltas, where successive versions of a big tree
-//!   cost almost nothing.
+//!   by the zlib stream of its content, then the SHA-1 of everything before. Zlib streams use
+//!   *stored* deflate blocks (no compression, see [`crate::tree_edit`]), like our loose
+//!   objects: `git gc` later repacks everything with real compression.
+//! - Deltas: every order of a batch rewrites the trees on its path, and in a big tenant folder
+//!   (`apps/` with 10,000 files: a 420 KB tree) writing each version whole made a batch of 64
+//!   orders a 27 MB pack. The tree edit knows which bytes changed (one entry inserted, replaced
+//!   or removed: a [`Splice`]), so a tree whose previous version is **in the same pack** is
+//!   stored as an `OFS_DELTA` (type 6: header, distance back to the base's entry, zlib stream of
+//!   the delta data) whose delta is "copy the prefix, insert the new entry, copy the suffix"
+//!   ([`encode_delta`]): about a hundred bytes instead of 420 KB, computed without any search.
+//!   Item *N*'s tree deltas against item *N − 1*'s, so versions chain; chains stop at
+//!   [`MAX_DELTA_DEPTH`] (the next tree is stored whole and starts a new chain) to bound the
+//!   cost of reading the last one. The first version in a batch is stored whole: its base lives
+//!   in an older pack, and a `REF_DELTA` to an object outside the pack would make a *thin* pack,
+//!   which git and libgit2 only accept over the wire, not on disk. Blobs, commits and small
+//!   trees (where the delta would not halve the size, e.g. the root tree) are stored whole.
 //! - index v2: magic, version, 256-entry fan-out table, sorted object ids, CRC-32 of each packed
-//!   entry, 31-bit offsets (larger ones in a 64-bit table), the pack's checksum, and the SHA-1 of
-//!   the index itself.
+//!   entry (for a delta: of its header, base distance and zlib stream as packed), 31-bit offsets
+//!   (larger ones in a 64-bit table), the pack's checksum, and the SHA-1 of the index itself.
+//!   The id of a delta entry is that of the object it resolves to, which we know already (the
+//!   full tree is kept in memory for the batch's reads anyway), so no delta is ever applied
+//!   when writing.
 //!
 //! The pack is renamed into place before its index, so a reader never finds an index without its
 //! pack; libgit2 handles rescan `objects/pack` when they miss an object, so pooled handles see
@@ -586,18 +601,28 @@ mod tests {
         let mut current = root.write().unwrap();
 
         let builder = PackBuilder::new(&repo).unwrap();
+        let mut names: std::collections::BTreeSet<String> =
+            (0..2_000).map(|i| format!("f{i:05}")).collect();
+        let mut counts = Vec::new();
         let mut roots = Vec::new();
         for n in 0..60 {
             let blob = builder
                 .write(ObjectType::Blob, format!("edit {n}").into_bytes())
                 .unwrap();
             // Inserts, replacements and removals.
-            let (path, leaf) = match n % 3 {
-                0 => (format!("apps/new-{n:03}"), Leaf::Blob(blob)),
-                1 => (format!("apps/f{:05}", n * 7), Leaf::Blob(blob)),
-                _ => (format!("apps/f{:05}", n * 11), Leaf::Remove),
+            let (name, leaf) = match n % 3 {
+                0 => (format!("new-{n:03}"), Leaf::Blob(blob)),
+                1 => (format!("f{:05}", n * 7), Leaf::Blob(blob)),
+                _ => (format!("f{:05}", n * 11), Leaf::Remove),
             };
-            current = edit_path(&builder, current, &path, leaf).unwrap().unwrap();
+            current = edit_path(&builder, current, &format!("apps/{name}"), leaf)
+                .unwrap()
+                .unwrap();
+            match leaf {
+                Leaf::Blob(_) => names.insert(name),
+                Leaf::Remove => names.remove(&name),
+            };
+            counts.push(names.len());
             roots.push(current);
         }
         // The expected trees, from memory before the pack is written.
@@ -658,13 +683,10 @@ mod tests {
             assert_eq!(object.kind(), ObjectType::Tree);
             assert!(object.data() == &data[..], "{id}");
         }
-        for (n, root) in roots.iter().enumerate() {
+        for (n, (root, count)) in roots.iter().zip(counts).enumerate() {
             let tree = fresh.find_tree(*root).unwrap();
             let apps = tree.get_name("apps").unwrap().to_object(&fresh).unwrap();
-            let apps = apps.as_tree().unwrap();
-            let added = (n + 3) / 3; // inserts at n = 0, 3, 6, ...
-            let removed = (n + 1) / 3; // removals at n = 2, 5, 8, ...
-            assert_eq!(apps.len(), 2_000 + added - removed, "{n}");
+            assert_eq!(apps.as_tree().unwrap().len(), count, "{n}");
         }
     }
 

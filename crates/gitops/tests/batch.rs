@@ -572,3 +572,158 @@ fn main_update_failure_fails_the_batch_and_moves_no_ref() {
     assert_eq!(order_refs(&path).len(), 1);
     git(&path, &["fsck", "--strict"]);
 }
+
+/// Every file below `apps/` in `tree`, with its content.
+fn apps_files(repo: &git2::Repository, tree: git2::Oid) -> Vec<(String, Vec<u8>)> {
+    let tree = repo.find_tree(tree).unwrap();
+    let apps = tree.get_name("apps").unwrap().to_object(repo).unwrap();
+    apps.as_tree()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let blob = entry.to_object(repo).unwrap();
+            (
+                format!("apps/{}", entry.name().unwrap()),
+                blob.as_blob().unwrap().content().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// A batch of 60 orders (creates, updates, deletes, one left for review) in a 1,000-file repo:
+/// each `apps/` tree after the first is stored as a delta against the previous one in the same
+/// pack, in chains of at most 50. git verifies the pack; fresh and pooled libgit2 handles read
+/// every file at every commit; the next batch builds on the delta-chained tree.
+#[test]
+fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
+    let (_dir, repos) = setup();
+    let path = repos.path(SLUG);
+    let files: Vec<(String, Vec<u8>)> = (0..1_000)
+        .map(|i| {
+            (
+                format!("apps/app-{i:05}.yaml"),
+                format!("kind: App\nname: app-{i:05}\n").into_bytes(),
+            )
+        })
+        .collect();
+    repos.seed_files(SLUG, &files, "seed\n", &author()).unwrap();
+    repos.gc(SLUG).unwrap();
+    let start = repos.main_commit(SLUG).unwrap();
+    // Warm the pool: these handles have loaded the pack list before the batch.
+    assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), 1_000);
+
+    let orders: Vec<Order> = (1..=60u32)
+        .map(|n| match n % 4 {
+            0 => Order::new(
+                n,
+                "update",
+                &format!("app-{:05}", n * 3),
+                Some(&format!("kind: App\nreplicas: {n}\n")),
+            ),
+            1 => Order::new(n, "delete", &format!("app-{:05}", n * 5), None),
+            _ => Order::write(n, &format!("new-{n:02}")),
+        })
+        .collect();
+    let review = 30; // order 31 stays on its branch
+    let items: Vec<BatchItem> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| o.item(i != review))
+        .collect();
+    let results = repos.apply_batch(SLUG, &items).unwrap();
+    for result in &results {
+        ok(result);
+    }
+    assert_eq!(repos.pack_count(SLUG).unwrap(), 2);
+
+    // The batch's pack: trees chain as deltas, never deeper than 50.
+    let pack_dir = path.join("objects/pack");
+    let idx = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let verify = git(&path, &["verify-pack", "-v", idx.to_str().unwrap()]);
+    let chains: Vec<(usize, usize)> = verify
+        .lines()
+        .filter_map(|l| l.strip_prefix("chain length = "))
+        .map(|l| {
+            let (depth, count) = l.split_once(": ").unwrap();
+            (
+                depth.parse().unwrap(),
+                count.split(' ').next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let deltas: usize = chains.iter().map(|(_, count)| count).sum();
+    // Of the 60 `apps` trees, the first (its base is in the seed's pack) and the one that would
+    // have been at depth 51 are whole; the review item's tree and the next one both delta
+    // against the tree before the review item.
+    assert_eq!(deltas, 58, "{verify}");
+    assert_eq!(chains.last().unwrap().0, 50, "{verify}");
+    let tree_lines: Vec<&str> = verify.lines().filter(|l| l.contains(" tree ")).collect();
+    let full_trees = tree_lines
+        .iter()
+        .filter(|l| l.split_whitespace().count() == 5)
+        .count();
+    // 60 root trees and the first `apps` tree, plus the one that starts a new chain at 51.
+    assert_eq!(full_trees, 62, "{verify}");
+    git(&path, &["fsck", "--strict", "--no-dangling"]);
+
+    // Expected files after each order, replayed on a model of main.
+    let mut model: std::collections::BTreeMap<String, Vec<u8>> = files.into_iter().collect();
+    let fresh = git2::Repository::open_bare(&path).unwrap();
+    for (i, (order, result)) in orders.iter().zip(&results).enumerate() {
+        let commit = ok(result).committed.commit.parse().unwrap();
+        let tree = fresh.find_commit(commit).unwrap().tree_id();
+        let mut expected = model.clone();
+        match &order.content {
+            Some(content) => expected.insert(order.path.clone(), content.clone()),
+            None => expected.remove(&order.path),
+        };
+        let actual: std::collections::BTreeMap<String, Vec<u8>> =
+            apps_files(&fresh, tree).into_iter().collect();
+        assert!(actual == expected, "commit of order {}", i + 1);
+        if i != review {
+            model = expected;
+        }
+    }
+    // Pooled handles (opened before the pack existed) read main's delta-chained tree.
+    for (file, content) in &model {
+        assert_eq!(
+            repos.read_main_file(SLUG, file).unwrap().as_deref(),
+            Some(&content[..])
+        );
+    }
+    assert_eq!(
+        repos.list_main_files(SLUG, "apps").unwrap().len(),
+        model.len()
+    );
+    let review_commit = ok(&results[review]).committed.commit.clone();
+    assert_eq!(
+        repos
+            .branch_commit(SLUG, &branch_for(&orders[review].id))
+            .unwrap(),
+        Some(review_commit)
+    );
+    assert!(repos.main_contains(SLUG, &start).unwrap());
+
+    // The next batch edits the tree at the end of a chain (read back from the pack).
+    let next = Order::write(100, "after");
+    let results = repos.apply_batch(SLUG, &[next.item(true)]).unwrap();
+    ok(&results[0]);
+    assert_eq!(
+        repos.read_main_file(SLUG, &next.path).unwrap().as_deref(),
+        next.content.as_deref()
+    );
+    assert_eq!(
+        repos.list_main_files(SLUG, "apps").unwrap().len(),
+        model.len() + 1
+    );
+    git(&path, &["fsck", "--strict", "--no-dangling"]);
+    // git gc repacks the deltified packs.
+    repos.gc(SLUG).unwrap();
+    assert_eq!(repos.pack_count(SLUG).unwrap(), 1);
+    git(&path, &["fsck", "--strict", "--no-dangling"]);
+}

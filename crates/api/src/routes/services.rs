@@ -82,6 +82,20 @@ fn field_name(path: &str) -> Option<String> {
     )
 }
 
+/// Check a service request and turn it into `App` parameters.
+fn checked_parameters(req: &m::CreateServiceRequest) -> ApiResult<Value> {
+    ImageRef::parse(&req.image).map_err(|e| ApiError::invalid("image", format!("image: {e}")))?;
+    if let Some(env) = &req.env_vars {
+        if let Some(bad) = env.keys().find(|k| !valid_env_name(k)) {
+            return Err(ApiError::invalid(
+                "env_vars",
+                format!("env_vars: {bad:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"),
+            ));
+        }
+    }
+    Ok(parameters(req))
+}
+
 /// Deploy a container image as a service (an `App` create order).
 #[utoipa::path(post, path = "/api/v1/services", tag = "services", security(("api_key" = [])),
     request_body = m::CreateServiceRequest,
@@ -95,15 +109,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Extension<AuditTarget>, axum::Json<m::Service>)> {
     let idempotency_key = idempotency_key(&headers)?;
     let name = parse_name(&req.name, "name")?;
-    ImageRef::parse(&req.image).map_err(|e| ApiError::invalid("image", format!("image: {e}")))?;
-    if let Some(env) = &req.env_vars {
-        if let Some(bad) = env.keys().find(|k| !valid_env_name(k)) {
-            return Err(ApiError::invalid(
-                "env_vars",
-                format!("env_vars: {bad:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"),
-            ));
-        }
-    }
+    let parameters = checked_parameters(&req)?;
     let placed = state
         .orders
         .place(PlaceOrder {
@@ -111,7 +117,7 @@ pub async fn create(
             action: Action::Create,
             kind: KIND.into(),
             name: name.clone(),
-            parameters: parameters(&req),
+            parameters,
             requester: requester(&p),
             idempotency_key,
         })
@@ -130,6 +136,43 @@ fn valid_env_name(k: &str) -> bool {
     let mut chars = k.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Redeploy a service: an `App` update order replacing its whole spec (fields left out return to
+/// their defaults). The name cannot change.
+#[utoipa::path(put, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+    params(("id" = String, Path)), request_body = m::CreateServiceRequest,
+    responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody),
+        (status = 422, body = m::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(req): Json<m::CreateServiceRequest>,
+) -> ApiResult<(Extension<AuditTarget>, axum::Json<m::Service>)> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let row = find(&state, &p.tenant.id, &id).await?;
+    if req.name != row.name {
+        return Err(ApiError::invalid("name", format!("name: a service cannot be renamed (it is {:?})", row.name)));
+    }
+    let name = parse_name(&req.name, "name")?;
+    let parameters = checked_parameters(&req)?;
+    let placed = state
+        .orders
+        .place(PlaceOrder {
+            tenant: p.tenant.clone(),
+            action: Action::Update,
+            kind: KIND.into(),
+            name: name.clone(),
+            parameters,
+            requester: requester(&p),
+            idempotency_key,
+        })
+        .await
+        .map_err(|e| ApiError::from_order(e, "", &field_name))?;
+    let row = find(&state, &p.tenant.id, &id).await?;
+    Ok((Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
 }
 
 /// The organisation's services.

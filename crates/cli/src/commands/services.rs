@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::wait::{follow_order, settle, state_line, POLL};
 use super::Ctx;
 use crate::cli::{DeleteArgs, DeployArgs};
-use crate::client::segment;
+use crate::client::{segment, ApiError};
 use crate::output::{opt, print_doc, write_stdout, KeyValues, Table};
 use crate::params::parse_env;
 
@@ -34,7 +34,19 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
         memory: args.memory,
         visibility: args.visibility.map(|v| v.as_str().to_string()),
     };
-    let mut service: Service = ctx.client.post("/api/v1/services", &req).await?;
+    // Deploying to an existing name redeploys it (an update order replacing its spec).
+    let mut service: Service = match ctx.client.post("/api/v1/services", &req).await {
+        Err(ApiError::Api { status, field: Some(field), .. })
+            if status == reqwest::StatusCode::CONFLICT && field == "name" =>
+        {
+            let existing = find_by_name(ctx, &req.name).await?;
+            if !ctx.json_or_yaml() {
+                eprintln!("{} exists: redeploying it", req.name);
+            }
+            ctx.client.put(&service_path(&existing.id), &req).await?
+        }
+        other => other?,
+    };
     if args.wait.wait {
         let order_id = service.order_id.clone().ok_or_else(|| {
             anyhow!(
