@@ -118,6 +118,42 @@ pub struct CreatedGitToken {
     pub created_at: String,
 }
 
+/// `POST /api/v1/auth/invites` (admins).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInviteRequest {
+    pub email: String,
+    /// `member` (default) or `admin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// `201` answer of `POST /api/v1/auth/invites`: the token is shown once; it is valid for 7 days.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedInvite {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// `POST /api/v1/auth/accept-invite`: answered like a registration (user, organisation, API key).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInviteRequest {
+    pub token: String,
+}
+
+/// A member of the organisation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    pub user: User,
+    /// `admin` or `member`.
+    pub role: String,
+    pub joined_at: String,
+}
+
 // ---------------------------------------------------------------- services (typed App facade)
 
 /// `POST /api/v1/services`: the typed facade over an `App` create order.

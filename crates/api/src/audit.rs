@@ -100,7 +100,7 @@ fn action_name(method: &Method, path: &str) -> String {
         (&Method::PUT, _) | (&Method::PATCH, _) => "update",
         _ => "update",
     };
-    if resource == "auth.register" {
+    if resource == "auth.register" || resource == "auth.accept-invite" {
         return resource;
     }
     format!("{resource}.{verb}")

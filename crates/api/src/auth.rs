@@ -17,6 +17,7 @@ use crate::AppState;
 
 pub const API_KEY_PREFIX: &str = "mc_";
 pub const GIT_TOKEN_PREFIX: &str = "mcg_";
+pub const INVITE_PREFIX: &str = "mci_";
 
 /// A fresh secret with `prefix`, and its stored (hashed) form.
 pub fn generate_key(prefix: &str, name: &str) -> (String, NewKey) {

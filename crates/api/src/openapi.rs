@@ -13,6 +13,7 @@ use crate::routes;
         routes::health::healthz, routes::health::readyz,
         routes::auth::register, routes::auth::status, routes::auth::create_key, routes::auth::list_keys,
         routes::auth::delete_key, routes::auth::create_git_token,
+        routes::auth::create_invite, routes::auth::accept_invite, routes::auth::members,
         routes::catalog::list, routes::catalog::get,
         routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
         routes::resources::list,

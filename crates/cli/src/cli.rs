@@ -106,6 +106,22 @@ pub enum AuthCommand {
     },
     /// Show the user, organization and API key in use
     Status,
+    /// Invite someone into your organization (admins); prints a one-time token
+    Invite {
+        /// Their e-mail address
+        #[arg(long)]
+        email: String,
+        /// Their role
+        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
+        role: String,
+    },
+    /// Join an organization with an invite token; stores the new API key in the credentials file
+    AcceptInvite {
+        /// The `mci_…` token from `maxcloud auth invite`
+        token: String,
+    },
+    /// List the members of your organization
+    Members,
     /// Manage API keys
     #[command(
         subcommand,

@@ -122,6 +122,7 @@ impl Store {
             "memberships",
             "api_keys",
             "git_tokens",
+            "invites",
             "resources",
             "orders",
             "order_events",

@@ -11,12 +11,14 @@
 
 mod audit;
 mod db;
+mod invites;
 mod keys;
 mod model;
 mod orders;
 mod resources;
 mod tenants;
 
+pub use invites::{Invite, Joined, Member};
 pub use orders::{Accepted, Outcome};
 pub use tenants::{NewKey, Registration};
 

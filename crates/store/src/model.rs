@@ -31,6 +31,15 @@ impl Role {
             Role::Member => "member",
         }
     }
+    /// `admin` or `member`; anything else is `None`.
+    pub fn from_name(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+
     fn parse(s: &str) -> Role {
         if s == "admin" {
             Role::Admin

@@ -49,6 +49,7 @@ on_both!(
     order_conflicts_and_idempotency,
     review_and_approval,
     review_rejection,
+    invites_add_members,
     failure_undoes_resource_effect,
     tenants_are_isolated,
     audit_log_records_entries,
@@ -227,6 +228,36 @@ async fn review_rejection(store: Store) {
     assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
     // The name is free again.
     store.accept_order(new_order(t, "create", "db")).await.unwrap();
+}
+
+async fn invites_add_members(store: Store) {
+    use maxcloud_store::Role;
+    let a = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let b = store.register("b@example.com", "Beta", slug("beta"), key("b")).await.unwrap();
+    let t = &a.tenant.id;
+    let day = 86_400_000_000;
+    let err = store.create_invite(t, &a.user.id, "a@example.com", Role::Member, "inv-x", day).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "email", .. }), "already a member: {err:?}");
+    store.create_invite(t, &a.user.id, "new@example.com", Role::Member, "inv-1", day).await.unwrap();
+    let joined = store.accept_invite("inv-1", key("new")).await.unwrap();
+    assert_eq!((joined.tenant.id.as_str(), joined.role), (t.as_str(), Role::Member));
+    let p = store.principal_by_key_hash("hash-new").await.unwrap().unwrap();
+    assert_eq!((p.user.email.as_str(), p.role, p.tenant.id.as_str()), ("new@example.com", Role::Member, t.as_str()));
+    let err = store.accept_invite("inv-1", key("again")).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidState(_)), "used once: {err:?}");
+    assert!(matches!(store.accept_invite("nope", key("x")).await.unwrap_err(), StoreError::NotFound("invite")));
+    store.create_invite(t, &a.user.id, "late@example.com", Role::Admin, "inv-2", -1).await.unwrap();
+    assert!(matches!(store.accept_invite("inv-2", key("late")).await.unwrap_err(), StoreError::InvalidState(_)));
+    // An existing user of another organisation joins with the same account.
+    store.create_invite(t, &a.user.id, "b@example.com", Role::Admin, "inv-3", day).await.unwrap();
+    let joined = store.accept_invite("inv-3", key("b2")).await.unwrap();
+    assert_eq!(joined.user.id, b.user.id);
+    let members = store.members(t).await.unwrap();
+    let emails: Vec<_> = members.iter().map(|m| (m.user.email.as_str(), m.role)).collect();
+    assert_eq!(emails, [("a@example.com", Role::Admin), ("new@example.com", Role::Member), ("b@example.com", Role::Admin)]);
+    assert_eq!(store.members(&b.tenant.id).await.unwrap().len(), 1, "memberships stay per organisation");
+    let pb = store.principal_by_key_hash("hash-b").await.unwrap().unwrap();
+    assert_eq!(pb.tenant.id, b.tenant.id, "the old key still acts in its own organisation");
 }
 
 async fn failure_undoes_resource_effect(store: Store) {

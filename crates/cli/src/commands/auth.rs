@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use maxcloud_api_model::{
-    ApiKey, AuthStatus, CreateApiKeyRequest, CreatedApiKey, RegisterRequest, RegisterResponse,
+    AcceptInviteRequest, ApiKey, AuthStatus, CreateApiKeyRequest, CreateInviteRequest, CreatedApiKey, CreatedInvite,
+    Member, RegisterRequest, RegisterResponse,
 };
 use serde_json::json;
 
@@ -16,6 +17,9 @@ pub async fn run(ctx: &Ctx, cmd: AuthCommand) -> Result<()> {
     match cmd {
         AuthCommand::Register { email, org } => register(ctx, email, org).await,
         AuthCommand::Status => status(ctx).await,
+        AuthCommand::Invite { email, role } => invite(ctx, email, role).await,
+        AuthCommand::AcceptInvite { token } => accept_invite(ctx, token).await,
+        AuthCommand::Members => members(ctx).await,
         AuthCommand::ApiKeys(ApiKeysCommand::Create { name }) => create_key(ctx, name).await,
         AuthCommand::ApiKeys(ApiKeysCommand::List) => list_keys(ctx).await,
         AuthCommand::ApiKeys(ApiKeysCommand::Delete { id }) => delete_key(ctx, &id).await,
@@ -30,6 +34,45 @@ async fn register(ctx: &Ctx, email: String, org_name: String) -> Result<()> {
             &RegisterRequest { email, org_name },
         )
         .await?;
+    save_and_show(ctx, resp, "Registered")
+}
+
+async fn accept_invite(ctx: &Ctx, token: String) -> Result<()> {
+    let resp: RegisterResponse = ctx
+        .client
+        .post("/api/v1/auth/accept-invite", &AcceptInviteRequest { token })
+        .await?;
+    save_and_show(ctx, resp, "Joined as")
+}
+
+async fn invite(ctx: &Ctx, email: String, role: String) -> Result<()> {
+    let inv: CreatedInvite = ctx
+        .client
+        .post("/api/v1/auth/invites", &CreateInviteRequest { email, role: Some(role) })
+        .await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &inv);
+    }
+    write_stdout(&format!(
+        "Invited {} as {} (valid until {}).\nInvite token: {}\n\nThe token is shown only once. They join with:\n  maxcloud --api-url {} auth accept-invite {}\n",
+        inv.email, inv.role, inv.expires_at, inv.token, ctx.api_url, inv.token
+    ))
+}
+
+async fn members(ctx: &Ctx) -> Result<()> {
+    let members: Vec<Member> = ctx.client.get("/api/v1/auth/members").await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &members);
+    }
+    let mut table = Table::new(["EMAIL", "ROLE", "JOINED"]);
+    for m in &members {
+        table.row([m.user.email.clone(), m.role.clone(), m.joined_at.clone()]);
+    }
+    write_stdout(&table.render())
+}
+
+/// Store the new API key as the credentials in use and show it (it is shown only once).
+fn save_and_show(ctx: &Ctx, resp: RegisterResponse, verb: &str) -> Result<()> {
     let path = ctx.credentials_path.clone().context(
         "registered, but cannot locate the credentials file (set HOME or XDG_CONFIG_HOME); \
          the API key was not saved",
@@ -47,7 +90,7 @@ async fn register(ctx: &Ctx, email: String, org_name: String) -> Result<()> {
     }
     // Show the key even when saving failed: it is shown only once.
     let mut text = format!(
-        "Registered {} in organization \"{}\" (slug: {}).\nAPI key: {}\n",
+        "{verb} {} in organization \"{}\" (slug: {}).\nAPI key: {}\n",
         resp.user.email, resp.organization.name, resp.organization.slug, resp.api_key
     );
     if saved.is_ok() {

@@ -40,7 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     let registering = matches!(
         cli.command,
-        Command::Auth(crate::cli::AuthCommand::Register { .. })
+        Command::Auth(crate::cli::AuthCommand::Register { .. } | crate::cli::AuthCommand::AcceptInvite { .. })
     );
     let credentials_path = config::credentials_path().ok();
     let stored = match &credentials_path {
