@@ -22,12 +22,20 @@
 //!   stored as an `OFS_DELTA` (type 6: header, distance back to the base's entry, zlib stream of
 //!   the delta data) whose delta is "copy the prefix, insert the new entry, copy the suffix"
 //!   ([`encode_delta`]): about a hundred bytes instead of 420 KB, computed without any search.
-//!   Item *N*'s tree deltas against item *N − 1*'s, so versions chain; chains stop at
-//!   [`MAX_DELTA_DEPTH`] (the next tree is stored whole and starts a new chain) to bound the
-//!   cost of reading the last one. The first version in a batch is stored whole: its base lives
-//!   in an older pack, and a `REF_DELTA` to an object outside the pack would make a *thin* pack,
-//!   which git and libgit2 only accept over the wire, not on disk. Blobs, commits and small
-//!   trees (where the delta would not halve the size, e.g. the root tree) are stored whole.
+//!
+//!   Direction: like git's own packs, the *newest* version of a tree is stored whole and each
+//!   older version as a delta against the version edited from it (item *N − 1*'s tree against
+//!   item *N*'s, the splice inverted), so the tree main points to after the batch — which the
+//!   next batch and every reader of main read first — costs no delta resolution; only history
+//!   does. (With forward deltas, a tree at depth 50 took libgit2 about 8 ms to read.) An
+//!   `OFS_DELTA` base must come earlier in the pack, so objects are written newest first.
+//!   Chains stop at [`MAX_DELTA_DEPTH`]: the next older version is stored whole and starts a
+//!   new chain. Bases are always in the same pack: a version whose base lives in an older pack
+//!   could only be a `REF_DELTA` to an object outside the pack, a *thin* pack, which git and
+//!   libgit2 accept over the wire but not on disk. Blobs, commits, small trees (where the delta
+//!   would not halve the size, e.g. the root tree) and versions nothing in the batch was edited
+//!   from are stored whole. When two versions were edited from the same tree (an order left for
+//!   review, then the next one on main), the later one is its base.
 //! - index v2: magic, version, 256-entry fan-out table, sorted object ids, CRC-32 of each packed
 //!   entry (for a delta: of its header, base distance and zlib stream as packed), 31-bit offsets
 //!   (larger ones in a 64-bit table), the pack's checksum, and the SHA-1 of the index itself.
@@ -76,13 +84,16 @@ struct PackObject {
     kind: ObjectType,
     /// The full content: what [`ObjectStore::read`] returns during the batch.
     data: Arc<[u8]>,
-    /// How the object is stored in the pack: `None` for a full object.
-    delta: Option<Delta>,
+    /// For a tree edited from an earlier tree of the batch: that tree's index in
+    /// [`PackBuilder::objects`] (always lower) and the edit.
+    edited_from: Option<(usize, Splice)>,
 }
 
-/// An object stored as an `OFS_DELTA` against an earlier object of the same pack.
+/// An object stored as an `OFS_DELTA` against another object of the same pack.
+#[derive(Debug)]
 struct Delta {
-    /// Index of the base in [`PackBuilder::objects`] (always lower than the object's own).
+    /// Index of the base in [`PackBuilder::objects`] (always higher than the object's own: the
+    /// base is the newer version, written earlier).
     base: usize,
     /// Length of the chain down to a full object (1 = the base is full).
     depth: u32,
@@ -189,33 +200,22 @@ impl ObjectStore for PackBuilder<'_> {
         Ok(id)
     }
 
-    /// Stores the tree as a delta against `splice.base` when the base is in this pack (an
-    /// earlier order of the batch edited the same tree), its chain is shorter than
-    /// [`MAX_DELTA_DEPTH`], and the delta is less than half the tree's size. Otherwise (the base
-    /// lives in another pack or loose: that would need a thin pack; or the tree is small) the
-    /// tree is stored whole.
+    /// Records the edit when `splice.base` is a tree of this pack (an earlier order of the batch
+    /// edited the same tree), so that [`plan_deltas`] can store the base as a delta against
+    /// this newer version. A base outside the pack is not recorded.
     fn write_spliced_tree(&self, data: Vec<u8>, splice: Splice) -> Result<Oid, GitError> {
         let id = object_id(ObjectType::Tree, &data)?;
         if self.known(id) {
             return Ok(id);
         }
-        let delta = {
-            let objects = self.objects.borrow();
-            self.index
-                .borrow()
-                .get(&splice.base)
-                .map(|&base| (base, &objects[base]))
-                .filter(|(_, base)| base.kind == ObjectType::Tree)
-                .and_then(|(base, object)| {
-                    let depth = object.delta.as_ref().map_or(0, |d| d.depth) + 1;
-                    if depth > MAX_DELTA_DEPTH {
-                        return None;
-                    }
-                    let bytes = encode_delta(object.data.len(), &data, &splice)?;
-                    (bytes.len() < data.len() / 2).then_some(Delta { base, depth, bytes })
-                })
-        };
-        self.push(id, ObjectType::Tree, data, delta);
+        let edited_from = self
+            .index
+            .borrow()
+            .get(&splice.base)
+            .copied()
+            .filter(|&base| self.objects.borrow()[base].kind == ObjectType::Tree)
+            .map(|base| (base, splice));
+        self.push(id, ObjectType::Tree, data, edited_from);
         Ok(id)
     }
 }
@@ -223,20 +223,62 @@ impl ObjectStore for PackBuilder<'_> {
 impl PackBuilder<'_> {
     /// Whether `id` is collected already or exists in the repository.
     fn known(&self, id: Oid) -> bool {
-        self.index.borrow().contains_key(&id)
-            || self.odb.exists_ext(id, OdbLookupFlags::NO_REFRESH)
+        self.index.borrow().contains_key(&id) || self.odb.exists_ext(id, OdbLookupFlags::NO_REFRESH)
     }
 
-    fn push(&self, id: Oid, kind: ObjectType, data: Vec<u8>, delta: Option<Delta>) {
+    fn push(&self, id: Oid, kind: ObjectType, data: Vec<u8>, edited_from: Option<(usize, Splice)>) {
         let mut objects = self.objects.borrow_mut();
         self.index.borrow_mut().insert(id, objects.len());
         objects.push(PackObject {
             id,
             kind,
             data: data.into(),
-            delta,
+            edited_from,
         });
     }
+}
+
+/// Which objects to store as deltas, by index in `objects` (see the module documentation): each
+/// tree that a later tree was edited from (the latest such tree, when several were) becomes a
+/// delta against it, unless that would make the chain longer than [`MAX_DELTA_DEPTH`] or the
+/// delta is not smaller than half the tree.
+fn plan_deltas(objects: &[PackObject]) -> Vec<Option<Delta>> {
+    let mut successor: Vec<Option<(usize, Splice)>> = vec![None; objects.len()];
+    for (index, object) in objects.iter().enumerate() {
+        if let Some((base, splice)) = object.edited_from {
+            successor[base] = Some((index, splice));
+        }
+    }
+    let mut deltas: Vec<Option<Delta>> = Vec::new();
+    deltas.resize_with(objects.len(), || None);
+    // Newest first: a successor's depth is known before its predecessors are planned.
+    for index in (0..objects.len()).rev() {
+        let Some((next, splice)) = successor[index] else {
+            continue;
+        };
+        let depth = deltas[next].as_ref().map_or(0, |d| d.depth) + 1;
+        if depth > MAX_DELTA_DEPTH {
+            continue;
+        }
+        // `next` is `splice` applied to this object; this object is the inverse applied to it.
+        let inverse = Splice {
+            base: objects[next].id,
+            start: splice.start,
+            removed: splice.inserted,
+            inserted: splice.removed,
+        };
+        let data = &objects[index].data;
+        if let Some(bytes) = encode_delta(objects[next].data.len(), data, &inverse) {
+            if bytes.len() < data.len() / 2 {
+                deltas[index] = Some(Delta {
+                    base: next,
+                    depth,
+                    bytes,
+                });
+            }
+        }
+    }
+    deltas
 }
 
 /// Git delta data (`gitformat-pack(5)`, "Deltified representation") turning a base of
@@ -330,17 +372,21 @@ fn encode_pack(objects: &[PackObject]) -> Result<EncodedPack, GitError> {
     pack.extend_from_slice(b"PACK");
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&count.to_be_bytes());
+    let deltas = plan_deltas(objects);
+    let mut offsets = vec![0u64; objects.len()];
     let mut entries: Vec<IndexEntry> = Vec::with_capacity(objects.len());
-    for object in objects {
+    // Newest first, so that every delta's base (a newer object) precedes it.
+    for (index, object) in objects.iter().enumerate().rev() {
         let offset = pack.len();
-        match &object.delta {
+        offsets[index] = offset as u64;
+        match &deltas[index] {
             None => {
                 push_entry_header(&mut pack, pack_type(object.kind)?, object.data.len() as u64);
                 zlib_stored(&mut pack, &[&object.data]);
             }
             Some(delta) => {
                 push_entry_header(&mut pack, OBJ_OFS_DELTA, delta.bytes.len() as u64);
-                push_base_distance(&mut pack, (offset as u64) - entries[delta.base].offset);
+                push_base_distance(&mut pack, offset as u64 - offsets[delta.base]);
                 zlib_stored(&mut pack, &[&delta.bytes]);
             }
         }
@@ -528,10 +574,23 @@ mod tests {
         out.clear();
         push_base_distance(&mut out, 128);
         assert_eq!(out, [0x80, 0x00]);
-        for distance in [1u64, 127, 128, 16_511, 16_512, 420_000, 27_000_000, u64::MAX / 2] {
+        for distance in [
+            1u64,
+            127,
+            128,
+            16_511,
+            16_512,
+            420_000,
+            27_000_000,
+            u64::MAX / 2,
+        ] {
             out.clear();
             push_base_distance(&mut out, distance);
-            assert_eq!(read_base_distance(&out), (distance, out.len()), "{distance}");
+            assert_eq!(
+                read_base_distance(&out),
+                (distance, out.len()),
+                "{distance}"
+            );
         }
     }
 
@@ -581,9 +640,9 @@ mod tests {
         assert!(encode_delta(3, b"abc", &splice(4, 0)).is_none());
     }
 
-    /// 60 successive one-entry edits of a 2,000-entry tree in one pack: the first edit's base is
-    /// outside the pack (full object), later trees chain as deltas up to [`MAX_DELTA_DEPTH`],
-    /// then a full tree starts a new chain. git and libgit2 read them all back.
+    /// 60 successive one-entry edits of a 2,000-entry tree in one pack: the newest tree is
+    /// stored whole, older ones chain back from it as deltas up to [`MAX_DELTA_DEPTH`], then a
+    /// full tree starts a new chain. git and libgit2 read them all back.
     #[test]
     fn chained_tree_deltas_verify_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -633,20 +692,27 @@ mod tests {
             .filter(|o| o.kind == ObjectType::Tree)
             .map(|o| (o.id, o.data.to_vec()))
             .collect();
-        let depths: Vec<u32> = builder
-            .objects
-            .borrow()
-            .iter()
-            .filter_map(|o| o.delta.as_ref().map(|d| d.depth))
-            .collect();
-        // 59 of the 60 `apps` trees are deltas (roots are small: stored whole).
+        let deltas = plan_deltas(&builder.objects.borrow());
+        let depths: Vec<u32> = deltas.iter().flatten().map(|d| d.depth).collect();
+        // Of the 60 `apps` trees, 58 are deltas (roots are small: stored whole): the newest is
+        // whole, the 50 before it chain back from it, the 51st before it is whole again.
         assert_eq!(depths.len(), 58, "{depths:?}");
-        assert_eq!(depths.iter().max(), Some(&MAX_DELTA_DEPTH));
-        assert_eq!(depths[..MAX_DELTA_DEPTH as usize], (1..=50).collect::<Vec<_>>());
-        assert_eq!(depths[50..], (1..=8).collect::<Vec<_>>());
+        assert_eq!(depths[..8], (1..=8).rev().collect::<Vec<_>>());
+        assert_eq!(depths[8..], (1..=50).rev().collect::<Vec<_>>());
+        // Trees are written leaf first: the last `apps` tree comes just before the last root.
+        let last_apps = builder.index.borrow()[&expected[expected.len() - 2].0];
+        assert!(deltas[last_apps].is_none());
+        assert!(deltas.iter().flatten().all(|d| {
+            let objects = builder.objects.borrow();
+            objects[d.base].kind == ObjectType::Tree && d.bytes.len() < 200
+        }));
 
         let written = builder.write_pack(dir.path()).unwrap().unwrap();
-        assert!(written.bytes < 2 * 2_000 * 48 + 60 * 1_000, "{}", written.bytes);
+        assert!(
+            written.bytes < 2 * 2_000 * 48 + 60 * 1_000,
+            "{}",
+            written.bytes
+        );
         // verify-pack re-indexes the pack and compares the result with our index byte for byte
         // (ids, CRC-32s, offsets); -v lists the delta chains.
         let out = std::process::Command::new("git")

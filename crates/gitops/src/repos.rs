@@ -514,7 +514,14 @@ impl Repos {
             )
             .arg("--git-dir")
             .arg(&path)
-            .args(["-c", "gc.packRefs=false", "-c", "gc.autoDetach=false", "gc", "--quiet"]);
+            .args([
+                "-c",
+                "gc.packRefs=false",
+                "-c",
+                "gc.autoDetach=false",
+                "gc",
+                "--quiet",
+            ]);
         if let Some(home) = std::env::var_os("HOME") {
             cmd.env("HOME", home);
         }

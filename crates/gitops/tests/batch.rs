@@ -591,8 +591,8 @@ fn apps_files(repo: &git2::Repository, tree: git2::Oid) -> Vec<(String, Vec<u8>)
 }
 
 /// A batch of 60 orders (creates, updates, deletes, one left for review) in a 1,000-file repo:
-/// each `apps/` tree after the first is stored as a delta against the previous one in the same
-/// pack, in chains of at most 50. git verifies the pack; fresh and pooled libgit2 handles read
+/// the newest `apps/` tree is stored whole and older ones as deltas against the next one in the
+/// same pack, in chains of at most 50. git verifies the pack; fresh and pooled libgit2 handles read
 /// every file at every commit; the next batch builds on the delta-chained tree.
 #[test]
 fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
@@ -657,18 +657,24 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
         })
         .collect();
     let deltas: usize = chains.iter().map(|(_, count)| count).sum();
-    // Of the 60 `apps` trees, the first (its base is in the seed's pack) and the one that would
-    // have been at depth 51 are whole; the review item's tree and the next one both delta
-    // against the tree before the review item.
-    assert_eq!(deltas, 58, "{verify}");
+    // Of the 60 `apps` trees, the newest (main's) is whole and 58 chain back from it (the
+    // review item's tree is skipped: the tree before it was edited into both, and the later
+    // edit is its base), cut once at depth 50; the review item's tree has no newer version
+    // and is whole.
+    assert_eq!(deltas, 57, "{verify}");
     assert_eq!(chains.last().unwrap().0, 50, "{verify}");
-    let tree_lines: Vec<&str> = verify.lines().filter(|l| l.contains(" tree ")).collect();
-    let full_trees = tree_lines
-        .iter()
-        .filter(|l| l.split_whitespace().count() == 5)
-        .count();
-    // 60 root trees and the first `apps` tree, plus the one that starts a new chain at 51.
-    assert_eq!(full_trees, 62, "{verify}");
+    let full_trees: Vec<&str> = verify
+        .lines()
+        .filter(|l| l.contains(" tree ") && l.split_whitespace().count() == 5)
+        .collect();
+    // 60 root trees and 3 `apps` trees.
+    assert_eq!(full_trees.len(), 63, "{verify}");
+    // Main's `apps` tree needs no delta resolution.
+    let main_apps = git(&path, &["rev-parse", "main:apps"]);
+    assert!(
+        full_trees.iter().any(|l| l.starts_with(main_apps.trim())),
+        "{verify}"
+    );
     git(&path, &["fsck", "--strict", "--no-dangling"]);
 
     // Expected files after each order, replayed on a model of main.
@@ -709,7 +715,7 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
     );
     assert!(repos.main_contains(SLUG, &start).unwrap());
 
-    // The next batch edits the tree at the end of a chain (read back from the pack).
+    // The next batch edits main's tree, the base of the chains (read back from the pack).
     let next = Order::write(100, "after");
     let results = repos.apply_batch(SLUG, &[next.item(true)]).unwrap();
     ok(&results[0]);
