@@ -506,12 +506,15 @@ impl Repos {
         if !path.exists() {
             return Err(GitError::NotFound(format!("repository {slug}")));
         }
-        let mut cmd = std::process::Command::new("git");
+        // At the lowest CPU priority (`nice`, coreutils): packing is background housekeeping and
+        // must not slow down the orders and requests served next to it.
+        let mut cmd = std::process::Command::new("nice");
         cmd.env_clear()
             .env(
                 "PATH",
                 std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
             )
+            .args(["-n", "19", "git"])
             .arg("--git-dir")
             .arg(&path)
             .args([

@@ -197,8 +197,11 @@ impl Worker {
     /// see `Repos::gc`), so orders never wait for it; preferably when the lane has drained, at the
     /// latest at a hard limit.
     async fn maybe_gc(&self, tenant: &Tenant, drained: bool) {
-        const PACKS_WHEN_IDLE: usize = 50;
-        const PACKS_HARD_LIMIT: usize = 200;
+        // Batch packs are small (trees delta-compressed within a batch) and libgit2 looks objects up
+        // in the most recently used pack first, so a few hundred packs cost little; packing less
+        // often keeps the housekeeping out of the way of orders.
+        const PACKS_WHEN_IDLE: usize = 256;
+        const PACKS_HARD_LIMIT: usize = 1024;
         const LOOSE_WHEN_IDLE: usize = 2_000;
         let repos = self.inner.repos.clone();
         let slug = tenant.slug.clone();
