@@ -40,6 +40,19 @@ pub struct OrderUpdate {
     pub state: String,
 }
 
+impl OrderUpdate {
+    /// `order` now in `state`.
+    pub fn new(order: &OrderRow, state: &str) -> OrderUpdate {
+        OrderUpdate {
+            tenant_id: order.tenant_id.clone(),
+            order_id: order.id.clone(),
+            kind: order.kind.clone(),
+            name: order.name.clone(),
+            state: state.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
     /// The parameters break the schema or a CEL rule; the paths are relative to the parameters.
@@ -125,13 +138,7 @@ impl OrderService {
             Accepted::Created(o) | Accepted::Replayed(o) => o,
         };
         if created {
-            let _ = self.events.send(OrderUpdate {
-                tenant_id: order.tenant_id.clone(),
-                order_id: order.id.clone(),
-                kind: order.kind.clone(),
-                name: order.name.clone(),
-                state: order.state.clone(),
-            });
+            let _ = self.events.send(OrderUpdate::new(&order, &order.state));
             self.worker.notify(&order.tenant_id);
         }
         Ok(Placed { order, created })
@@ -147,13 +154,7 @@ impl OrderService {
     /// Reject a review-required order: its PR is closed and its branch deleted; nothing is merged.
     pub async fn reject(&self, tenant: &Tenant, order_id: &str, reason: &str) -> Result<OrderRow, OrderError> {
         let order = self.store.reject_order(&tenant.id, order_id, reason).await?;
-        let _ = self.events.send(OrderUpdate {
-            tenant_id: order.tenant_id.clone(),
-            order_id: order.id.clone(),
-            kind: order.kind.clone(),
-            name: order.name.clone(),
-            state: order.state.clone(),
-        });
+        let _ = self.events.send(OrderUpdate::new(&order, &order.state));
         if let Err(e) = self.worker.delete_branch(tenant, &order.id).await {
             // The store is the truth: a leftover branch of a closed PR harms nothing.
             tracing::warn!(order = %order.id, error = %e, "cannot delete the rejected order's branch");

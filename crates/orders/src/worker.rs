@@ -381,13 +381,7 @@ impl Worker {
     }
 
     fn publish(&self, order: &OrderRow, state: &str) {
-        let _ = self.inner.events.send(OrderUpdate {
-            tenant_id: order.tenant_id.clone(),
-            order_id: order.id.clone(),
-            kind: order.kind.clone(),
-            name: order.name.clone(),
-            state: state.to_string(),
-        });
+        let _ = self.inner.events.send(OrderUpdate::new(order, state));
     }
 }
 

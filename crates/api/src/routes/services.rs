@@ -110,19 +110,7 @@ pub async fn create(
     let idempotency_key = idempotency_key(&headers)?;
     let name = parse_name(&req.name, "name")?;
     let parameters = checked_parameters(&req)?;
-    let placed = state
-        .orders
-        .place(PlaceOrder {
-            tenant: p.tenant.clone(),
-            action: Action::Create,
-            kind: KIND.into(),
-            name: name.clone(),
-            parameters,
-            requester: requester(&p),
-            idempotency_key,
-        })
-        .await
-        .map_err(|e| ApiError::from_order(e, "", &field_name))?;
+    let placed = place(&state, &p, Action::Create, name.clone(), parameters, idempotency_key).await?;
     let row = state
         .store
         .resource(&p.tenant.id, &placed.order.resource_id)
@@ -130,6 +118,27 @@ pub async fn create(
         .ok_or_else(|| ApiError::internal("resource of a stored order is missing"))?;
     let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
+}
+
+/// Place an `App` order for the caller, errors named after the service request's fields.
+async fn place(
+    state: &AppState,
+    p: &maxcloud_store::Principal,
+    action: Action,
+    name: maxcloud_catalog::ResourceName,
+    parameters: Value,
+    idempotency_key: Option<String>,
+) -> ApiResult<maxcloud_orders::Placed> {
+    let order = PlaceOrder {
+        tenant: p.tenant.clone(),
+        action,
+        kind: KIND.into(),
+        name,
+        parameters,
+        requester: requester(p),
+        idempotency_key,
+    };
+    state.orders.place(order).await.map_err(|e| ApiError::from_order(e, "", &field_name))
 }
 
 fn valid_env_name(k: &str) -> bool {
@@ -158,19 +167,7 @@ pub async fn update(
     }
     let name = parse_name(&req.name, "name")?;
     let parameters = checked_parameters(&req)?;
-    let placed = state
-        .orders
-        .place(PlaceOrder {
-            tenant: p.tenant.clone(),
-            action: Action::Update,
-            kind: KIND.into(),
-            name: name.clone(),
-            parameters,
-            requester: requester(&p),
-            idempotency_key,
-        })
-        .await
-        .map_err(|e| ApiError::from_order(e, "", &field_name))?;
+    let placed = place(&state, &p, Action::Update, name.clone(), parameters, idempotency_key).await?;
     let row = find(&state, &p.tenant.id, &id).await?;
     Ok((Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
 }
@@ -209,18 +206,6 @@ pub async fn delete(
     let idempotency_key = idempotency_key(&headers)?;
     let row = find(&state, &p.tenant.id, &id).await?;
     let name = parse_name(&row.name, "name")?;
-    let placed = state
-        .orders
-        .place(PlaceOrder {
-            tenant: p.tenant.clone(),
-            action: Action::Delete,
-            kind: KIND.into(),
-            name,
-            parameters: Value::Null,
-            requester: requester(&p),
-            idempotency_key,
-        })
-        .await
-        .map_err(|e| ApiError::from_order(e, "", &field_name))?;
+    let placed = place(&state, &p, Action::Delete, name, Value::Null, idempotency_key).await?;
     Ok((StatusCode::NO_CONTENT, Extension(AuditTarget(format!("App/{} order/{}", row.name, placed.order.id)))))
 }
