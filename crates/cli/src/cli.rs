@@ -49,7 +49,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Register, show who you are, manage API keys
+    /// Register, show who you are, manage API keys, invite members
     #[command(subcommand)]
     Auth(AuthCommand),
 
