@@ -35,6 +35,8 @@ async fn review_required_orders_wait_for_approval() {
     assert_eq!(order["pull_request"]["merge_policy"], "review");
     assert!(git(&repo, &["branch", "--list", &format!("order/{id}")]).contains(&id), "the PR branch exists");
     assert!(!git(&repo, &["ls-tree", "-r", "--name-only", "main"]).contains("widgets/w1.yaml"), "not merged yet");
+    let (status, body) = api.post("/orders", &json!({"action": "update", "kind": "Widget", "name": "w1", "parameters": {"size": 4}})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (409, Some("name")), "no overtaking an order in review: {body}");
 
     // main moves on meanwhile (an auto-merged App), so the approved PR is regenerated on the new main.
     let (status, app) = api.post("/orders", &json!({"kind": "App", "name": "web", "parameters": {"image": "nginx"}})).await;

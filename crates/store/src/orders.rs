@@ -54,6 +54,27 @@ impl Store {
                 });
             }
         }
+        // Orders on one resource apply in order; an order waiting for review would otherwise be
+        // overtaken (and, once approved, overwrite the newer change), so it must be decided first.
+        let waiting = sqlx::query(
+            "SELECT id FROM orders WHERE tenant_id = $1 AND kind = $2 AND name = $3 \
+             AND merge_policy = 'review' AND state IN ('accepted', 'pr_open') LIMIT 1",
+        )
+        .bind(&new.tenant_id)
+        .bind(&new.kind)
+        .bind(&new.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = waiting {
+            let id: String = row.try_get("id")?;
+            return Err(StoreError::Conflict {
+                field: "name",
+                message: format!(
+                    "{} {:?} has order {id} waiting for review: approve or reject it first",
+                    new.kind, new.name
+                ),
+            });
+        }
         let now = now_us();
         let existing = sqlx::query("SELECT id, status FROM resources WHERE tenant_id = $1 AND kind = $2 AND name = $3")
             .bind(&new.tenant_id)

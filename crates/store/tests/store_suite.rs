@@ -198,6 +198,8 @@ async fn review_and_approval(store: Store) {
     let Accepted::Created(order) = store.accept_order(o).await.unwrap() else { panic!() };
     store.record_pr_opened(&order, pr(&order.id, "c1")).await.unwrap();
     assert!(store.pending_orders(t, 10).await.unwrap().is_empty(), "an unapproved review PR waits");
+    let err = store.accept_order(new_order(t, "update", "db")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "name", .. }), "no overtaking a review: {err:?}");
     let approved = store.approve_order(t, &order.id, "a@example.com").await.unwrap();
     assert!(approved.approved);
     assert_eq!(store.pending_orders(t, 10).await.unwrap().len(), 1);
