@@ -9,7 +9,7 @@
 //!
 //! So after a crash between any two steps, the next pass redoes nothing twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -168,12 +168,26 @@ impl Worker {
         }
     }
 
+    /// Drive the tenant's pending orders, batch after batch, pipelined: while batch N is being
+    /// recorded in the store, the Git work of batch N+1 (which builds on N's commits) already runs.
+    /// Records still happen strictly in batch order.
     async fn lane_passes(&self, tenant_id: &str) -> Result<(), LaneError> {
         let Some(tenant) = self.inner.store.tenant_by_id(tenant_id).await? else { return Ok(()) };
+        let batch = self.inner.config.batch;
+        let mut inflight: Option<(tokio::task::JoinHandle<Result<(), LaneError>>, HashSet<String>)> = None;
         loop {
             self.set_dirty(tenant_id, false);
-            let orders = self.inner.store.pending_orders(tenant_id, self.inner.config.batch).await?;
+            let skip = inflight.as_ref().map(|(_, ids)| ids.len() as i64).unwrap_or(0);
+            let mut orders = self.inner.store.pending_orders(tenant_id, batch + skip).await?;
+            if let Some((_, ids)) = &inflight {
+                orders.retain(|o| !ids.contains(&o.id));
+            }
+            orders.truncate(batch as usize);
             if orders.is_empty() {
+                if let Some((record, _)) = inflight.take() {
+                    join_record(record).await?;
+                    continue;
+                }
                 let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
                 if lanes.running.get(tenant_id).copied().unwrap_or(false) {
                     continue;
@@ -185,8 +199,16 @@ impl Worker {
                 }
                 return Ok(());
             }
-            let drained = (orders.len() as i64) < self.inner.config.batch;
-            self.drive_batch(&tenant, orders).await?;
+            let drained = (orders.len() as i64) < batch;
+            let ids: HashSet<String> = orders.iter().map(|o| o.id.clone()).collect();
+            let applied = self.git_batch(&tenant, orders).await;
+            if let Some((record, _)) = inflight.take() {
+                join_record(record).await?;
+            }
+            let applied = applied?;
+            let worker = self.clone();
+            let t = tenant.clone();
+            inflight = Some((tokio::spawn(async move { worker.record_batch(&t, applied).await }), ids));
             self.maybe_gc(&tenant, drained).await;
         }
     }
@@ -234,12 +256,12 @@ impl Worker {
         }
     }
 
-    /// Take a batch of orders as far as each can go now: the Git work of the whole batch in one
-    /// blocking call (`Repos::apply_batch`: one packfile, `main` moved once), then all outcomes in one
-    /// store transaction. A failing order (e.g. a change that changes nothing) fails alone; a failure
-    /// of the batch as a whole, or of the store, stops the lane and leaves the orders pending for the
-    /// next pass (the sweep retries).
-    async fn drive_batch(&self, tenant: &Tenant, orders: Vec<OrderRow>) -> Result<(), LaneError> {
+    /// The Git work of a batch of orders in one blocking call (`Repos::apply_batch`: one packfile,
+    /// `main` moved once), turned into outcomes for [`Worker::record_batch`]. A failing order (e.g. a
+    /// change that changes nothing) fails alone; a failure of the batch as a whole stops the lane and
+    /// leaves the orders pending for the next pass (the sweep retries). Every step is idempotent
+    /// against what the repo holds, so redoing a batch whose record was lost is safe.
+    async fn git_batch(&self, tenant: &Tenant, orders: Vec<OrderRow>) -> Result<AppliedBatch, LaneError> {
         let mut outcomes = Vec::with_capacity(orders.len());
         let mut published = Vec::with_capacity(orders.len());
         let mut jobs = Vec::with_capacity(orders.len());
@@ -322,6 +344,13 @@ impl Worker {
                 }
             }
         }
+        Ok(AppliedBatch { outcomes, published, git_us, t0 })
+    }
+
+    /// Record a batch's outcomes in one store transaction, publish them, and delete the branches of
+    /// merged review PRs.
+    async fn record_batch(&self, tenant: &Tenant, batch: AppliedBatch) -> Result<(), LaneError> {
+        let AppliedBatch { outcomes, published, git_us, t0 } = batch;
         self.inner.store.record_outcomes(outcomes).await?;
         failpoint::hit("after_record");
         tracing::debug!(
@@ -383,6 +412,19 @@ impl Worker {
     fn publish(&self, order: &OrderRow, state: &str) {
         let _ = self.inner.events.send(OrderUpdate::new(order, state));
     }
+}
+
+/// A batch whose Git work is done, waiting to be recorded.
+struct AppliedBatch {
+    outcomes: Vec<Outcome>,
+    published: Vec<(OrderRow, &'static str)>,
+    git_us: u64,
+    t0: std::time::Instant,
+}
+
+/// Wait for a spawned record step; a panic in it stops the lane like a store error.
+async fn join_record(handle: tokio::task::JoinHandle<Result<(), LaneError>>) -> Result<(), LaneError> {
+    handle.await.map_err(|e| LaneError::Git(format!("record task failed: {e}")))?
 }
 
 /// Everything the Git steps of one order need, rendered up front.
