@@ -157,14 +157,17 @@ impl Worker {
     }
 
     async fn run_lane(&self, tenant_id: String) {
+        // On success the lane has already removed itself (under the lock, after seeing no work);
+        // removing it here again could remove a newer lane of the same tenant.
         if let Err(e) = self.lane_passes(&tenant_id).await {
-            // The store is unavailable: leave the orders where they are; the sweep retries later.
+            // The store or the repo is unavailable: leave the orders where they are; the sweep
+            // retries later.
             tracing::error!(tenant = %tenant_id, error = %e, "order lane stopped");
-        }
-        let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        lanes.running.remove(&tenant_id);
-        if lanes.running.is_empty() {
-            self.inner.idle.notify_waiters();
+            let mut lanes = self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes.running.remove(&tenant_id);
+            if lanes.running.is_empty() {
+                self.inner.idle.notify_waiters();
+            }
         }
     }
 
@@ -172,7 +175,9 @@ impl Worker {
     /// recorded in the store, the Git work of batch N+1 (which builds on N's commits) already runs.
     /// Records still happen strictly in batch order.
     async fn lane_passes(&self, tenant_id: &str) -> Result<(), LaneError> {
-        let Some(tenant) = self.inner.store.tenant_by_id(tenant_id).await? else { return Ok(()) };
+        let Some(tenant) = self.inner.store.tenant_by_id(tenant_id).await? else {
+            return Err(LaneError::Git(format!("tenant {tenant_id} does not exist")));
+        };
         let batch = self.inner.config.batch;
         let mut inflight: Option<(tokio::task::JoinHandle<Result<(), LaneError>>, HashSet<String>)> = None;
         loop {
