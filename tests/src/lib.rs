@@ -79,7 +79,9 @@ impl Server {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let url = url.unwrap_or_else(|| panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
+        let url = url.unwrap_or_else(|| {
+            panic!("server did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
         Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), xrds_dir, log }
     }
 

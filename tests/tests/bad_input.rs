@@ -25,7 +25,15 @@ enum Body {
     Raw(&'static str, Vec<u8>),
 }
 
-fn case(what: &'static str, method: Method, path: impl Into<String>, key: Option<&str>, body: Body, status: u16, field: Option<&'static str>) -> Case {
+fn case(
+    what: &'static str,
+    method: Method,
+    path: impl Into<String>,
+    key: Option<&str>,
+    body: Body,
+    status: u16,
+    field: Option<&'static str>,
+) -> Case {
     Case { what, method, path: path.into(), key: key.map(String::from), body, headers: vec![], status, field }
 }
 
@@ -65,59 +73,398 @@ async fn refused_requests_change_nothing() {
     let app = |params: Value| Body::Json(json!({"kind": "App", "name": "web", "parameters": params}));
     let post = Method::POST;
     let mut cases = vec![
-        case("malformed JSON", post.clone(), "/orders", ka, Body::Raw("application/json", b"{\"kind\": \"App\",".to_vec()), 400, None),
-        case("unknown field", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "web", "extra": 1})), 400, Some("extra")),
-        case("wrong type", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": 7})), 422, Some("name")),
+        case(
+            "malformed JSON",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Raw("application/json", b"{\"kind\": \"App\",".to_vec()),
+            400,
+            None,
+        ),
+        case(
+            "unknown field",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "App", "name": "web", "extra": 1})),
+            400,
+            Some("extra"),
+        ),
+        case(
+            "wrong type",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "App", "name": 7})),
+            422,
+            Some("name"),
+        ),
         case("missing kind", post.clone(), "/orders", ka, Body::Json(json!({"name": "web"})), 422, None),
-        case("name not DNS-1123", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "Bad_Name", "parameters": {"image": "nginx"}})), 422, Some("name")),
-        case("name starts with a digit", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "1shop", "parameters": {"image": "nginx"}})), 422, Some("name")),
-        case("name too long", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "a".repeat(64), "parameters": {"image": "nginx"}})), 422, Some("name")),
-        case("bad image", post.clone(), "/orders", ka, app(json!({"image": "NGINX latest"})), 422, Some("parameters.image")),
+        case(
+            "name not DNS-1123",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "App", "name": "Bad_Name", "parameters": {"image": "nginx"}})),
+            422,
+            Some("name"),
+        ),
+        case(
+            "name starts with a digit",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "App", "name": "1shop", "parameters": {"image": "nginx"}})),
+            422,
+            Some("name"),
+        ),
+        case(
+            "name too long",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "App", "name": "a".repeat(64), "parameters": {"image": "nginx"}})),
+            422,
+            Some("name"),
+        ),
+        case(
+            "bad image",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "NGINX latest"})),
+            422,
+            Some("parameters.image"),
+        ),
         case("missing image", post.clone(), "/orders", ka, app(json!({"port": 80})), 422, Some("parameters.image")),
-        case("outside schema", post.clone(), "/orders", ka, app(json!({"image": "nginx", "scaling": {"maxScale": 1000}})), 422, Some("parameters.scaling.maxScale")),
-        case("port out of range", post.clone(), "/orders", ka, app(json!({"image": "nginx", "port": 70000})), 422, Some("parameters.port")),
-        case("CEL min > max", post.clone(), "/orders", ka, app(json!({"image": "nginx", "scaling": {"minScale": 5, "maxScale": 2}})), 422, Some("parameters.scaling.minScale")),
-        case("unknown parameter", post.clone(), "/orders", ka, app(json!({"image": "nginx", "replicas": 3})), 422, Some("parameters.replicas")),
-        case("bad enum", post.clone(), "/orders", ka, app(json!({"image": "nginx", "visibility": "secret"})), 422, Some("parameters.visibility")),
-        case("parameters not an object", post.clone(), "/orders", ka, Body::Json(json!({"kind": "App", "name": "web", "parameters": [1]})), 422, Some("parameters")),
-        case("unknown kind", post.clone(), "/orders", ka, Body::Json(json!({"kind": "Mainframe", "name": "web"})), 422, Some("kind")),
-        case("unknown action", post.clone(), "/orders", ka, Body::Json(json!({"action": "destroy", "kind": "App", "name": "shop"})), 422, Some("action")),
-        case("update of missing resource", post.clone(), "/orders", ka, Body::Json(json!({"action": "update", "kind": "App", "name": "nope", "parameters": {"image": "nginx"}})), 404, None),
-        case("duplicate name", post.clone(), "/orders", ka, app(json!({"image": "nginx"})).rename("shop"), 409, Some("name")),
-        case("oversize body", post.clone(), "/orders", ka, app(json!({"image": "nginx", "args": vec!["x".repeat(1000); 300]})), 413, None),
-        case("wrong content type", post.clone(), "/orders", ka, Body::Raw("text/plain", b"kind=App".to_vec()), 415, None),
+        case(
+            "outside schema",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx", "scaling": {"maxScale": 1000}})),
+            422,
+            Some("parameters.scaling.maxScale"),
+        ),
+        case(
+            "port out of range",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx", "port": 70000})),
+            422,
+            Some("parameters.port"),
+        ),
+        case(
+            "CEL min > max",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx", "scaling": {"minScale": 5, "maxScale": 2}})),
+            422,
+            Some("parameters.scaling.minScale"),
+        ),
+        case(
+            "unknown parameter",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx", "replicas": 3})),
+            422,
+            Some("parameters.replicas"),
+        ),
+        case(
+            "bad enum",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx", "visibility": "secret"})),
+            422,
+            Some("parameters.visibility"),
+        ),
+        case(
+            "parameters not an object",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "App", "name": "web", "parameters": [1]})),
+            422,
+            Some("parameters"),
+        ),
+        case(
+            "unknown kind",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"kind": "Mainframe", "name": "web"})),
+            422,
+            Some("kind"),
+        ),
+        case(
+            "unknown action",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"action": "destroy", "kind": "App", "name": "shop"})),
+            422,
+            Some("action"),
+        ),
+        case(
+            "update of missing resource",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Json(json!({"action": "update", "kind": "App", "name": "nope", "parameters": {"image": "nginx"}})),
+            404,
+            None,
+        ),
+        case(
+            "duplicate name",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx"})).rename("shop"),
+            409,
+            Some("name"),
+        ),
+        case(
+            "oversize body",
+            post.clone(),
+            "/orders",
+            ka,
+            app(json!({"image": "nginx", "args": vec!["x".repeat(1000); 300]})),
+            413,
+            None,
+        ),
+        case(
+            "wrong content type",
+            post.clone(),
+            "/orders",
+            ka,
+            Body::Raw("text/plain", b"kind=App".to_vec()),
+            415,
+            None,
+        ),
         case("no API key", post.clone(), "/orders", None, app(json!({"image": "nginx"})), 401, None),
-        case("invalid API key", post.clone(), "/orders", Some("mc_0000000000000000000000000000000000000000000000000"), app(json!({"image": "nginx"})), 401, None),
+        case(
+            "invalid API key",
+            post.clone(),
+            "/orders",
+            Some("mc_0000000000000000000000000000000000000000000000000"),
+            app(json!({"image": "nginx"})),
+            401,
+            None,
+        ),
         case("not an API key", post.clone(), "/orders", Some("hunter2"), app(json!({"image": "nginx"})), 401, None),
-        case("revoked API key", post.clone(), "/orders", Some(revoked_key.as_str()), app(json!({"image": "nginx"})), 401, None),
-        case("other tenant's order", Method::GET, format!("/orders/{order_id}"), Some(key_b.as_str()), Body::None, 404, None),
-        case("approve other tenant's order", post.clone(), format!("/orders/{order_id}/approve"), Some(key_b.as_str()), Body::None, 404, None),
-        case("other tenant's service", Method::GET, format!("/services/{service_id}"), Some(key_b.as_str()), Body::None, 404, None),
-        case("delete other tenant's service", Method::DELETE, format!("/services/{service_id}"), Some(key_b.as_str()), Body::None, 404, None),
-        case("redeploy other tenant's service", Method::PUT, format!("/services/{service_id}"), Some(key_b.as_str()), Body::Json(json!({"name": "shop", "image": "nginx"})), 404, None),
-        case("redeploy under another name", Method::PUT, format!("/services/{service_id}"), ka, Body::Json(json!({"name": "other", "image": "nginx"})), 422, Some("name")),
-        case("redeploy with a bad image", Method::PUT, format!("/services/{service_id}"), ka, Body::Json(json!({"name": "shop", "image": "UPPER/case"})), 422, Some("image")),
-        case("delete other tenant's key", Method::DELETE, format!("/auth/api-keys/{key_b_id}"), ka, Body::None, 404, None),
-        case("approve auto-merged order", post.clone(), format!("/orders/{order_id}/approve"), ka, Body::None, 409, None),
-        case("service: bad name", post.clone(), "/services", ka, Body::Json(json!({"name": "-web", "image": "nginx"})), 422, Some("name")),
-        case("service: bad image", post.clone(), "/services", ka, Body::Json(json!({"name": "web", "image": "nginx::1"})), 422, Some("image")),
-        case("service: max_scale 0", post.clone(), "/services", ka, Body::Json(json!({"name": "web", "image": "nginx", "max_scale": 0})), 422, Some("max_scale")),
-        case("service: min > max", post.clone(), "/services", ka, Body::Json(json!({"name": "web", "image": "nginx", "min_scale": 9, "max_scale": 3})), 422, Some("min_scale")),
-        case("service: bad env name", post.clone(), "/services", ka, Body::Json(json!({"name": "web", "image": "nginx", "env_vars": {"1X": "y"}})), 422, Some("env_vars")),
-        case("service: unknown field", post.clone(), "/services", ka, Body::Json(json!({"name": "web", "image": "nginx", "replicas": 2})), 400, Some("replicas")),
-        case("service: bad memory", post.clone(), "/services", ka, Body::Json(json!({"name": "web", "image": "nginx", "memory": "lots"})), 422, Some("memory")),
-        case("register: bad email", post.clone(), "/auth/register", None, Body::Json(json!({"email": "not-an-email", "org_name": "X"})), 422, Some("email")),
-        case("register: empty org", post.clone(), "/auth/register", None, Body::Json(json!({"email": "x@example.com", "org_name": "  "})), 422, Some("org_name")),
-        case("register: org without letters", post.clone(), "/auth/register", None, Body::Json(json!({"email": "x@example.com", "org_name": "!!!"})), 422, Some("org_name")),
-        case("register: taken email", post.clone(), "/auth/register", None, Body::Json(json!({"email": "A@example.com", "org_name": "Again"})), 409, Some("email")),
+        case(
+            "revoked API key",
+            post.clone(),
+            "/orders",
+            Some(revoked_key.as_str()),
+            app(json!({"image": "nginx"})),
+            401,
+            None,
+        ),
+        case(
+            "other tenant's order",
+            Method::GET,
+            format!("/orders/{order_id}"),
+            Some(key_b.as_str()),
+            Body::None,
+            404,
+            None,
+        ),
+        case(
+            "approve other tenant's order",
+            post.clone(),
+            format!("/orders/{order_id}/approve"),
+            Some(key_b.as_str()),
+            Body::None,
+            404,
+            None,
+        ),
+        case(
+            "other tenant's service",
+            Method::GET,
+            format!("/services/{service_id}"),
+            Some(key_b.as_str()),
+            Body::None,
+            404,
+            None,
+        ),
+        case(
+            "delete other tenant's service",
+            Method::DELETE,
+            format!("/services/{service_id}"),
+            Some(key_b.as_str()),
+            Body::None,
+            404,
+            None,
+        ),
+        case(
+            "redeploy other tenant's service",
+            Method::PUT,
+            format!("/services/{service_id}"),
+            Some(key_b.as_str()),
+            Body::Json(json!({"name": "shop", "image": "nginx"})),
+            404,
+            None,
+        ),
+        case(
+            "redeploy under another name",
+            Method::PUT,
+            format!("/services/{service_id}"),
+            ka,
+            Body::Json(json!({"name": "other", "image": "nginx"})),
+            422,
+            Some("name"),
+        ),
+        case(
+            "redeploy with a bad image",
+            Method::PUT,
+            format!("/services/{service_id}"),
+            ka,
+            Body::Json(json!({"name": "shop", "image": "UPPER/case"})),
+            422,
+            Some("image"),
+        ),
+        case(
+            "delete other tenant's key",
+            Method::DELETE,
+            format!("/auth/api-keys/{key_b_id}"),
+            ka,
+            Body::None,
+            404,
+            None,
+        ),
+        case(
+            "approve auto-merged order",
+            post.clone(),
+            format!("/orders/{order_id}/approve"),
+            ka,
+            Body::None,
+            409,
+            None,
+        ),
+        case(
+            "service: bad name",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "-web", "image": "nginx"})),
+            422,
+            Some("name"),
+        ),
+        case(
+            "service: bad image",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "web", "image": "nginx::1"})),
+            422,
+            Some("image"),
+        ),
+        case(
+            "service: max_scale 0",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "web", "image": "nginx", "max_scale": 0})),
+            422,
+            Some("max_scale"),
+        ),
+        case(
+            "service: min > max",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "web", "image": "nginx", "min_scale": 9, "max_scale": 3})),
+            422,
+            Some("min_scale"),
+        ),
+        case(
+            "service: bad env name",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "web", "image": "nginx", "env_vars": {"1X": "y"}})),
+            422,
+            Some("env_vars"),
+        ),
+        case(
+            "service: unknown field",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "web", "image": "nginx", "replicas": 2})),
+            400,
+            Some("replicas"),
+        ),
+        case(
+            "service: bad memory",
+            post.clone(),
+            "/services",
+            ka,
+            Body::Json(json!({"name": "web", "image": "nginx", "memory": "lots"})),
+            422,
+            Some("memory"),
+        ),
+        case(
+            "register: bad email",
+            post.clone(),
+            "/auth/register",
+            None,
+            Body::Json(json!({"email": "not-an-email", "org_name": "X"})),
+            422,
+            Some("email"),
+        ),
+        case(
+            "register: empty org",
+            post.clone(),
+            "/auth/register",
+            None,
+            Body::Json(json!({"email": "x@example.com", "org_name": "  "})),
+            422,
+            Some("org_name"),
+        ),
+        case(
+            "register: org without letters",
+            post.clone(),
+            "/auth/register",
+            None,
+            Body::Json(json!({"email": "x@example.com", "org_name": "!!!"})),
+            422,
+            Some("org_name"),
+        ),
+        case(
+            "register: taken email",
+            post.clone(),
+            "/auth/register",
+            None,
+            Body::Json(json!({"email": "A@example.com", "org_name": "Again"})),
+            409,
+            Some("email"),
+        ),
         case("list: bad limit", Method::GET, "/orders?limit=0", ka, Body::None, 400, Some("limit")),
     ];
-    let mut long_key = case("idempotency key too long", post.clone(), "/orders", ka, app(json!({"image": "nginx"})), 400, Some("Idempotency-Key"));
+    let mut long_key = case(
+        "idempotency key too long",
+        post.clone(),
+        "/orders",
+        ka,
+        app(json!({"image": "nginx"})),
+        400,
+        Some("Idempotency-Key"),
+    );
     long_key.headers.push(("Idempotency-Key", "k".repeat(300)));
     cases.push(long_key);
 
     for c in cases {
-        let api = match &c.key { Some(k) => anon.with_key(k), None => anon.clone() };
+        let api = match &c.key {
+            Some(k) => anon.with_key(k),
+            None => anon.clone(),
+        };
         let mut rb = api.req(c.method.clone(), &c.path);
         for (h, v) in &c.headers {
             rb = rb.header(*h, v);
@@ -130,7 +477,11 @@ async fn refused_requests_change_nothing() {
         let (status, body) = api.send(rb).await;
         assert_eq!(status, c.status, "{}: {body}", c.what);
         let err = &body["error"];
-        assert!(err["code"].is_string() && err["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: {body}", c.what);
+        assert!(
+            err["code"].is_string() && err["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}: {body}",
+            c.what
+        );
         if let Some(field) = c.field {
             assert_eq!(err["field"], field, "{}: {body}", c.what);
         }
@@ -141,7 +492,9 @@ async fn refused_requests_change_nothing() {
     // Git: no credentials, wrong tenant, bad token, and pushes are all refused.
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let url = |key: &str, slug: &str| server.url.replacen("http://", &format!("http://token:{key}@"), 1) + &format!("/git/{slug}.git");
+    let url = |key: &str, slug: &str| {
+        server.url.replacen("http://", &format!("http://token:{key}@"), 1) + &format!("/git/{slug}.git")
+    };
     for (what, key, slug) in [
         ("other tenant's repo", key_b.as_str(), slug_a.as_str()),
         ("revoked key", revoked_key.as_str(), slug_a.as_str()),
@@ -150,7 +503,8 @@ async fn refused_requests_change_nothing() {
         let out = git_output(&work, &["clone", "-q", &url(key, slug), &format!("clone-{}", what.replace(' ', "-"))]);
         assert!(!out.status.success(), "{what}: clone must fail");
     }
-    let no_auth = reqwest::get(format!("{}/git/{slug_a}.git/info/refs?service=git-upload-pack", server.url)).await.unwrap();
+    let no_auth =
+        reqwest::get(format!("{}/git/{slug_a}.git/info/refs?service=git-upload-pack", server.url)).await.unwrap();
     assert_eq!(no_auth.status(), 401);
     assert!(no_auth.headers().contains_key("www-authenticate"));
     let wrong = reqwest::Client::new()
@@ -171,7 +525,9 @@ async fn refused_requests_change_nothing() {
 
     // Refusals of mutating calls are in the audit log.
     let audit = store.audit_log(Some(&store.tenant_by_slug(&slug_a).await.unwrap().unwrap().id), 500).await.unwrap();
-    assert!(audit.iter().any(|e| e.entry.status == 422 && e.entry.detail.as_deref().is_some_and(|d| d.contains("scaling.maxScale"))));
+    assert!(audit
+        .iter()
+        .any(|e| e.entry.status == 422 && e.entry.detail.as_deref().is_some_and(|d| d.contains("scaling.maxScale"))));
     let anonymous = store.audit_log(None, 500).await.unwrap();
     assert!(anonymous.iter().any(|e| e.entry.status == 401));
 }

@@ -25,7 +25,22 @@ async fn generic_orders_from_flags_and_files() {
     let out = ok(cli(
         &home,
         &server,
-        &["order", "App", "api", "--set", "image=ghcr.io/acme/api:1.2", "--set", "scaling.maxScale=3", "--set", "env[0].name=MODE", "--set", "env[0].value=prod", "--wait", "-o", "json"],
+        &[
+            "order",
+            "App",
+            "api",
+            "--set",
+            "image=ghcr.io/acme/api:1.2",
+            "--set",
+            "scaling.maxScale=3",
+            "--set",
+            "env[0].name=MODE",
+            "--set",
+            "env[0].value=prod",
+            "--wait",
+            "-o",
+            "json",
+        ],
     ));
     let order: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(order["state"], "merged", "{order}");
@@ -35,12 +50,36 @@ async fn generic_orders_from_flags_and_files() {
 
     let file = tmp.path().join("params.yaml");
     std::fs::write(&file, "image: ghcr.io/acme/api:1.3\nvisibility: internal\nscaling:\n  maxScale: 4\n").unwrap();
-    let out = ok(cli(&home, &server, &["order", "App", "api", "--action", "update", "-f", file.to_str().unwrap(), "--set", "port=9090", "--wait", "-o", "json"]));
+    let out = ok(cli(
+        &home,
+        &server,
+        &[
+            "order",
+            "App",
+            "api",
+            "--action",
+            "update",
+            "-f",
+            file.to_str().unwrap(),
+            "--set",
+            "port=9090",
+            "--wait",
+            "-o",
+            "json",
+        ],
+    ));
     let order: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!((order["action"].as_str(), order["state"].as_str()), (Some("update"), Some("merged")));
-    assert_eq!((order["parameters"]["port"].as_i64(), order["parameters"]["visibility"].as_str()), (Some(9090), Some("internal")));
+    assert_eq!(
+        (order["parameters"]["port"].as_i64(), order["parameters"]["visibility"].as_str()),
+        (Some(9090), Some("internal"))
+    );
 
-    let bad = cli(&home, &server, &["order", "App", "api2", "--set", "image=nginx", "--set", "scaling.minScale=9", "--set", "scaling.maxScale=2"]);
+    let bad = cli(
+        &home,
+        &server,
+        &["order", "App", "api2", "--set", "image=nginx", "--set", "scaling.minScale=9", "--set", "scaling.maxScale=2"],
+    );
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.trim().starts_with("error:") && err.contains("parameters.scaling.minScale"), "{err}");
@@ -55,7 +94,12 @@ async fn generic_orders_from_flags_and_files() {
     assert_eq!(orders.as_array().unwrap().len(), 2, "the refused order was not stored");
     let repo = server.repo_dir("generic");
     let yaml = git(&repo, &["show", "main:apps/api.yaml"]);
-    assert!(yaml.contains("image: ghcr.io/acme/api:1.3") && yaml.contains("port: 9090") && yaml.contains("visibility: internal"), "{yaml}");
+    assert!(
+        yaml.contains("image: ghcr.io/acme/api:1.3")
+            && yaml.contains("port: 9090")
+            && yaml.contains("visibility: internal"),
+        "{yaml}"
+    );
 }
 
 #[test]
@@ -69,9 +113,14 @@ fn migrate_and_serve_commands() {
     assert!(db.exists());
     let again = Command::new(bin("maxcloud-server")).args(["migrate", "--database-url", &url]).output().unwrap();
     assert!(again.status.success(), "migrate is idempotent");
-    let bad = Command::new(bin("maxcloud-server")).args(["migrate", "--database-url", "mysql://nope"]).output().unwrap();
+    let bad =
+        Command::new(bin("maxcloud-server")).args(["migrate", "--database-url", "mysql://nope"]).output().unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("sqlite:// or postgres://"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("sqlite:// or postgres://"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 
     // `serve` takes its configuration from the environment and logs JSON.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

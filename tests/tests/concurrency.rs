@@ -16,7 +16,8 @@ async fn fifty_concurrent_orders_one_tenant() {
         .map(|i| {
             let api = api.clone();
             tokio::spawn(async move {
-                let body = json!({"kind": "App", "name": format!("svc-{i}"), "parameters": {"image": format!("nginx:1.{i}")}});
+                let body =
+                    json!({"kind": "App", "name": format!("svc-{i}"), "parameters": {"image": format!("nginx:1.{i}")}});
                 let (status, order) = api.post("/orders", &body).await;
                 assert_eq!(status, 201, "{order}");
                 order["id"].as_str().unwrap().to_string()

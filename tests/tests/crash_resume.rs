@@ -26,7 +26,8 @@ async fn assert_exactly_once(server: &Server, api: &Api, slug: &str, ids: &[Stri
         assert_eq!(order["pull_request"]["state"], "merged");
     }
     let (_, orders) = api.get("/orders?limit=1000").await;
-    let numbers: Vec<i64> = orders.as_array().unwrap().iter().map(|o| o["pull_request"]["number"].as_i64().unwrap()).collect();
+    let numbers: Vec<i64> =
+        orders.as_array().unwrap().iter().map(|o| o["pull_request"]["number"].as_i64().unwrap()).collect();
     let unique: HashSet<_> = numbers.iter().collect();
     assert_eq!(unique.len(), numbers.len(), "one PR per order, no duplicate numbers: {numbers:?}");
     assert_eq!(numbers.len(), ids.len());

@@ -16,14 +16,19 @@ async fn invited_members_order_but_do_not_administer() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     ok(cli(&admin_home, &server, &["auth", "register", "--email", "boss@example.com", "--org", "Team Co"]));
-    let invite: serde_json::Value =
-        serde_json::from_str(&ok(cli(&admin_home, &server, &["auth", "invite", "--email", "Dev@Example.com", "-o", "json"]))).unwrap();
+    let invite: serde_json::Value = serde_json::from_str(&ok(cli(
+        &admin_home,
+        &server,
+        &["auth", "invite", "--email", "Dev@Example.com", "-o", "json"],
+    )))
+    .unwrap();
     let token = invite["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("mci_"));
     assert_eq!((invite["email"].as_str(), invite["role"].as_str()), (Some("dev@example.com"), Some("member")));
 
     let joined: serde_json::Value =
-        serde_json::from_str(&ok(cli(&member_home, &server, &["auth", "accept-invite", &token, "-o", "json"]))).unwrap();
+        serde_json::from_str(&ok(cli(&member_home, &server, &["auth", "accept-invite", &token, "-o", "json"])))
+            .unwrap();
     assert_eq!(joined["organization"]["slug"], "team-co");
     let member_key = joined["api_key"].as_str().unwrap().to_string();
     let again = cli(&member_home, &server, &["auth", "accept-invite", &token]);

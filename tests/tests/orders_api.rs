@@ -18,16 +18,24 @@ fn review_xrds(tmp: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn review_required_orders_wait_for_approval() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"), Options { xrds_dir: Some(review_xrds(tmp.path())), ..Default::default() });
+    let server = Server::start(
+        &tmp.path().join("data"),
+        Options { xrds_dir: Some(review_xrds(tmp.path())), ..Default::default() },
+    );
     let api = Api::new(&server);
     let (key, slug) = api.register("a@example.com", "Review Co").await;
     let api = api.with_key(&key);
     let repo = server.repo_dir(&slug);
 
     let (status, body) = api.post("/orders", &json!({"kind": "widget", "name": "w1", "parameters": {"size": 7}})).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("parameters.size")), "the fixture's CEL rule: {body}");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("parameters.size")),
+        "the fixture's CEL rule: {body}"
+    );
 
-    let (status, order) = api.post("/orders", &json!({"kind": "widget", "name": "w1", "parameters": {"size": 3}})).await;
+    let (status, order) =
+        api.post("/orders", &json!({"kind": "widget", "name": "w1", "parameters": {"size": 3}})).await;
     assert_eq!(status, 201, "{order}");
     let id = order["id"].as_str().unwrap().to_string();
     let order = api.wait_order(&id, "pr_open", Duration::from_secs(20)).await;
@@ -35,11 +43,18 @@ async fn review_required_orders_wait_for_approval() {
     assert_eq!(order["pull_request"]["merge_policy"], "review");
     assert!(git(&repo, &["branch", "--list", &format!("order/{id}")]).contains(&id), "the PR branch exists");
     assert!(!git(&repo, &["ls-tree", "-r", "--name-only", "main"]).contains("widgets/w1.yaml"), "not merged yet");
-    let (status, body) = api.post("/orders", &json!({"action": "update", "kind": "Widget", "name": "w1", "parameters": {"size": 4}})).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (409, Some("name")), "no overtaking an order in review: {body}");
+    let (status, body) = api
+        .post("/orders", &json!({"action": "update", "kind": "Widget", "name": "w1", "parameters": {"size": 4}}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("name")),
+        "no overtaking an order in review: {body}"
+    );
 
     // main moves on meanwhile (an auto-merged App), so the approved PR is regenerated on the new main.
-    let (status, app) = api.post("/orders", &json!({"kind": "App", "name": "web", "parameters": {"image": "nginx"}})).await;
+    let (status, app) =
+        api.post("/orders", &json!({"kind": "App", "name": "web", "parameters": {"image": "nginx"}})).await;
     assert_eq!(status, 201);
     api.wait_order(app["id"].as_str().unwrap(), "merged", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -51,7 +66,8 @@ async fn review_required_orders_wait_for_approval() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let order = api.wait_order(&id, "merged", Duration::from_secs(20)).await;
     assert_eq!(order["state"], "merged");
-    let notes: Vec<String> = order["history"].as_array().unwrap().iter().filter_map(|h| h["message"].as_str().map(String::from)).collect();
+    let notes: Vec<String> =
+        order["history"].as_array().unwrap().iter().filter_map(|h| h["message"].as_str().map(String::from)).collect();
     assert!(notes.iter().any(|n| n.contains("approved by a@example.com")), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("regenerated")), "{notes:?}");
     let files = git(&repo, &["ls-tree", "-r", "--name-only", "main"]);
@@ -63,7 +79,8 @@ async fn review_required_orders_wait_for_approval() {
     assert_eq!(status, 409, "approving twice");
 
     // A rejected PR is closed: nothing reaches main, the branch is gone, the name is free again.
-    let (status, order) = api.post("/orders", &json!({"kind": "Widget", "name": "w2", "parameters": {"size": 2}})).await;
+    let (status, order) =
+        api.post("/orders", &json!({"kind": "Widget", "name": "w2", "parameters": {"size": 2}})).await;
     assert_eq!(status, 201, "{order}");
     let w2 = order["id"].as_str().unwrap().to_string();
     api.wait_order(&w2, "pr_open", Duration::from_secs(20)).await;
@@ -92,7 +109,9 @@ async fn idempotency_key_replays_the_order() {
     let body = json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx"}});
     let send = |body: serde_json::Value| {
         let api = api.clone();
-        async move { api.send(api.req(reqwest::Method::POST, "/orders").header("Idempotency-Key", "retry-1").json(&body)).await }
+        async move {
+            api.send(api.req(reqwest::Method::POST, "/orders").header("Idempotency-Key", "retry-1").json(&body)).await
+        }
     };
     let (s1, first) = send(body.clone()).await;
     let (s2, second) = send(body.clone()).await;
@@ -116,7 +135,8 @@ async fn events_stream_reports_order_states() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let mut stream = resp.bytes_stream();
-    let (status, order) = api.post("/orders", &json!({"kind": "App", "name": "live", "parameters": {"image": "nginx"}})).await;
+    let (status, order) =
+        api.post("/orders", &json!({"kind": "App", "name": "live", "parameters": {"image": "nginx"}})).await;
     assert_eq!(status, 201);
     let id = order["id"].as_str().unwrap().to_string();
     let mut seen = String::new();
@@ -140,15 +160,27 @@ async fn openapi_catalog_and_health() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("data"), Options::default());
     let api = Api::new(&server);
-    let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.url)).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value =
+        reqwest::get(format!("{}/healthz", server.url)).await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "ok"}));
     assert_eq!(reqwest::get(format!("{}/readyz", server.url)).await.unwrap().status(), 200);
     let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("maxcloud_orders{state=\"merged\"} 0") && metrics.contains("maxcloud_tenants 0"), "{metrics}");
+    assert!(
+        metrics.contains("maxcloud_orders{state=\"merged\"} 0") && metrics.contains("maxcloud_tenants 0"),
+        "{metrics}"
+    );
     let (status, doc) = api.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/auth/register", "/api/v1/services", "/api/v1/services/{id}", "/api/v1/orders", "/api/v1/orders/{id}/approve", "/api/v1/catalog", "/api/v1/resources"] {
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/services",
+        "/api/v1/services/{id}",
+        "/api/v1/orders",
+        "/api/v1/orders/{id}/approve",
+        "/api/v1/catalog",
+        "/api/v1/resources",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
     assert!(doc["components"]["schemas"].get("Order").is_some());
@@ -175,7 +207,8 @@ async fn git_read_token_clones_only_its_repo() {
     assert_eq!(status, 201, "{token}");
     let token = token["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("mcg_"));
-    let url = |slug: &str| server.url.replacen("http://", &format!("http://flux:{token}@"), 1) + &format!("/git/{slug}.git");
+    let url =
+        |slug: &str| server.url.replacen("http://", &format!("http://flux:{token}@"), 1) + &format!("/git/{slug}.git");
     git(tmp.path(), &["clone", "-q", &url(&slug), "mine"]);
     assert!(tmp.path().join("mine/README.md").exists());
     let denied = maxcloud_tests::git_output(tmp.path(), &["clone", "-q", &url(&other), "theirs"]);
@@ -191,7 +224,14 @@ async fn server_runs_on_postgres() {
         .expect("MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15");
     let name = format!("mc_e2e_{}", std::process::id());
     let output = std::process::Command::new("psql")
-        .args([admin.as_str(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {name}"), "-c", &format!("CREATE DATABASE {name}")])
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name}"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
         .output()
         .expect("psql");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -205,7 +245,9 @@ async fn server_runs_on_postgres() {
     let ids: Vec<String> = futures::future::join_all((0..20).map(|i| {
         let api = api.clone();
         async move {
-            let (status, order) = api.post("/orders", &json!({"kind": "App", "name": format!("pg-{i}"), "parameters": {"image": "nginx"}})).await;
+            let (status, order) = api
+                .post("/orders", &json!({"kind": "App", "name": format!("pg-{i}"), "parameters": {"image": "nginx"}}))
+                .await;
             assert_eq!(status, 201, "{order}");
             order["id"].as_str().unwrap().to_string()
         }

@@ -23,7 +23,11 @@ async fn readme_walkthrough() {
     std::fs::create_dir_all(&home).unwrap();
 
     // maxcloud auth register --email me@example.com --org "Acme Shop"
-    let out = stdout(&cli(&home, &server, &["auth", "register", "--email", "me@example.com", "--org", "Acme Shop", "-o", "json"]));
+    let out = stdout(&cli(
+        &home,
+        &server,
+        &["auth", "register", "--email", "me@example.com", "--org", "Acme Shop", "-o", "json"],
+    ));
     let reg: serde_json::Value = serde_json::from_str(&out).unwrap();
     let key = reg["api_key"].as_str().unwrap().to_string();
     assert!(key.starts_with("mc_"), "{key}");
@@ -35,7 +39,19 @@ async fn readme_walkthrough() {
     let out = cli(
         &home,
         &server,
-        &["deploy", "nginx:latest", "--name", "shop", "--env", "GREETING=hallo", "--min-scale", "0", "--max-scale", "5", "--wait"],
+        &[
+            "deploy",
+            "nginx:latest",
+            "--name",
+            "shop",
+            "--env",
+            "GREETING=hallo",
+            "--min-scale",
+            "0",
+            "--max-scale",
+            "5",
+            "--wait",
+        ],
     );
     let text = stdout(&out);
     assert!(text.contains("shop"), "{text}");
@@ -82,9 +98,28 @@ async fn readme_walkthrough() {
     assert!(!status.status.success(), "pushes are refused");
 
     // Deploying to the same name again redeploys: an update order, a second commit.
-    let out = cli(&home, &server, &["deploy", "nginx:1.27", "--name", "shop", "--env", "GREETING=servus", "--max-scale", "5", "--wait", "-o", "json"]);
+    let out = cli(
+        &home,
+        &server,
+        &[
+            "deploy",
+            "nginx:1.27",
+            "--name",
+            "shop",
+            "--env",
+            "GREETING=servus",
+            "--max-scale",
+            "5",
+            "--wait",
+            "-o",
+            "json",
+        ],
+    );
     let redeployed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!((redeployed["image"].as_str(), redeployed["env_vars"]["GREETING"].as_str()), (Some("nginx:1.27"), Some("servus")));
+    assert_eq!(
+        (redeployed["image"].as_str(), redeployed["env_vars"]["GREETING"].as_str()),
+        (Some("nginx:1.27"), Some("servus"))
+    );
     assert_eq!(redeployed["id"], svc["id"], "same service");
     git(&repo, &["pull", "-q", "--ff-only"]);
     assert!(std::fs::read_to_string(repo.join("apps/shop.yaml")).unwrap().contains("image: nginx:1.27"));

@@ -4,8 +4,8 @@
 //! nothing for keys this long) and a short prefix to recognise them by.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use maxcloud_store::{NewKey, Principal, Role};

@@ -102,7 +102,8 @@ impl IntoResponse for ApiError {
             Some(f) => format!("{} ({f}): {}", self.code, self.message),
             None => format!("{}: {}", self.code, self.message),
         };
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, field: self.field } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, field: self.field } };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -92,9 +92,7 @@ pub(crate) fn collect_rules(schema: &Value) -> Result<Vec<Rule>, String> {
 
 fn collect(schema: &Value, steps: &mut Vec<Step>, out: &mut Vec<Rule>) -> Result<(), String> {
     if let Some(list) = schema.get("x-kubernetes-validations") {
-        let list = list
-            .as_array()
-            .ok_or("x-kubernetes-validations must be a list")?;
+        let list = list.as_array().ok_or("x-kubernetes-validations must be a list")?;
         for entry in list {
             out.push(compile(entry, steps)?);
         }
@@ -136,9 +134,7 @@ fn compile(entry: &Value, steps: &[Step]) -> Result<Rule, String> {
         // by the parser.
         let builtin = !function.starts_with(|c: char| c.is_ascii_alphabetic());
         if !builtin && !SUPPORTED_FUNCTIONS.contains(&function) {
-            return Err(fail(format!(
-                "function {function:?} is not supported by the catalog's CEL evaluator"
-            )));
+            return Err(fail(format!("function {function:?} is not supported by the catalog's CEL evaluator")));
         }
     }
     let transition = references.has_variable("oldSelf");
@@ -151,14 +147,7 @@ fn compile(entry: &Value, steps: &[Step]) -> Result<Rule, String> {
         Some(fp) => parse_field_path(fp).map_err(|e| fail(format!("fieldPath {fp:?}: {e}")))?,
         None => Vec::new(),
     };
-    Ok(Rule {
-        steps: steps.to_vec(),
-        rule: source.to_owned(),
-        message,
-        field_path,
-        transition,
-        program,
-    })
+    Ok(Rule { steps: steps.to_vec(), rule: source.to_owned(), message, field_path, transition, program })
 }
 
 /// A schema path as text: `scaling`, `env[*]`, `""` for the spec itself.
@@ -218,10 +207,8 @@ pub(crate) fn to_cel(value: &Value) -> Cel {
         Value::String(s) => Cel::String(Arc::new(s.clone())),
         Value::Array(items) => Cel::List(Arc::new(items.iter().map(to_cel).collect())),
         Value::Object(obj) => {
-            let map: HashMap<Key, Cel> = obj
-                .iter()
-                .map(|(k, v)| (Key::String(Arc::new(k.clone())), to_cel(v)))
-                .collect();
+            let map: HashMap<Key, Cel> =
+                obj.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), to_cel(v))).collect();
             Cel::Map(CelMap { map: Arc::new(map) })
         }
     }
@@ -271,11 +258,9 @@ pub(crate) fn evaluate(rules: &[Rule], spec: &Value) -> Vec<FieldError> {
             let message = match result {
                 Ok(Ok(Cel::Bool(true))) => continue,
                 Ok(Ok(Cel::Bool(false))) => rule.message.clone(),
-                Ok(Ok(other)) => format!(
-                    "rule {:?} evaluated to {:?}, not a boolean",
-                    rule.rule,
-                    other.type_of().to_string()
-                ),
+                Ok(Ok(other)) => {
+                    format!("rule {:?} evaluated to {:?}, not a boolean", rule.rule, other.type_of().to_string())
+                }
                 Ok(Err(e)) => format!("rule {:?} failed to evaluate: {e}", rule.rule),
                 Err(_) => format!("rule {:?} failed to evaluate", rule.rule),
             };
@@ -307,10 +292,7 @@ mod tests {
             {"rule": "self.a <= self.b && self.a + 1 == 2 && self.c == 1.5", "message": "m"}
         ]}));
         assert!(evaluate(&r, &json!({"a": 1, "b": 2, "c": 1.5})).is_empty());
-        assert_eq!(
-            evaluate(&r, &json!({"a": 3, "b": 2, "c": 1.5})),
-            vec![FieldError::new("", "m")]
-        );
+        assert_eq!(evaluate(&r, &json!({"a": 3, "b": 2, "c": 1.5})), vec![FieldError::new("", "m")]);
     }
 
     #[test]
@@ -326,20 +308,15 @@ mod tests {
         let bad = json!({"a": "y", "l": [1, 2], "s": "abc", "m": {"k": 1}});
         assert_eq!(
             evaluate(&r, &bad),
-            vec![FieldError::new(
-                "",
-                "failed rule: has(self.a) ? self.a.startsWith('x') : true"
-            )]
+            vec![FieldError::new("", "failed rule: has(self.a) ? self.a.startsWith('x') : true")]
         );
     }
 
     #[test]
     fn rules_on_items_and_field_paths() {
-        let r = rules(
-            json!({"properties": {"l": {"items": {"x-kubernetes-validations": [
-                {"rule": "self.n != 'bad'", "message": "bad name", "fieldPath": ".n"}
-            ]}}}}),
-        );
+        let r = rules(json!({"properties": {"l": {"items": {"x-kubernetes-validations": [
+            {"rule": "self.n != 'bad'", "message": "bad name", "fieldPath": ".n"}
+        ]}}}}));
         assert_eq!(r[0].node_path(), "l[*]");
         let errors = evaluate(&r, &json!({"l": [{"n": "ok"}, {"n": "bad"}]}));
         assert_eq!(errors, vec![FieldError::new("l[1].n", "bad name")]);
@@ -351,11 +328,7 @@ mod tests {
         let r = rules(json!({"x-kubernetes-validations": [{"rule": "self.missing > 0"}]}));
         let errors = evaluate(&r, &json!({}));
         assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].message.contains("failed to evaluate"),
-            "{}",
-            errors[0]
-        );
+        assert!(errors[0].message.contains("failed to evaluate"), "{}", errors[0]);
     }
 
     #[test]
@@ -366,30 +339,20 @@ mod tests {
 
     #[test]
     fn load_errors() {
-        let err = collect_rules(
-            &json!({"properties": {"a": {"x-kubernetes-validations": [{"rule": "self.x <"}]}}}),
-        )
-        .unwrap_err();
-        assert!(err.contains("spec.a") && err.contains("self.x <"), "{err}");
-        let err = collect_rules(&json!({"x-kubernetes-validations": [{"rule": "quantity(self.q).isGreaterThan(quantity('1'))"}]}))
+        let err = collect_rules(&json!({"properties": {"a": {"x-kubernetes-validations": [{"rule": "self.x <"}]}}}))
             .unwrap_err();
-        assert!(
-            err.contains("is not supported by the catalog's CEL evaluator"),
-            "{err}"
-        );
+        assert!(err.contains("spec.a") && err.contains("self.x <"), "{err}");
         let err = collect_rules(
-            &json!({"x-kubernetes-validations": [{"rule": "true", "fieldPath": "a"}]}),
+            &json!({"x-kubernetes-validations": [{"rule": "quantity(self.q).isGreaterThan(quantity('1'))"}]}),
         )
         .unwrap_err();
+        assert!(err.contains("is not supported by the catalog's CEL evaluator"), "{err}");
+        let err =
+            collect_rules(&json!({"x-kubernetes-validations": [{"rule": "true", "fieldPath": "a"}]})).unwrap_err();
         assert!(err.contains("fieldPath"), "{err}");
         assert_eq!(
             parse_field_path(".a['b.c'][2].d").unwrap(),
-            vec![
-                FieldSeg::Key("a".into()),
-                FieldSeg::Key("b.c".into()),
-                FieldSeg::Index(2),
-                FieldSeg::Key("d".into())
-            ]
+            vec![FieldSeg::Key("a".into()), FieldSeg::Key("b.c".into()), FieldSeg::Index(2), FieldSeg::Key("d".into())]
         );
     }
 }

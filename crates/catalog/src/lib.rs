@@ -25,12 +25,10 @@ mod service;
 use std::path::{Path, PathBuf};
 
 pub use names::{ImageRef, NameError, ResourceName, TenantSlug};
-pub use resource::{
-    is_label_value, to_yaml, LABEL_MANAGED_BY, LABEL_ORDER_ID, LABEL_TENANT, MANAGED_BY,
-};
+pub use resource::{is_label_value, to_yaml, LABEL_MANAGED_BY, LABEL_ORDER_ID, LABEL_TENANT, MANAGED_BY};
 pub use service::{
-    Action, FieldError, MergePolicy, ServiceType, ANNOTATION_DESCRIPTION,
-    ANNOTATION_MERGE_POLICY_PREFIX, ANNOTATION_UI_ORDER, XRD_API_VERSION,
+    Action, FieldError, MergePolicy, ServiceType, ANNOTATION_DESCRIPTION, ANNOTATION_MERGE_POLICY_PREFIX,
+    ANNOTATION_UI_ORDER, XRD_API_VERSION,
 };
 
 /// Errors loading the catalog or serialising resources.
@@ -85,10 +83,7 @@ impl Catalog {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let path = entry.map_err(io(dir))?.path();
-            let is_yaml = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e == "yaml" || e == "yml");
+            let is_yaml = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e == "yaml" || e == "yml");
             if is_yaml && path.is_file() {
                 files.push(path);
             }
@@ -97,10 +92,8 @@ impl Catalog {
         let mut docs = Vec::with_capacity(files.len());
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let name = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
+            let name =
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
             docs.push((name, text));
         }
         Catalog::from_xrds(&docs)
@@ -110,12 +103,9 @@ impl Catalog {
     pub fn from_xrds(docs: &[(String, String)]) -> Result<Catalog, CatalogError> {
         let mut types: Vec<ServiceType> = Vec::with_capacity(docs.len());
         for (file, text) in docs {
-            let xrd_error = |message: String| CatalogError::Xrd {
-                file: file.clone(),
-                message,
-            };
-            let doc: serde_json::Value = serde_saphyr::from_str(text)
-                .map_err(|e| xrd_error(format!("invalid YAML: {e}")))?;
+            let xrd_error = |message: String| CatalogError::Xrd { file: file.clone(), message };
+            let doc: serde_json::Value =
+                serde_saphyr::from_str(text).map_err(|e| xrd_error(format!("invalid YAML: {e}")))?;
             let service = ServiceType::from_xrd(file, &doc).map_err(xrd_error)?;
             for existing in &types {
                 let taken = [&existing.kind, &existing.plural, &existing.singular];
@@ -137,11 +127,9 @@ impl Catalog {
 
     /// The service type with this kind, plural or singular name (case-insensitive).
     pub fn get(&self, kind_or_plural: &str) -> Option<&ServiceType> {
-        self.types.iter().find(|t| {
-            [&t.kind, &t.plural, &t.singular]
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(kind_or_plural))
-        })
+        self.types
+            .iter()
+            .find(|t| [&t.kind, &t.plural, &t.singular].iter().any(|n| n.eq_ignore_ascii_case(kind_or_plural)))
     }
 
     /// All service types, sorted by kind.

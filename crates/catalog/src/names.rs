@@ -25,11 +25,7 @@ pub struct NameError {
 
 impl NameError {
     fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
-        NameError {
-            what,
-            value: value.to_owned(),
-            reason: reason.into(),
-        }
+        NameError { what, value: value.to_owned(), reason: reason.into() }
     }
 }
 
@@ -42,13 +38,8 @@ fn check_dns_label(s: &str, max: usize) -> Result<(), String> {
     if len > max {
         return Err(format!("must be at most {max} characters long (is {len})"));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Err(format!(
-            "must consist of lowercase letters, digits and '-' only (found {c:?})"
-        ));
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(format!("must consist of lowercase letters, digits and '-' only (found {c:?})"));
     }
     if s.starts_with('-') {
         return Err("must start with a lowercase letter or digit".into());
@@ -229,10 +220,7 @@ fn domain_pattern() -> String {
 pub fn image_ref_pattern() -> String {
     let p = PATH_COMPONENT;
     let q = FIRST_PATH_COMPONENT;
-    format!(
-        "^(?:{domain}/{p}(?:/{p})*|{q}(?:/{p})+|{p})(?::{TAG})?(?:@{DIGEST})?$",
-        domain = domain_pattern()
-    )
+    format!("^(?:{domain}/{p}(?:/{p})*|{q}(?:/{p})+|{p})(?::{TAG})?(?:@{DIGEST})?$", domain = domain_pattern())
 }
 
 fn anchored(p: &str) -> Regex {
@@ -241,8 +229,7 @@ fn anchored(p: &str) -> Regex {
     Regex::new(&format!("^(?:{p})$")).expect("valid built-in regex")
 }
 
-static IMAGE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&image_ref_pattern()).expect("valid built-in regex"));
+static IMAGE_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(&image_ref_pattern()).expect("valid built-in regex"));
 static DOMAIN_RE: LazyLock<Regex> = LazyLock::new(|| anchored(&domain_pattern()));
 static PATH_COMPONENT_RE: LazyLock<Regex> = LazyLock::new(|| anchored(PATH_COMPONENT));
 static TAG_RE: LazyLock<Regex> = LazyLock::new(|| anchored(TAG));
@@ -270,10 +257,7 @@ impl ImageRef {
             return Err(err("must not be empty".into()));
         }
         if s.len() > Self::MAX_LEN {
-            return Err(err(format!(
-                "must be at most {} characters long",
-                Self::MAX_LEN
-            )));
+            return Err(err(format!("must be at most {} characters long", Self::MAX_LEN)));
         }
         if s.chars().any(char::is_whitespace) {
             return Err(err("must not contain whitespace".into()));
@@ -334,13 +318,7 @@ impl ImageRef {
         if !IMAGE_RE.is_match(s) {
             return Err(err("does not match the image reference grammar".into()));
         }
-        Ok(ImageRef {
-            text: s.to_owned(),
-            domain,
-            path: (path_start, name.len()),
-            tag,
-            digest,
-        })
+        Ok(ImageRef { text: s.to_owned(), domain, path: (path_start, name.len()), tag, digest })
     }
 
     /// The reference as text.
@@ -444,10 +422,7 @@ mod tests {
 
         let slug = |s: &str| TenantSlug::from_org_name(s).map(|t| t.to_string());
         assert_eq!(slug("Acme Shop").as_deref(), Some("acme-shop"));
-        assert_eq!(
-            slug("Müller & Söhne GmbH").as_deref(),
-            Some("mueller-soehne-gmbh")
-        );
+        assert_eq!(slug("Müller & Söhne GmbH").as_deref(), Some("mueller-soehne-gmbh"));
         assert_eq!(slug("  Straße -- 42 ").as_deref(), Some("strasse-42"));
         assert_eq!(slug("Café Résumé").as_deref(), Some("cafe-resume"));
         assert_eq!(slug("ÄÖÜ").as_deref(), Some("aeoeue"));
@@ -472,10 +447,7 @@ mod tests {
         assert_eq!(l.as_str().len(), 40);
         assert!(l.as_str().ends_with("a-12"));
         let dashy = TenantSlug::parse(&format!("{}-{}", "a".repeat(37), "bb")).unwrap();
-        assert_eq!(
-            dashy.with_suffix(7).as_str(),
-            format!("{}-7", "a".repeat(37))
-        );
+        assert_eq!(dashy.with_suffix(7).as_str(), format!("{}-7", "a".repeat(37)));
         assert!(TenantSlug::parse(dashy.with_suffix(u32::MAX).as_str()).is_ok());
     }
 
@@ -532,19 +504,16 @@ mod tests {
         let long = format!("{}:{}", "a".repeat(10), "t".repeat(129));
         assert!(ImageRef::parse(&long).is_err());
 
-        let r = ImageRef::parse("registry.example.com:5000/a/b:v1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef").unwrap();
+        let r = ImageRef::parse(
+            "registry.example.com:5000/a/b:v1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
         assert_eq!(r.domain(), Some("registry.example.com:5000"));
         assert_eq!(r.path(), "a/b");
         assert_eq!(r.tag(), Some("v1"));
-        assert_eq!(
-            r.digest(),
-            Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-        );
+        assert_eq!(r.digest(), Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
         let r = ImageRef::parse("nginx").unwrap();
-        assert_eq!(
-            (r.domain(), r.path(), r.tag(), r.digest()),
-            (None, "nginx", None, None)
-        );
+        assert_eq!((r.domain(), r.path(), r.tag(), r.digest()), (None, "nginx", None, None));
         let r = ImageRef::parse("localhost:5000").unwrap();
         assert_eq!((r.path(), r.tag()), ("localhost", Some("5000")));
 

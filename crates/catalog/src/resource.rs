@@ -18,11 +18,9 @@ pub const MANAGED_BY: &str = "maxcloud";
 /// '-', '_' and '.', starting and ending with an alphanumeric, or empty).
 pub fn is_label_value(s: &str) -> bool {
     s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && (s.is_empty()
-            || (s.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && s.ends_with(|c: char| c.is_ascii_alphanumeric())))
+            || (s.starts_with(|c: char| c.is_ascii_alphanumeric()) && s.ends_with(|c: char| c.is_ascii_alphanumeric())))
 }
 
 pub(crate) fn build(
@@ -57,8 +55,7 @@ pub(crate) fn build(
 pub fn to_yaml(v: &Value) -> Result<String, CatalogError> {
     let mut options = serde_saphyr::SerializerOptions::default();
     options.folded_wrap_chars = usize::MAX;
-    let mut text = serde_saphyr::to_string_with_options(v, options)
-        .map_err(|e| CatalogError::Yaml(e.to_string()))?;
+    let mut text = serde_saphyr::to_string_with_options(v, options).map_err(|e| CatalogError::Yaml(e.to_string()))?;
     if !text.ends_with('\n') {
         text.push('\n');
     }

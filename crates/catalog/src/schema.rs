@@ -33,13 +33,7 @@ const COPIED: &[&str] = &[
 ];
 
 /// JSONSchemaProps keywords that carry no validation and are left out.
-const DROPPED: &[&str] = &[
-    "example",
-    "externalDocs",
-    "nullable",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-];
+const DROPPED: &[&str] = &["example", "externalDocs", "nullable", "exclusiveMinimum", "exclusiveMaximum"];
 
 /// Appends an object member to a dotted field path (`scaling` + `maxScale`).
 pub(crate) fn push_key(base: &str, key: &str) -> String {
@@ -79,9 +73,8 @@ pub(crate) fn to_json_schema(node: &Value, at: &str) -> Result<Value, String> {
         } else {
             match key {
                 "properties" => {
-                    let props = value.as_object().ok_or_else(|| {
-                        format!("{}: properties must be a map", display_at(at))
-                    })?;
+                    let props =
+                        value.as_object().ok_or_else(|| format!("{}: properties must be a map", display_at(at)))?;
                     let mut converted = Map::new();
                     for (name, sub) in props {
                         converted.insert(name.clone(), to_json_schema(sub, &push_key(at, name))?);
@@ -99,13 +92,8 @@ pub(crate) fn to_json_schema(node: &Value, at: &str) -> Result<Value, String> {
                     out.insert("additionalProperties".into(), converted);
                 }
                 "allOf" | "anyOf" | "oneOf" => {
-                    let list = value.as_array().ok_or_else(|| {
-                        format!("{}: {key} must be a list", display_at(at))
-                    })?;
-                    let converted = list
-                        .iter()
-                        .map(|s| to_json_schema(s, at))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let list = value.as_array().ok_or_else(|| format!("{}: {key} must be a list", display_at(at)))?;
+                    let converted = list.iter().map(|s| to_json_schema(s, at)).collect::<Result<Vec<_>, _>>()?;
                     out.insert(key.to_owned(), Value::Array(converted));
                 }
                 "not" => {
@@ -120,10 +108,7 @@ pub(crate) fn to_json_schema(node: &Value, at: &str) -> Result<Value, String> {
             }
         }
     }
-    for (exclusive, bound) in [
-        ("exclusiveMinimum", "minimum"),
-        ("exclusiveMaximum", "maximum"),
-    ] {
+    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
         if flag(node, exclusive) {
             if let Some(limit) = out.remove(bound) {
                 out.insert(exclusive.to_owned(), limit);
@@ -147,10 +132,7 @@ pub(crate) fn to_json_schema(node: &Value, at: &str) -> Result<Value, String> {
         }
     }
     let is_object = out.get("type").and_then(Value::as_str) == Some("object");
-    if is_object
-        && !out.contains_key("additionalProperties")
-        && !flag(node, "x-kubernetes-preserve-unknown-fields")
-    {
+    if is_object && !out.contains_key("additionalProperties") && !flag(node, "x-kubernetes-preserve-unknown-fields") {
         out.insert("additionalProperties".into(), Value::Bool(false));
     }
     Ok(Value::Object(out))
@@ -205,12 +187,7 @@ pub(crate) fn apply_defaults(schema: &Value, value: &mut Value) {
 
 /// Checks `x-kubernetes-list-type: map` (unique key tuples) and `set` (unique items), as the
 /// API server does during schema validation.
-pub(crate) fn check_list_types(
-    schema: &Value,
-    value: &Value,
-    at: &str,
-    errors: &mut Vec<FieldError>,
-) {
+pub(crate) fn check_list_types(schema: &Value, value: &Value, at: &str, errors: &mut Vec<FieldError>) {
     match value {
         Value::Array(items) => {
             match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
@@ -222,20 +199,14 @@ pub(crate) fn check_list_types(
                         .unwrap_or_default();
                     let mut seen: HashMap<String, usize> = HashMap::new();
                     for (i, item) in items.iter().enumerate() {
-                        let tuple: Vec<&Value> = keys
-                            .iter()
-                            .map(|k| item.get(k).unwrap_or(&Value::Null))
-                            .collect();
+                        let tuple: Vec<&Value> = keys.iter().map(|k| item.get(k).unwrap_or(&Value::Null)).collect();
                         let id = serde_json::to_string(&tuple).unwrap_or_default();
                         if seen.insert(id, i).is_some() {
                             let (field, shown) = match keys.as_slice() {
                                 [key] => (push_key(&push_index(at, i), key), tuple[0].to_string()),
                                 _ => {
-                                    let entry: Map<String, Value> = keys
-                                        .iter()
-                                        .zip(&tuple)
-                                        .map(|(k, v)| ((*k).to_owned(), (*v).clone()))
-                                        .collect();
+                                    let entry: Map<String, Value> =
+                                        keys.iter().zip(&tuple).map(|(k, v)| ((*k).to_owned(), (*v).clone())).collect();
                                     (push_index(at, i), Value::Object(entry).to_string())
                                 }
                             };
@@ -246,10 +217,7 @@ pub(crate) fn check_list_types(
                 Some("set") => {
                     for (i, item) in items.iter().enumerate() {
                         if items[..i].contains(item) {
-                            errors.push(FieldError::new(
-                                push_index(at, i),
-                                format!("duplicate value {item}"),
-                            ));
+                            errors.push(FieldError::new(push_index(at, i), format!("duplicate value {item}")));
                         }
                     }
                 }
@@ -310,33 +278,23 @@ pub(crate) fn pointer_to_field(pointer: &str, instance: &Value) -> String {
 }
 
 /// Maps a JSON Schema validation error to field errors with concise messages.
-pub(crate) fn field_errors(
-    error: &jsonschema::ValidationError<'_>,
-    instance: &Value,
-) -> Vec<FieldError> {
+pub(crate) fn field_errors(error: &jsonschema::ValidationError<'_>, instance: &Value) -> Vec<FieldError> {
     use jsonschema::error::{TypeKind, ValidationErrorKind as K};
     let field = pointer_to_field(error.instance_path.as_str(), instance);
     let one = |message: String| vec![FieldError::new(field.clone(), message)];
     match &error.kind {
-        K::AdditionalProperties { unexpected } => unexpected
-            .iter()
-            .map(|name| FieldError::new(push_key(&field, name), "unknown field"))
-            .collect(),
+        K::AdditionalProperties { unexpected } => {
+            unexpected.iter().map(|name| FieldError::new(push_key(&field, name), "unknown field")).collect()
+        }
         K::Required { property } => {
-            let name = property
-                .as_str()
-                .map_or_else(|| property.to_string(), str::to_owned);
+            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
             vec![FieldError::new(push_key(&field, &name), "is required")]
         }
         K::Type { kind } => one(match kind {
             TypeKind::Single(t) => format!("must be of type {t}"),
-            TypeKind::Multiple(set) => format!(
-                "must be of type {}",
-                set.iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
+            TypeKind::Multiple(set) => {
+                format!("must be of type {}", set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or "))
+            }
         }),
         K::Enum { options } => one(format!(
             "must be one of: {}",
@@ -355,10 +313,7 @@ pub(crate) fn field_errors(
         K::MaxItems { limit } => one(format!("must have at most {limit} items")),
         K::MinProperties { limit } => one(format!("must have at least {limit} fields")),
         K::MaxProperties { limit } => one(format!("must have at most {limit} fields")),
-        K::Pattern { pattern } => one(format!(
-            "invalid value {}: must match {pattern}",
-            error.instance
-        )),
+        K::Pattern { pattern } => one(format!("invalid value {}: must match {pattern}", error.instance)),
         K::UniqueItems => one("must not contain duplicate items".into()),
         K::MultipleOf { multiple_of } => one(format!("must be a multiple of {multiple_of}")),
         _ => one(error.to_string()),
@@ -392,28 +347,15 @@ mod tests {
         });
         let js = to_json_schema(&k8s, "").unwrap();
         assert_eq!(js["additionalProperties"], false);
-        assert_eq!(
-            js["properties"]["a"],
-            json!({"type": "integer", "exclusiveMinimum": 0})
-        );
+        assert_eq!(js["properties"]["a"], json!({"type": "integer", "exclusiveMinimum": 0}));
         assert_eq!(js["properties"]["b"]["type"], json!(["string", "null"]));
         assert_eq!(js["properties"]["b"]["enum"], json!(["x", null]));
         assert_eq!(js["properties"]["c"]["type"], json!(["integer", "string"]));
         assert!(js["properties"]["d"].get("additionalProperties").is_none());
-        assert_eq!(
-            js["properties"]["e"]["additionalProperties"],
-            json!({"type": "string"})
-        );
-        assert_eq!(
-            js["properties"]["f"]["items"]["additionalProperties"],
-            false
-        );
+        assert_eq!(js["properties"]["e"]["additionalProperties"], json!({"type": "string"}));
+        assert_eq!(js["properties"]["f"]["items"]["additionalProperties"], false);
 
-        let err = to_json_schema(
-            &json!({"type": "object", "properties": {"x": {"$ref": "#/y"}}}),
-            "",
-        )
-        .unwrap_err();
+        let err = to_json_schema(&json!({"type": "object", "properties": {"x": {"$ref": "#/y"}}}), "").unwrap_err();
         assert!(err.contains("spec.x") && err.contains("$ref"), "{err}");
     }
 
@@ -427,10 +369,7 @@ mod tests {
         }});
         let mut v = json!({"p": null, "q": null, "l": [{}, {"k": "x"}]});
         apply_defaults(&schema, &mut v);
-        assert_eq!(
-            v,
-            json!({"o": {"n": 3}, "p": 1, "q": null, "l": [{"k": "v"}, {"k": "x"}]})
-        );
+        assert_eq!(v, json!({"o": {"n": 3}, "p": 1, "q": null, "l": [{"k": "v"}, {"k": "x"}]}));
     }
 
     #[test]
@@ -443,13 +382,9 @@ mod tests {
 
     #[test]
     fn list_type_set() {
-        let schema =
-            json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}});
+        let schema = json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}});
         let mut errors = Vec::new();
         check_list_types(&schema, &json!(["a", "b", "a"]), "tags", &mut errors);
-        assert_eq!(
-            errors,
-            vec![FieldError::new("tags[2]", "duplicate value \"a\"")]
-        );
+        assert_eq!(errors, vec![FieldError::new("tags[2]", "duplicate value \"a\"")]);
     }
 }

@@ -53,9 +53,7 @@ impl FromStr for MergePolicy {
         match s {
             "auto" => Ok(MergePolicy::Auto),
             "review" => Ok(MergePolicy::Review),
-            other => Err(format!(
-                "invalid merge policy {other:?} (expected auto or review)"
-            )),
+            other => Err(format!("invalid merge policy {other:?} (expected auto or review)")),
         }
     }
 }
@@ -99,9 +97,7 @@ impl FromStr for Action {
             "create" => Ok(Action::Create),
             "update" => Ok(Action::Update),
             "delete" => Ok(Action::Delete),
-            other => Err(format!(
-                "invalid action {other:?} (expected create, update or delete)"
-            )),
+            other => Err(format!("invalid action {other:?} (expected create, update or delete)")),
         }
     }
 }
@@ -119,10 +115,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -184,12 +177,7 @@ fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "{} must be a non-empty string",
-                pointer[1..].replace('/', ".")
-            )
-        })
+        .ok_or_else(|| format!("{} must be a non-empty string", pointer[1..].replace('/', ".")))
 }
 
 impl ServiceType {
@@ -198,21 +186,14 @@ impl ServiceType {
         let api_version = str_at(xrd, "/apiVersion")?;
         let kind = str_at(xrd, "/kind")?;
         if api_version != XRD_API_VERSION || kind != "CompositeResourceDefinition" {
-            return Err(format!(
-                "expected {XRD_API_VERSION} CompositeResourceDefinition, found {api_version} {kind}"
-            ));
+            return Err(format!("expected {XRD_API_VERSION} CompositeResourceDefinition, found {api_version} {kind}"));
         }
         let xrd_name = str_at(xrd, "/metadata/name")?.to_owned();
-        let annotation = |key: &str| {
-            xrd.pointer("/metadata/annotations")
-                .and_then(|a| a.get(key))
-                .and_then(Value::as_str)
-        };
+        let annotation =
+            |key: &str| xrd.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str);
         let scope = xrd.pointer("/spec/scope").and_then(Value::as_str);
         if !matches!(scope, None | Some("Namespaced")) {
-            return Err(format!(
-                "spec.scope must be Namespaced (tenant resources are namespaced), found {scope:?}"
-            ));
+            return Err(format!("spec.scope must be Namespaced (tenant resources are namespaced), found {scope:?}"));
         }
         let group = str_at(xrd, "/spec/group")?.to_owned();
         let kind = str_at(xrd, "/spec/names/kind")?.to_owned();
@@ -222,9 +203,7 @@ impl ServiceType {
             .and_then(Value::as_str)
             .map_or_else(|| kind.to_lowercase(), str::to_owned);
         if xrd_name != format!("{plural}.{group}") {
-            return Err(format!(
-                "metadata.name must be {plural}.{group} (<plural>.<group>), found {xrd_name}"
-            ));
+            return Err(format!("metadata.name must be {plural}.{group} (<plural>.<group>), found {xrd_name}"));
         }
 
         let versions = xrd
@@ -232,10 +211,8 @@ impl ServiceType {
             .and_then(Value::as_array)
             .filter(|v| !v.is_empty())
             .ok_or("spec.versions must be a non-empty list")?;
-        let referenceable: Vec<&Value> = versions
-            .iter()
-            .filter(|v| v.get("referenceable").and_then(Value::as_bool) == Some(true))
-            .collect();
+        let referenceable: Vec<&Value> =
+            versions.iter().filter(|v| v.get("referenceable").and_then(Value::as_bool) == Some(true)).collect();
         let version: &Value = match (referenceable.as_slice(), versions.as_slice()) {
             ([one], _) => one,
             ([], [one]) => one,
@@ -248,9 +225,7 @@ impl ServiceType {
         let mut spec = version
             .pointer("/schema/openAPIV3Schema/properties/spec")
             .cloned()
-            .ok_or_else(|| {
-                format!("version {version_name} has no schema.openAPIV3Schema.properties.spec")
-            })?;
+            .ok_or_else(|| format!("version {version_name} has no schema.openAPIV3Schema.properties.spec"))?;
         if spec.get("type").and_then(Value::as_str) != Some("object") {
             return Err("the spec schema must have type: object".into());
         }
@@ -270,19 +245,12 @@ impl ServiceType {
         check_defaults(&spec, "")?;
         let rules = cel::collect_rules(&spec)?;
 
-        let property_names: Vec<String> = spec
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
+        let property_names: Vec<String> =
+            spec.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
         let ui_order = match annotation(ANNOTATION_UI_ORDER) {
             Some(list) => {
-                let order: Vec<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                let order: Vec<String> =
+                    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                 if let Some(unknown) = order.iter().find(|f| !property_names.contains(f)) {
                     return Err(format!(
                         "annotation {ANNOTATION_UI_ORDER} names {unknown:?}, which is not a spec field"
@@ -301,9 +269,7 @@ impl ServiceType {
         for (slot, action) in merge_policies.iter_mut().zip(Action::ALL) {
             let key = format!("{ANNOTATION_MERGE_POLICY_PREFIX}{action}");
             if let Some(value) = annotation(&key) {
-                *slot = value
-                    .parse()
-                    .map_err(|e| format!("annotation {key}: {e}"))?;
+                *slot = value.parse().map_err(|e| format!("annotation {key}: {e}"))?;
             }
         }
 
@@ -341,10 +307,7 @@ impl ServiceType {
     /// dotted relative to the spec, `""` for the spec itself, with `[*]` for array items and
     /// map values (e.g. `env[*]`).
     pub fn rules(&self) -> Vec<(String, String, String)> {
-        self.rules
-            .iter()
-            .map(|r| (r.node_path(), r.rule.clone(), r.message.clone()))
-            .collect()
+        self.rules.iter().map(|r| (r.node_path(), r.rule.clone(), r.message.clone())).collect()
     }
 
     /// How pull requests of `action` orders are merged (annotations
@@ -368,20 +331,14 @@ impl ServiceType {
     /// Defaults are applied first (structural defaulting: absent fields get their default,
     /// then nested defaults apply inside it), then the JSON Schema and list types are checked,
     /// then — only if those passed — the CEL rules. Errors are sorted by field.
-    pub fn validate(
-        &self,
-        params: &serde_json::Value,
-    ) -> Result<serde_json::Value, Vec<FieldError>> {
+    pub fn validate(&self, params: &serde_json::Value) -> Result<serde_json::Value, Vec<FieldError>> {
         if !params.is_object() {
             return Err(vec![FieldError::new("", "must be an object")]);
         }
         let mut spec = params.clone();
         schema::apply_defaults(&self.k8s_schema, &mut spec);
-        let mut errors: Vec<FieldError> = self
-            .validator
-            .iter_errors(&spec)
-            .flat_map(|e| schema::field_errors(&e, &spec))
-            .collect();
+        let mut errors: Vec<FieldError> =
+            self.validator.iter_errors(&spec).flat_map(|e| schema::field_errors(&e, &spec)).collect();
         schema::check_list_types(&self.k8s_schema, &spec, "", &mut errors);
         if errors.is_empty() {
             errors = cel::evaluate(&self.rules, &spec);

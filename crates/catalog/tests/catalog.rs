@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use maxcloud_catalog::{
-    to_yaml, Action, Catalog, CatalogError, FieldError, ImageRef, MergePolicy, ResourceName,
-    ServiceType, TenantSlug,
+    to_yaml, Action, Catalog, CatalogError, FieldError, ImageRef, MergePolicy, ResourceName, ServiceType, TenantSlug,
 };
 use serde_json::{json, Value};
 
@@ -21,9 +20,7 @@ fn app(c: &Catalog) -> &ServiceType {
 /// Validates and expects exactly these errors.
 fn errors(params: Value) -> Vec<FieldError> {
     let c = catalog();
-    app(&c)
-        .validate(&params)
-        .expect_err("parameters should be rejected")
+    app(&c).validate(&params).expect_err("parameters should be rejected")
 }
 
 fn err(field: &str, message: &str) -> FieldError {
@@ -43,29 +40,14 @@ fn loads_app_xrd() {
     assert_eq!(app.xrd_name, "apps.maxcloud.dev");
     assert_eq!(app.source, "app.yaml");
     assert!(!app.description.is_empty() && !app.description.contains('\n'));
-    assert_eq!(
-        app.ui_order,
-        [
-            "image",
-            "port",
-            "env",
-            "scaling",
-            "resources",
-            "visibility",
-            "command",
-            "args"
-        ]
-    );
+    assert_eq!(app.ui_order, ["image", "port", "env", "scaling", "resources", "visibility", "command", "args"]);
     for name in ["App", "app", "apps", "APPS"] {
         assert_eq!(c.get(name).map(|t| t.kind.as_str()), Some("App"), "{name}");
     }
     assert!(c.get("nope").is_none());
     assert_eq!(app.merge_policy(Action::Create), MergePolicy::Auto);
     assert_eq!(app.merge_policy(Action::Delete), MergePolicy::Auto);
-    assert_eq!(
-        app.path_for(&ResourceName::parse("shop").unwrap()),
-        "apps/shop.yaml"
-    );
+    assert_eq!(app.path_for(&ResourceName::parse("shop").unwrap()), "apps/shop.yaml");
     let rules = app.rules();
     assert!(rules.iter().any(|(path, rule, message)| path == "scaling"
         && rule == "self.minScale <= self.maxScale"
@@ -82,15 +64,9 @@ fn json_schema_of_app() {
     assert_eq!(s["required"], json!(["image"]));
     assert_eq!(s["additionalProperties"], false);
     assert_eq!(s["properties"]["port"]["default"], 8080);
-    assert_eq!(
-        s["properties"]["visibility"]["enum"],
-        json!(["public", "internal"])
-    );
+    assert_eq!(s["properties"]["visibility"]["enum"], json!(["public", "internal"]));
     assert_eq!(s["properties"]["scaling"]["additionalProperties"], false);
-    assert_eq!(
-        s["properties"]["env"]["items"]["additionalProperties"],
-        false
-    );
+    assert_eq!(s["properties"]["env"]["items"]["additionalProperties"], false);
     assert_eq!(
         s["properties"]["image"]["pattern"],
         maxcloud_catalog::names::image_ref_pattern(),
@@ -120,10 +96,7 @@ fn defaults_applied() {
         .validate(&json!({"image": "nginx", "port": null, "scaling": {"maxScale": 3}, "resources": {"cpu": "250m"}}))
         .unwrap();
     assert_eq!(spec["port"], 8080);
-    assert_eq!(
-        spec["scaling"],
-        json!({"minScale": 0, "maxScale": 3, "containerConcurrency": 0})
-    );
+    assert_eq!(spec["scaling"], json!({"minScale": 0, "maxScale": 3, "containerConcurrency": 0}));
     assert_eq!(spec["resources"], json!({"cpu": "250m", "memory": "512Mi"}));
 }
 
@@ -145,10 +118,7 @@ fn full_valid_order() {
 
 #[test]
 fn unknown_fields_rejected_with_path() {
-    assert_eq!(
-        errors(json!({"image": "nginx", "replicas": 3})),
-        vec![err("replicas", "unknown field")]
-    );
+    assert_eq!(errors(json!({"image": "nginx", "replicas": 3})), vec![err("replicas", "unknown field")]);
     assert_eq!(
         errors(json!({"image": "nginx", "scaling": {"maxscale": 3}})),
         vec![err("scaling.maxscale", "unknown field")]
@@ -158,34 +128,19 @@ fn unknown_fields_rejected_with_path() {
         vec![err("env[0].valeu", "unknown field")]
     );
     // Crossplane's own spec field is not an order parameter.
-    assert_eq!(
-        errors(json!({"image": "nginx", "crossplane": {}})),
-        vec![err("crossplane", "unknown field")]
-    );
+    assert_eq!(errors(json!({"image": "nginx", "crossplane": {}})), vec![err("crossplane", "unknown field")]);
 }
 
 #[test]
 fn required_type_and_object_errors() {
     assert_eq!(errors(json!({})), vec![err("image", "is required")]);
-    assert_eq!(
-        errors(json!({"image": null})),
-        vec![err("image", "is required")]
-    );
-    assert_eq!(
-        errors(json!({"image": "nginx", "port": "80"})),
-        vec![err("port", "must be of type integer")]
-    );
-    assert_eq!(
-        errors(json!({"image": "nginx", "port": 1.5})),
-        vec![err("port", "must be of type integer")]
-    );
+    assert_eq!(errors(json!({"image": null})), vec![err("image", "is required")]);
+    assert_eq!(errors(json!({"image": "nginx", "port": "80"})), vec![err("port", "must be of type integer")]);
+    assert_eq!(errors(json!({"image": "nginx", "port": 1.5})), vec![err("port", "must be of type integer")]);
     for not_object in [json!(null), json!([]), json!("nginx"), json!(1)] {
         assert_eq!(errors(not_object), vec![err("", "must be an object")]);
     }
-    assert_eq!(
-        errors(json!({"image": "nginx", "env": [{"value": "x"}]})),
-        vec![err("env[0].name", "is required")]
-    );
+    assert_eq!(errors(json!({"image": "nginx", "env": [{"value": "x"}]})), vec![err("env[0].name", "is required")]);
 }
 
 #[test]
@@ -220,16 +175,11 @@ fn cel_scaling_rules() {
     );
     assert_eq!(
         errors(json!({"image": "nginx", "scaling": {"target": 200, "containerConcurrency": 100}})),
-        vec![err(
-            "scaling.target",
-            "target must not exceed containerConcurrency"
-        )]
+        vec![err("scaling.target", "target must not exceed containerConcurrency")]
     );
     let c = catalog();
     // Unlimited concurrency (0) allows any target.
-    assert!(app(&c)
-        .validate(&json!({"image": "nginx", "scaling": {"target": 200}}))
-        .is_ok());
+    assert!(app(&c).validate(&json!({"image": "nginx", "scaling": {"target": 200}})).is_ok());
     // CEL is skipped when the schema already failed.
     assert_eq!(
         errors(json!({"image": "nginx", "scaling": {"minScale": 5, "maxScale": 2, "x": 1}})),
@@ -269,21 +219,13 @@ fn image_validation_agrees_with_image_ref() {
     for image in bad {
         assert!(ImageRef::parse(image).is_err(), "{image}");
         let errors = app.validate(&json!({"image": image})).unwrap_err();
-        assert!(
-            errors.iter().all(|e| e.field == "image"),
-            "{image}: {errors:?}"
-        );
+        assert!(errors.iter().all(|e| e.field == "image"), "{image}: {errors:?}");
     }
     let e = &app.validate(&json!({"image": "Nginx"})).unwrap_err()[0];
-    assert!(
-        e.message.starts_with("invalid value \"Nginx\": must match"),
-        "{e}"
-    );
+    assert!(e.message.starts_with("invalid value \"Nginx\": must match"), "{e}");
     let e = &app.validate(&json!({"image": ""})).unwrap_err()[0];
     assert_eq!(e.to_string(), "image: must be at least 1 characters long");
-    let e = app
-        .validate(&json!({"image": "a".repeat(513)}))
-        .unwrap_err();
+    let e = app.validate(&json!({"image": "a".repeat(513)})).unwrap_err();
     assert_eq!(e, vec![err("image", "must be at most 512 characters long")]);
 }
 
@@ -296,22 +238,14 @@ fn env_rules() {
         vec![err("env[3].name", "duplicate value \"FOO\"")]
     );
     assert_eq!(
-        errors(
-            json!({"image": "nginx", "env": [{"name": "OK"}, {"name": "MAXCLOUD_URL", "value": "x"}]})
-        ),
-        vec![err(
-            "env[1].name",
-            "names starting with MAXCLOUD_ are reserved"
-        )]
+        errors(json!({"image": "nginx", "env": [{"name": "OK"}, {"name": "MAXCLOUD_URL", "value": "x"}]})),
+        vec![err("env[1].name", "names starting with MAXCLOUD_ are reserved")]
     );
     let e = errors(json!({"image": "nginx", "env": [{"name": "1BAD"}]}));
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].field, "env[0].name");
     let many: Vec<Value> = (0..101).map(|i| json!({"name": format!("V{i}")})).collect();
-    assert_eq!(
-        errors(json!({"image": "nginx", "env": many})),
-        vec![err("env", "must have at most 100 items")]
-    );
+    assert_eq!(errors(json!({"image": "nginx", "env": many})), vec![err("env", "must have at most 100 items")]);
 }
 
 #[test]
@@ -321,21 +255,11 @@ fn enum_and_quantities() {
         vec![err("visibility", "must be one of: public, internal")]
     );
     let c = catalog();
-    for (cpu, memory) in [
-        ("100m", "128Mi"),
-        ("1", "1Gi"),
-        ("0.5", "512Mi"),
-        ("2", "1.5Gi"),
-    ] {
+    for (cpu, memory) in [("100m", "128Mi"), ("1", "1Gi"), ("0.5", "512Mi"), ("2", "1.5Gi")] {
         let params = json!({"image": "nginx", "resources": {"cpu": cpu, "memory": memory}});
         assert!(app(&c).validate(&params).is_ok(), "{cpu} {memory}");
     }
-    for (cpu, memory) in [
-        ("1 core", "128Mi"),
-        ("-1", "1Gi"),
-        ("1", "1GB"),
-        ("m", "1Gi"),
-    ] {
+    for (cpu, memory) in [("1 core", "128Mi"), ("-1", "1Gi"), ("1", "1GB"), ("m", "1Gi")] {
         let params = json!({"image": "nginx", "resources": {"cpu": cpu, "memory": memory}});
         assert!(app(&c).validate(&params).is_err(), "{cpu} {memory}");
     }
@@ -384,10 +308,7 @@ fn build_resource_and_yaml_round_trip() {
 
     let yaml = to_yaml(&obj).unwrap();
     assert!(yaml.ends_with('\n'));
-    assert!(
-        yaml.starts_with("apiVersion: maxcloud.dev/v1alpha1\n"),
-        "{yaml}"
-    );
+    assert!(yaml.starts_with("apiVersion: maxcloud.dev/v1alpha1\n"), "{yaml}");
     let back: Value = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(back, obj, "{yaml}");
     // The resource is valid for the API server too: its spec validates unchanged.
@@ -395,13 +316,8 @@ fn build_resource_and_yaml_round_trip() {
 
     // An order id that is not a valid label value is only an annotation.
     let odd = app.build_resource(&tenant, &name, "not a label!", &spec);
-    assert!(odd["metadata"]["labels"]
-        .get("maxcloud.dev/order-id")
-        .is_none());
-    assert_eq!(
-        odd["metadata"]["annotations"]["maxcloud.dev/order-id"],
-        "not a label!"
-    );
+    assert!(odd["metadata"]["labels"].get("maxcloud.dev/order-id").is_none());
+    assert_eq!(odd["metadata"]["annotations"]["maxcloud.dev/order-id"], "not a label!");
 }
 
 const WIDGET_XRD: &str = r#"
@@ -459,20 +375,13 @@ spec:
 
 fn with_widget() -> Catalog {
     let app = std::fs::read_to_string(format!("{XRDS}/app.yaml")).unwrap();
-    Catalog::from_xrds(&[
-        ("widget.yaml".to_owned(), WIDGET_XRD.to_owned()),
-        ("app.yaml".to_owned(), app),
-    ])
-    .unwrap()
+    Catalog::from_xrds(&[("widget.yaml".to_owned(), WIDGET_XRD.to_owned()), ("app.yaml".to_owned(), app)]).unwrap()
 }
 
 #[test]
 fn synthetic_xrd_with_own_rule() {
     let c = with_widget();
-    assert_eq!(
-        c.types().map(|t| t.kind.as_str()).collect::<Vec<_>>(),
-        ["App", "Widget"]
-    );
+    assert_eq!(c.types().map(|t| t.kind.as_str()).collect::<Vec<_>>(), ["App", "Widget"]);
     let w = c.get("widget").unwrap();
     assert_eq!(w.singular, "widget");
     assert_eq!(w.description, "A widget.");
@@ -483,24 +392,17 @@ fn synthetic_xrd_with_own_rule() {
     assert_eq!(w.api_version(), "example.org/v1");
 
     assert_eq!(w.validate(&json!({})).unwrap(), json!({"size": "small"}));
-    assert_eq!(
-        w.validate(&json!({"replicas": null})).unwrap(),
-        json!({"size": "small", "replicas": null})
-    );
+    assert_eq!(w.validate(&json!({"replicas": null})).unwrap(), json!({"size": "small", "replicas": null}));
     assert!(w.validate(&json!({"size": "large", "replicas": 9})).is_ok());
     assert_eq!(
         w.validate(&json!({"replicas": 3})).unwrap_err(),
         vec![err("replicas", "small widgets have at most 2 replicas")]
     );
     assert_eq!(
-        w.validate(&json!({"labels": {"a": "ok", "b": "-no"}}))
-            .unwrap_err(),
+        w.validate(&json!({"labels": {"a": "ok", "b": "-no"}})).unwrap_err(),
         vec![err("labels.b", "failed rule: !self.startsWith('-')")]
     );
-    assert_eq!(
-        w.validate(&json!({"labels": {"a": 1}})).unwrap_err(),
-        vec![err("labels.a", "must be of type string")]
-    );
+    assert_eq!(w.validate(&json!({"labels": {"a": 1}})).unwrap_err(), vec![err("labels.a", "must be of type string")]);
     assert_eq!(
         w.validate(&json!({"tags": ["x", "y", "x"]})).unwrap_err(),
         vec![err("tags[2]", "duplicate value \"x\"")]
@@ -520,41 +422,17 @@ fn malformed_xrds_name_their_source() {
     assert!(e.contains("invalid YAML"), "{e}");
     let e = load_error("cm.yaml", "apiVersion: v1\nkind: ConfigMap\n");
     assert!(e.contains("CompositeResourceDefinition"), "{e}");
-    let e = load_error(
-        "badrule.yaml",
-        &WIDGET_XRD.replace("self.replicas <= 2", "self.replicas <="),
-    );
-    assert!(
-        e.contains("CEL rule") && e.contains("self.replicas <="),
-        "{e}"
-    );
-    let e = load_error(
-        "badname.yaml",
-        &WIDGET_XRD.replace("name: widgets.example.org", "name: gadgets.example.org"),
-    );
+    let e = load_error("badrule.yaml", &WIDGET_XRD.replace("self.replicas <= 2", "self.replicas <="));
+    assert!(e.contains("CEL rule") && e.contains("self.replicas <="), "{e}");
+    let e = load_error("badname.yaml", &WIDGET_XRD.replace("name: widgets.example.org", "name: gadgets.example.org"));
     assert!(e.contains("widgets.example.org"), "{e}");
-    let e = load_error(
-        "cluster.yaml",
-        &WIDGET_XRD.replace("scope: Namespaced", "scope: Cluster"),
-    );
+    let e = load_error("cluster.yaml", &WIDGET_XRD.replace("scope: Namespaced", "scope: Cluster"));
     assert!(e.contains("Namespaced"), "{e}");
-    let e = load_error(
-        "policy.yaml",
-        &WIDGET_XRD.replace("merge-policy-create: review", "merge-policy-create: maybe"),
-    );
+    let e = load_error("policy.yaml", &WIDGET_XRD.replace("merge-policy-create: review", "merge-policy-create: maybe"));
     assert!(e.contains("merge-policy-create"), "{e}");
-    let e = load_error(
-        "default.yaml",
-        &WIDGET_XRD.replace("default: small", "default: medium"),
-    );
-    assert!(
-        e.contains("spec.size") && e.contains("invalid default"),
-        "{e}"
-    );
-    let e = load_error(
-        "keyword.yaml",
-        &WIDGET_XRD.replace("maxProperties: 10", "x-ui-order: [a]"),
-    );
+    let e = load_error("default.yaml", &WIDGET_XRD.replace("default: small", "default: medium"));
+    assert!(e.contains("spec.size") && e.contains("invalid default"), "{e}");
+    let e = load_error("keyword.yaml", &WIDGET_XRD.replace("maxProperties: 10", "x-ui-order: [a]"));
     assert!(e.contains("x-ui-order") && e.contains("spec.labels"), "{e}");
 
     // Duplicate kinds across files.
@@ -564,10 +442,7 @@ fn malformed_xrds_name_their_source() {
     ])
     .unwrap_err();
     assert!(matches!(e, CatalogError::Duplicate { .. }), "{e}");
-    assert!(
-        e.to_string().contains("a.yaml") && e.to_string().contains("b.yaml"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("a.yaml") && e.to_string().contains("b.yaml"), "{e}");
 }
 
 #[test]
@@ -602,8 +477,5 @@ fn action_and_policy_strings() {
     assert!(e.contains("create, update or delete"), "{e}");
     assert_eq!(MergePolicy::Review.to_string(), "review");
     assert_eq!(serde_json::to_value(MergePolicy::Auto).unwrap(), "auto");
-    assert_eq!(
-        serde_json::from_value::<MergePolicy>(json!("review")).unwrap(),
-        MergePolicy::Review
-    );
+    assert_eq!(serde_json::from_value::<MergePolicy>(json!("review")).unwrap(), MergePolicy::Review);
 }

@@ -11,21 +11,10 @@ use crate::output::Format;
 /// credentials file written by `maxcloud auth register`
 /// ($XDG_CONFIG_HOME/maxcloud/credentials or ~/.config/maxcloud/credentials).
 #[derive(Debug, Parser)]
-#[command(
-    name = "maxcloud",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "maxcloud", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Base URL of the max-cloud API [default: from the credentials file, else http://127.0.0.1:8080]
-    #[arg(
-        long,
-        env = "MAXCLOUD_API_URL",
-        global = true,
-        value_name = "URL",
-        help_heading = "Global options"
-    )]
+    #[arg(long, env = "MAXCLOUD_API_URL", global = true, value_name = "URL", help_heading = "Global options")]
     pub api_url: Option<String>,
 
     /// API key sent as bearer token [default: from the credentials file]
@@ -123,12 +112,7 @@ pub enum AuthCommand {
     /// List the members of your organization
     Members,
     /// Manage API keys
-    #[command(
-        subcommand,
-        name = "api-keys",
-        visible_alias = "api-key",
-        alias = "keys"
-    )]
+    #[command(subcommand, name = "api-keys", visible_alias = "api-key", alias = "keys")]
     ApiKeys(ApiKeysCommand),
 }
 
@@ -191,12 +175,7 @@ pub struct DeployArgs {
     #[arg(long = "command", value_name = "C", allow_hyphen_values = true)]
     pub command: Vec<String>,
     /// Argument element; repeat for several (one element each, no shell splitting)
-    #[arg(
-        long = "args",
-        visible_alias = "arg",
-        value_name = "A",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "args", visible_alias = "arg", value_name = "A", allow_hyphen_values = true)]
     pub args: Vec<String>,
     /// Environment variable KEY=VALUE (the value may contain '='); repeat for several
     #[arg(long = "env", short = 'e', value_name = "K=V")]
@@ -331,21 +310,9 @@ mod tests {
             ));
         }
         let cli = parse(&["orders", "--limit", "5"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Orders(OrdersArgs {
-                limit: Some(5),
-                command: None
-            })
-        ));
+        assert!(matches!(cli.command, Command::Orders(OrdersArgs { limit: Some(5), command: None })));
         let cli = parse(&["orders", "show", "ord_1"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Orders(OrdersArgs {
-                command: Some(OrdersCommand::Show { .. }),
-                ..
-            })
-        ));
+        assert!(matches!(cli.command, Command::Orders(OrdersArgs { command: Some(OrdersCommand::Show { .. }), .. })));
         let cli = parse(&["-o", "json", "orders", "approve", "ord_1"]).unwrap();
         assert_eq!(cli.output, Format::Json);
     }
@@ -377,9 +344,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.output, Format::Yaml);
-        let Command::Deploy(d) = cli.command else {
-            panic!("not deploy")
-        };
+        let Command::Deploy(d) = cli.command else { panic!("not deploy") };
         assert_eq!(d.command, ["sh", "-c"]);
         assert_eq!(d.args, ["echo hi"]);
         assert_eq!(d.env, ["A=1", "B=x=y"]);
@@ -392,21 +357,8 @@ mod tests {
 
     #[test]
     fn order_flags() {
-        let cli = parse(&[
-            "order",
-            "App",
-            "shop",
-            "--set",
-            "image=nginx",
-            "-f",
-            "-",
-            "--action",
-            "update",
-        ])
-        .unwrap();
-        let Command::Order(o) = cli.command else {
-            panic!("not order")
-        };
+        let cli = parse(&["order", "App", "shop", "--set", "image=nginx", "-f", "-", "--action", "update"]).unwrap();
+        let Command::Order(o) = cli.command else { panic!("not order") };
         assert_eq!(o.action, Action::Update);
         assert_eq!(o.file.as_deref(), Some("-"));
         assert_eq!(o.set, ["image=nginx"]);

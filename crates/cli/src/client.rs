@@ -11,30 +11,16 @@ use serde::{de::DeserializeOwned, Serialize};
 pub enum ApiError {
     /// The server answered with its JSON error body.
     #[error("{}", api_message(.message, .field.as_deref()))]
-    Api {
-        status: StatusCode,
-        code: String,
-        message: String,
-        field: Option<String>,
-    },
+    Api { status: StatusCode, code: String, message: String, field: Option<String> },
     /// The server answered with an error status but no JSON error body.
     #[error("{method} {path} failed: HTTP {status}{}", snippet_suffix(.body))]
-    Http {
-        method: Method,
-        path: String,
-        status: StatusCode,
-        body: String,
-    },
+    Http { method: Method, path: String, status: StatusCode, body: String },
     /// No answer at all: connection refused, DNS, TLS, timeout.
     #[error("cannot reach max-cloud API at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     /// A success status with a body that is not what the API promises.
     #[error("invalid response to {method} {path}: {reason}")]
-    InvalidResponse {
-        method: Method,
-        path: String,
-        reason: String,
-    },
+    InvalidResponse { method: Method, path: String, reason: String },
 }
 
 impl ApiError {
@@ -104,8 +90,8 @@ impl Client {
     /// `base_url` like `http://127.0.0.1:8080` (a trailing slash is ignored); `api_key` sent as bearer.
     pub fn new(base_url: &str, api_key: Option<String>) -> anyhow::Result<Self> {
         let base_url = base_url.trim().trim_end_matches('/').to_string();
-        let parsed = reqwest::Url::parse(&base_url)
-            .map_err(|e| anyhow::anyhow!("invalid API URL \"{base_url}\": {e}"))?;
+        let parsed =
+            reqwest::Url::parse(&base_url).map_err(|e| anyhow::anyhow!("invalid API URL \"{base_url}\": {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             anyhow::bail!("invalid API URL \"{base_url}\": the scheme must be http or https");
         }
@@ -115,11 +101,7 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
-        Ok(Self {
-            http,
-            base_url,
-            api_key: api_key.filter(|k| !k.is_empty()),
-        })
+        Ok(Self { http, base_url, api_key: api_key.filter(|k| !k.is_empty()) })
     }
 
     pub fn base_url(&self) -> &str {
@@ -136,10 +118,7 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ApiError> {
         let url = format!("{}{path}", self.base_url);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("Accept", "application/json");
+        let mut req = self.http.request(method.clone(), &url).header("Accept", "application/json");
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -149,10 +128,8 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let unreachable = |e: reqwest::Error| ApiError::Unreachable {
-            url: self.base_url.clone(),
-            reason: transport_reason(&e),
-        };
+        let unreachable =
+            |e: reqwest::Error| ApiError::Unreachable { url: self.base_url.clone(), reason: transport_reason(&e) };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -167,12 +144,7 @@ impl Client {
                     "; no API key configured: set MAXCLOUD_API_KEY, pass --api-key or run `maxcloud auth register`",
                 );
             }
-            return Err(ApiError::Api {
-                status,
-                code: err.error.code,
-                message,
-                field: err.error.field,
-            });
+            return Err(ApiError::Api { status, code: err.error.code, message, field: err.error.field });
         }
         Err(ApiError::Http {
             method,
@@ -182,11 +154,7 @@ impl Client {
         })
     }
 
-    fn decode<T: DeserializeOwned>(
-        method: Method,
-        path: &str,
-        bytes: &[u8],
-    ) -> Result<T, ApiError> {
+    fn decode<T: DeserializeOwned>(method: Method, path: &str, bytes: &[u8]) -> Result<T, ApiError> {
         serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidResponse {
             method,
             path: path.to_string(),
@@ -203,11 +171,7 @@ impl Client {
     ) -> Result<Response<T>, ApiError> {
         let (status, headers, bytes) = self.send(method.clone(), path, body, headers).await?;
         let body = Self::decode(method, path, &bytes)?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
@@ -223,11 +187,7 @@ impl Client {
         }
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ApiError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
         Ok(self.post_full(path, body, &[]).await?.body)
     }
 
@@ -242,8 +202,7 @@ impl Client {
             path: path.to_string(),
             reason: format!("cannot encode request: {e}"),
         })?;
-        self.request_full(Method::POST, path, Some(&body), headers)
-            .await
+        self.request_full(Method::POST, path, Some(&body), headers).await
     }
 
     pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
@@ -286,10 +245,7 @@ mod tests {
             message: "maxScale must be at least minScale".into(),
             field: Some("parameters.scaling.maxScale".into()),
         };
-        assert_eq!(
-            e.to_string(),
-            "maxScale must be at least minScale (field: parameters.scaling.maxScale)"
-        );
+        assert_eq!(e.to_string(), "maxScale must be at least minScale (field: parameters.scaling.maxScale)");
         let e = ApiError::Api {
             status: StatusCode::NOT_FOUND,
             code: "not_found".into(),
@@ -312,19 +268,13 @@ mod tests {
             status: StatusCode::BAD_GATEWAY,
             body: "<html>\n bad\n</html>".into(),
         };
-        assert_eq!(
-            e.to_string(),
-            "GET /api/v1/x failed: HTTP 502 Bad Gateway: <html> bad </html>"
-        );
+        assert_eq!(e.to_string(), "GET /api/v1/x failed: HTTP 502 Bad Gateway: <html> bad </html>");
     }
 
     #[test]
     fn rejects_bad_base_urls() {
         assert!(Client::new("http://127.0.0.1:8080/", None).is_ok());
-        assert_eq!(
-            Client::new("http://h:1/", None).unwrap().base_url(),
-            "http://h:1"
-        );
+        assert_eq!(Client::new("http://h:1/", None).unwrap().base_url(), "http://h:1");
         assert!(Client::new("127.0.0.1:8080", None).is_err());
         assert!(Client::new("ftp://x", None).is_err());
     }
@@ -338,22 +288,12 @@ mod tests {
     #[tokio::test]
     async fn connection_refused_is_reported_with_the_url() {
         // Bind then drop a listener to get a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}");
         let client = Client::new(&url, Some("k".into())).unwrap();
-        let err = client
-            .get::<serde_json::Value>("/api/v1/services")
-            .await
-            .unwrap_err();
+        let err = client.get::<serde_json::Value>("/api/v1/services").await.unwrap_err();
         let line = err.to_string();
-        assert!(
-            line.starts_with(&format!("cannot reach max-cloud API at {url}: ")),
-            "{line}"
-        );
+        assert!(line.starts_with(&format!("cannot reach max-cloud API at {url}: ")), "{line}");
         assert!(line.to_lowercase().contains("refused"), "{line}");
     }
 }

@@ -35,11 +35,7 @@ pub struct Credentials {
 
 /// Where the credentials file lives, from the environment (`XDG_CONFIG_HOME`, else `HOME`).
 pub fn credentials_path() -> Result<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     credentials_path_from(var("XDG_CONFIG_HOME"), var("HOME"))
 }
 
@@ -49,9 +45,7 @@ fn credentials_path_from(xdg: Option<PathBuf>, home: Option<PathBuf>) -> Result<
         (Some(xdg), _) => xdg,
         (None, Some(home)) => home.join(".config"),
         (None, None) => {
-            return Err(anyhow!(
-                "cannot locate the credentials file: neither XDG_CONFIG_HOME nor HOME is set"
-            ))
+            return Err(anyhow!("cannot locate the credentials file: neither XDG_CONFIG_HOME nor HOME is set"))
         }
     };
     Ok(base.join("maxcloud").join("credentials"))
@@ -62,34 +56,25 @@ pub fn load(path: &Path) -> Result<Option<Credentials>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read credentials file {}", path.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read credentials file {}", path.display())),
     };
     if text.trim().is_empty() {
         return Ok(None);
     }
     let creds = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "invalid credentials file {} (delete it or run `maxcloud auth register`)",
-            path.display()
-        )
+        format!("invalid credentials file {} (delete it or run `maxcloud auth register`)", path.display())
     })?;
     Ok(Some(creds))
 }
 
 /// Writes the credentials file atomically (temporary file + rename), readable by the owner only.
 pub fn save(path: &Path, creds: &Credentials) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| anyhow!("invalid credentials path {}", path.display()))?;
+    let dir = path.parent().ok_or_else(|| anyhow!("invalid credentials path {}", path.display()))?;
     create_private_dir(dir)?;
     let mut text = serde_json::to_string_pretty(creds).context("cannot encode credentials")?;
     text.push('\n');
     let tmp = dir.join(format!(".credentials.{}.tmp", std::process::id()));
-    write_private(&tmp, text.as_bytes())
-        .with_context(|| format!("cannot write credentials file {}", tmp.display()))?;
+    write_private(&tmp, text.as_bytes()).with_context(|| format!("cannot write credentials file {}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         anyhow!("cannot write credentials file {}: {e}", path.display())
@@ -108,20 +93,14 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
 }
 
 #[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     // The mode above applies only when the file is new.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)?;
@@ -162,10 +141,7 @@ mod tests {
         save(&path, &creds).unwrap();
         assert_eq!(load(&path).unwrap(), Some(creds.clone()));
         // Overwriting keeps the mode and replaces the content.
-        let other = Credentials {
-            api_key: Some("mc_other".into()),
-            ..creds
-        };
+        let other = Credentials { api_key: Some("mc_other".into()), ..creds };
         save(&path, &other).unwrap();
         assert_eq!(load(&path).unwrap(), Some(other));
         #[cfg(unix)]
@@ -173,11 +149,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
-            let dir_mode = std::fs::metadata(path.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777;
+            let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
             assert_eq!(dir_mode, 0o700);
         }
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
@@ -194,9 +166,6 @@ mod tests {
         assert_eq!(creds.api_url, None);
         std::fs::write(&path, "api_key = mc_x").unwrap();
         let err = load(&path).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("invalid credentials file"),
-            "{err:#}"
-        );
+        assert!(format!("{err:#}").contains("invalid credentials file"), "{err:#}");
     }
 }

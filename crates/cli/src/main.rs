@@ -16,16 +16,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return report_clap_error(&err),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!(
-                "{}",
-                error_line(&anyhow::anyhow!("cannot start the async runtime: {e}"))
-            );
+            eprintln!("{}", error_line(&anyhow::anyhow!("cannot start the async runtime: {e}")));
             return ExitCode::FAILURE;
         }
     };
@@ -47,9 +41,7 @@ pub fn error_line(err: &anyhow::Error) -> String {
 fn report_clap_error(err: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
             ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
         }
@@ -62,11 +54,7 @@ fn report_clap_error(err: &clap::Error) -> ExitCode {
 
 /// Folds clap's rendered error to its first paragraph on one line, with a pointer to `--help`.
 fn clap_error_line(rendered: &str) -> String {
-    let first: Vec<&str> = rendered
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
+    let first: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
     let text = first.join(" ");
     let text = text.strip_prefix("error:").map(str::trim).unwrap_or(&text);
     format!("error: {text} (see --help)")
@@ -79,8 +67,8 @@ mod tests {
 
     #[test]
     fn error_lines_are_single_lines() {
-        let err = anyhow::anyhow!("Connection refused\n(os error 111)")
-            .context("cannot reach max-cloud API at http://x");
+        let err =
+            anyhow::anyhow!("Connection refused\n(os error 111)").context("cannot reach max-cloud API at http://x");
         assert_eq!(
             error_line(&err),
             "error: cannot reach max-cloud API at http://x: Connection refused (os error 111)"
@@ -91,10 +79,7 @@ mod tests {
             message: "must be a DNS-1123 label".into(),
             field: Some("name".into()),
         };
-        assert_eq!(
-            error_line(&api.into()),
-            "error: must be a DNS-1123 label (field: name)"
-        );
+        assert_eq!(error_line(&api.into()), "error: must be a DNS-1123 label (field: name)");
     }
 
     fn clap_line(args: &[&str]) -> String {
@@ -111,15 +96,9 @@ mod tests {
             "error: the following required arguments were not provided: --name <NAME> (see --help)"
         );
         let line = clap_line(&["list", "--bogus"]);
-        assert!(
-            line.starts_with("error: unexpected argument '--bogus' found"),
-            "{line}"
-        );
+        assert!(line.starts_with("error: unexpected argument '--bogus' found"), "{line}");
         assert!(!line.contains('\n'));
         let line = clap_line(&["deploy", "x", "--name", "y", "--port", "eighty"]);
-        assert!(
-            line.starts_with("error: invalid value 'eighty' for '--port <PORT>'"),
-            "{line}"
-        );
+        assert!(line.starts_with("error: invalid value 'eighty' for '--port <PORT>'"), "{line}");
     }
 }

@@ -23,9 +23,7 @@ pub enum Format {
 pub fn render_doc<T: Serialize>(format: Format, value: &T) -> Result<String> {
     let mut text = match format {
         Format::Yaml => serde_saphyr::to_string(value).context("cannot render YAML")?,
-        Format::Json | Format::Table => {
-            serde_json::to_string_pretty(value).context("cannot render JSON")?
-        }
+        Format::Json | Format::Table => serde_json::to_string_pretty(value).context("cannot render JSON")?,
     };
     if !text.ends_with('\n') {
         text.push('\n');
@@ -77,10 +75,7 @@ impl Table {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self {
-            headers: headers.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
+        Self { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
 
     pub fn row<I, S>(&mut self, cells: I) -> &mut Self
@@ -95,13 +90,7 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let columns = self
-            .rows
-            .iter()
-            .map(Vec::len)
-            .chain([self.headers.len()])
-            .max()
-            .unwrap_or(0);
+        let columns = self.rows.iter().map(Vec::len).chain([self.headers.len()]).max().unwrap_or(0);
         let mut widths = vec![0usize; columns];
         for row in std::iter::once(&self.headers).chain(&self.rows) {
             for (i, cell) in row.iter().enumerate() {
@@ -145,12 +134,7 @@ impl KeyValues {
     }
 
     pub fn render(&self) -> String {
-        let width = self
-            .pairs
-            .iter()
-            .map(|(k, _)| k.chars().count() + 1)
-            .max()
-            .unwrap_or(0);
+        let width = self.pairs.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
         let mut out = String::new();
         for (key, value) in &self.pairs {
             let label = format!("{key}:");
@@ -197,10 +181,7 @@ mod tests {
     #[test]
     fn json_and_yaml_documents() {
         let v = serde_json::json!({"a": 1, "b": ["x"]});
-        assert_eq!(
-            render_doc(Format::Json, &v).unwrap(),
-            "{\n  \"a\": 1,\n  \"b\": [\n    \"x\"\n  ]\n}\n"
-        );
+        assert_eq!(render_doc(Format::Json, &v).unwrap(), "{\n  \"a\": 1,\n  \"b\": [\n    \"x\"\n  ]\n}\n");
         let yaml = render_doc(Format::Yaml, &v).unwrap();
         let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, v);

@@ -10,9 +10,8 @@ use serde_json::{Map, Value};
 pub fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut env = BTreeMap::new();
     for item in items {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow!("invalid --env \"{item}\": expected KEY=VALUE"))?;
+        let (key, value) =
+            item.split_once('=').ok_or_else(|| anyhow!("invalid --env \"{item}\": expected KEY=VALUE"))?;
         if key.is_empty() {
             bail!("invalid --env \"{item}\": the variable name before '=' is empty");
         }
@@ -44,13 +43,9 @@ pub fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
         }
         segments.push(Segment::Key(name.to_string()));
         while !rest.is_empty() {
-            let close = rest
-                .find(']')
-                .ok_or_else(|| format!("unclosed '[' in \"{path}\""))?;
+            let close = rest.find(']').ok_or_else(|| format!("unclosed '[' in \"{path}\""))?;
             let index = &rest[1..close];
-            let index = index
-                .parse::<usize>()
-                .map_err(|_| format!("invalid array index \"{index}\" in \"{path}\""))?;
+            let index = index.parse::<usize>().map_err(|_| format!("invalid array index \"{index}\" in \"{path}\""))?;
             segments.push(Segment::Index(index));
             rest = &rest[close + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {
@@ -72,9 +67,7 @@ pub fn parse_value(raw: &str) -> Value {
 
 /// Applies one `--set key=value` to `params`.
 pub fn apply_set(params: &mut Value, item: &str) -> Result<()> {
-    let (key, raw) = item
-        .split_once('=')
-        .ok_or_else(|| anyhow!("invalid --set \"{item}\": expected key=value"))?;
+    let (key, raw) = item.split_once('=').ok_or_else(|| anyhow!("invalid --set \"{item}\": expected key=value"))?;
     let path = parse_path(key).map_err(|e| anyhow!("invalid --set \"{item}\": {e}"))?;
     set_path(params, &path, parse_value(raw)).map_err(|e| anyhow!("invalid --set \"{item}\": {e}"))
 }
@@ -101,9 +94,7 @@ fn set_path(target: &mut Value, path: &[Segment], value: Value) -> Result<(), St
                 *target = Value::Object(Map::new());
             }
             let kind = describe(target);
-            let obj = target
-                .as_object_mut()
-                .ok_or_else(|| format!("cannot set \"{key}\" in {kind}"))?;
+            let obj = target.as_object_mut().ok_or_else(|| format!("cannot set \"{key}\" in {kind}"))?;
             let child = obj.entry(key.clone()).or_insert(Value::Null);
             set_path(child, rest, value)
         }
@@ -112,9 +103,7 @@ fn set_path(target: &mut Value, path: &[Segment], value: Value) -> Result<(), St
                 *target = Value::Array(Vec::new());
             }
             let kind = describe(target);
-            let arr = target
-                .as_array_mut()
-                .ok_or_else(|| format!("cannot index [{index}] into {kind}"))?;
+            let arr = target.as_array_mut().ok_or_else(|| format!("cannot index [{index}] into {kind}"))?;
             if *index > arr.len() {
                 return Err(format!(
                     "index [{index}] is out of range: the array has {} element(s), so the next index is [{}]",
@@ -135,21 +124,14 @@ pub fn parse_params_document(text: &str, origin: &str) -> Result<Value> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(_) => serde_saphyr::from_str(text).map_err(|e| {
-            let reason = e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let reason = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
             anyhow!("invalid YAML/JSON in {origin}: {reason}")
         })?,
     };
     match value {
         Value::Object(_) => Ok(value),
         Value::Null => Ok(Value::Object(Map::new())),
-        other => bail!(
-            "invalid parameters in {origin}: expected a mapping, found {}",
-            describe(&other)
-        ),
+        other => bail!("invalid parameters in {origin}: expected a mapping, found {}", describe(&other)),
     }
 }
 
@@ -157,18 +139,12 @@ pub fn parse_params_document(text: &str, origin: &str) -> Result<Value> {
 pub fn read_params_file(path: &str) -> Result<Value> {
     let text = if path == "-" {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .context("cannot read parameters from stdin")?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read parameters from stdin")?;
         text
     } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read parameters file {path}"))?
+        std::fs::read_to_string(path).with_context(|| format!("cannot read parameters file {path}"))?
     };
-    let origin = if path == "-" {
-        "stdin".to_string()
-    } else {
-        path.to_string()
-    };
+    let origin = if path == "-" { "stdin".to_string() } else { path.to_string() };
     parse_params_document(&text, &origin)
 }
 
@@ -191,18 +167,10 @@ mod tests {
 
     #[test]
     fn env_pairs() {
-        let env = parse_env(&[
-            "A=1".into(),
-            "URL=postgres://u:p@h/db?x=y".into(),
-            "EMPTY=".into(),
-            "A=2".into(),
-        ])
-        .unwrap();
+        let env =
+            parse_env(&["A=1".into(), "URL=postgres://u:p@h/db?x=y".into(), "EMPTY=".into(), "A=2".into()]).unwrap();
         assert_eq!(env.get("A").map(String::as_str), Some("2"));
-        assert_eq!(
-            env.get("URL").map(String::as_str),
-            Some("postgres://u:p@h/db?x=y")
-        );
+        assert_eq!(env.get("URL").map(String::as_str), Some("postgres://u:p@h/db?x=y"));
         assert_eq!(env.get("EMPTY").map(String::as_str), Some(""));
         let err = parse_env(&["FOO".into()]).unwrap_err().to_string();
         assert_eq!(err, "invalid --env \"FOO\": expected KEY=VALUE");
@@ -214,21 +182,10 @@ mod tests {
     fn paths() {
         use Segment::*;
         assert_eq!(parse_path("image").unwrap(), vec![Key("image".into())]);
-        assert_eq!(
-            parse_path("scaling.maxScale").unwrap(),
-            vec![Key("scaling".into()), Key("maxScale".into())]
-        );
-        assert_eq!(
-            parse_path("env[0].name").unwrap(),
-            vec![Key("env".into()), Index(0), Key("name".into())]
-        );
-        assert_eq!(
-            parse_path("m[1][2]").unwrap(),
-            vec![Key("m".into()), Index(1), Index(2)]
-        );
-        for bad in [
-            "", "a..b", ".a", "a.", "a[x]", "a[1", "a[1]b", "[0]", "a.[0]",
-        ] {
+        assert_eq!(parse_path("scaling.maxScale").unwrap(), vec![Key("scaling".into()), Key("maxScale".into())]);
+        assert_eq!(parse_path("env[0].name").unwrap(), vec![Key("env".into()), Index(0), Key("name".into())]);
+        assert_eq!(parse_path("m[1][2]").unwrap(), vec![Key("m".into()), Index(1), Index(2)]);
+        for bad in ["", "a..b", ".a", "a.", "a[x]", "a[1", "a[1]b", "[0]", "a.[0]"] {
             assert!(parse_path(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -250,13 +207,7 @@ mod tests {
     #[test]
     fn set_builds_nested_parameters() {
         let mut p = json!({"image": "nginx", "scaling": {"minScale": 0}});
-        for s in [
-            "scaling.maxScale=5",
-            "env[0].name=FOO",
-            "env[0].value=a=b",
-            "env[1].name=BAR",
-            "image=nginx:1.27",
-        ] {
+        for s in ["scaling.maxScale=5", "env[0].name=FOO", "env[0].value=a=b", "env[1].name=BAR", "image=nginx:1.27"] {
             apply_set(&mut p, s).unwrap();
         }
         assert_eq!(
@@ -275,15 +226,9 @@ mod tests {
         let e = apply_set(&mut p, "scaling").unwrap_err().to_string();
         assert_eq!(e, "invalid --set \"scaling\": expected key=value");
         let e = apply_set(&mut p, "image.tag=1").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "invalid --set \"image.tag=1\": cannot set \"tag\" in a string"
-        );
+        assert_eq!(e, "invalid --set \"image.tag=1\": cannot set \"tag\" in a string");
         let e = apply_set(&mut p, "env[2].name=X").unwrap_err().to_string();
-        assert!(
-            e.starts_with("invalid --set \"env[2].name=X\": index [2] is out of range"),
-            "{e}"
-        );
+        assert!(e.starts_with("invalid --set \"env[2].name=X\": index [2] is out of range"), "{e}");
         let e = apply_set(&mut p, "=1").unwrap_err().to_string();
         assert!(e.starts_with("invalid --set \"=1\""), "{e}");
     }
@@ -295,16 +240,9 @@ mod tests {
         let v = parse_params_document("{\"image\": \"nginx\"}", "p.json").unwrap();
         assert_eq!(v, json!({"image": "nginx"}));
         assert_eq!(parse_params_document("", "p.yaml").unwrap(), json!({}));
-        let e = parse_params_document("- a\n- b\n", "p.yaml")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "invalid parameters in p.yaml: expected a mapping, found an array"
-        );
-        let e = parse_params_document("a: [\n", "p.yaml")
-            .unwrap_err()
-            .to_string();
+        let e = parse_params_document("- a\n- b\n", "p.yaml").unwrap_err().to_string();
+        assert_eq!(e, "invalid parameters in p.yaml: expected a mapping, found an array");
+        let e = parse_params_document("a: [\n", "p.yaml").unwrap_err().to_string();
         assert!(e.starts_with("invalid YAML/JSON in p.yaml: "), "{e}");
         assert!(!e.contains('\n'));
     }

@@ -18,10 +18,7 @@ struct Order {
     message: String,
 }
 
-fn parse_list(
-    arg: Option<String>,
-    default: &[usize],
-) -> Result<Vec<usize>, std::num::ParseIntError> {
+fn parse_list(arg: Option<String>, default: &[usize]) -> Result<Vec<usize>, std::num::ParseIntError> {
     match arg {
         Some(list) => list.split(',').map(str::parse).collect(),
         None => Ok(default.to_vec()),
@@ -45,10 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let orders: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(512);
     let sizes = parse_list(args.next(), &[1, 8, 64])?;
     let file_counts = parse_list(args.next(), &[10, 10_000])?;
-    let author = Signature {
-        name: "max-cloud".into(),
-        email: "orders@max-cloud.test".into(),
-    };
+    let author = Signature { name: "max-cloud".into(), email: "orders@max-cloud.test".into() };
     let slug = "bench";
     for &files in &file_counts {
         for &size in &sizes {
@@ -81,12 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         tenant: slug.into(),
                     })?;
                     let content = format!("kind: App\nname: {name}\n").into_bytes();
-                    Ok(Order {
-                        id,
-                        path,
-                        content,
-                        message,
-                    })
+                    Ok(Order { id, path, content, message })
                 })
                 .collect::<Result<_, maxcloud_gitops::GitError>>()?;
 

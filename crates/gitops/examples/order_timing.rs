@@ -8,17 +8,10 @@ use maxcloud_gitops::{render_commit_message, Change, OrderText, Repos, Signature
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let orders: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
-    let files: u32 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(10_000);
+    let files: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10_000);
     let dir = tempfile::tempdir()?;
     let repos = Repos::new(dir.path());
-    let author = Signature {
-        name: "max-cloud".into(),
-        email: "orders@max-cloud.test".into(),
-    };
+    let author = Signature { name: "max-cloud".into(), email: "orders@max-cloud.test".into() };
     let slug = "bench";
     repos.init_tenant(slug, "# bench\n", &author)?;
     let seed: Vec<(String, Vec<u8>)> = (0..files)
@@ -71,11 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         merge_t.push(t2 - t1);
         total_t.push(t2 - t0);
     }
-    for (name, v) in [
-        ("commit_order", &mut commit_t),
-        ("merge_order", &mut merge_t),
-        ("commit+merge", &mut total_t),
-    ] {
+    for (name, v) in [("commit_order", &mut commit_t), ("merge_order", &mut merge_t), ("commit+merge", &mut total_t)] {
         v.sort();
         let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
         let mean: Duration = v.iter().sum::<Duration>() / v.len() as u32;

@@ -6,8 +6,8 @@ use git2::{ObjectType, Oid, Repository};
 
 use crate::pack::{object_id, PackBuilder};
 use crate::repos::{
-    branch_for, branch_ref_name, conflict_on_race, has_order_trailer, main_target, order_trailer,
-    ref_target, valid_path, Change, Committed, MergeOutcome, Repos, MAIN_REF,
+    branch_for, branch_ref_name, conflict_on_race, has_order_trailer, main_target, order_trailer, ref_target,
+    valid_path, Change, Committed, MergeOutcome, Repos, MAIN_REF,
 };
 use crate::tree_edit::{edit_path, Leaf, ObjectStore};
 use crate::GitError;
@@ -92,11 +92,7 @@ impl Repos {
     /// writes nothing new writes no pack.
     ///
     /// Every batch adds a pack: call [`Repos::gc`] when [`Repos::pack_count`] exceeds about 50.
-    pub fn apply_batch(
-        &self,
-        slug: &str,
-        items: &[BatchItem],
-    ) -> Result<Vec<Result<Applied, GitError>>, GitError> {
+    pub fn apply_batch(&self, slug: &str, items: &[BatchItem]) -> Result<Vec<Result<Applied, GitError>>, GitError> {
         let pooled = self.open(slug)?;
         let repo: &Repository = &pooled;
         if items.is_empty() {
@@ -124,10 +120,7 @@ impl Repos {
                 }
                 result
             } else {
-                Err(GitError::InvalidInput(format!(
-                    "order {} appears twice in the batch",
-                    item.change.order_id
-                )))
+                Err(GitError::InvalidInput(format!("order {} appears twice in the batch", item.change.order_id)))
             };
             results.push(result);
         }
@@ -173,45 +166,28 @@ impl Batch<'_> {
             let committed = Committed {
                 branch,
                 commit: tip.to_string(),
-                base: commit
-                    .parent_id(0)
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
+                base: commit.parent_id(0).map(|p| p.to_string()).unwrap_or_default(),
                 reused: true,
             };
             if !item.merge {
-                return Ok(Applied {
-                    committed,
-                    merged: None,
-                });
+                return Ok(Applied { committed, merged: None });
             }
             let merged = if self.contains(tip)? {
-                MergeOutcome::AlreadyMerged {
-                    commit: tip.to_string(),
-                }
+                MergeOutcome::AlreadyMerged { commit: tip.to_string() }
             } else if let Some(&(found, _)) = self.recent.get(change.order_id) {
                 // Regenerated and merged before (the branch was left behind).
-                MergeOutcome::AlreadyMerged {
-                    commit: found.to_string(),
-                }
+                MergeOutcome::AlreadyMerged { commit: found.to_string() }
             } else if commit.parent_ids().any(|p| p == self.head) {
                 self.advance(tip, commit.tree_id());
-                MergeOutcome::FastForward {
-                    commit: tip.to_string(),
-                }
+                MergeOutcome::FastForward { commit: tip.to_string() }
             } else {
                 let Some((new, tree)) = self.build(change, Some(commit.author().when()))? else {
                     return Err(no_change(change));
                 };
                 self.advance(new, tree);
-                MergeOutcome::Regenerated {
-                    commit: new.to_string(),
-                }
+                MergeOutcome::Regenerated { commit: new.to_string() }
             };
-            return Ok(Applied {
-                committed,
-                merged: Some(merged),
-            });
+            return Ok(Applied { committed, merged: Some(merged) });
         }
 
         // Merged before, e.g. by a batch whose outcome was lost in a crash: report that commit
@@ -224,25 +200,16 @@ impl Batch<'_> {
                     base: parent.map(|p| p.to_string()).unwrap_or_default(),
                     reused: true,
                 },
-                merged: item.merge.then(|| MergeOutcome::AlreadyMerged {
-                    commit: found.to_string(),
-                }),
+                merged: item.merge.then(|| MergeOutcome::AlreadyMerged { commit: found.to_string() }),
             });
         }
         let base = self.head;
         match self.build(change, None)? {
             Some((commit, tree)) => {
-                let committed = Committed {
-                    branch,
-                    commit: commit.to_string(),
-                    base: base.to_string(),
-                    reused: false,
-                };
+                let committed = Committed { branch, commit: commit.to_string(), base: base.to_string(), reused: false };
                 let merged = if item.merge {
                     self.advance(commit, tree);
-                    Some(MergeOutcome::FastForward {
-                        commit: commit.to_string(),
-                    })
+                    Some(MergeOutcome::FastForward { commit: commit.to_string() })
                 } else {
                     self.branches.push((index, branch_ref, commit));
                     None
@@ -255,11 +222,7 @@ impl Batch<'_> {
 
     /// Build the order's commit on the in-memory main; `None` when it would change nothing.
     /// Returns the commit and its tree.
-    fn build(
-        &self,
-        change: &Change,
-        author_time: Option<git2::Time>,
-    ) -> Result<Option<(Oid, Oid)>, GitError> {
+    fn build(&self, change: &Change, author_time: Option<git2::Time>) -> Result<Option<(Oid, Oid)>, GitError> {
         let leaf = match change.content {
             Some(content) => Leaf::Blob(object_id(ObjectType::Blob, content)?),
             None => Leaf::Remove,
@@ -297,10 +260,7 @@ impl Batch<'_> {
 
 /// Order ids of the last [`RESUME_DEPTH`] first-parent commits from `tip` (trailer
 /// `Order-Id`), each with its newest commit and that commit's parent.
-fn recent_orders(
-    repo: &Repository,
-    tip: Oid,
-) -> Result<HashMap<String, (Oid, Option<Oid>)>, GitError> {
+fn recent_orders(repo: &Repository, tip: Oid) -> Result<HashMap<String, (Oid, Option<Oid>)>, GitError> {
     let mut recent = HashMap::new();
     let mut next = Some(tip);
     for _ in 0..RESUME_DEPTH {
@@ -343,26 +303,14 @@ fn commit_bytes(
 fn push_signature(out: &mut Vec<u8>, header: &str, sig: &git2::Signature) {
     let when = sig.when();
     let offset = when.offset_minutes();
-    let sign = if offset < 0 || when.sign() == '-' {
-        '-'
-    } else {
-        '+'
-    };
+    let sign = if offset < 0 || when.sign() == '-' { '-' } else { '+' };
     let offset = offset.unsigned_abs();
     out.extend_from_slice(header.as_bytes());
     out.push(b' ');
     out.extend_from_slice(sig.name_bytes());
     out.extend_from_slice(b" <");
     out.extend_from_slice(sig.email_bytes());
-    out.extend_from_slice(
-        format!(
-            "> {} {sign}{:02}{:02}\n",
-            when.seconds(),
-            offset / 60,
-            offset % 60
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(format!("> {} {sign}{:02}{:02}\n", when.seconds(), offset / 60, offset % 60).as_bytes());
 }
 
 #[cfg(test)]
@@ -373,26 +321,17 @@ mod tests {
     fn commit_bytes_match_libgit2() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init_bare(dir.path()).unwrap();
-        let tree = repo
-            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
-            .unwrap();
+        let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
         let sig0 = git2::Signature::now("x", "x@example.com").unwrap();
-        let root = repo
-            .commit(None, &sig0, &sig0, "root\n", &tree, &[])
-            .unwrap();
+        let root = repo.commit(None, &sig0, &sig0, "root\n", &tree, &[]).unwrap();
         let parent = repo.find_commit(root).unwrap();
         for (offset, msg) in [(0, "a\n\nOrder-Id: 1\n"), (-90, "no newline"), (330, "é\n")] {
             let time = git2::Time::new(1_700_000_000, offset);
             let author = git2::Signature::new("Alice Doe", "alice@example.com", &time).unwrap();
             let committer = git2::Signature::now(" Bob ", "bob@example.com").unwrap();
-            let expected = repo
-                .commit_create_buffer(&author, &committer, msg, &tree, &[&parent])
-                .unwrap();
+            let expected = repo.commit_create_buffer(&author, &committer, msg, &tree, &[&parent]).unwrap();
             let ours = commit_bytes(tree.id(), root, &author, &committer, msg);
-            assert_eq!(
-                String::from_utf8_lossy(&ours),
-                String::from_utf8_lossy(&expected)
-            );
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&expected));
         }
     }
 }

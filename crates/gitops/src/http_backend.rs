@@ -62,8 +62,7 @@ pub fn is_read_only_request(path_info_rest: &str, query: &str) -> bool {
             return false;
         }
     }
-    matches!(path_info_rest, "/info/refs" | "/git-upload-pack" | "/HEAD")
-        || path_info_rest.starts_with("/objects/")
+    matches!(path_info_rest, "/info/refs" | "/git-upload-pack" | "/HEAD") || path_info_rest.starts_with("/objects/")
 }
 
 /// A plain repository directory name: `[A-Za-z0-9._-]+` ending in `.git`, not starting with `.`.
@@ -71,9 +70,7 @@ fn valid_repo_name(repo: &str) -> bool {
     repo.len() > 4
         && repo.ends_with(".git")
         && !repo.starts_with('.')
-        && repo
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && repo.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Run `git http-backend` for `req` with `GIT_PROJECT_ROOT=project_root` and return its response.
@@ -86,18 +83,12 @@ pub async fn run(project_root: &Path, req: CgiRequest) -> Result<CgiResponse, Gi
         return Err(GitError::NotFound(format!("repository {:?}", req.repo)));
     }
     if !req.path_info_rest.starts_with('/') || req.path_info_rest.contains("..") {
-        return Err(GitError::InvalidInput(format!(
-            "invalid path {:?}",
-            req.path_info_rest
-        )));
+        return Err(GitError::InvalidInput(format!("invalid path {:?}", req.path_info_rest)));
     }
     let mut cmd = Command::new("git");
     cmd.arg("http-backend")
         .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
+        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
         .env("GIT_PROJECT_ROOT", project_root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("PATH_INFO", format!("/{}{}", req.repo, req.path_info_rest))
@@ -153,10 +144,7 @@ pub async fn run(project_root: &Path, req: CgiRequest) -> Result<CgiResponse, Gi
         );
     }
     if !output.status.success() && output.stdout.is_empty() {
-        return Err(GitError::Io(std::io::Error::other(format!(
-            "git http-backend failed: {}",
-            output.status
-        ))));
+        return Err(GitError::Io(std::io::Error::other(format!("git http-backend failed: {}", output.status))));
     }
     parse_cgi_output(Bytes::from(output.stdout))
 }
@@ -188,20 +176,12 @@ fn parse_cgi_output(out: Bytes) -> Result<CgiResponse, GitError> {
         };
         let (name, value) = (name.trim(), value.trim());
         if name.eq_ignore_ascii_case("Status") {
-            status = value
-                .split_whitespace()
-                .next()
-                .and_then(|code| code.parse().ok())
-                .unwrap_or(500);
+            status = value.split_whitespace().next().and_then(|code| code.parse().ok()).unwrap_or(500);
         } else {
             headers.push((name.to_owned(), value.to_owned()));
         }
     }
-    Ok(CgiResponse {
-        status,
-        headers,
-        body: out.slice(pos..),
-    })
+    Ok(CgiResponse { status, headers, body: out.slice(pos..) })
 }
 
 #[cfg(test)]
@@ -210,45 +190,28 @@ mod tests {
 
     #[test]
     fn read_only_classification() {
-        assert!(is_read_only_request(
-            "/info/refs",
-            "service=git-upload-pack"
-        ));
+        assert!(is_read_only_request("/info/refs", "service=git-upload-pack"));
         assert!(is_read_only_request("/git-upload-pack", ""));
         assert!(is_read_only_request("/info/refs", ""));
         assert!(is_read_only_request("/HEAD", ""));
         assert!(is_read_only_request("/objects/ab/cdef", ""));
-        assert!(!is_read_only_request(
-            "/info/refs",
-            "service=git-receive-pack"
-        ));
+        assert!(!is_read_only_request("/info/refs", "service=git-receive-pack"));
         assert!(!is_read_only_request("/git-receive-pack", ""));
-        assert!(!is_read_only_request(
-            "/info/refs",
-            "x=1&service=git-receive-pack"
-        ));
-        assert!(!is_read_only_request(
-            "/info/refs",
-            "service=git-upload-archive"
-        ));
+        assert!(!is_read_only_request("/info/refs", "x=1&service=git-receive-pack"));
+        assert!(!is_read_only_request("/info/refs", "service=git-upload-archive"));
         assert!(!is_read_only_request("/config", ""));
     }
 
     #[test]
     fn parses_cgi_headers() {
-        let r = parse_cgi_output(Bytes::from_static(
-            b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope\n",
-        ))
-        .unwrap();
+        let r =
+            parse_cgi_output(Bytes::from_static(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope\n"))
+                .unwrap();
         assert_eq!(r.status, 404);
-        assert_eq!(
-            r.headers,
-            vec![("Content-Type".into(), "text/plain".into())]
-        );
+        assert_eq!(r.headers, vec![("Content-Type".into(), "text/plain".into())]);
         assert_eq!(&r.body[..], b"nope\n");
 
-        let r =
-            parse_cgi_output(Bytes::from_static(b"Expires: never\nX-A: b\n\n\x00\x01")).unwrap();
+        let r = parse_cgi_output(Bytes::from_static(b"Expires: never\nX-A: b\n\n\x00\x01")).unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(r.headers.len(), 2);
         assert_eq!(&r.body[..], b"\x00\x01");

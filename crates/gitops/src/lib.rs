@@ -31,8 +31,7 @@ mod tree_edit;
 pub use batch::{Applied, BatchItem};
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
 pub use templates::{
-    render_commit_message, render_pr_body, render_pr_title, render_readme, OrderText,
-    ReadmeContext, MAX_SUBJECT_CHARS,
+    render_commit_message, render_pr_body, render_pr_title, render_readme, OrderText, ReadmeContext, MAX_SUBJECT_CHARS,
 };
 
 /// Errors of this crate.

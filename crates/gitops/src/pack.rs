@@ -131,11 +131,7 @@ impl<'r> PackBuilder<'r> {
     pub(crate) fn new(repo: &'r Repository) -> Result<Self, GitError> {
         let odb = repo.odb()?;
         odb.refresh()?;
-        Ok(PackBuilder {
-            odb,
-            objects: RefCell::default(),
-            index: RefCell::default(),
-        })
+        Ok(PackBuilder { odb, objects: RefCell::default(), index: RefCell::default() })
     }
 
     /// Number of objects collected so far (a mark for [`PackBuilder::truncate`]).
@@ -159,11 +155,7 @@ impl<'r> PackBuilder<'r> {
         if objects.is_empty() {
             return Ok(None);
         }
-        let EncodedPack {
-            bytes: pack,
-            checksum,
-            mut entries,
-        } = encode_pack(&objects)?;
+        let EncodedPack { bytes: pack, checksum, mut entries } = encode_pack(&objects)?;
         entries.sort_unstable_by_key(|e| e.id);
         let idx = encode_index(&entries, &checksum);
 
@@ -174,11 +166,7 @@ impl<'r> PackBuilder<'r> {
         // Pack first, index last: an index is what makes readers look at a pack.
         write_atomically(&dir, &path, &pack)?;
         write_atomically(&dir, &dir.join(format!("{name}.idx")), &idx)?;
-        Ok(Some(WrittenPack {
-            path,
-            objects: objects.len(),
-            bytes: pack.len(),
-        }))
+        Ok(Some(WrittenPack { path, objects: objects.len(), bytes: pack.len() }))
     }
 }
 
@@ -229,12 +217,7 @@ impl PackBuilder<'_> {
     fn push(&self, id: Oid, kind: ObjectType, data: Vec<u8>, edited_from: Option<(usize, Splice)>) {
         let mut objects = self.objects.borrow_mut();
         self.index.borrow_mut().insert(id, objects.len());
-        objects.push(PackObject {
-            id,
-            kind,
-            data: data.into(),
-            edited_from,
-        });
+        objects.push(PackObject { id, kind, data: data.into(), edited_from });
     }
 }
 
@@ -261,20 +244,12 @@ fn plan_deltas(objects: &[PackObject]) -> Vec<Option<Delta>> {
             continue;
         }
         // `next` is `splice` applied to this object; this object is the inverse applied to it.
-        let inverse = Splice {
-            base: objects[next].id,
-            start: splice.start,
-            removed: splice.inserted,
-            inserted: splice.removed,
-        };
+        let inverse =
+            Splice { base: objects[next].id, start: splice.start, removed: splice.inserted, inserted: splice.removed };
         let data = &objects[index].data;
         if let Some(bytes) = encode_delta(objects[next].data.len(), data, &inverse) {
             if bytes.len() < data.len() / 2 {
-                deltas[index] = Some(Delta {
-                    base: next,
-                    depth,
-                    bytes,
-                });
+                deltas[index] = Some(Delta { base: next, depth, bytes });
             }
         }
     }
@@ -289,12 +264,7 @@ fn plan_deltas(objects: &[PackObject]) -> Vec<Option<Delta>> {
 /// is needed: the tree edit knows the one range that changed. `None` when the splice does not
 /// fit the lengths, or for bases over 4 GiB (copy offsets are 32-bit).
 pub(crate) fn encode_delta(base_len: usize, new: &[u8], splice: &Splice) -> Option<Vec<u8>> {
-    let Splice {
-        start,
-        removed,
-        inserted,
-        ..
-    } = *splice;
+    let Splice { start, removed, inserted, .. } = *splice;
     let suffix = base_len.checked_sub(start.checked_add(removed)?)?;
     if new.len() != start + inserted + suffix || u32::try_from(base_len).is_err() {
         return None;
@@ -364,8 +334,8 @@ struct EncodedPack {
 }
 
 fn encode_pack(objects: &[PackObject]) -> Result<EncodedPack, GitError> {
-    let count = u32::try_from(objects.len())
-        .map_err(|_| GitError::InvalidInput("too many objects for one pack".into()))?;
+    let count =
+        u32::try_from(objects.len()).map_err(|_| GitError::InvalidInput("too many objects for one pack".into()))?;
     let payload: usize = objects.iter().map(|o| o.data.len()).sum();
     // Per object: ≤ 10 header bytes, zlib framing (6) and 5 bytes per 64 KB stored block.
     let mut pack = Vec::with_capacity(32 + payload + payload / 13_000 + objects.len() * 24);
@@ -392,19 +362,11 @@ fn encode_pack(objects: &[PackObject]) -> Result<EncodedPack, GitError> {
         }
         // The index records the CRC-32 of the entry as packed (header, base distance, zlib
         // stream) and the id of the object it resolves to.
-        entries.push(IndexEntry {
-            id: object.id,
-            crc: crc32fast::hash(&pack[offset..]),
-            offset: offset as u64,
-        });
+        entries.push(IndexEntry { id: object.id, crc: crc32fast::hash(&pack[offset..]), offset: offset as u64 });
     }
     let checksum: [u8; 20] = Sha1::digest(&pack).into();
     pack.extend_from_slice(&checksum);
-    Ok(EncodedPack {
-        bytes: pack,
-        checksum,
-        entries,
-    })
+    Ok(EncodedPack { bytes: pack, checksum, entries })
 }
 
 /// Pack object type numbers (`OBJ_COMMIT` = 1, `OBJ_TREE` = 2, `OBJ_BLOB` = 3, `OBJ_TAG` = 4).
@@ -414,9 +376,7 @@ fn pack_type(kind: ObjectType) -> Result<u8, GitError> {
         ObjectType::Tree => Ok(2),
         ObjectType::Blob => Ok(3),
         ObjectType::Tag => Ok(4),
-        other => Err(GitError::InvalidInput(format!(
-            "cannot pack an object of type {other}"
-        ))),
+        other => Err(GitError::InvalidInput(format!("cannot pack an object of type {other}"))),
     }
 }
 
@@ -574,23 +534,10 @@ mod tests {
         out.clear();
         push_base_distance(&mut out, 128);
         assert_eq!(out, [0x80, 0x00]);
-        for distance in [
-            1u64,
-            127,
-            128,
-            16_511,
-            16_512,
-            420_000,
-            27_000_000,
-            u64::MAX / 2,
-        ] {
+        for distance in [1u64, 127, 128, 16_511, 16_512, 420_000, 27_000_000, u64::MAX / 2] {
             out.clear();
             push_base_distance(&mut out, distance);
-            assert_eq!(
-                read_base_distance(&out),
-                (distance, out.len()),
-                "{distance}"
-            );
+            assert_eq!(read_base_distance(&out), (distance, out.len()), "{distance}");
         }
     }
 
@@ -614,23 +561,13 @@ mod tests {
             let mut new = base[..start].to_vec();
             new.extend_from_slice(insert);
             new.extend_from_slice(&base[start + removed..]);
-            let splice = Splice {
-                base: Oid::zero(),
-                start,
-                removed,
-                inserted: insert.len(),
-            };
+            let splice = Splice { base: Oid::zero(), start, removed, inserted: insert.len() };
             let delta = encode_delta(base.len(), &new, &splice).unwrap();
             assert!(delta.len() < insert.len() + 100, "{start}: {}", delta.len());
             assert!(apply_delta(&base, &delta) == new, "{start} {removed}");
         }
         // An empty base and an empty result.
-        let splice = |removed, inserted| Splice {
-            base: Oid::zero(),
-            start: 0,
-            removed,
-            inserted,
-        };
+        let splice = |removed, inserted| Splice { base: Oid::zero(), start: 0, removed, inserted };
         let delta = encode_delta(0, b"abc", &splice(0, 3)).unwrap();
         assert_eq!(apply_delta(b"", &delta), b"abc");
         let delta = encode_delta(3, b"", &splice(3, 0)).unwrap();
@@ -651,32 +588,24 @@ mod tests {
         let mut dir_tree = repo.treebuilder(None).unwrap();
         for i in 0..2_000 {
             let blob = repo.blob(format!("{i}").as_bytes()).unwrap();
-            dir_tree
-                .insert(format!("f{i:05}"), blob, 0o100_644)
-                .unwrap();
+            dir_tree.insert(format!("f{i:05}"), blob, 0o100_644).unwrap();
         }
-        root.insert("apps", dir_tree.write().unwrap(), 0o040_000)
-            .unwrap();
+        root.insert("apps", dir_tree.write().unwrap(), 0o040_000).unwrap();
         let mut current = root.write().unwrap();
 
         let builder = PackBuilder::new(&repo).unwrap();
-        let mut names: std::collections::BTreeSet<String> =
-            (0..2_000).map(|i| format!("f{i:05}")).collect();
+        let mut names: std::collections::BTreeSet<String> = (0..2_000).map(|i| format!("f{i:05}")).collect();
         let mut counts = Vec::new();
         let mut roots = Vec::new();
         for n in 0..60 {
-            let blob = builder
-                .write(ObjectType::Blob, format!("edit {n}").into_bytes())
-                .unwrap();
+            let blob = builder.write(ObjectType::Blob, format!("edit {n}").into_bytes()).unwrap();
             // Inserts, replacements and removals.
             let (name, leaf) = match n % 3 {
                 0 => (format!("new-{n:03}"), Leaf::Blob(blob)),
                 1 => (format!("f{:05}", n * 7), Leaf::Blob(blob)),
                 _ => (format!("f{:05}", n * 11), Leaf::Remove),
             };
-            current = edit_path(&builder, current, &format!("apps/{name}"), leaf)
-                .unwrap()
-                .unwrap();
+            current = edit_path(&builder, current, &format!("apps/{name}"), leaf).unwrap().unwrap();
             match leaf {
                 Leaf::Blob(_) => names.insert(name),
                 Leaf::Remove => names.remove(&name),
@@ -708,11 +637,7 @@ mod tests {
         }));
 
         let written = builder.write_pack(dir.path()).unwrap().unwrap();
-        assert!(
-            written.bytes < 2 * 2_000 * 48 + 60 * 1_000,
-            "{}",
-            written.bytes
-        );
+        assert!(written.bytes < 2 * 2_000 * 48 + 60 * 1_000, "{}", written.bytes);
         // verify-pack re-indexes the pack and compares the result with our index byte for byte
         // (ids, CRC-32s, offsets); -v lists the delta chains.
         let out = std::process::Command::new("git")
@@ -722,11 +647,7 @@ mod tests {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("chain length = 50: 1 object"), "{stdout}");
         assert!(!stdout.contains("chain length = 51"), "{stdout}");
         let out = std::process::Command::new("git")
@@ -735,11 +656,7 @@ mod tests {
             .args(["fsck", "--strict", "--no-dangling"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
         // A fresh handle reads every tree, newest first (cold chains) and parses the roots.
         let fresh = Repository::open_bare(dir.path()).unwrap();
@@ -758,15 +675,10 @@ mod tests {
 
     #[test]
     fn object_id_matches_libgit2() {
-        for (kind, data) in [
-            (ObjectType::Blob, &b""[..]),
-            (ObjectType::Blob, &b"hello\n"[..]),
-            (ObjectType::Tree, &[0u8; 1000][..]),
-        ] {
-            assert_eq!(
-                object_id(kind, data).unwrap(),
-                Oid::hash_object(kind, data).unwrap()
-            );
+        for (kind, data) in
+            [(ObjectType::Blob, &b""[..]), (ObjectType::Blob, &b"hello\n"[..]), (ObjectType::Tree, &[0u8; 1000][..])]
+        {
+            assert_eq!(object_id(kind, data).unwrap(), Oid::hash_object(kind, data).unwrap());
         }
     }
 
@@ -790,16 +702,12 @@ mod tests {
         let repo = Repository::init_bare(dir.path()).unwrap();
         let builder = PackBuilder::new(&repo).unwrap();
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let ids: Vec<Oid> = [&b"one"[..], b"two", &big]
-            .iter()
-            .map(|d| builder.write(ObjectType::Blob, d.to_vec()).unwrap())
-            .collect();
+        let ids: Vec<Oid> =
+            [&b"one"[..], b"two", &big].iter().map(|d| builder.write(ObjectType::Blob, d.to_vec()).unwrap()).collect();
         // Duplicates and rolled-back objects are not packed.
         builder.write(ObjectType::Blob, b"one".to_vec()).unwrap();
         let mark = builder.len();
-        builder
-            .write(ObjectType::Blob, b"dropped".to_vec())
-            .unwrap();
+        builder.write(ObjectType::Blob, b"dropped".to_vec()).unwrap();
         builder.truncate(mark);
         assert_eq!(builder.len(), 3);
         assert!(matches!(builder.read(ids[1]).unwrap(), RawObject::Mem(..)));
@@ -815,17 +723,10 @@ mod tests {
             .arg(written.path.with_extension("idx"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         // Nothing collected: no pack.
         let empty = PackBuilder::new(&repo).unwrap();
-        assert_eq!(
-            empty.write(ObjectType::Blob, b"one".to_vec()).unwrap(),
-            ids[0]
-        );
+        assert_eq!(empty.write(ObjectType::Blob, b"one".to_vec()).unwrap(), ids[0]);
         assert!(empty.write_pack(dir.path()).unwrap().is_none());
     }
 }

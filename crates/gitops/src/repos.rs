@@ -107,9 +107,7 @@ pub struct Repos {
 
 impl std::fmt::Debug for Repos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repos")
-            .field("root", &self.root)
-            .finish_non_exhaustive()
+        f.debug_struct("Repos").field("root", &self.root).finish_non_exhaustive()
     }
 }
 
@@ -124,9 +122,7 @@ impl Deref for PooledRepo<'_> {
     type Target = Repository;
     fn deref(&self) -> &Repository {
         // Always Some until drop.
-        self.repo
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("pooled repository taken"))
+        self.repo.as_ref().unwrap_or_else(|| unreachable!("pooled repository taken"))
     }
 }
 
@@ -162,10 +158,7 @@ impl Repos {
     /// repositories.
     pub fn new(root: impl Into<PathBuf>) -> Repos {
         configure_libgit2();
-        Repos {
-            root: root.into(),
-            pool: Arc::default(),
-        }
+        Repos { root: root.into(), pool: Arc::default() }
     }
 
     /// The root directory.
@@ -185,12 +178,7 @@ impl Repos {
 
     pub(crate) fn open<'a>(&'a self, slug: &'a str) -> Result<PooledRepo<'a>, GitError> {
         valid_slug(slug)?;
-        let idle = self
-            .pool
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(slug)
-            .and_then(Vec::pop);
+        let idle = self.pool.lock().unwrap_or_else(|p| p.into_inner()).get_mut(slug).and_then(Vec::pop);
         let repo = match idle {
             Some(repo) => repo,
             None => Repository::open_bare(self.path(slug)).map_err(|err| match err.code() {
@@ -198,11 +186,7 @@ impl Repos {
                 _ => GitError::Git(err),
             })?,
         };
-        Ok(PooledRepo {
-            repo: Some(repo),
-            slug,
-            pool: &self.pool,
-        })
+        Ok(PooledRepo { repo: Some(repo), slug, pool: &self.pool })
     }
 
     /// Create the tenant's bare repository with an initial commit on `main` holding `README.md`.
@@ -211,12 +195,7 @@ impl Repos {
     /// `http.uploadpack=true`. Idempotent: an existing repository with `main` is left alone and
     /// its main commit returned. The repository is built in a temporary directory and renamed into
     /// place, so a crash never leaves a half-initialised repository behind.
-    pub fn init_tenant(
-        &self,
-        slug: &str,
-        readme: &str,
-        author: &Signature,
-    ) -> Result<String, GitError> {
+    pub fn init_tenant(&self, slug: &str, readme: &str, author: &Signature) -> Result<String, GitError> {
         valid_slug(slug)?;
         let path = self.path(slug);
         if path.exists() {
@@ -230,18 +209,11 @@ impl Repos {
 
         std::fs::create_dir_all(&self.root)?;
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let tmp = self.root.join(format!(
-            ".init-{slug}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp =
+            self.root.join(format!(".init-{slug}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
         let result = (|| {
             let mut opts = RepositoryInitOptions::new();
-            opts.bare(true)
-                .no_reinit(true)
-                .mkpath(false)
-                .external_template(false)
-                .initial_head("main");
+            opts.bare(true).no_reinit(true).mkpath(false).external_template(false).initial_head("main");
             let repo = Repository::init_opts(&tmp, &opts)?;
             configure_repo(&repo)?;
             let oid = initial_commit(&repo, readme, author)?;
@@ -283,28 +255,15 @@ impl Repos {
                     change.order_id
                 )));
             }
-            let base = commit
-                .parent_id(0)
-                .map(|p| p.to_string())
-                .unwrap_or_default();
-            return Ok(Committed {
-                branch,
-                commit: tip.to_string(),
-                base,
-                reused: true,
-            });
+            let base = commit.parent_id(0).map(|p| p.to_string()).unwrap_or_default();
+            return Ok(Committed { branch, commit: tip.to_string(), base, reused: true });
         }
         let main = main_target(&repo, slug)?;
         let commit = build_commit(&repo, main, change, None)?;
         // Create, never overwrite: a concurrent writer of the same branch makes this fail.
         repo.reference(&branch_ref, commit, false, "max-cloud: order commit")
             .map_err(|err| conflict_on_race(err, &branch))?;
-        Ok(Committed {
-            branch,
-            commit: commit.to_string(),
-            base: main.to_string(),
-            reused: false,
-        })
+        Ok(Committed { branch, commit: commit.to_string(), base: main.to_string(), reused: false })
     }
 
     /// Merge branch `order/<order_id>` into main.
@@ -321,42 +280,28 @@ impl Repos {
         let repo = self.open(slug)?;
         let branch = branch_for(change.order_id);
         let branch_ref = branch_ref_name(&branch)?;
-        let tip = ref_target(&repo, &branch_ref)?
-            .ok_or_else(|| GitError::NotFound(format!("branch {branch} in {slug}")))?;
+        let tip =
+            ref_target(&repo, &branch_ref)?.ok_or_else(|| GitError::NotFound(format!("branch {branch} in {slug}")))?;
         let main = main_target(&repo, slug)?;
         if main == tip {
-            return Ok(MergeOutcome::AlreadyMerged {
-                commit: tip.to_string(),
-            });
+            return Ok(MergeOutcome::AlreadyMerged { commit: tip.to_string() });
         }
         let tip_commit = repo.find_commit(tip)?;
         if tip_commit.parent_ids().any(|p| p == main) {
             repo.reference_matching(MAIN_REF, tip, true, main, "max-cloud: fast-forward")
                 .map_err(|err| conflict_on_race(err, "main"))?;
-            return Ok(MergeOutcome::FastForward {
-                commit: tip.to_string(),
-            });
+            return Ok(MergeOutcome::FastForward { commit: tip.to_string() });
         }
         if repo.graph_descendant_of(main, tip)? {
-            return Ok(MergeOutcome::AlreadyMerged {
-                commit: tip.to_string(),
-            });
+            return Ok(MergeOutcome::AlreadyMerged { commit: tip.to_string() });
         }
         let author_time = tip_commit.author().when();
         let commit = build_commit(&repo, main, change, Some(author_time))?;
-        repo.reference_matching(
-            &branch_ref,
-            commit,
-            true,
-            tip,
-            "max-cloud: regenerate order",
-        )
-        .map_err(|err| conflict_on_race(err, &branch))?;
+        repo.reference_matching(&branch_ref, commit, true, tip, "max-cloud: regenerate order")
+            .map_err(|err| conflict_on_race(err, &branch))?;
         repo.reference_matching(MAIN_REF, commit, true, main, "max-cloud: fast-forward")
             .map_err(|err| conflict_on_race(err, "main"))?;
-        Ok(MergeOutcome::Regenerated {
-            commit: commit.to_string(),
-        })
+        Ok(MergeOutcome::Regenerated { commit: commit.to_string() })
     }
 
     /// Main's tip commit (hex).
@@ -424,9 +369,7 @@ impl Repos {
         } else {
             valid_path(dir)?;
             match root.get_path(Path::new(dir)) {
-                Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
-                    repo.find_tree(entry.id())?
-                }
+                Ok(entry) if entry.kind() == Some(ObjectType::Tree) => repo.find_tree(entry.id())?,
                 Ok(_) => return Ok(Vec::new()),
                 Err(err) if err.code() == ErrorCode::NotFound => return Ok(Vec::new()),
                 Err(err) => return Err(err.into()),
@@ -510,21 +453,11 @@ impl Repos {
         // must not slow down the orders and requests served next to it.
         let mut cmd = std::process::Command::new("nice");
         cmd.env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
+            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
             .args(["-n", "19", "git"])
             .arg("--git-dir")
             .arg(&path)
-            .args([
-                "-c",
-                "gc.packRefs=false",
-                "-c",
-                "gc.autoDetach=false",
-                "gc",
-                "--quiet",
-            ]);
+            .args(["-c", "gc.packRefs=false", "-c", "gc.autoDetach=false", "gc", "--quiet"]);
         if let Some(home) = std::env::var_os("HOME") {
             cmd.env("HOME", home);
         }
@@ -609,16 +542,8 @@ fn initial_commit(repo: &Repository, readme: &str, author: &Signature) -> Result
     builder.insert("README.md", blob, FileMode::Blob.into())?;
     let tree = repo.find_tree(builder.write()?)?;
     let sig = git2::Signature::now(&author.name, &author.email)?;
-    let commit = repo.commit(
-        None,
-        &sig,
-        &sig,
-        "Initialise tenant repository\n",
-        &tree,
-        &[],
-    )?;
-    repo.reference(MAIN_REF, commit, false, "max-cloud: init")
-        .map_err(|err| conflict_on_race(err, "main"))?;
+    let commit = repo.commit(None, &sig, &sig, "Initialise tenant repository\n", &tree, &[])?;
+    repo.reference(MAIN_REF, commit, false, "max-cloud: init").map_err(|err| conflict_on_race(err, "main"))?;
     Ok(commit)
 }
 
@@ -650,35 +575,25 @@ pub(crate) fn has_order_trailer(commit: &git2::Commit<'_>, order_id: &str) -> bo
 /// The value of the commit's `Order-Id` trailer, if any.
 pub(crate) fn order_trailer(commit: &git2::Commit<'_>) -> Option<String> {
     let trailers = git2::message_trailers_strs(commit.message()?).ok()?;
-    let found = trailers
-        .iter()
-        .find(|(k, _)| *k == ORDER_TRAILER)
-        .map(|(_, v)| v.to_owned());
+    let found = trailers.iter().find(|(k, _)| *k == ORDER_TRAILER).map(|(_, v)| v.to_owned());
     found
 }
 
 /// Map "reference changed / already exists" to [`GitError::Conflict`].
 pub(crate) fn conflict_on_race(err: git2::Error, what: &str) -> GitError {
     match err.code() {
-        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked => GitError::Conflict(format!(
-            "{what} was changed concurrently: {}",
-            err.message()
-        )),
+        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked => {
+            GitError::Conflict(format!("{what} was changed concurrently: {}", err.message()))
+        }
         _ => GitError::Git(err),
     }
 }
 
 /// `refs/heads/<branch>` for a short branch name; full `refs/heads/...` names pass through.
 pub(crate) fn branch_ref_name(branch: &str) -> Result<String, GitError> {
-    let name = if branch.starts_with("refs/heads/") {
-        branch.to_owned()
-    } else {
-        format!("refs/heads/{branch}")
-    };
+    let name = if branch.starts_with("refs/heads/") { branch.to_owned() } else { format!("refs/heads/{branch}") };
     if !git2::Reference::is_valid_name(&name) {
-        return Err(GitError::InvalidInput(format!(
-            "invalid branch name {branch:?}"
-        )));
+        return Err(GitError::InvalidInput(format!("invalid branch name {branch:?}")));
     }
     Ok(name)
 }
@@ -686,16 +601,12 @@ pub(crate) fn branch_ref_name(branch: &str) -> Result<String, GitError> {
 fn valid_slug(slug: &str) -> Result<(), GitError> {
     let ok = !slug.is_empty()
         && slug.len() <= 63
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-');
     if ok {
         Ok(())
     } else {
-        Err(GitError::InvalidInput(format!(
-            "invalid tenant slug {slug:?}"
-        )))
+        Err(GitError::InvalidInput(format!("invalid tenant slug {slug:?}")))
     }
 }
 
@@ -703,9 +614,9 @@ fn valid_slug(slug: &str) -> Result<(), GitError> {
 pub(crate) fn valid_path(path: &str) -> Result<(), GitError> {
     let ok = !path.is_empty()
         && !path.contains(['\0', '\\'])
-        && path.split('/').all(|part| {
-            !part.is_empty() && part != "." && part != ".." && !part.eq_ignore_ascii_case(".git")
-        });
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.eq_ignore_ascii_case(".git"));
     if ok {
         Ok(())
     } else {

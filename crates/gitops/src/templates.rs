@@ -66,11 +66,7 @@ impl OrderText {
     /// values can never break the subject line or inject extra trailers.
     fn sanitized(&self) -> Self {
         fn clean(s: &str) -> String {
-            s.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
-                .trim()
-                .to_owned()
+            s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned()
         }
         Self {
             order_id: clean(&self.order_id),
@@ -95,10 +91,7 @@ fn env() -> &'static Environment<'static> {
         // programming error that surfaces as a `Template` error on first render.
         for (name, source) in [
             (README, include_str!("../../../gitops/README.md.j2")),
-            (
-                COMMIT_MESSAGE,
-                include_str!("../../../gitops/commit-message.txt.j2"),
-            ),
+            (COMMIT_MESSAGE, include_str!("../../../gitops/commit-message.txt.j2")),
             (PR_TITLE, include_str!("../../../gitops/pr-title.txt.j2")),
             (PR_BODY, include_str!("../../../gitops/pr-body.md.j2")),
         ] {
@@ -189,18 +182,12 @@ mod tests {
         assert_eq!(lines[1], "");
         assert!(msg.contains("ordered by alice@example.com"));
         assert!(msg.contains("File: apps/shop.yaml"));
-        let trailers: Vec<(String, String)> = git2::message_trailers_strs(&msg)
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let trailers: Vec<(String, String)> =
+            git2::message_trailers_strs(&msg).unwrap().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         assert_eq!(
             trailers,
             vec![
-                (
-                    "Order-Id".into(),
-                    "0191c2d4-0000-7000-8000-000000000001".into()
-                ),
+                ("Order-Id".into(), "0191c2d4-0000-7000-8000-000000000001".into()),
                 ("Requested-By".into(), "alice@example.com".into()),
             ]
         );

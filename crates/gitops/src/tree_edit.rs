@@ -83,13 +83,7 @@ fn entries(data: &[u8]) -> impl Iterator<Item = Result<Entry<'_>, GitError>> + '
         }
         let id = &data[pos..pos + 20];
         pos += 20;
-        Some(Ok(Entry {
-            start,
-            end: pos,
-            mode,
-            name,
-            id,
-        }))
+        Some(Ok(Entry { start, end: pos, mode, name, id }))
     })
 }
 
@@ -174,10 +168,7 @@ pub(crate) struct LooseStore<'r> {
 
 impl<'r> LooseStore<'r> {
     pub(crate) fn new(repo: &'r Repository) -> Result<Self, GitError> {
-        Ok(LooseStore {
-            repo,
-            odb: repo.odb()?,
-        })
+        Ok(LooseStore { repo, odb: repo.odb()? })
     }
 }
 
@@ -192,12 +183,7 @@ impl ObjectStore for LooseStore<'_> {
 }
 
 /// Apply `leaf` at `path` (split into components) below the tree `tree` (`None` = empty tree).
-fn edit(
-    store: &impl ObjectStore,
-    tree: Option<Oid>,
-    path: &[&str],
-    leaf: Leaf,
-) -> Result<Edited, GitError> {
+fn edit(store: &impl ObjectStore, tree: Option<Oid>, path: &[&str], leaf: Leaf) -> Result<Edited, GitError> {
     let Some((first, rest)) = path.split_first() else {
         return Err(GitError::InvalidInput("empty path".into()));
     };
@@ -230,9 +216,7 @@ fn edit(
             insert_at = entry.start;
             // Keep scanning only while an entry of the same name could still follow: names that
             // compare greater with either type suffix cannot be followed by an equal name.
-            if entry_cmp(entry.name, is_tree_mode(entry.mode), name, !want_tree)
-                == Ordering::Greater
-            {
+            if entry_cmp(entry.name, is_tree_mode(entry.mode), name, !want_tree) == Ordering::Greater {
                 break;
             }
         }
@@ -293,15 +277,9 @@ fn edit(
         return Ok(Edited::Changed(None));
     }
     let id = match tree {
-        Some(base) => store.write_spliced_tree(
-            out,
-            Splice {
-                base,
-                start: cut_start,
-                removed: cut_end - cut_start,
-                inserted,
-            },
-        )?,
+        Some(base) => {
+            store.write_spliced_tree(out, Splice { base, start: cut_start, removed: cut_end - cut_start, inserted })?
+        }
         None => store.write(ObjectType::Tree, out)?,
     };
     Ok(Edited::Changed(Some(id)))
@@ -309,12 +287,7 @@ fn edit(
 
 /// Apply `leaf` at `path` (`a/b/file`) to the tree `root`; returns the new root tree, or `None`
 /// when the edit changes nothing. An emptied root is written as the empty tree.
-pub(crate) fn edit_path(
-    store: &impl ObjectStore,
-    root: Oid,
-    path: &str,
-    leaf: Leaf,
-) -> Result<Option<Oid>, GitError> {
+pub(crate) fn edit_path(store: &impl ObjectStore, root: Oid, path: &str, leaf: Leaf) -> Result<Option<Oid>, GitError> {
     let parts: Vec<&str> = path.split('/').collect();
     match edit(store, Some(root), &parts, leaf)? {
         Edited::Unchanged => Ok(None),
@@ -325,11 +298,7 @@ pub(crate) fn edit_path(
 
 /// Write an object as a loose object, zlib-wrapped in stored (uncompressed) deflate blocks.
 /// Returns its id; an object that already exists loose is not rewritten.
-pub(crate) fn write_loose(
-    repo: &Repository,
-    kind: ObjectType,
-    data: &[u8],
-) -> Result<Oid, GitError> {
+pub(crate) fn write_loose(repo: &Repository, kind: ObjectType, data: &[u8]) -> Result<Oid, GitError> {
     let id = Oid::hash_object(kind, data)?;
     let hex = id.to_string();
     let dir = repo.path().join("objects").join(&hex[..2]);
@@ -348,16 +317,9 @@ pub(crate) fn write_loose(
 /// Write `bytes` to a temporary file in `dir` and rename it to `file` (read-only, as git does).
 pub(crate) fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), GitError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        "tmp_obj_mc_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, AtomicOrdering::Relaxed)
-    ));
+    let tmp = dir.join(format!("tmp_obj_mc_{}_{}", std::process::id(), COUNTER.fetch_add(1, AtomicOrdering::Relaxed)));
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         drop(f);
         let mut perms = fs::metadata(&tmp)?.permissions();
@@ -494,9 +456,7 @@ mod tests {
         for p in ["a.b", "a/x", "a0", "b/c/d", "z"] {
             up.upsert(p, blob(p), git2::FileMode::Blob);
         }
-        let empty = repo
-            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
-            .unwrap();
+        let empty = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
         let mut current = up.create_updated(&repo, &empty).unwrap();
         let store = LooseStore::new(&repo).unwrap();
         let edits: &[(&str, Option<&str>)] = &[
@@ -530,18 +490,9 @@ mod tests {
             current = ours;
         }
         // No-op edits.
-        assert_eq!(
-            edit_path(&store, current, "a.b", Leaf::Blob(blob("3"))).unwrap(),
-            None
-        );
-        assert_eq!(
-            edit_path(&store, current, "missing", Leaf::Remove).unwrap(),
-            None
-        );
-        assert_eq!(
-            edit_path(&store, current, "b/missing", Leaf::Remove).unwrap(),
-            None
-        );
+        assert_eq!(edit_path(&store, current, "a.b", Leaf::Blob(blob("3"))).unwrap(), None);
+        assert_eq!(edit_path(&store, current, "missing", Leaf::Remove).unwrap(), None);
+        assert_eq!(edit_path(&store, current, "b/missing", Leaf::Remove).unwrap(), None);
         // Type clashes.
         assert!(edit_path(&store, current, "new", Leaf::Blob(blob("x"))).is_err());
         assert!(edit_path(&store, current, "z/file", Leaf::Blob(blob("x"))).is_err());

@@ -5,17 +5,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use maxcloud_gitops::{
-    branch_for, render_commit_message, render_readme, Applied, BatchItem, Change, GitError,
-    MergeOutcome, OrderText, ReadmeContext, Repos, Signature,
+    branch_for, render_commit_message, render_readme, Applied, BatchItem, Change, GitError, MergeOutcome, OrderText,
+    ReadmeContext, Repos, Signature,
 };
 
 const SLUG: &str = "acme-shop";
 
 fn author() -> Signature {
-    Signature {
-        name: "max-cloud".into(),
-        email: "orders@max-cloud.test".into(),
-    }
+    Signature { name: "max-cloud".into(), email: "orders@max-cloud.test".into() }
 }
 
 fn setup() -> (tempfile::TempDir, Repos) {
@@ -28,18 +25,9 @@ fn setup() -> (tempfile::TempDir, Repos) {
 
 /// Run `git --git-dir=<repo> <args>` and return stdout.
 fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("git").arg("--git-dir").arg(repo).args(args).env("GIT_CONFIG_NOSYSTEM", "1").output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -54,13 +42,7 @@ fn loose_count(repo: &Path) -> usize {
 }
 
 fn order_refs(repo: &Path) -> Vec<String> {
-    git(
-        repo,
-        &["for-each-ref", "--format=%(refname)", "refs/heads/order/"],
-    )
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    git(repo, &["for-each-ref", "--format=%(refname)", "refs/heads/order/"]).lines().map(str::to_owned).collect()
 }
 
 struct Order {
@@ -85,22 +67,11 @@ impl Order {
             tenant: SLUG.into(),
         })
         .unwrap();
-        Order {
-            id,
-            path,
-            content: content.map(|c| c.as_bytes().to_vec()),
-            message,
-            author: author(),
-        }
+        Order { id, path, content: content.map(|c| c.as_bytes().to_vec()), message, author: author() }
     }
 
     fn write(n: u32, name: &str) -> Order {
-        Order::new(
-            n,
-            "create",
-            name,
-            Some(&format!("kind: App\nname: {name}\n")),
-        )
+        Order::new(n, "create", name, Some(&format!("kind: App\nname: {name}\n")))
     }
 
     fn change(&self) -> Change<'_> {
@@ -114,17 +85,12 @@ impl Order {
     }
 
     fn item(&self, merge: bool) -> BatchItem<'_> {
-        BatchItem {
-            change: self.change(),
-            merge,
-        }
+        BatchItem { change: self.change(), merge }
     }
 }
 
 fn ok(result: &Result<Applied, GitError>) -> &Applied {
-    result
-        .as_ref()
-        .unwrap_or_else(|e| panic!("item failed: {e}"))
+    result.as_ref().unwrap_or_else(|e| panic!("item failed: {e}"))
 }
 
 #[test]
@@ -135,9 +101,7 @@ fn batch_of_five_creates_is_one_pack_and_one_main_move() {
     let loose_before = loose_count(&path);
     assert_eq!(repos.pack_count(SLUG).unwrap(), 0);
 
-    let orders: Vec<Order> = (1..=5)
-        .map(|n| Order::write(n, &format!("app-{n}")))
-        .collect();
+    let orders: Vec<Order> = (1..=5).map(|n| Order::write(n, &format!("app-{n}"))).collect();
     let items: Vec<BatchItem> = orders.iter().map(|o| o.item(true)).collect();
     let results = repos.apply_batch(SLUG, &items).unwrap();
     assert_eq!(results.len(), 5);
@@ -148,12 +112,7 @@ fn batch_of_five_creates_is_one_pack_and_one_main_move() {
         assert_eq!(applied.committed.branch, branch_for(&order.id));
         assert_eq!(applied.committed.base, expected_base);
         assert!(!applied.committed.reused);
-        assert_eq!(
-            applied.merged,
-            Some(MergeOutcome::FastForward {
-                commit: applied.committed.commit.clone()
-            })
-        );
+        assert_eq!(applied.merged, Some(MergeOutcome::FastForward { commit: applied.committed.commit.clone() }));
         expected_base = applied.committed.commit.clone();
     }
     let main = repos.main_commit(SLUG).unwrap();
@@ -173,32 +132,13 @@ fn batch_of_five_creates_is_one_pack_and_one_main_move() {
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 5);
     for ((line, order), result) in lines.iter().zip(&orders).zip(&results) {
-        assert_eq!(
-            *line,
-            format!("{} {}", ok(result).committed.commit, order.id)
-        );
-        let files = git(
-            &path,
-            &[
-                "show",
-                "--name-status",
-                "--format=",
-                &ok(result).committed.commit,
-            ],
-        );
+        assert_eq!(*line, format!("{} {}", ok(result).committed.commit, order.id));
+        let files = git(&path, &["show", "--name-status", "--format=", &ok(result).committed.commit]);
         assert_eq!(files.trim(), format!("A\t{}", order.path));
     }
-    assert_eq!(
-        git(&path, &["ls-tree", "--name-only", "main", "apps/"])
-            .lines()
-            .count(),
-        5
-    );
+    assert_eq!(git(&path, &["ls-tree", "--name-only", "main", "apps/"]).lines().count(), 5);
     for order in &orders {
-        assert_eq!(
-            repos.read_main_file(SLUG, &order.path).unwrap().as_deref(),
-            order.content.as_deref()
-        );
+        assert_eq!(repos.read_main_file(SLUG, &order.path).unwrap().as_deref(), order.content.as_deref());
     }
     git(&path, &["fsck", "--strict", "--no-dangling"]);
 
@@ -221,9 +161,7 @@ fn mixed_batch_review_item_gets_a_branch_on_main_at_its_position() {
     let a = Order::write(1, "a");
     let review = Order::new(2, "create", "db", Some("kind: Database\n"));
     let c = Order::write(3, "c");
-    let results = repos
-        .apply_batch(SLUG, &[a.item(true), review.item(false), c.item(true)])
-        .unwrap();
+    let results = repos.apply_batch(SLUG, &[a.item(true), review.item(false), c.item(true)]).unwrap();
     let (ra, rr, rc) = (ok(&results[0]), ok(&results[1]), ok(&results[2]));
     assert!(rr.merged.is_none());
     assert!(!rr.committed.reused);
@@ -232,26 +170,11 @@ fn mixed_batch_review_item_gets_a_branch_on_main_at_its_position() {
     assert_eq!(rc.committed.base, ra.committed.commit);
     let main = repos.main_commit(SLUG).unwrap();
     assert_eq!(main, rc.committed.commit);
-    assert_eq!(
-        repos.branch_commit(SLUG, &branch_for(&review.id)).unwrap(),
-        Some(rr.committed.commit.clone())
-    );
-    assert_eq!(
-        order_refs(&path),
-        vec![format!("refs/heads/order/{}", review.id)]
-    );
+    assert_eq!(repos.branch_commit(SLUG, &branch_for(&review.id)).unwrap(), Some(rr.committed.commit.clone()));
+    assert_eq!(order_refs(&path), vec![format!("refs/heads/order/{}", review.id)]);
     assert!(!repos.main_contains(SLUG, &rr.committed.commit).unwrap());
     assert_eq!(repos.read_main_file(SLUG, &review.path).unwrap(), None);
-    assert_eq!(
-        git(
-            &path,
-            &[
-                "show",
-                &format!("{}:{}", branch_for(&review.id), review.path)
-            ]
-        ),
-        "kind: Database\n"
-    );
+    assert_eq!(git(&path, &["show", &format!("{}:{}", branch_for(&review.id), review.path)]), "kind: Database\n");
     git(&path, &["fsck", "--strict"]);
 
     // Approved later: the old review commit is reused and regenerated on the new main.
@@ -263,19 +186,10 @@ fn mixed_batch_review_item_gets_a_branch_on_main_at_its_position() {
         panic!("expected a regeneration: {applied:?}");
     };
     assert_eq!(&repos.main_commit(SLUG).unwrap(), commit);
-    assert_eq!(
-        git(&path, &["rev-parse", &format!("{commit}^")]).trim(),
-        main
-    );
-    assert_eq!(
-        repos.read_main_file(SLUG, &review.path).unwrap().unwrap(),
-        b"kind: Database\n"
-    );
+    assert_eq!(git(&path, &["rev-parse", &format!("{commit}^")]).trim(), main);
+    assert_eq!(repos.read_main_file(SLUG, &review.path).unwrap().unwrap(), b"kind: Database\n");
     // The branch is left for the caller to delete.
-    assert_eq!(
-        repos.branch_commit(SLUG, &branch_for(&review.id)).unwrap(),
-        Some(rr.committed.commit.clone())
-    );
+    assert_eq!(repos.branch_commit(SLUG, &branch_for(&review.id)).unwrap(), Some(rr.committed.commit.clone()));
     git(&path, &["fsck", "--strict"]);
 }
 
@@ -286,9 +200,7 @@ fn reused_branch_merges_and_a_replayed_batch_is_already_merged() {
     // A crash after commit_order left a branch on the current main.
     let pre = Order::write(1, "pre");
     let committed = repos.commit_order(SLUG, &pre.change()).unwrap();
-    let others: Vec<Order> = (2..=4)
-        .map(|n| Order::write(n, &format!("app-{n}")))
-        .collect();
+    let others: Vec<Order> = (2..=4).map(|n| Order::write(n, &format!("app-{n}"))).collect();
     let deleted = Order::new(5, "delete", "app-2", None);
     let mut items = vec![pre.item(true)];
     items.extend(others.iter().map(|o| o.item(true)));
@@ -298,17 +210,9 @@ fn reused_branch_merges_and_a_replayed_batch_is_already_merged() {
     let applied = ok(&first[0]);
     assert!(applied.committed.reused);
     assert_eq!(applied.committed.commit, committed.commit);
-    assert_eq!(
-        applied.merged,
-        Some(MergeOutcome::FastForward {
-            commit: committed.commit.clone()
-        })
-    );
+    assert_eq!(applied.merged, Some(MergeOutcome::FastForward { commit: committed.commit.clone() }));
     for result in &first[1..] {
-        assert!(matches!(
-            ok(result).merged,
-            Some(MergeOutcome::FastForward { .. })
-        ));
+        assert!(matches!(ok(result).merged, Some(MergeOutcome::FastForward { .. })));
     }
     assert_eq!(repos.read_main_file(SLUG, "apps/app-2.yaml").unwrap(), None);
     let main = repos.main_commit(SLUG).unwrap();
@@ -324,21 +228,13 @@ fn reused_branch_merges_and_a_replayed_batch_is_already_merged() {
         assert!(after.committed.reused, "{after:?}");
         assert_eq!(after.committed.commit, before.committed.commit);
         assert_eq!(after.committed.base, before.committed.base);
-        assert_eq!(
-            after.merged,
-            Some(MergeOutcome::AlreadyMerged {
-                commit: before.committed.commit.clone()
-            })
-        );
+        assert_eq!(after.merged, Some(MergeOutcome::AlreadyMerged { commit: before.committed.commit.clone() }));
     }
     assert_eq!(repos.main_commit(SLUG).unwrap(), main);
     assert_eq!(repos.pack_count(SLUG).unwrap(), packs);
     assert_eq!(loose_count(&path), loose);
     // Only the pre-existing branch; it is the caller's to delete.
-    assert_eq!(
-        order_refs(&path),
-        vec![format!("refs/heads/order/{}", pre.id)]
-    );
+    assert_eq!(order_refs(&path), vec![format!("refs/heads/order/{}", pre.id)]);
 
     // Without merge, a merged order is reported as committed (reused), not re-committed.
     let review = repos.apply_batch(SLUG, &[others[1].item(false)]).unwrap();
@@ -357,28 +253,14 @@ fn failing_items_fail_alone() {
     let noop = Order::new(2, "delete", "missing", None);
     let mut foreign = Order::write(3, "foreign");
     let good2 = Order::write(4, "two");
-    let bad_path = Order {
-        path: "apps/../x.yaml".into(),
-        ..Order::write(5, "bad")
-    };
+    let bad_path = Order { path: "apps/../x.yaml".into(), ..Order::write(5, "bad") };
     // A branch for order 3 that was not made for it.
     let main = repos.main_commit(SLUG).unwrap();
-    git(
-        &path,
-        &[
-            "update-ref",
-            &format!("refs/heads/order/{}", foreign.id),
-            &main,
-        ],
-    );
+    git(&path, &["update-ref", &format!("refs/heads/order/{}", foreign.id), &main]);
     foreign.content = Some(b"x".to_vec());
     // An item whose path clashes with a directory after the first item: its blob must not be
     // packed.
-    let clash = Order {
-        path: "apps".into(),
-        content: Some(b"never packed\n".to_vec()),
-        ..Order::write(6, "clash")
-    };
+    let clash = Order { path: "apps".into(), content: Some(b"never packed\n".to_vec()), ..Order::write(6, "clash") };
     let results = repos
         .apply_batch(
             SLUG,
@@ -393,39 +275,16 @@ fn failing_items_fail_alone() {
             ],
         )
         .unwrap();
-    assert!(
-        matches!(results[1], Err(GitError::NoChange(_))),
-        "{:?}",
-        results[1]
-    );
-    assert!(
-        matches!(results[2], Err(GitError::Conflict(_))),
-        "{:?}",
-        results[2]
-    );
-    assert!(
-        matches!(results[3], Err(GitError::InvalidInput(_))),
-        "{:?}",
-        results[3]
-    );
-    assert!(
-        matches!(results[5], Err(GitError::InvalidInput(_))),
-        "{:?}",
-        results[5]
-    );
+    assert!(matches!(results[1], Err(GitError::NoChange(_))), "{:?}", results[1]);
+    assert!(matches!(results[2], Err(GitError::Conflict(_))), "{:?}", results[2]);
+    assert!(matches!(results[3], Err(GitError::InvalidInput(_))), "{:?}", results[3]);
+    assert!(matches!(results[5], Err(GitError::InvalidInput(_))), "{:?}", results[5]);
     // The same order twice in one batch.
-    assert!(
-        matches!(results[6], Err(GitError::InvalidInput(_))),
-        "{:?}",
-        results[6]
-    );
+    assert!(matches!(results[6], Err(GitError::InvalidInput(_))), "{:?}", results[6]);
     let (r1, r2) = (ok(&results[0]), ok(&results[4]));
     assert_eq!(r2.committed.base, r1.committed.commit);
     assert_eq!(repos.main_commit(SLUG).unwrap(), r2.committed.commit);
-    assert_eq!(
-        git(&path, &["rev-list", "--count", &format!("{main}..main")]).trim(),
-        "2"
-    );
+    assert_eq!(git(&path, &["rev-list", "--count", &format!("{main}..main")]).trim(), "2");
     // 2 × (blob + 2 trees + commit).
     assert!(git(&path, &["count-objects", "-v"]).contains("in-pack: 8"));
     git(&path, &["fsck", "--strict"]);
@@ -437,10 +296,7 @@ fn failing_items_fail_alone() {
     assert_eq!(repos.main_commit(SLUG).unwrap(), r2.committed.commit);
 
     // Unknown tenant: the whole call fails.
-    assert!(matches!(
-        repos.apply_batch("nobody", &[good1.item(true)]),
-        Err(GitError::NotFound(_))
-    ));
+    assert!(matches!(repos.apply_batch("nobody", &[good1.item(true)]), Err(GitError::NotFound(_))));
 }
 
 #[test]
@@ -462,26 +318,15 @@ fn pooled_handles_see_the_new_pack() {
         // Right after (same second): the pooled handles find the new objects.
         assert_eq!(repos.main_commit(SLUG).unwrap(), applied.committed.commit);
         assert!(repos.main_contains(SLUG, &before).unwrap());
-        assert!(repos
-            .main_contains(SLUG, &applied.committed.commit)
-            .unwrap());
-        assert_eq!(
-            repos.read_main_file(SLUG, &order.path).unwrap().as_deref(),
-            order.content.as_deref()
-        );
-        assert_eq!(
-            repos.list_main_files(SLUG, "apps").unwrap().len(),
-            round as usize
-        );
+        assert!(repos.main_contains(SLUG, &applied.committed.commit).unwrap());
+        assert_eq!(repos.read_main_file(SLUG, &order.path).unwrap().as_deref(), order.content.as_deref());
+        assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), round as usize);
     }
     assert_eq!(other.list_main_files(SLUG, "apps").unwrap().len(), 4);
     // commit_order works on top of packed objects.
     let order = Order::write(9, "loose");
     repos.commit_order(SLUG, &order.change()).unwrap();
-    assert!(matches!(
-        repos.merge_order(SLUG, &order.change()).unwrap(),
-        MergeOutcome::FastForward { .. }
-    ));
+    assert!(matches!(repos.merge_order(SLUG, &order.change()).unwrap(), MergeOutcome::FastForward { .. }));
     assert_eq!(repos.pack_count(SLUG).unwrap(), 4);
     git(&repos.path(SLUG), &["fsck", "--strict"]);
     // git gc folds the packs into one; pooled handles keep working.
@@ -499,45 +344,24 @@ fn ten_thousand_files_batch_of_eight() {
     let (_dir, repos) = setup();
     let path = repos.path(SLUG);
     let files: Vec<(String, Vec<u8>)> = (0..10_000)
-        .map(|i| {
-            (
-                format!("apps/app-{i:05}.yaml"),
-                format!("kind: App\nname: app-{i:05}\n").into_bytes(),
-            )
-        })
+        .map(|i| (format!("apps/app-{i:05}.yaml"), format!("kind: App\nname: app-{i:05}\n").into_bytes()))
         .collect();
     repos.seed_files(SLUG, &files, "seed\n", &author()).unwrap();
     repos.gc(SLUG).unwrap();
     let loose = loose_count(&path);
 
-    let mut orders: Vec<Order> = (1..=6)
-        .map(|n| Order::write(n, &format!("new-{n}")))
-        .collect();
-    orders.push(Order::new(
-        7,
-        "update",
-        "app-00042",
-        Some("kind: App\nreplicas: 2\n"),
-    ));
+    let mut orders: Vec<Order> = (1..=6).map(|n| Order::write(n, &format!("new-{n}"))).collect();
+    orders.push(Order::new(7, "update", "app-00042", Some("kind: App\nreplicas: 2\n")));
     orders.push(Order::new(8, "delete", "app-09999", None));
     let items: Vec<BatchItem> = orders.iter().map(|o| o.item(true)).collect();
     let t = Instant::now();
     let results = repos.apply_batch(SLUG, &items).unwrap();
     println!("batch of 8 in a 10,000-file repo: {:?}", t.elapsed());
     for result in &results {
-        assert!(matches!(
-            ok(result).merged,
-            Some(MergeOutcome::FastForward { .. })
-        ));
+        assert!(matches!(ok(result).merged, Some(MergeOutcome::FastForward { .. })));
     }
     assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), 10_005);
-    assert_eq!(
-        repos
-            .read_main_file(SLUG, "apps/app-00042.yaml")
-            .unwrap()
-            .unwrap(),
-        b"kind: App\nreplicas: 2\n"
-    );
+    assert_eq!(repos.read_main_file(SLUG, "apps/app-00042.yaml").unwrap().unwrap(), b"kind: App\nreplicas: 2\n");
     let changes = git(&path, &["show", "--name-status", "--format=", "main"]);
     assert_eq!(changes.trim(), "D\tapps/app-09999.yaml");
     assert_eq!(loose_count(&path), loose);
@@ -562,13 +386,8 @@ fn main_update_failure_fails_the_batch_and_moves_no_ref() {
     assert!(order_refs(&path).is_empty());
 
     // Retried: applied normally (the first attempt's pack only holds unreachable objects).
-    let results = repos
-        .apply_batch(SLUG, &[auto.item(true), review.item(false)])
-        .unwrap();
-    assert!(matches!(
-        ok(&results[0]).merged,
-        Some(MergeOutcome::FastForward { .. })
-    ));
+    let results = repos.apply_batch(SLUG, &[auto.item(true), review.item(false)]).unwrap();
+    assert!(matches!(ok(&results[0]).merged, Some(MergeOutcome::FastForward { .. })));
     assert_eq!(order_refs(&path).len(), 1);
     git(&path, &["fsck", "--strict"]);
 }
@@ -582,10 +401,7 @@ fn apps_files(repo: &git2::Repository, tree: git2::Oid) -> Vec<(String, Vec<u8>)
         .iter()
         .map(|entry| {
             let blob = entry.to_object(repo).unwrap();
-            (
-                format!("apps/{}", entry.name().unwrap()),
-                blob.as_blob().unwrap().content().to_vec(),
-            )
+            (format!("apps/{}", entry.name().unwrap()), blob.as_blob().unwrap().content().to_vec())
         })
         .collect()
 }
@@ -599,12 +415,7 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
     let (_dir, repos) = setup();
     let path = repos.path(SLUG);
     let files: Vec<(String, Vec<u8>)> = (0..1_000)
-        .map(|i| {
-            (
-                format!("apps/app-{i:05}.yaml"),
-                format!("kind: App\nname: app-{i:05}\n").into_bytes(),
-            )
-        })
+        .map(|i| (format!("apps/app-{i:05}.yaml"), format!("kind: App\nname: app-{i:05}\n").into_bytes()))
         .collect();
     repos.seed_files(SLUG, &files, "seed\n", &author()).unwrap();
     repos.gc(SLUG).unwrap();
@@ -614,22 +425,13 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
 
     let orders: Vec<Order> = (1..=60u32)
         .map(|n| match n % 4 {
-            0 => Order::new(
-                n,
-                "update",
-                &format!("app-{:05}", n * 3),
-                Some(&format!("kind: App\nreplicas: {n}\n")),
-            ),
+            0 => Order::new(n, "update", &format!("app-{:05}", n * 3), Some(&format!("kind: App\nreplicas: {n}\n"))),
             1 => Order::new(n, "delete", &format!("app-{:05}", n * 5), None),
             _ => Order::write(n, &format!("new-{n:02}")),
         })
         .collect();
     let review = 30; // order 31 stays on its branch
-    let items: Vec<BatchItem> = orders
-        .iter()
-        .enumerate()
-        .map(|(i, o)| o.item(i != review))
-        .collect();
+    let items: Vec<BatchItem> = orders.iter().enumerate().map(|(i, o)| o.item(i != review)).collect();
     let results = repos.apply_batch(SLUG, &items).unwrap();
     for result in &results {
         ok(result);
@@ -650,10 +452,7 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
         .filter_map(|l| l.strip_prefix("chain length = "))
         .map(|l| {
             let (depth, count) = l.split_once(": ").unwrap();
-            (
-                depth.parse().unwrap(),
-                count.split(' ').next().unwrap().parse().unwrap(),
-            )
+            (depth.parse().unwrap(), count.split(' ').next().unwrap().parse().unwrap())
         })
         .collect();
     let deltas: usize = chains.iter().map(|(_, count)| count).sum();
@@ -663,18 +462,13 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
     // and is whole.
     assert_eq!(deltas, 57, "{verify}");
     assert_eq!(chains.last().unwrap().0, 50, "{verify}");
-    let full_trees: Vec<&str> = verify
-        .lines()
-        .filter(|l| l.contains(" tree ") && l.split_whitespace().count() == 5)
-        .collect();
+    let full_trees: Vec<&str> =
+        verify.lines().filter(|l| l.contains(" tree ") && l.split_whitespace().count() == 5).collect();
     // 60 root trees and 3 `apps` trees.
     assert_eq!(full_trees.len(), 63, "{verify}");
     // Main's `apps` tree needs no delta resolution.
     let main_apps = git(&path, &["rev-parse", "main:apps"]);
-    assert!(
-        full_trees.iter().any(|l| l.starts_with(main_apps.trim())),
-        "{verify}"
-    );
+    assert!(full_trees.iter().any(|l| l.starts_with(main_apps.trim())), "{verify}");
     git(&path, &["fsck", "--strict", "--no-dangling"]);
 
     // Expected files after each order, replayed on a model of main.
@@ -688,8 +482,7 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
             Some(content) => expected.insert(order.path.clone(), content.clone()),
             None => expected.remove(&order.path),
         };
-        let actual: std::collections::BTreeMap<String, Vec<u8>> =
-            apps_files(&fresh, tree).into_iter().collect();
+        let actual: std::collections::BTreeMap<String, Vec<u8>> = apps_files(&fresh, tree).into_iter().collect();
         assert!(actual == expected, "commit of order {}", i + 1);
         if i != review {
             model = expected;
@@ -697,36 +490,19 @@ fn batch_trees_are_chained_deltas_that_git_and_libgit2_read() {
     }
     // Pooled handles (opened before the pack existed) read main's delta-chained tree.
     for (file, content) in &model {
-        assert_eq!(
-            repos.read_main_file(SLUG, file).unwrap().as_deref(),
-            Some(&content[..])
-        );
+        assert_eq!(repos.read_main_file(SLUG, file).unwrap().as_deref(), Some(&content[..]));
     }
-    assert_eq!(
-        repos.list_main_files(SLUG, "apps").unwrap().len(),
-        model.len()
-    );
+    assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), model.len());
     let review_commit = ok(&results[review]).committed.commit.clone();
-    assert_eq!(
-        repos
-            .branch_commit(SLUG, &branch_for(&orders[review].id))
-            .unwrap(),
-        Some(review_commit)
-    );
+    assert_eq!(repos.branch_commit(SLUG, &branch_for(&orders[review].id)).unwrap(), Some(review_commit));
     assert!(repos.main_contains(SLUG, &start).unwrap());
 
     // The next batch edits main's tree, the base of the chains (read back from the pack).
     let next = Order::write(100, "after");
     let results = repos.apply_batch(SLUG, &[next.item(true)]).unwrap();
     ok(&results[0]);
-    assert_eq!(
-        repos.read_main_file(SLUG, &next.path).unwrap().as_deref(),
-        next.content.as_deref()
-    );
-    assert_eq!(
-        repos.list_main_files(SLUG, "apps").unwrap().len(),
-        model.len() + 1
-    );
+    assert_eq!(repos.read_main_file(SLUG, &next.path).unwrap().as_deref(), next.content.as_deref());
+    assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), model.len() + 1);
     git(&path, &["fsck", "--strict", "--no-dangling"]);
     // git gc repacks the deltified packs.
     repos.gc(SLUG).unwrap();

@@ -7,21 +7,13 @@ use maxcloud_gitops::{Repos, Signature};
 fn setup() -> (tempfile::TempDir, Repos) {
     let dir = tempfile::tempdir().unwrap();
     let repos = Repos::new(dir.path());
-    let author = Signature {
-        name: "max-cloud".into(),
-        email: "orders@max-cloud.test".into(),
-    };
-    repos
-        .init_tenant("acme-shop", "# readme\n", &author)
-        .unwrap();
+    let author = Signature { name: "max-cloud".into(), email: "orders@max-cloud.test".into() };
+    repos.init_tenant("acme-shop", "# readme\n", &author).unwrap();
     (dir, repos)
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 #[tokio::test]
@@ -41,15 +33,9 @@ async fn info_refs_for_upload_pack() {
     .await
     .unwrap();
     assert_eq!(resp.status, 200);
-    assert_eq!(
-        header(&resp.headers, "Content-Type"),
-        Some("application/x-git-upload-pack-advertisement")
-    );
+    assert_eq!(header(&resp.headers, "Content-Type"), Some("application/x-git-upload-pack-advertisement"));
     let body = String::from_utf8_lossy(&resp.body);
-    assert!(
-        body.starts_with("001e# service=git-upload-pack\n"),
-        "{body}"
-    );
+    assert!(body.starts_with("001e# service=git-upload-pack\n"), "{body}");
     assert!(body.contains(&format!("{main} refs/heads/main")), "{body}");
 }
 
@@ -67,12 +53,7 @@ async fn protocol_v2_ls_refs_and_fetch_over_post() {
         body,
         ..Default::default()
     };
-    let caps = run(
-        repos.root(),
-        req("/info/refs", "service=git-upload-pack", Bytes::new()),
-    )
-    .await
-    .unwrap();
+    let caps = run(repos.root(), req("/info/refs", "service=git-upload-pack", Bytes::new())).await.unwrap();
     assert_eq!(caps.status, 200);
     assert!(String::from_utf8_lossy(&caps.body).contains("version 2"));
 
@@ -80,43 +61,26 @@ async fn protocol_v2_ls_refs_and_fetch_over_post() {
     fn pkt(s: &str) -> String {
         format!("{:04x}{s}", s.len() + 4)
     }
-    let body = format!(
-        "{}0001{}0000",
-        pkt("command=ls-refs\n"),
-        pkt("ref-prefix refs/heads/\n")
-    );
-    let resp = run(repos.root(), req("/git-upload-pack", "", Bytes::from(body)))
-        .await
-        .unwrap();
+    let body = format!("{}0001{}0000", pkt("command=ls-refs\n"), pkt("ref-prefix refs/heads/\n"));
+    let resp = run(repos.root(), req("/git-upload-pack", "", Bytes::from(body))).await.unwrap();
     assert_eq!(resp.status, 200);
-    assert_eq!(
-        header(&resp.headers, "Content-Type"),
-        Some("application/x-git-upload-pack-result")
-    );
+    assert_eq!(header(&resp.headers, "Content-Type"), Some("application/x-git-upload-pack-result"));
     let text = String::from_utf8_lossy(&resp.body);
     assert!(text.contains(&format!("{main} refs/heads/main")), "{text}");
 
     // A large (1 MiB) request body must not deadlock the pipes; http-backend answers with an
     // error for the garbage, but the round trip completes.
     let big = Bytes::from(vec![b'0'; 1 << 20]);
-    let resp = run(repos.root(), req("/git-upload-pack", "", big))
-        .await
-        .unwrap();
+    let resp = run(repos.root(), req("/git-upload-pack", "", big)).await.unwrap();
     assert!(resp.status >= 200);
 }
 
 #[tokio::test]
 async fn push_is_refused_and_bad_names_rejected() {
     let (_dir, repos) = setup();
-    assert!(!is_read_only_request(
-        "/info/refs",
-        "service=git-receive-pack"
-    ));
+    assert!(!is_read_only_request("/info/refs", "service=git-receive-pack"));
     assert!(!is_read_only_request("/git-receive-pack", ""));
-    assert!(is_read_only_request(
-        "/info/refs",
-        "service=git-upload-pack"
-    ));
+    assert!(is_read_only_request("/info/refs", "service=git-upload-pack"));
     assert!(is_read_only_request("/git-upload-pack", ""));
 
     // Even if a caller forgot the check, the repository config refuses receive-pack.
@@ -147,10 +111,7 @@ async fn push_is_refused_and_bad_names_rejected() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(err, maxcloud_gitops::GitError::NotFound(_)),
-            "{repo}: {err}"
-        );
+        assert!(matches!(err, maxcloud_gitops::GitError::NotFound(_)), "{repo}: {err}");
     }
 
     // A missing repository is a 404 from http-backend itself.

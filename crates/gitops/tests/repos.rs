@@ -4,17 +4,14 @@ use std::path::Path;
 use std::process::Command;
 
 use maxcloud_gitops::{
-    branch_for, render_commit_message, render_readme, Change, GitError, MergeOutcome, OrderText,
-    ReadmeContext, Repos, Signature,
+    branch_for, render_commit_message, render_readme, Change, GitError, MergeOutcome, OrderText, ReadmeContext, Repos,
+    Signature,
 };
 
 const SLUG: &str = "acme-shop";
 
 fn author() -> Signature {
-    Signature {
-        name: "max-cloud".into(),
-        email: "orders@max-cloud.test".into(),
-    }
+    Signature { name: "max-cloud".into(), email: "orders@max-cloud.test".into() }
 }
 
 fn setup() -> (tempfile::TempDir, Repos) {
@@ -40,18 +37,9 @@ fn message(order_id: &str, action: &str, name: &str) -> String {
 
 /// Run `git --git-dir=<repo> <args>` and return stdout.
 fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("git").arg("--git-dir").arg(repo).args(args).env("GIT_CONFIG_NOSYSTEM", "1").output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -106,32 +94,18 @@ fn init_tenant_creates_main_with_readme_and_is_idempotent() {
     let path = repos.path(SLUG);
     assert!(path.ends_with("acme-shop.git"));
 
-    assert_eq!(
-        git(&path, &["symbolic-ref", "HEAD"]).trim(),
-        "refs/heads/main"
-    );
-    assert_eq!(
-        git(&path, &["rev-parse", "--is-bare-repository"]).trim(),
-        "true"
-    );
+    assert_eq!(git(&path, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/main");
+    assert_eq!(git(&path, &["rev-parse", "--is-bare-repository"]).trim(), "true");
     assert_eq!(git(&path, &["config", "http.receivepack"]).trim(), "false");
     assert_eq!(git(&path, &["config", "http.uploadpack"]).trim(), "true");
-    assert_eq!(
-        git(&path, &["ls-tree", "--name-only", "main"]).trim(),
-        "README.md"
-    );
+    assert_eq!(git(&path, &["ls-tree", "--name-only", "main"]).trim(), "README.md");
     let readme = git(&path, &["show", "main:README.md"]);
     assert!(readme.contains("mc-acme-shop"));
-    assert_eq!(
-        repos.read_main_file(SLUG, "README.md").unwrap().unwrap(),
-        readme.as_bytes()
-    );
+    assert_eq!(repos.read_main_file(SLUG, "README.md").unwrap().unwrap(), readme.as_bytes());
     git(&path, &["fsck", "--strict"]);
 
     // Idempotent: same commit, nothing rewritten.
-    let again = repos
-        .init_tenant(SLUG, "something else", &author())
-        .unwrap();
+    let again = repos.init_tenant(SLUG, "something else", &author()).unwrap();
     assert_eq!(again, main);
     assert_eq!(git(&path, &["rev-list", "--count", "main"]).trim(), "1");
     // No temporary directories left behind.
@@ -157,69 +131,36 @@ fn commit_and_fast_forward_merge() {
     assert_eq!(repos.read_main_file(SLUG, "apps/shop.yaml").unwrap(), None);
 
     let merged = repos.merge_order(SLUG, &order.change()).unwrap();
-    assert_eq!(
-        merged,
-        MergeOutcome::FastForward {
-            commit: committed.commit.clone()
-        }
-    );
+    assert_eq!(merged, MergeOutcome::FastForward { commit: committed.commit.clone() });
     assert_eq!(merged.commit(), committed.commit);
     assert_eq!(repos.main_commit(SLUG).unwrap(), committed.commit);
     assert!(repos.main_contains(SLUG, &committed.commit).unwrap());
     assert!(repos.main_contains(SLUG, &base).unwrap());
     assert!(!repos.main_contains(SLUG, &"0".repeat(40)).unwrap());
     assert!(!repos.main_contains(SLUG, "not-a-commit").unwrap());
-    assert_eq!(
-        repos
-            .read_main_file(SLUG, "apps/shop.yaml")
-            .unwrap()
-            .unwrap(),
-        b"kind: App\nname: shop\n"
-    );
-    assert_eq!(
-        repos.list_main_files(SLUG, "apps").unwrap(),
-        vec!["shop.yaml"]
-    );
+    assert_eq!(repos.read_main_file(SLUG, "apps/shop.yaml").unwrap().unwrap(), b"kind: App\nname: shop\n");
+    assert_eq!(repos.list_main_files(SLUG, "apps").unwrap(), vec!["shop.yaml"]);
     assert_eq!(repos.list_main_files(SLUG, "").unwrap(), vec!["README.md"]);
     assert!(repos.list_main_files(SLUG, "databases").unwrap().is_empty());
 
     // The branch is kept.
-    assert_eq!(
-        repos.branch_commit(SLUG, &committed.branch).unwrap(),
-        Some(committed.commit.clone())
-    );
+    assert_eq!(repos.branch_commit(SLUG, &committed.branch).unwrap(), Some(committed.commit.clone()));
     // Merging again is a no-op.
     assert_eq!(
         repos.merge_order(SLUG, &order.change()).unwrap(),
-        MergeOutcome::AlreadyMerged {
-            commit: committed.commit.clone()
-        }
+        MergeOutcome::AlreadyMerged { commit: committed.commit.clone() }
     );
 
     // The real git CLI sees one commit for the order, with its trailers and exactly one file.
     assert_eq!(git(&path, &["rev-list", "--count", "main"]).trim(), "2");
-    let trailers = git(
-        &path,
-        &[
-            "log",
-            "-1",
-            "--format=%(trailers:key=Order-Id,valueonly)",
-            "main",
-        ],
-    );
+    let trailers = git(&path, &["log", "-1", "--format=%(trailers:key=Order-Id,valueonly)", "main"]);
     assert_eq!(trailers.trim(), order.id);
     let subject = git(&path, &["log", "-1", "--format=%s%n%an <%ae>", "main"]);
-    assert_eq!(
-        subject.trim(),
-        "create App shop\nmax-cloud <orders@max-cloud.test>"
-    );
+    assert_eq!(subject.trim(), "create App shop\nmax-cloud <orders@max-cloud.test>");
     let files = git(&path, &["show", "--name-status", "--format=", "main"]);
     assert_eq!(files.trim(), "A\tapps/shop.yaml");
     let branches = git(&path, &["branch", "--list", "--format=%(refname:short)"]);
-    assert!(
-        branches.contains(&format!("order/{}", order.id)),
-        "{branches}"
-    );
+    assert!(branches.contains(&format!("order/{}", order.id)), "{branches}");
     git(&path, &["fsck", "--strict"]);
 }
 
@@ -263,10 +204,7 @@ fn merge_after_main_moved_regenerates_with_linear_history() {
     };
     assert_ne!(commit, &cb.commit);
     assert_eq!(repos.main_commit(SLUG).unwrap(), *commit);
-    assert_eq!(
-        repos.branch_commit(SLUG, &cb.branch).unwrap().as_deref(),
-        Some(commit.as_str())
-    );
+    assert_eq!(repos.branch_commit(SLUG, &cb.branch).unwrap().as_deref(), Some(commit.as_str()));
     assert!(repos.main_contains(SLUG, ma.commit()).unwrap());
     // The stale commit is not on main.
     assert!(!repos.main_contains(SLUG, &cb.commit).unwrap());
@@ -276,18 +214,8 @@ fn merge_after_main_moved_regenerates_with_linear_history() {
     assert_eq!(files, vec!["blog.yaml", "shop.yaml"]);
 
     // Linear: no merge commits, one commit per order, each touching one file.
-    assert_eq!(
-        git(&path, &["rev-list", "--count", "--merges", "main"]).trim(),
-        "0"
-    );
-    let log = git(
-        &path,
-        &[
-            "log",
-            "--format=%s|%(trailers:key=Order-Id,valueonly,separator=)",
-            "main",
-        ],
-    );
+    assert_eq!(git(&path, &["rev-list", "--count", "--merges", "main"]).trim(), "0");
+    let log = git(&path, &["log", "--format=%s|%(trailers:key=Order-Id,valueonly,separator=)", "main"]);
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(
         lines,
@@ -307,10 +235,7 @@ fn merge_after_main_moved_regenerates_with_linear_history() {
     let again = repos.commit_order(SLUG, &b.change()).unwrap();
     assert!(again.reused);
     assert_eq!(again.commit, *commit);
-    assert!(matches!(
-        repos.merge_order(SLUG, &b.change()).unwrap(),
-        MergeOutcome::AlreadyMerged { .. }
-    ));
+    assert!(matches!(repos.merge_order(SLUG, &b.change()).unwrap(), MergeOutcome::AlreadyMerged { .. }));
     git(&path, &["fsck", "--strict"]);
 }
 
@@ -326,10 +251,7 @@ fn delete_removes_the_file_and_no_change_is_an_error() {
     let same = Order::write(2, "shop", "x: 1\n");
     let err = repos.commit_order(SLUG, &same.change()).unwrap_err();
     assert!(matches!(err, GitError::NoChange(_)), "{err}");
-    assert_eq!(
-        repos.branch_commit(SLUG, &branch_for(&same.id)).unwrap(),
-        None
-    );
+    assert_eq!(repos.branch_commit(SLUG, &branch_for(&same.id)).unwrap(), None);
 
     let delete = Order::delete(3, "shop");
     repos.commit_order(SLUG, &delete.change()).unwrap();
@@ -337,10 +259,7 @@ fn delete_removes_the_file_and_no_change_is_an_error() {
     assert!(matches!(merged, MergeOutcome::FastForward { .. }));
     assert_eq!(repos.read_main_file(SLUG, "apps/shop.yaml").unwrap(), None);
     // The emptied folder disappears with its last file.
-    assert_eq!(
-        git(&path, &["ls-tree", "--name-only", "main"]).trim(),
-        "README.md"
-    );
+    assert_eq!(git(&path, &["ls-tree", "--name-only", "main"]).trim(), "README.md");
     let status = git(&path, &["show", "--name-status", "--format=", "main"]);
     assert_eq!(status.trim(), "D\tapps/shop.yaml");
 
@@ -359,34 +278,16 @@ fn delete_branch_and_errors() {
     repos.delete_branch(SLUG, &committed.branch).unwrap();
     assert_eq!(repos.branch_commit(SLUG, &committed.branch).unwrap(), None);
     repos.delete_branch(SLUG, &committed.branch).unwrap();
-    assert!(matches!(
-        repos.delete_branch(SLUG, "main"),
-        Err(GitError::InvalidInput(_))
-    ));
-    assert!(matches!(
-        repos.merge_order(SLUG, &order.change()),
-        Err(GitError::NotFound(_))
-    ));
-    assert!(matches!(
-        repos.main_commit("nope"),
-        Err(GitError::NotFound(_))
-    ));
-    assert!(matches!(
-        repos.main_commit("../x"),
-        Err(GitError::InvalidInput(_))
-    ));
+    assert!(matches!(repos.delete_branch(SLUG, "main"), Err(GitError::InvalidInput(_))));
+    assert!(matches!(repos.merge_order(SLUG, &order.change()), Err(GitError::NotFound(_))));
+    assert!(matches!(repos.main_commit("nope"), Err(GitError::NotFound(_))));
+    assert!(matches!(repos.main_commit("../x"), Err(GitError::InvalidInput(_))));
 
     let mut bad = Order::write(2, "x", "y");
     bad.path = "../escape.yaml".into();
-    assert!(matches!(
-        repos.commit_order(SLUG, &bad.change()),
-        Err(GitError::InvalidInput(_))
-    ));
+    assert!(matches!(repos.commit_order(SLUG, &bad.change()), Err(GitError::InvalidInput(_))));
     bad.path = ".git/config".into();
-    assert!(matches!(
-        repos.commit_order(SLUG, &bad.change()),
-        Err(GitError::InvalidInput(_))
-    ));
+    assert!(matches!(repos.commit_order(SLUG, &bad.change()), Err(GitError::InvalidInput(_))));
 }
 
 #[test]
@@ -396,10 +297,7 @@ fn foreign_branch_and_concurrent_ref_update_are_conflicts() {
     let order = Order::write(1, "shop", "x: 1\n");
     // A branch with that name but someone else's commit.
     git(&path, &["branch", &branch_for(&order.id), "main"]);
-    assert!(matches!(
-        repos.commit_order(SLUG, &order.change()),
-        Err(GitError::Conflict(_))
-    ));
+    assert!(matches!(repos.commit_order(SLUG, &order.change()), Err(GitError::Conflict(_))));
 
     // Another writer holds main's lock (as `git` does while updating it): the merge does not
     // overwrite anything and reports a conflict; it succeeds once the lock is released.
@@ -411,10 +309,7 @@ fn foreign_branch_and_concurrent_ref_update_are_conflicts() {
     assert!(matches!(err, GitError::Conflict(_)), "{err}");
     assert_eq!(repos.main_commit(SLUG).unwrap(), committed.base);
     std::fs::remove_file(&lock).unwrap();
-    assert!(matches!(
-        repos.merge_order(SLUG, &other.change()).unwrap(),
-        MergeOutcome::FastForward { .. }
-    ));
+    assert!(matches!(repos.merge_order(SLUG, &other.change()).unwrap(), MergeOutcome::FastForward { .. }));
 }
 
 #[test]
@@ -422,12 +317,7 @@ fn ten_thousand_files_then_one_order() {
     let (_dir, repos) = setup();
     let path = repos.path(SLUG);
     let files: Vec<(String, Vec<u8>)> = (0..10_000)
-        .map(|i| {
-            (
-                format!("apps/app-{i:05}.yaml"),
-                format!("kind: App\nname: app-{i:05}\n").into_bytes(),
-            )
-        })
+        .map(|i| (format!("apps/app-{i:05}.yaml"), format!("kind: App\nname: app-{i:05}\n").into_bytes()))
         .collect();
     repos.seed_files(SLUG, &files, "seed\n", &author()).unwrap();
     assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), 10_000);
@@ -451,10 +341,7 @@ fn ten_thousand_files_then_one_order() {
     repos.commit_order(SLUG, &update.change()).unwrap();
     repos.merge_order(SLUG, &update.change()).unwrap();
     assert_eq!(
-        repos
-            .read_main_file(SLUG, "apps/app-00042.yaml")
-            .unwrap()
-            .unwrap(),
+        repos.read_main_file(SLUG, "apps/app-00042.yaml").unwrap().unwrap(),
         b"kind: App\nname: app-00042\nreplicas: 2\n"
     );
     let files = git(&path, &["show", "--name-status", "--format=", "main"]);

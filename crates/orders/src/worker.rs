@@ -179,7 +179,7 @@ impl Worker {
             return Err(LaneError::Git(format!("tenant {tenant_id} does not exist")));
         };
         let batch = self.inner.config.batch;
-        let mut inflight: Option<(tokio::task::JoinHandle<Result<(), LaneError>>, HashSet<String>)> = None;
+        let mut inflight: Option<(RecordTask, HashSet<String>)> = None;
         loop {
             self.set_dirty(tenant_id, false);
             let skip = inflight.as_ref().map(|(_, ids)| ids.len() as i64).unwrap_or(0);
@@ -248,7 +248,9 @@ impl Worker {
             let s = slug.clone();
             let start = std::time::Instant::now();
             match run_blocking(move || repos.gc(&s)).await {
-                Ok(()) => tracing::info!(tenant = %slug, packs, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo"),
+                Ok(()) => {
+                    tracing::info!(tenant = %slug, packs, loose, took_ms = start.elapsed().as_millis() as u64, "packed tenant repo")
+                }
                 Err(e) => tracing::warn!(tenant = %slug, error = %e, "git gc failed"),
             }
             worker.inner.gc_running.lock().unwrap_or_else(|p| p.into_inner()).remove(&slug);
@@ -427,8 +429,11 @@ struct AppliedBatch {
     t0: std::time::Instant,
 }
 
+/// A batch being recorded in the background.
+type RecordTask = tokio::task::JoinHandle<Result<(), LaneError>>;
+
 /// Wait for a spawned record step; a panic in it stops the lane like a store error.
-async fn join_record(handle: tokio::task::JoinHandle<Result<(), LaneError>>) -> Result<(), LaneError> {
+async fn join_record(handle: RecordTask) -> Result<(), LaneError> {
     handle.await.map_err(|e| LaneError::Git(format!("record task failed: {e}")))?
 }
 

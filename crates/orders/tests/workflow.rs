@@ -47,7 +47,11 @@ async fn orders_are_merged_with_defaults_and_one_commit_each() {
     let env = env().await;
     let mut ids = Vec::new();
     for i in 0..10 {
-        let placed = env.service.place(order(&env, Action::Create, &format!("web-{i}"), json!({"image": "nginx"}))).await.unwrap();
+        let placed = env
+            .service
+            .place(order(&env, Action::Create, &format!("web-{i}"), json!({"image": "nginx"})))
+            .await
+            .unwrap();
         assert!(placed.created);
         assert_eq!(placed.order.kind, "App", "kind resolved from the plural");
         ids.push(placed.order.id);
@@ -65,7 +69,8 @@ async fn orders_are_merged_with_defaults_and_one_commit_each() {
     let same = env.service.place(order(&env, Action::Update, "web-3", json!({"image": "nginx"}))).await.unwrap();
     env.service.idle().await;
     assert_eq!(env.store.order(&env.tenant.id, &same.order.id).await.unwrap().unwrap().state, "merged");
-    let text = String::from_utf8(env.repos.read_main_file(&env.tenant.slug, "apps/web-3.yaml").unwrap().unwrap()).unwrap();
+    let text =
+        String::from_utf8(env.repos.read_main_file(&env.tenant.slug, "apps/web-3.yaml").unwrap().unwrap()).unwrap();
     assert!(text.contains(&format!("maxcloud.dev/order-id: {}", same.order.id)), "{text}");
 
     // A real update and a delete go through.
@@ -75,7 +80,8 @@ async fn orders_are_merged_with_defaults_and_one_commit_each() {
     let u = env.store.order(&env.tenant.id, &upd.order.id).await.unwrap().unwrap();
     assert_eq!(u.state, "merged", "{:?}", u.error);
     assert_eq!(env.store.order(&env.tenant.id, &del.order.id).await.unwrap().unwrap().state, "merged");
-    let text = String::from_utf8(env.repos.read_main_file(&env.tenant.slug, "apps/web-3.yaml").unwrap().unwrap()).unwrap();
+    let text =
+        String::from_utf8(env.repos.read_main_file(&env.tenant.slug, "apps/web-3.yaml").unwrap().unwrap()).unwrap();
     assert!(text.contains("nginx:1.27"));
     assert!(env.repos.read_main_file(&env.tenant.slug, "apps/web-4.yaml").unwrap().is_none());
 }
@@ -83,7 +89,11 @@ async fn orders_are_merged_with_defaults_and_one_commit_each() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_orders_are_refused_before_the_store() {
     let env = env().await;
-    let err = env.service.place(order(&env, Action::Create, "web", json!({"image": "nginx", "scaling": {"minScale": 3, "maxScale": 2}}))).await.unwrap_err();
+    let err = env
+        .service
+        .place(order(&env, Action::Create, "web", json!({"image": "nginx", "scaling": {"minScale": 3, "maxScale": 2}})))
+        .await
+        .unwrap_err();
     match err {
         OrderError::Invalid(errors) => assert_eq!(errors[0].field, "scaling.minScale"),
         other => panic!("{other:?}"),

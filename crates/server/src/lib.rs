@@ -26,9 +26,7 @@ pub struct Config {
 
 impl Config {
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("maxcloud.db").display()))
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("maxcloud.db").display()))
     }
     pub fn repos_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
@@ -99,9 +97,13 @@ pub fn redact(url: &str) -> String {
 /// Start the server; it runs until [`Running::stop`].
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (tx, rx) = oneshot::channel();
-    start_with(config, async move {
-        let _ = rx.await;
-    }, Some(tx))
+    start_with(
+        config,
+        async move {
+            let _ = rx.await;
+        },
+        Some(tx),
+    )
     .await
 }
 

@@ -94,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
             println!("  database:     {}", redact(&config.database_url()));
             println!("  repositories: {}", data.join("repos").display());
             println!("  catalog:      {}", config.xrds_dir.display());
-            println!("Try: maxcloud --api-url http://{} auth register --email me@example.com --org \"Acme Shop\"", running.addr);
+            println!(
+                "Try: maxcloud --api-url http://{} auth register --email me@example.com --org \"Acme Shop\"",
+                running.addr
+            );
             running.wait().await
         }
         Command::Serve(args) => {

@@ -74,11 +74,7 @@ impl Store {
                     .await?
             }
             Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
-                    .await?
+                AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?
             }
         };
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
@@ -128,9 +124,7 @@ impl Store {
             "order_events",
             "pull_requests",
         ] {
-            let row: AnyRow = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-                .fetch_one(&self.pool)
-                .await?;
+            let row: AnyRow = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(&self.pool).await?;
             out.insert(table.to_string(), row.try_get::<i64, _>("n")?);
         }
         Ok(out)

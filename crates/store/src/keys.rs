@@ -68,14 +68,13 @@ impl Store {
     /// Revoke a key of the tenant; `false` if there is no such active key in this tenant.
     pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
         let _w = self.writer().await;
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now_us())
-        .bind(key_id)
-        .bind(tenant_id)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
+                .bind(now_us())
+                .bind(key_id)
+                .bind(tenant_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

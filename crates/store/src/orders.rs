@@ -366,7 +366,9 @@ impl Store {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok(OrderEvent { state: r.try_get("state")?, at: r.try_get("at")?, message: r.try_get("message")? }))
+            .map(|r| {
+                Ok(OrderEvent { state: r.try_get("state")?, at: r.try_get("at")?, message: r.try_get("message")? })
+            })
             .collect::<sqlx::Result<_>>()?)
     }
 
@@ -387,7 +389,13 @@ fn orders(rows: Vec<AnyRow>) -> Result<Vec<OrderRow>> {
     Ok(rows.iter().map(model::order).collect::<sqlx::Result<_>>()?)
 }
 
-async fn event(tx: &mut Transaction<'_, Any>, order_id: &str, state: &str, at: i64, message: Option<&str>) -> Result<()> {
+async fn event(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    state: &str,
+    at: i64,
+    message: Option<&str>,
+) -> Result<()> {
     sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, $2, $3, $4)")
         .bind(order_id)
         .bind(state)
@@ -398,7 +406,13 @@ async fn event(tx: &mut Transaction<'_, Any>, order_id: &str, state: &str, at: i
     Ok(())
 }
 
-async fn set_state(tx: &mut Transaction<'_, Any>, order_id: &str, state: &str, at: i64, message: Option<&str>) -> Result<()> {
+async fn set_state(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    state: &str,
+    at: i64,
+    message: Option<&str>,
+) -> Result<()> {
     sqlx::query("UPDATE orders SET state = $1, updated_at = $2 WHERE id = $3")
         .bind(state)
         .bind(at)

@@ -26,8 +26,7 @@ impl Store {
     }
 
     pub async fn resource_by_name(&self, tenant_id: &str, kind: &str, name: &str) -> Result<Option<ResourceRow>> {
-        let sql =
-            format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE tenant_id = $1 AND kind = $2 AND name = $3");
+        let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE tenant_id = $1 AND kind = $2 AND name = $3");
         let row = sqlx::query(&sql).bind(tenant_id).bind(kind).bind(name).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| model::resource(&r)).transpose()?)
     }

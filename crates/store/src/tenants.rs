@@ -75,12 +75,7 @@ impl Store {
             attempt += 1;
         };
         let now = now_us();
-        let tenant = Tenant {
-            id: uuid::Uuid::new_v4().to_string(),
-            slug,
-            name: org_name.to_string(),
-            created_at: now,
-        };
+        let tenant = Tenant { id: uuid::Uuid::new_v4().to_string(), slug, name: org_name.to_string(), created_at: now };
         let user = User { id: uuid::Uuid::new_v4().to_string(), email: email.to_string(), created_at: now };
         let res = sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&tenant.id)
@@ -141,9 +136,8 @@ impl Store {
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, slug, name, created_at FROM tenants ORDER BY slug")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, slug, name, created_at FROM tenants ORDER BY slug").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| model::tenant(r, "")).collect::<sqlx::Result<_>>()?)
     }
 }

@@ -256,7 +256,10 @@ async fn invites_add_members(store: Store) {
     assert_eq!(joined.user.id, b.user.id);
     let members = store.members(t).await.unwrap();
     let emails: Vec<_> = members.iter().map(|m| (m.user.email.as_str(), m.role)).collect();
-    assert_eq!(emails, [("a@example.com", Role::Admin), ("new@example.com", Role::Member), ("b@example.com", Role::Admin)]);
+    assert_eq!(
+        emails,
+        [("a@example.com", Role::Admin), ("new@example.com", Role::Member), ("b@example.com", Role::Admin)]
+    );
     assert_eq!(store.members(&b.tenant.id).await.unwrap().len(), 1, "memberships stay per organisation");
     let pb = store.principal_by_key_hash("hash-b").await.unwrap().unwrap();
     assert_eq!(pb.tenant.id, b.tenant.id, "the old key still acts in its own organisation");

@@ -16,7 +16,10 @@ type Created<T> = (StatusCode, Extension<AuditTarget>, axum::Json<T>);
 /// Register an organisation and its first user (admin); answers with the only copy of the API key.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = m::RegisterRequest,
     responses((status = 201, body = m::RegisterResponse), (status = 409, body = m::ErrorBody), (status = 422, body = m::ErrorBody)))]
-pub async fn register(State(state): State<AppState>, Json(req): Json<m::RegisterRequest>) -> ApiResult<Created<m::RegisterResponse>> {
+pub async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<m::RegisterRequest>,
+) -> ApiResult<Created<m::RegisterResponse>> {
     let email = parse_email(&req.email)?;
     let org_name = req.org_name.trim();
     if org_name.is_empty() || org_name.chars().count() > 100 || org_name.chars().any(char::is_control) {
@@ -224,7 +227,10 @@ fn parse_email(raw: &str) -> ApiResult<String> {
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2
         || labels.iter().any(|l| {
-            l.is_empty() || l.starts_with('-') || l.ends_with('-') || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            l.is_empty()
+                || l.starts_with('-')
+                || l.ends_with('-')
+                || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
     {
         return Err(bad("the domain must be a dotted host name"));

@@ -14,11 +14,7 @@ pub fn entry(t: &ServiceType) -> m::CatalogEntry {
         api_version: t.api_version(),
         description: t.description.clone(),
         schema: t.json_schema().clone(),
-        rules: t
-            .rules()
-            .into_iter()
-            .map(|(path, rule, message)| m::CatalogRule { path, rule, message })
-            .collect(),
+        rules: t.rules().into_iter().map(|(path, rule, message)| m::CatalogRule { path, rule, message }).collect(),
         ui_order: t.ui_order.clone(),
         merge_policy: [Action::Create, Action::Update, Action::Delete]
             .into_iter()
@@ -37,6 +33,7 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<m::CatalogEnt
 #[utoipa::path(get, path = "/api/v1/catalog/{kind}", tag = "catalog", params(("kind" = String, Path)),
     responses((status = 200, body = m::CatalogEntry), (status = 404, body = m::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(kind): Path<String>) -> ApiResult<axum::Json<m::CatalogEntry>> {
-    let t = state.orders.catalog().get(&kind).ok_or_else(|| ApiError::not_found(format!("no service type {kind:?}")))?;
+    let t =
+        state.orders.catalog().get(&kind).ok_or_else(|| ApiError::not_found(format!("no service type {kind:?}")))?;
     Ok(axum::Json(entry(t)))
 }

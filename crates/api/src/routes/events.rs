@@ -12,7 +12,10 @@ use crate::AppState;
 /// Live order state changes of the caller's organisation, as server-sent events (`event: order`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("api_key" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "`order` events: {order_id, kind, name, state}")))]
-pub async fn stream(State(state): State<AppState>, Auth(p): Auth) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let tenant = p.tenant.id.clone();
     let events = BroadcastStream::new(state.orders.subscribe()).filter_map(move |msg| {
         let tenant = tenant.clone();

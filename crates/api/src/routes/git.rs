@@ -18,9 +18,7 @@ use crate::AppState;
 const MAX_GIT_BODY: usize = 16 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/git/{repo}/{*rest}", any(serve))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_GIT_BODY))
+    Router::new().route("/git/{repo}/{*rest}", any(serve)).layer(axum::extract::DefaultBodyLimit::max(MAX_GIT_BODY))
 }
 
 fn plain(status: StatusCode, msg: &str) -> Response {

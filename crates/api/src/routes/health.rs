@@ -11,7 +11,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Prometheus metrics (text exposition format): orders by state, tenants.
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], String)> {
     use std::fmt::Write;
     let counts = state.store.order_counts().await.map_err(ApiError::internal)?;
     let tenants = state.store.tenants().await.map_err(ApiError::internal)?.len();
@@ -21,7 +23,10 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<([(axum::http::
         let n = counts.iter().find(|(s, _)| s == state).map(|(_, n)| *n).unwrap_or(0);
         let _ = writeln!(out, "maxcloud_orders{{state=\"{state}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP maxcloud_tenants Registered tenants.\n# TYPE maxcloud_tenants gauge\nmaxcloud_tenants {tenants}");
+    let _ = writeln!(
+        out,
+        "# HELP maxcloud_tenants Registered tenants.\n# TYPE maxcloud_tenants gauge\nmaxcloud_tenants {tenants}"
+    );
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 

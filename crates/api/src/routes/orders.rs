@@ -19,7 +19,8 @@ use crate::AppState;
 /// Read the optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let bad = || ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters").field("Idempotency-Key");
+    let bad =
+        || ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters").field("Idempotency-Key");
     let s = v.to_str().map_err(|_| bad())?;
     if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
@@ -58,9 +59,9 @@ pub async fn create(
     let idempotency_key = idempotency_key(&headers)?;
     let action: Action = match req.action.as_deref() {
         None => Action::Create,
-        Some(a) => a.parse().map_err(|_| {
-            ApiError::invalid("action", format!("action {a:?} is not one of: create, update, delete"))
-        })?,
+        Some(a) => a
+            .parse()
+            .map_err(|_| ApiError::invalid("action", format!("action {a:?} is not one of: create, update, delete")))?,
     };
     let name = parse_name(&req.name, "name")?;
     let parameters = match req.parameters {
@@ -114,8 +115,13 @@ pub async fn list(
 /// One order with its pull request and state history.
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, body = m::Order), (status = 404, body = m::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<m::Order>> {
-    let order = state.store.order(&p.tenant.id, &id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id:?}")))?;
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<m::Order>> {
+    let order =
+        state.store.order(&p.tenant.id, &id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id:?}")))?;
     Ok(axum::Json(view(&state, &p.tenant, &order).await?))
 }
 
@@ -159,11 +165,8 @@ pub async fn reject(
     }
     let p = &auth.0;
     let reason = reason.unwrap_or_else(|| format!("rejected by {}", requester(p)));
-    let order = state
-        .orders
-        .reject(&p.tenant, &id, &reason)
-        .await
-        .map_err(|e| ApiError::from_order(e, "", &|_| None))?;
+    let order =
+        state.orders.reject(&p.tenant, &id, &reason).await.map_err(|e| ApiError::from_order(e, "", &|_| None))?;
     let view = view(&state, &p.tenant, &order).await?;
     Ok((Extension(AuditTarget(format!("order/{id}"))), axum::Json(view)))
 }

@@ -89,7 +89,9 @@ fn checked_parameters(req: &m::CreateServiceRequest) -> ApiResult<Value> {
         if let Some(bad) = env.keys().find(|k| !valid_env_name(k)) {
             return Err(ApiError::invalid(
                 "env_vars",
-                format!("env_vars: {bad:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"),
+                format!(
+                    "env_vars: {bad:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"
+                ),
             ));
         }
     }
@@ -117,7 +119,11 @@ pub async fn create(
         .await?
         .ok_or_else(|| ApiError::internal("resource of a stored order is missing"))?;
     let status = if placed.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
+    Ok((
+        status,
+        Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))),
+        axum::Json(convert::service(&row)),
+    ))
 }
 
 /// Place an `App` order for the caller, errors named after the service request's fields.
@@ -190,7 +196,11 @@ async fn find(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<maxcloud
 /// One service.
 #[utoipa::path(get, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<m::Service>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<m::Service>> {
     Ok(axum::Json(convert::service(&find(&state, &p.tenant.id, &id).await?)))
 }
 

@@ -27,29 +27,18 @@ pub async fn run(ctx: &Ctx, cmd: AuthCommand) -> Result<()> {
 }
 
 async fn register(ctx: &Ctx, email: String, org_name: String) -> Result<()> {
-    let resp: RegisterResponse = ctx
-        .client
-        .post(
-            "/api/v1/auth/register",
-            &RegisterRequest { email, org_name },
-        )
-        .await?;
+    let resp: RegisterResponse = ctx.client.post("/api/v1/auth/register", &RegisterRequest { email, org_name }).await?;
     save_and_show(ctx, resp, "Registered")
 }
 
 async fn accept_invite(ctx: &Ctx, token: String) -> Result<()> {
-    let resp: RegisterResponse = ctx
-        .client
-        .post("/api/v1/auth/accept-invite", &AcceptInviteRequest { token })
-        .await?;
+    let resp: RegisterResponse = ctx.client.post("/api/v1/auth/accept-invite", &AcceptInviteRequest { token }).await?;
     save_and_show(ctx, resp, "Joined as")
 }
 
 async fn invite(ctx: &Ctx, email: String, role: String) -> Result<()> {
-    let inv: CreatedInvite = ctx
-        .client
-        .post("/api/v1/auth/invites", &CreateInviteRequest { email, role: Some(role) })
-        .await?;
+    let inv: CreatedInvite =
+        ctx.client.post("/api/v1/auth/invites", &CreateInviteRequest { email, role: Some(role) }).await?;
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, &inv);
     }
@@ -112,26 +101,14 @@ async fn status(ctx: &Ctx) -> Result<()> {
     let mut kv = KeyValues::new();
     kv.add("api", &ctx.api_url)
         .add("user", format!("{} ({})", st.user.email, st.user.id))
-        .add(
-            "organization",
-            format!("{} (slug: {})", st.organization.name, st.organization.slug),
-        )
+        .add("organization", format!("{} (slug: {})", st.organization.name, st.organization.slug))
         .add("role", &st.role)
-        .add(
-            "api key",
-            format!(
-                "{} ({}, {})",
-                st.api_key.name, st.api_key.prefix, st.api_key.id
-            ),
-        );
+        .add("api key", format!("{} ({}, {})", st.api_key.name, st.api_key.prefix, st.api_key.id));
     write_stdout(&kv.render())
 }
 
 async fn create_key(ctx: &Ctx, name: Option<String>) -> Result<()> {
-    let key: CreatedApiKey = ctx
-        .client
-        .post("/api/v1/auth/api-keys", &CreateApiKeyRequest { name })
-        .await?;
+    let key: CreatedApiKey = ctx.client.post("/api/v1/auth/api-keys", &CreateApiKeyRequest { name }).await?;
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, &key);
     }
@@ -141,10 +118,7 @@ async fn create_key(ctx: &Ctx, name: Option<String>) -> Result<()> {
         .add("prefix", &key.prefix)
         .add("created", &key.created_at)
         .add("api key", &key.api_key);
-    write_stdout(&format!(
-        "{}\nThe API key is shown only once.\n",
-        kv.render()
-    ))
+    write_stdout(&format!("{}\nThe API key is shown only once.\n", kv.render()))
 }
 
 async fn list_keys(ctx: &Ctx) -> Result<()> {
@@ -166,9 +140,7 @@ async fn list_keys(ctx: &Ctx) -> Result<()> {
 }
 
 async fn delete_key(ctx: &Ctx, id: &str) -> Result<()> {
-    ctx.client
-        .delete(&format!("/api/v1/auth/api-keys/{}", segment(id)))
-        .await?;
+    ctx.client.delete(&format!("/api/v1/auth/api-keys/{}", segment(id))).await?;
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, &json!({ "id": id, "deleted": true }));
     }

@@ -19,15 +19,10 @@ pub async fn run(ctx: &Ctx, kind: Option<&str>) -> Result<()> {
         }
         return write_stdout(&table.render());
     };
-    let Some(entry) = entries
-        .iter()
-        .find(|e| e.kind.eq_ignore_ascii_case(kind) || e.plural.eq_ignore_ascii_case(kind))
+    let Some(entry) = entries.iter().find(|e| e.kind.eq_ignore_ascii_case(kind) || e.plural.eq_ignore_ascii_case(kind))
     else {
         let known: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-        bail!(
-            "no catalog entry \"{kind}\" (available: {})",
-            known.join(", ")
-        );
+        bail!("no catalog entry \"{kind}\" (available: {})", known.join(", "));
     };
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, entry);
@@ -42,11 +37,7 @@ fn entry_details(e: &CatalogEntry) -> String {
         .add("plural", &e.plural)
         .add("description", &e.description);
     if !e.merge_policy.is_empty() {
-        let policy: Vec<String> = e
-            .merge_policy
-            .iter()
-            .map(|(action, p)| format!("{action}={p}"))
-            .collect();
+        let policy: Vec<String> = e.merge_policy.iter().map(|(action, p)| format!("{action}={p}")).collect();
         kv.add("merge policy", policy.join(" "));
     }
     let mut out = kv.render();
@@ -59,16 +50,8 @@ fn entry_details(e: &CatalogEntry) -> String {
     if !e.rules.is_empty() {
         out.push_str("\nrules:\n");
         for r in &e.rules {
-            let at = if r.path.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", r.path)
-            };
-            out.push_str(&format!(
-                "  {at}{} ({})\n",
-                one_line(&r.rule),
-                one_line(&r.message)
-            ));
+            let at = if r.path.is_empty() { String::new() } else { format!("{}: ", r.path) };
+            out.push_str(&format!("  {at}{} ({})\n", one_line(&r.rule), one_line(&r.message)));
         }
     }
     out
@@ -100,29 +83,19 @@ fn walk(schema: &Value, prefix: &str, order: &[String], out: &mut Vec<Parameter>
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let mut names: Vec<&String> = order
-        .iter()
-        .filter(|n| props.contains_key(n.as_str()))
-        .collect();
+    let mut names: Vec<&String> = order.iter().filter(|n| props.contains_key(n.as_str())).collect();
     names.extend(props.keys().filter(|k| !order.contains(k)));
     for key in names {
         let prop = &props[key.as_str()];
         let name = format!("{prefix}{key}");
-        let mut description = prop
-            .get("description")
-            .and_then(Value::as_str)
-            .map(one_line)
-            .unwrap_or_default();
+        let mut description = prop.get("description").and_then(Value::as_str).map(one_line).unwrap_or_default();
         if required.contains(&key.as_str()) {
             description = format!("(required) {description}").trim_end().to_string();
         }
         out.push(Parameter {
             name: name.clone(),
             ty: type_of(prop),
-            default: prop
-                .get("default")
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| NONE.to_string()),
+            default: prop.get("default").map(|d| d.to_string()).unwrap_or_else(|| NONE.to_string()),
             description,
         });
         walk(prop, &format!("{name}."), &[], out);
@@ -133,36 +106,19 @@ fn walk(schema: &Value, prefix: &str, order: &[String], out: &mut Vec<Parameter>
 }
 
 fn type_of(prop: &Value) -> String {
-    if prop
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if prop.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
         return "int-or-string".into();
     }
-    let base = prop
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("any")
-        .to_string();
+    let base = prop.get("type").and_then(Value::as_str).unwrap_or("any").to_string();
     let mut ty = if base == "array" {
-        let item = prop
-            .get("items")
-            .map(type_of)
-            .unwrap_or_else(|| "any".into());
+        let item = prop.get("items").map(type_of).unwrap_or_else(|| "any".into());
         format!("array<{item}>")
     } else {
         base
     };
     if let Some(values) = prop.get("enum").and_then(Value::as_array) {
-        let values: Vec<String> = values
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .collect();
+        let values: Vec<String> =
+            values.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
         ty = format!("{ty} ({})", values.join("|"));
     }
     ty
@@ -192,13 +148,9 @@ mod tests {
             }
         });
         let params = parameters(&schema, &["image".to_string(), "scaling".to_string()]);
-        let rows: Vec<(String, String, String, String)> = params
-            .into_iter()
-            .map(|p| (p.name, p.ty, p.default, p.description))
-            .collect();
-        let s = |a: &str, b: &str, c: &str, d: &str| {
-            (a.to_string(), b.to_string(), c.to_string(), d.to_string())
-        };
+        let rows: Vec<(String, String, String, String)> =
+            params.into_iter().map(|p| (p.name, p.ty, p.default, p.description)).collect();
+        let s = |a: &str, b: &str, c: &str, d: &str| (a.to_string(), b.to_string(), c.to_string(), d.to_string());
         assert_eq!(
             rows,
             vec![

@@ -58,12 +58,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(|| DEFAULT_API_URL.to_string());
     let api_key = non_empty(cli.api_key).or_else(|| non_empty(stored.api_key.clone()));
     let client = Client::new(&api_url, api_key)?;
-    let ctx = Ctx {
-        api_url: client.base_url().to_string(),
-        client,
-        format: cli.output,
-        credentials_path,
-    };
+    let ctx = Ctx { api_url: client.base_url().to_string(), client, format: cli.output, credentials_path };
 
     match cli.command {
         Command::Auth(cmd) => auth::run(&ctx, cmd).await,

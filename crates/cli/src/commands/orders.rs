@@ -58,8 +58,7 @@ pub fn order_details(o: &Order) -> String {
     if let Some(err) = &o.error {
         kv.add("error", err);
     }
-    kv.add("created", &o.created_at)
-        .add("updated", &o.updated_at);
+    kv.add("created", &o.created_at).add("updated", &o.updated_at);
     if let Some(pr) = &o.pull_request {
         kv.add("pull request", format!("#{} {}", pr.number, pr.title))
             .add("  state", &pr.state)
@@ -72,11 +71,7 @@ pub fn order_details(o: &Order) -> String {
     if !o.history.is_empty() {
         let mut table = Table::new(["STATE", "AT", "MESSAGE"]);
         for t in &o.history {
-            table.row([
-                t.state.clone(),
-                t.at.clone(),
-                t.message.clone().unwrap_or_default(),
-            ]);
+            table.row([t.state.clone(), t.at.clone(), t.message.clone().unwrap_or_default()]);
         }
         out.push_str("\nhistory:\n");
         for line in table.render().lines() {
@@ -132,8 +127,7 @@ async fn review(ctx: &Ctx, id: &str, verb: &str, done: &str, body: Value) -> Res
 }
 
 pub async fn order(ctx: &Ctx, args: OrderArgs) -> Result<()> {
-    let parameters = if args.action == Action::Delete && args.file.is_none() && args.set.is_empty()
-    {
+    let parameters = if args.action == Action::Delete && args.file.is_none() && args.set.is_empty() {
         None
     } else {
         Some(build_params(args.file.as_deref(), &args.set)?)
@@ -148,10 +142,7 @@ pub async fn order(ctx: &Ctx, args: OrderArgs) -> Result<()> {
         Some(key) => vec![("Idempotency-Key", key.as_str())],
         None => vec![],
     };
-    let resp = ctx
-        .client
-        .post_full::<_, Order>("/api/v1/orders", &req, &headers)
-        .await?;
+    let resp = ctx.client.post_full::<_, Order>("/api/v1/orders", &req, &headers).await?;
     let mut order = resp.body;
     if resp.status == reqwest::StatusCode::OK && !ctx.json_or_yaml() {
         eprintln!("order {} already exists for this idempotency key", order.id);
@@ -170,10 +161,7 @@ pub async fn order(ctx: &Ctx, args: OrderArgs) -> Result<()> {
         .add("name", &order.name)
         .add("path", &order.path);
     if let Some(pr) = &order.pull_request {
-        kv.add(
-            "pull request",
-            format!("#{} ({}, {})", pr.number, pr.state, pr.merge_policy),
-        );
+        kv.add("pull request", format!("#{} ({}, {})", pr.number, pr.state, pr.merge_policy));
     }
     write_stdout(&kv.render())
 }

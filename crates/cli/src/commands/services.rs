@@ -49,10 +49,7 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
     };
     if args.wait.wait {
         let order_id = service.order_id.clone().ok_or_else(|| {
-            anyhow!(
-                "service {} was created, but the server returned no order id to wait for",
-                service.name
-            )
+            anyhow!("service {} was created, but the server returned no order id to wait for", service.name)
         })?;
         if !ctx.json_or_yaml() {
             eprintln!("deploying {} (order {order_id})", service.name);
@@ -82,27 +79,14 @@ fn service_details(s: &Service, order: Option<&Order>) -> String {
         kv.add("args", json_list(&s.args));
     }
     if !s.env_vars.is_empty() {
-        kv.add(
-            "env",
-            s.env_vars.keys().cloned().collect::<Vec<_>>().join(", "),
-        );
+        kv.add("env", s.env_vars.keys().cloned().collect::<Vec<_>>().join(", "));
     }
-    kv.add("created", &s.created_at)
-        .add("updated", &s.updated_at);
+    kv.add("created", &s.created_at).add("updated", &s.updated_at);
     match (order, &s.order_id) {
         (Some(o), _) => {
-            kv.add(
-                "order",
-                format!("{} ({} {}, {})", o.id, o.action, o.kind, o.state),
-            );
+            kv.add("order", format!("{} ({} {}, {})", o.id, o.action, o.kind, o.state));
             if let Some(pr) = &o.pull_request {
-                kv.add(
-                    "pull request",
-                    format!(
-                        "#{} {} ({}, {})",
-                        pr.number, pr.title, pr.state, pr.merge_policy
-                    ),
-                );
+                kv.add("pull request", format!("#{} {} ({}, {})", pr.number, pr.title, pr.state, pr.merge_policy));
             }
             if let Some(err) = &o.error {
                 kv.add("order error", err);
@@ -143,10 +127,7 @@ pub async fn list(ctx: &Ctx) -> Result<()> {
 
 async fn find_by_name(ctx: &Ctx, name: &str) -> Result<Service> {
     let services: Vec<Service> = ctx.client.get("/api/v1/services").await?;
-    services
-        .into_iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| anyhow!("no service named \"{name}\""))
+    services.into_iter().find(|s| s.name == name).ok_or_else(|| anyhow!("no service named \"{name}\""))
 }
 
 /// `maxcloud status NAME` in json/yaml: the service's fields plus its latest `order` (or null).
@@ -160,21 +141,11 @@ struct StatusView<'a> {
 pub async fn status(ctx: &Ctx, name: &str) -> Result<()> {
     let service = find_by_name(ctx, name).await?;
     let order: Option<Order> = match &service.order_id {
-        Some(id) => {
-            ctx.client
-                .get_opt(&format!("/api/v1/orders/{}", segment(id)))
-                .await?
-        }
+        Some(id) => ctx.client.get_opt(&format!("/api/v1/orders/{}", segment(id))).await?,
         None => None,
     };
     if ctx.json_or_yaml() {
-        return print_doc(
-            ctx.format,
-            &StatusView {
-                service: &service,
-                order: order.as_ref(),
-            },
-        );
+        return print_doc(ctx.format, &StatusView { service: &service, order: order.as_ref() });
     }
     write_stdout(&service_details(&service, order.as_ref()))
 }
@@ -202,14 +173,7 @@ pub async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
         if !ctx.json_or_yaml() {
             write_stdout(&deleting_line(&service.name, order_id.as_deref()))?;
         }
-        wait_gone(
-            ctx,
-            &service,
-            &path,
-            order_id.as_deref(),
-            Duration::from_secs(args.timeout),
-        )
-        .await?;
+        wait_gone(ctx, &service, &path, order_id.as_deref(), Duration::from_secs(args.timeout)).await?;
         gone = true;
     }
 
@@ -237,13 +201,7 @@ fn deleting_line(name: &str, order_id: Option<&str>) -> String {
 }
 
 /// Polls the service until it is 404, following its removal order's state on stderr.
-async fn wait_gone(
-    ctx: &Ctx,
-    service: &Service,
-    path: &str,
-    order_id: Option<&str>,
-    timeout: Duration,
-) -> Result<()> {
+async fn wait_gone(ctx: &Ctx, service: &Service, path: &str, order_id: Option<&str>, timeout: Duration) -> Result<()> {
     let started = Instant::now();
     let mut last_state: Option<String> = None;
     loop {
@@ -254,12 +212,7 @@ async fn wait_gone(
         if let Some(id) = order_id {
             let resp = ctx
                 .client
-                .request_full::<Order>(
-                    Method::GET,
-                    &format!("/api/v1/orders/{}", segment(id)),
-                    None,
-                    &[],
-                )
+                .request_full::<Order>(Method::GET, &format!("/api/v1/orders/{}", segment(id)), None, &[])
                 .await?;
             let order = resp.body;
             if last_state.as_deref() != Some(order.state.as_str()) {

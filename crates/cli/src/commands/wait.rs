@@ -17,10 +17,7 @@ pub const POLL: Duration = Duration::from_millis(200);
 pub const CLUSTER_HEADER: &str = "x-maxcloud-cluster";
 
 pub fn no_cluster(headers: &HeaderMap) -> bool {
-    headers
-        .get(CLUSTER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("none"))
+    headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("none"))
 }
 
 /// The stderr progress line for a state change.
@@ -29,10 +26,7 @@ pub fn state_line(order: &Order) -> String {
     if order.state == "pr_open" {
         if let Some(pr) = &order.pull_request {
             if pr.merge_policy == "review" {
-                line.push_str(&format!(
-                    " (awaiting review: maxcloud orders approve {})",
-                    order.id
-                ));
+                line.push_str(&format!(" (awaiting review: maxcloud orders approve {})", order.id));
             }
         }
     }
@@ -53,14 +47,8 @@ pub fn settle(order: &Order, headers: &HeaderMap) -> Option<Result<()>> {
     match order.state.as_str() {
         "ready" => Some(Ok(())),
         s if order_state_is_terminal(s) => {
-            let reason = failure_reason(order)
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            Some(Err(anyhow::anyhow!(
-                "order {} {}{reason}",
-                order.id,
-                order.state
-            )))
+            let reason = failure_reason(order).map(|r| format!(": {r}")).unwrap_or_default();
+            Some(Err(anyhow::anyhow!("order {} {}{reason}", order.id, order.state)))
         }
         s if order_state_reached(s, "merged") && no_cluster(headers) => Some(Ok(())),
         _ => None,
@@ -74,10 +62,7 @@ pub async fn follow_order(ctx: &Ctx, id: &str, timeout: Duration) -> Result<Orde
     let path = format!("/api/v1/orders/{}", segment(id));
     let mut last_state: Option<String> = None;
     loop {
-        let resp = ctx
-            .client
-            .request_full::<Order>(Method::GET, &path, None, &[])
-            .await?;
+        let resp = ctx.client.request_full::<Order>(Method::GET, &path, None, &[]).await?;
         let order = resp.body;
         if last_state.as_deref() != Some(order.state.as_str()) {
             eprintln!("{}", state_line(&order));
@@ -90,12 +75,7 @@ pub async fn follow_order(ctx: &Ctx, id: &str, timeout: Duration) -> Result<Orde
         }
         let elapsed = started.elapsed();
         if elapsed >= timeout {
-            bail!(
-                "timed out after {}s waiting for order {} (state: {})",
-                timeout.as_secs(),
-                order.id,
-                order.state
-            );
+            bail!("timed out after {}s waiting for order {} (state: {})", timeout.as_secs(), order.id, order.state);
         }
         tokio::time::sleep(POLL.min(timeout - elapsed)).await;
     }
@@ -146,10 +126,7 @@ mod tests {
         });
         let err = settle(&failed, &no_cl).unwrap().unwrap_err().to_string();
         assert_eq!(err, "order ord_1 failed: image pull");
-        let err = settle(&order("rejected"), &none)
-            .unwrap()
-            .unwrap_err()
-            .to_string();
+        let err = settle(&order("rejected"), &none).unwrap().unwrap_err().to_string();
         assert_eq!(err, "order ord_1 rejected");
     }
 
@@ -167,9 +144,6 @@ mod tests {
             title: "t".into(),
             body: "b".into(),
         });
-        assert_eq!(
-            state_line(&o),
-            "order ord_1: pr_open (awaiting review: maxcloud orders approve ord_1)"
-        );
+        assert_eq!(state_line(&o), "order ord_1: pr_open (awaiting review: maxcloud orders approve ord_1)");
     }
 }
