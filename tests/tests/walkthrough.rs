@@ -125,6 +125,12 @@ async fn readme_walkthrough() {
     assert!(std::fs::read_to_string(repo.join("apps/shop.yaml")).unwrap().contains("image: nginx:1.27"));
     let subjects = git(&repo, &["log", "--format=%s", "main"]);
     assert!(subjects.lines().next().unwrap().starts_with("update App shop"), "{subjects}");
+    // Flags left out keep their values: a new image only.
+    let out = cli(&home, &server, &["deploy", "nginx:1.28", "--name", "shop", "--wait", "-o", "json"]);
+    let redeployed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(redeployed["image"], "nginx:1.28");
+    assert_eq!(redeployed["env_vars"]["GREETING"], "servus", "env kept");
+    assert_eq!((redeployed["min_scale"].as_i64(), redeployed["max_scale"].as_i64()), (Some(0), Some(5)), "scale kept");
 
     // maxcloud delete shop
     let out = stdout(&cli(&home, &server, &["delete", "shop", "--wait"]));

@@ -205,13 +205,22 @@ impl Client {
         self.request_full(Method::POST, path, Some(&body), headers).await
     }
 
-    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        self.send_json(Method::PATCH, path, body).await
+    }
+
+    async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let body = serde_json::to_value(body).map_err(|e| ApiError::InvalidResponse {
-            method: Method::PUT,
+            method: method.clone(),
             path: path.to_string(),
             reason: format!("cannot encode request: {e}"),
         })?;
-        Ok(self.request_full(Method::PUT, path, Some(&body), &[]).await?.body)
+        Ok(self.request_full(method, path, Some(&body), &[]).await?.body)
     }
 
     /// `DELETE` expecting an empty (204) answer.

@@ -39,7 +39,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/orders/{id}/reject", post(orders::reject))
         .route("/resources", get(resources::list))
         .route("/services", post(services::create).get(services::list))
-        .route("/services/{id}", get(services::get).put(services::update).delete(services::delete))
+        .route(
+            "/services/{id}",
+            get(services::get).put(services::update).patch(services::patch).delete(services::delete),
+        )
         .route("/events", get(events::stream))
         .route("/openapi.json", get(crate::openapi::document))
         .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })

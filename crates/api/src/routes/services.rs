@@ -20,8 +20,34 @@ const KIND: &str = "App";
 
 /// The App parameters a service request stands for.
 fn parameters(req: &m::CreateServiceRequest) -> Value {
-    let mut p = Map::new();
+    let mut p = partial_parameters(&as_patch(req));
     p.insert("image".into(), json!(req.image));
+    Value::Object(p)
+}
+
+fn as_patch(req: &m::CreateServiceRequest) -> m::PatchServiceRequest {
+    m::PatchServiceRequest {
+        name: Some(req.name.clone()),
+        image: Some(req.image.clone()),
+        port: req.port,
+        command: req.command.clone(),
+        args: req.args.clone(),
+        env_vars: req.env_vars.clone(),
+        min_scale: req.min_scale,
+        max_scale: req.max_scale,
+        concurrency: req.concurrency,
+        cpu: req.cpu.clone(),
+        memory: req.memory.clone(),
+        visibility: req.visibility.clone(),
+    }
+}
+
+/// The App parameters named by the given fields of a service request, and no others.
+fn partial_parameters(req: &m::PatchServiceRequest) -> Map<String, Value> {
+    let mut p = Map::new();
+    if let Some(image) = &req.image {
+        p.insert("image".into(), json!(image));
+    }
     if let Some(port) = req.port {
         p.insert("port".into(), json!(port));
     }
@@ -61,7 +87,19 @@ fn parameters(req: &m::CreateServiceRequest) -> Value {
     if let Some(v) = &req.visibility {
         p.insert("visibility".into(), json!(v));
     }
-    Value::Object(p)
+    p
+}
+
+/// JSON merge: objects merge key by key, anything else is replaced.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
 }
 
 /// App parameter path -> the service request's field name.
@@ -84,7 +122,15 @@ fn field_name(path: &str) -> Option<String> {
 
 /// Check a service request and turn it into `App` parameters.
 fn checked_parameters(req: &m::CreateServiceRequest) -> ApiResult<Value> {
-    ImageRef::parse(&req.image).map_err(|e| ApiError::invalid("image", format!("image: {e}")))?;
+    check_fields(&as_patch(req))?;
+    Ok(parameters(req))
+}
+
+/// Checks the image reference and variable names up front, for messages that name the field.
+fn check_fields(req: &m::PatchServiceRequest) -> ApiResult<()> {
+    if let Some(image) = &req.image {
+        ImageRef::parse(image).map_err(|e| ApiError::invalid("image", format!("image: {e}")))?;
+    }
     if let Some(env) = &req.env_vars {
         if let Some(bad) = env.keys().find(|k| !valid_env_name(k)) {
             return Err(ApiError::invalid(
@@ -95,7 +141,7 @@ fn checked_parameters(req: &m::CreateServiceRequest) -> ApiResult<Value> {
             ));
         }
     }
-    Ok(parameters(req))
+    Ok(())
 }
 
 /// Deploy a container image as a service (an `App` create order).
@@ -174,6 +220,33 @@ pub async fn update(
     let name = parse_name(&req.name, "name")?;
     let parameters = checked_parameters(&req)?;
     let placed = place(&state, &p, Action::Update, name.clone(), parameters, idempotency_key).await?;
+    let row = find(&state, &p.tenant.id, &id).await?;
+    Ok((Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
+}
+
+/// Change some fields of a service: an `App` update order with the current spec, the given fields
+/// merged in. `maxcloud deploy` to an existing name uses this.
+#[utoipa::path(patch, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+    params(("id" = String, Path)), request_body = m::PatchServiceRequest,
+    responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody),
+        (status = 422, body = m::ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(req): Json<m::PatchServiceRequest>,
+) -> ApiResult<(Extension<AuditTarget>, axum::Json<m::Service>)> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let row = find(&state, &p.tenant.id, &id).await?;
+    if req.name.as_ref().is_some_and(|n| *n != row.name) {
+        return Err(ApiError::invalid("name", format!("name: a service cannot be renamed (it is {:?})", row.name)));
+    }
+    check_fields(&req)?;
+    let mut spec: Value = serde_json::from_str(&row.spec).map_err(ApiError::internal)?;
+    merge(&mut spec, Value::Object(partial_parameters(&req)));
+    let name = parse_name(&row.name, "name")?;
+    let placed = place(&state, &p, Action::Update, name.clone(), spec, idempotency_key).await?;
     let row = find(&state, &p.tenant.id, &id).await?;
     Ok((Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
 }

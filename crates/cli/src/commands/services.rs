@@ -39,11 +39,12 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
         Err(ApiError::Api { status, field: Some(field), .. })
             if status == reqwest::StatusCode::CONFLICT && field == "name" =>
         {
+            // Flags given replace those settings; everything else keeps its current value.
             let existing = find_by_name(ctx, &req.name).await?;
             if !ctx.json_or_yaml() {
                 eprintln!("{} exists: redeploying it", req.name);
             }
-            ctx.client.put(&service_path(&existing.id), &req).await?
+            ctx.client.patch(&service_path(&existing.id), &req).await?
         }
         other => other?,
     };
