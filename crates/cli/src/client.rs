@@ -197,11 +197,7 @@ impl Client {
         body: &B,
         headers: &[(&str, &str)],
     ) -> Result<Response<T>, ApiError> {
-        let body = serde_json::to_value(body).map_err(|e| ApiError::InvalidResponse {
-            method: Method::POST,
-            path: path.to_string(),
-            reason: format!("cannot encode request: {e}"),
-        })?;
+        let body = encode(&Method::POST, path, body)?;
         self.request_full(Method::POST, path, Some(&body), headers).await
     }
 
@@ -215,11 +211,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ApiError> {
-        let body = serde_json::to_value(body).map_err(|e| ApiError::InvalidResponse {
-            method: method.clone(),
-            path: path.to_string(),
-            reason: format!("cannot encode request: {e}"),
-        })?;
+        let body = encode(&method, path, body)?;
         Ok(self.request_full(method, path, Some(&body), &[]).await?.body)
     }
 
@@ -227,6 +219,15 @@ impl Client {
     pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
         self.send(Method::DELETE, path, None, &[]).await.map(|_| ())
     }
+}
+
+/// A request body as JSON.
+fn encode<B: Serialize>(method: &Method, path: &str, body: &B) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(body).map_err(|e| ApiError::InvalidResponse {
+        method: method.clone(),
+        path: path.to_string(),
+        reason: format!("cannot encode request: {e}"),
+    })
 }
 
 /// Percent-encodes one path segment (IDs and names are URL-safe already; this guards odd input).

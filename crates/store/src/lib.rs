@@ -19,7 +19,7 @@ mod resources;
 mod tenants;
 
 pub use invites::{Invite, Joined, Member};
-pub use orders::{Accepted, Outcome};
+pub use orders::{Accepted, OrderDetails, Outcome};
 pub use tenants::{NewKey, Registration};
 
 pub use db::{now_us, Backend, Store};

@@ -1,6 +1,8 @@
 //! The order outbox: orders are stored (state `accepted`) before any Git work, and every later step is
 //! recorded in one transaction together with its effect on the resource row and an order event.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -17,6 +19,9 @@ pub enum Outcome {
     /// The order failed (`state` = `failed` or `rejected`).
     Failed { order: OrderRow, state: String, error: String },
 }
+
+/// An order with its pull request (if opened) and its state history.
+pub type OrderDetails = (OrderRow, Option<PullRequestRow>, Vec<OrderEvent>);
 
 /// What `accept_order` did.
 #[derive(Debug, Clone)]
@@ -364,12 +369,33 @@ impl Store {
             .bind(order_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(OrderEvent { state: r.try_get("state")?, at: r.try_get("at")?, message: r.try_get("message")? })
+        Ok(rows.iter().map(order_event).collect::<sqlx::Result<_>>()?)
+    }
+
+    /// The tenant's newest orders with their pull requests and histories, in three queries.
+    pub async fn orders_with_details(&self, tenant_id: &str, limit: i64) -> Result<Vec<OrderDetails>> {
+        let orders = self.orders(tenant_id, limit).await?;
+        let newest = "SELECT id FROM orders WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+        let sql = format!("SELECT {PR_COLUMNS} FROM pull_requests WHERE order_id IN ({newest})");
+        let mut prs: HashMap<String, PullRequestRow> = HashMap::new();
+        for row in sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.pool).await? {
+            let pr = model::pull_request(&row)?;
+            prs.insert(pr.order_id.clone(), pr);
+        }
+        let sql =
+            format!("SELECT order_id, state, at, message FROM order_events WHERE order_id IN ({newest}) ORDER BY at");
+        let mut events: HashMap<String, Vec<OrderEvent>> = HashMap::new();
+        for row in sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.pool).await? {
+            events.entry(row.try_get("order_id")?).or_default().push(order_event(&row)?);
+        }
+        Ok(orders
+            .into_iter()
+            .map(|o| {
+                let pr = prs.remove(&o.id);
+                let history = events.remove(&o.id).unwrap_or_default();
+                (o, pr, history)
             })
-            .collect::<sqlx::Result<_>>()?)
+            .collect())
     }
 
     pub async fn pull_request_for(&self, order_id: &str) -> Result<Option<PullRequestRow>> {
@@ -383,6 +409,10 @@ impl Store {
         let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(model::pull_request).collect::<sqlx::Result<_>>()?)
     }
+}
+
+fn order_event(r: &AnyRow) -> sqlx::Result<OrderEvent> {
+    Ok(OrderEvent { state: r.try_get("state")?, at: r.try_get("at")?, message: r.try_get("message")? })
 }
 
 fn orders(rows: Vec<AnyRow>) -> Result<Vec<OrderRow>> {

@@ -158,6 +158,11 @@ async fn order_lifecycle_auto_merge(store: Store) {
     assert_eq!(store.pull_requests(t).await.unwrap().len(), 2);
     let listed = store.orders(t, 10).await.unwrap();
     assert_eq!(listed.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), [del.id.as_str(), order.id.as_str()]);
+    let detailed = store.orders_with_details(t, 1).await.unwrap();
+    assert_eq!(detailed.len(), 1, "the limit applies");
+    let (o, pr, history) = &detailed[0];
+    assert_eq!((o.id.as_str(), pr.as_ref().map(|p| p.number)), (del.id.as_str(), Some(2)));
+    assert_eq!(history.iter().map(|e| e.state.as_str()).collect::<Vec<_>>(), ["accepted", "pr_open", "merged"]);
 }
 
 async fn order_conflicts_and_idempotency(store: Store) {

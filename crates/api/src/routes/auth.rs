@@ -66,8 +66,7 @@ pub async fn create_key(
     body: axum::body::Bytes,
 ) -> ApiResult<Created<m::CreatedApiKey>> {
     // The body is optional: no body means a key with the default name.
-    let req: m::CreateApiKeyRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { crate::json::parse(&body)? };
+    let req: m::CreateApiKeyRequest = crate::json::parse_optional(&body)?;
     let name = req.name.unwrap_or_else(|| "cli".to_string());
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {

@@ -52,29 +52,23 @@ async fn serve(
     let Some(password) = basic_password(&headers) else {
         return plain(StatusCode::UNAUTHORIZED, "authentication required: use an API key or Git token as password");
     };
-    let tenant_id = if password.starts_with(GIT_TOKEN_PREFIX) {
-        state.store.tenant_by_git_token_hash(&hash_secret(&password)).await.map_err(|e| e.to_string())
+    let tenant = if password.starts_with(GIT_TOKEN_PREFIX) {
+        match state.store.tenant_by_git_token_hash(&hash_secret(&password)).await {
+            Ok(Some(id)) => state.store.tenant_by_id(&id).await,
+            other => other.map(|_| None),
+        }
     } else if password.starts_with(API_KEY_PREFIX) {
-        state
-            .store
-            .principal_by_key_hash(&hash_secret(&password))
-            .await
-            .map(|p| p.map(|p| p.tenant.id))
-            .map_err(|e| e.to_string())
+        state.store.principal_by_key_hash(&hash_secret(&password)).await.map(|p| p.map(|p| p.tenant))
     } else {
         Ok(None)
     };
-    let tenant_id = match tenant_id {
+    let tenant = match tenant {
         Ok(Some(t)) => t,
         Ok(None) => return plain(StatusCode::UNAUTHORIZED, "invalid or revoked credentials"),
         Err(e) => {
             tracing::error!(error = %e, "git auth lookup failed");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
-    };
-    let tenant = match state.store.tenant_by_id(&tenant_id).await {
-        Ok(Some(t)) => t,
-        _ => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };
     if tenant.slug != slug {
         return plain(StatusCode::FORBIDDEN, "these credentials do not grant access to this repository");

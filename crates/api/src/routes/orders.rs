@@ -104,12 +104,8 @@ pub async fn list(
             _ => return Err(ApiError::bad_request("limit must be an integer from 1 to 1000").field("limit")),
         },
     };
-    let rows = state.store.orders(&p.tenant.id, limit).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        out.push(view(&state, &p.tenant, row).await?);
-    }
-    Ok(axum::Json(out))
+    let rows = state.store.orders_with_details(&p.tenant.id, limit).await?;
+    Ok(axum::Json(rows.iter().map(|(o, pr, history)| convert::order(&p.tenant, o, pr.as_ref(), history)).collect()))
 }
 
 /// One order with its pull request and state history.
@@ -157,8 +153,7 @@ pub async fn reject(
     body: axum::body::Bytes,
 ) -> ApiResult<(Extension<AuditTarget>, axum::Json<m::Order>)> {
     auth.require_admin()?;
-    let req: m::RejectOrderRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { crate::json::parse(&body)? };
+    let req: m::RejectOrderRequest = crate::json::parse_optional(&body)?;
     let reason = req.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 1000 || r.chars().any(|c| c.is_control() && c != '\n')) {
         return Err(ApiError::invalid("reason", "reason must be at most 1000 printable characters"));

@@ -20,9 +20,7 @@ const KIND: &str = "App";
 
 /// The App parameters a service request stands for.
 fn parameters(req: &m::CreateServiceRequest) -> Value {
-    let mut p = partial_parameters(&as_patch(req));
-    p.insert("image".into(), json!(req.image));
-    Value::Object(p)
+    Value::Object(partial_parameters(&as_patch(req)))
 }
 
 fn as_patch(req: &m::CreateServiceRequest) -> m::PatchServiceRequest {
