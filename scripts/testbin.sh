@@ -115,5 +115,15 @@ crds flux-kustomize "$FLUX_KUSTOMIZE_CONTROLLER_VERSION" github.com/fluxcd/kusto
 crds flux-helm "$FLUX_HELM_CONTROLLER_VERSION" github.com/fluxcd/helm-controller 'config/crd/bases/*.yaml'
 crds flux-notification "$FLUX_NOTIFICATION_CONTROLLER_VERSION" github.com/fluxcd/notification-controller \
     'config/crd/bases/*.yaml'
+# `crossplane resource validate` loads Crossplane's own schemas from its package cache (it would pull the
+# crossplane image otherwise): seed that cache with the CRDs of the pinned core, keyed as the CLI keys images.
+xpkg="$TESTBIN/xpkg-cache/xpkg.crossplane.io/crossplane/crossplane@$CROSSPLANE_VERSION"
+if [ ! -f "$xpkg/package.yaml" ]; then
+    mkdir -p "$xpkg"
+    for file in "$TESTBIN/crds/crossplane-$CROSSPLANE_VERSION"/*.yaml; do
+        echo "---"
+        cat "$file"
+    done >"$xpkg/package.yaml"
+fi
 log "ready in $((SECONDS - started))s: $TESTBIN"
 echo "$TESTBIN"
