@@ -246,3 +246,5 @@ pub fn repo_snapshot(repo: &Path) -> String {
     let files = git(repo, &["ls-tree", "-r", "--name-only", "main"]);
     format!("{refs}\n{files}")
 }
+
+pub mod platform;
