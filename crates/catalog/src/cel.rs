@@ -74,7 +74,37 @@ const SUPPORTED_FUNCTIONS: &[&str] = &[
     "getMinutes",
     "getSeconds",
     "getMilliseconds",
+    // Kubernetes CEL list library (provided below by `k8s_sum`)
+    "sum",
 ];
+
+/// `list.sum()` from the Kubernetes CEL list library (`[1, 2].sum() == 3`): cel-interpreter has no such
+/// function, and rules such as "traffic percents add up to 100" need it. Integers only (what the XRDs use).
+fn k8s_sum(
+    cel_interpreter::extractors::This(list): cel_interpreter::extractors::This<std::sync::Arc<Vec<Cel>>>,
+) -> Result<Cel, cel_interpreter::ExecutionError> {
+    let mut total: i64 = 0;
+    for item in list.iter() {
+        let n = match item {
+            Cel::Int(n) => *n,
+            Cel::UInt(n) => {
+                i64::try_from(*n).map_err(|_| cel_interpreter::ExecutionError::function_error("sum", "overflow"))?
+            }
+            other => {
+                return Err(cel_interpreter::ExecutionError::function_error("sum", format!("cannot sum {other:?}")))
+            }
+        };
+        total =
+            total.checked_add(n).ok_or_else(|| cel_interpreter::ExecutionError::function_error("sum", "overflow"))?;
+    }
+    Ok(Cel::Int(total))
+}
+
+fn root_context() -> Context<'static> {
+    let mut ctx = Context::default();
+    ctx.add_function("sum", k8s_sum);
+    ctx
+}
 
 impl Rule {
     /// The schema node's path as text: `scaling`, `env[*]`, `""` for the spec itself.
@@ -244,7 +274,7 @@ fn select<'v>(value: &'v Value, steps: &[Step], at: String, out: &mut Vec<(Strin
 
 /// Evaluates `rules` against a (defaulted, schema-valid) spec.
 pub(crate) fn evaluate(rules: &[Rule], spec: &Value) -> Vec<FieldError> {
-    let root = Context::default();
+    let root = root_context();
     let mut errors = Vec::new();
     for rule in rules.iter().filter(|r| !r.transition) {
         let mut nodes = Vec::new();
@@ -329,6 +359,18 @@ mod tests {
         let errors = evaluate(&r, &json!({}));
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.contains("failed to evaluate"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn kubernetes_list_sum() {
+        let r = rules(json!({"properties": {"t": {"x-kubernetes-validations": [
+            {"rule": "self.map(x, x.p).sum() == 100", "message": "percents must add up to 100"}
+        ]}}}));
+        assert!(evaluate(&r, &json!({"t": [{"p": 90}, {"p": 10}]})).is_empty());
+        let errors = evaluate(&r, &json!({"t": [{"p": 90}, {"p": 20}]}));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("add up to 100"), "{}", errors[0]);
+        assert!(evaluate(&r, &json!({"t": []})).len() == 1, "an empty sum is 0");
     }
 
     #[test]

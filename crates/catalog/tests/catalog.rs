@@ -40,7 +40,25 @@ fn loads_app_xrd() {
     assert_eq!(app.xrd_name, "apps.maxcloud.dev");
     assert_eq!(app.source, "app.yaml");
     assert!(!app.description.is_empty() && !app.description.contains('\n'));
-    assert_eq!(app.ui_order, ["image", "port", "env", "scaling", "resources", "visibility", "command", "args"]);
+    assert_eq!(
+        app.ui_order,
+        [
+            "image",
+            "port",
+            "env",
+            "secretEnv",
+            "envFromSecrets",
+            "scaling",
+            "resources",
+            "visibility",
+            "domains",
+            "revision",
+            "traffic",
+            "imagePullSecret",
+            "command",
+            "args"
+        ]
+    );
     for name in ["App", "app", "apps", "APPS"] {
         assert_eq!(c.get(name).map(|t| t.kind.as_str()), Some("App"), "{name}");
     }
@@ -53,6 +71,62 @@ fn loads_app_xrd() {
         && rule == "self.minScale <= self.maxScale"
         && message == "minScale must not exceed maxScale"));
     assert!(rules.iter().any(|(path, _, _)| path == "env[*]"));
+}
+
+#[test]
+fn app_traffic_domains_and_secret_references() {
+    let c = catalog();
+    let app = app(&c);
+    let ok = json!({
+        "image": "nginx:1.27",
+        "revision": "v2",
+        "traffic": [
+            {"revision": "v1", "percent": 90},
+            {"latestRevision": true, "percent": 10, "tag": "canary"}
+        ],
+        "domains": ["shop.example.com"],
+        "secretEnv": [{"name": "DB_PASSWORD", "secretName": "shop-db-app", "key": "password"}],
+        "envFromSecrets": ["shop-config"],
+        "scaling": {"scaleDownDelay": "5m"}
+    });
+    app.validate(&ok).expect("a full App validates");
+    let cases = [
+        (json!({"traffic": [{"revision": "v1", "percent": 90}]}), "traffic", "add up to 100"),
+        (
+            json!({"traffic": [{"revision": "v1", "latestRevision": true, "percent": 100}]}),
+            "traffic[0]",
+            "exactly one of revision or latestRevision",
+        ),
+        (
+            json!({"traffic": [{"latestRevision": true, "percent": 50}, {"latestRevision": true, "percent": 50}]}),
+            "traffic",
+            "at most one",
+        ),
+        (
+            json!({"traffic": [{"revision": "a", "percent": 50, "tag": "x"}, {"revision": "b", "percent": 50, "tag": "x"}]}),
+            "traffic",
+            "tags must be unique",
+        ),
+        (json!({"domains": ["Not A Domain"]}), "domains[0]", ""),
+        (json!({"scaling": {"scaleDownDelay": "2h"}}), "scaling.scaleDownDelay", "at most 1h"),
+        (
+            json!({"secretEnv": [{"name": "MAXCLOUD_X", "secretName": "s", "key": "k"}]}),
+            "secretEnv[0].name",
+            "reserved",
+        ),
+        (json!({"secretEnv": [{"name": "A", "secretName": "s"}]}), "secretEnv[0].key", "is required"),
+    ];
+    for (extra, field, message) in cases {
+        let mut spec = json!({"image": "nginx:1.27"});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let errors = app.validate(&spec).expect_err(&format!("{spec} must be refused"));
+        assert!(
+            errors.iter().any(|e| e.field == field && e.message.contains(message)),
+            "{spec}: expected {field}: {message}, got {errors:?}"
+        );
+    }
 }
 
 #[test]
