@@ -399,3 +399,97 @@ fn invalid_apps_are_refused_by_the_catalog_and_by_crossplane_alike() {
         assert!(report.contains(&field_path), "crossplane names {field_path}:\n{report}");
     }
 }
+
+#[test]
+fn workspace_composes_app_database_and_dns_record_as_nested_services() {
+    let functions = Functions::start();
+    let (r, _dir) = render_example(&functions, "workspaces/nextcloud.yaml", None);
+    assert_eq!(r.names(), ["app", "database", "dns"]);
+    for resource in &r.composed {
+        assert_eq!(resource["apiVersion"], "maxcloud.dev/v1alpha1", "only the platform's own service types");
+        assert_eq!(resource["metadata"]["labels"]["maxcloud.dev/workspace"], "cloud");
+    }
+    let db = r.resource("database");
+    assert_eq!(db["kind"], "Database");
+    assert_eq!(db["metadata"]["name"], "cloud-db");
+    assert_eq!(
+        db["spec"],
+        json!({"version": 17, "storage": "10Gi", "instances": 1, "backup": {"enabled": true}, "deletionProtection": true})
+    );
+    let app = r.resource("app");
+    assert_eq!(app["kind"], "App");
+    assert_eq!(app["metadata"]["name"], "cloud");
+    assert_eq!(app["spec"]["image"], "nextcloud:31-apache");
+    assert_eq!(app["spec"]["port"], 80);
+    assert_eq!(app["spec"]["scaling"], json!({"minScale": 1, "maxScale": 3}));
+    assert_eq!(app["spec"]["domains"], json!(["cloud.acme.apps.maxcloud.example"]));
+    // Credentials reach the App as references to the Secret CloudNativePG creates, never as values.
+    let secret_env = app["spec"]["secretEnv"].as_array().expect("secretEnv");
+    let vars: Vec<(&str, &str)> =
+        secret_env.iter().map(|e| (e["name"].as_str().unwrap(), e["key"].as_str().unwrap())).collect();
+    assert_eq!(
+        vars,
+        [
+            ("POSTGRES_DB", "dbname"),
+            ("POSTGRES_HOST", "host"),
+            ("POSTGRES_PASSWORD", "password"),
+            ("POSTGRES_USER", "username")
+        ]
+    );
+    assert!(secret_env.iter().all(|e| e["secretName"] == "cloud-db-app"));
+    assert_eq!(
+        app["spec"]["env"],
+        json!([
+            {"name": "NEXTCLOUD_TRUSTED_DOMAINS", "value": "cloud.acme.apps.maxcloud.example"},
+            {"name": "OVERWRITEPROTOCOL", "value": "https"}
+        ])
+    );
+    let dns = r.resource("dns");
+    assert_eq!(dns["kind"], "DNSRecord");
+    assert_eq!(dns["spec"], json!({"name": "cloud", "type": "CNAME", "targets": ["ingress.apps.maxcloud.example"]}));
+    let status = &r.xr["status"];
+    assert_eq!(status["ready"], false);
+    assert_eq!(status["message"], "waiting for app, database, dns");
+    assert_eq!(status["connectionSecret"], "cloud-db-app");
+    assert_eq!(status["url"], "https://cloud.acme.apps.maxcloud.example");
+}
+
+#[test]
+fn workspace_custom_image_on_ha_database_and_its_ready_status() {
+    let functions = Functions::start();
+    let (first, dir) = render_example(&functions, "workspaces/custom-ha.yaml", None);
+    let db = first.resource("database");
+    assert_eq!(db["spec"]["version"], 16);
+    assert_eq!(db["spec"]["storage"], "50Gi");
+    assert_eq!(db["spec"]["instances"], 2, "high availability = primary + replica");
+    let app = first.resource("app");
+    assert_eq!(app["spec"]["image"], "registry.example.eu/acme/crm:4.2.0");
+    assert_eq!(app["spec"]["port"], 8000);
+    assert!(app["spec"].get("env").is_none() && app["spec"].get("resources").is_none());
+    let names: Vec<&str> =
+        app["spec"]["secretEnv"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["DATABASE_URL", "PGDATABASE", "PGHOST", "PGPASSWORD", "PGPORT", "PGUSER"]);
+    assert_eq!(first.resource("dns")["spec"]["name"], "crm");
+
+    // The nested services report ready (as their own compositions would): the Workspace is ready, with the
+    // connection secret and DNS name the nested resources report.
+    let ready = json!([{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-21T08:00:00Z"}]);
+    let mut app = first.resource("app").clone();
+    app["status"] = json!({"conditions": ready, "url": "https://crm.acme.apps.maxcloud.example", "ready": true});
+    let mut db = first.resource("database").clone();
+    db["status"] = json!({"conditions": ready, "connectionSecret": "sales-db-app", "ready": true});
+    let mut dns = first.resource("dns").clone();
+    dns["status"] = json!({"conditions": ready, "fqdn": "crm.acme.apps.maxcloud.example", "ready": true});
+    let observed = dir.path().join("observed.yaml");
+    std::fs::write(&observed, [app, db, dns].iter().map(|d| format!("---\n{}", to_yaml(d))).collect::<String>())
+        .expect("write");
+    let (r, _dir2) = render_example(&functions, "workspaces/custom-ha.yaml", Some(&observed));
+    let status = &r.xr["status"];
+    assert_eq!(status["ready"], true, "{status}");
+    assert!(status.get("message").is_none());
+    assert_eq!(status["fqdn"], "crm.acme.apps.maxcloud.example");
+    assert_eq!(status["url"], "https://crm.acme.apps.maxcloud.example");
+    assert_eq!(status["connectionSecret"], "sales-db-app");
+    let condition = r.xr["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned();
+    assert_eq!(condition.expect("Ready")["status"], "True", "every nested service is ready");
+}
