@@ -152,6 +152,7 @@ fn every_example_order_renders_and_validates_against_upstream_crds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let examples = examples();
     assert!(examples.len() >= 10, "examples cover the options of every type");
+    let mut composed_kinds = std::collections::BTreeSet::new();
     for example in &examples {
         let (ty, xr, object) = order(&catalog, example, dir.path());
         let rendered = render_with(&xr, &composition_path(ty), &xrd_path(ty), &functions, None, Some(&environment()));
@@ -159,6 +160,9 @@ fn every_example_order_renders_and_validates_against_upstream_crds() {
         assert_eq!(rendered.xr["spec"], object["spec"], "{}: the XR is rendered as ordered", example.display());
         assert!(!rendered.composed.is_empty(), "{}: composes something", example.display());
         for resource in &rendered.composed {
+            let api_version = resource["apiVersion"].as_str().expect("apiVersion");
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+            composed_kinds.insert((group, resource["kind"].as_str().expect("kind").to_string()));
             assert_eq!(
                 resource["metadata"]["namespace"],
                 "mc-acme",
@@ -181,6 +185,32 @@ fn every_example_order_renders_and_validates_against_upstream_crds() {
             .expect("write");
         let (ok, report) = validate(&schema_sources(), &file);
         assert!(ok, "{}: rendered output does not validate:\n{report}\n{}", example.display(), rendered.text);
+    }
+    assert_rbac_covers(&composed_kinds);
+}
+
+/// Every kind a composition composes is granted to Crossplane by an aggregated ClusterRole in
+/// compositions/rbac.yaml (Crossplane's own kinds, its XRs and core Secrets it can already manage).
+fn assert_rbac_covers(kinds: &std::collections::BTreeSet<(String, String)>) {
+    let text = std::fs::read_to_string(workspace_root().join("compositions/rbac.yaml")).expect("rbac.yaml");
+    let roles = parse_yaml_docs(&text);
+    for role in &roles {
+        assert_eq!(role["kind"], "ClusterRole");
+        assert_eq!(role["metadata"]["labels"]["rbac.crossplane.io/aggregate-to-crossplane"], "true");
+    }
+    for (group, kind) in kinds {
+        if group == "maxcloud.dev"
+            || group.ends_with("crossplane.io") && !group.contains("harbor")
+            || group.is_empty() && kind == "Secret"
+        {
+            continue;
+        }
+        let plural = format!("{}s", kind.to_lowercase());
+        let granted = roles.iter().flat_map(|r| r["rules"].as_array().expect("rules")).any(|rule| {
+            let has = |field: &str, want: &str| rule[field].as_array().is_some_and(|v| v.iter().any(|x| x == want));
+            has("apiGroups", group) && has("resources", &plural) && has("verbs", "create") && has("verbs", "delete")
+        });
+        assert!(granted, "compositions/rbac.yaml grants Crossplane {group}/{plural}");
     }
 }
 
