@@ -2,6 +2,7 @@
 # Run every test of the workspace on a fresh machine:
 #   - installs the Debian packages the tests need when missing (git, PostgreSQL 15),
 #   - starts a throwaway PostgreSQL 15 on a free loopback port (the store suite runs on it and on SQLite),
+#   - builds the pinned upstream tools the platform tests run (scripts/testbin.sh, cached in ~/.cache/maxcloud),
 #   - builds the binaries the end-to-end tests run as processes (maxcloud-server, maxcloud),
 #   - runs `cargo test` over the workspace; extra arguments go to cargo test.
 set -euo pipefail
@@ -25,6 +26,11 @@ trap cleanup EXIT
 MAXCLOUD_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$work/pg" "$port")
 export MAXCLOUD_TEST_POSTGRES_URL
 echo "test.sh: PostgreSQL at $MAXCLOUD_TEST_POSTGRES_URL" >&2
+
+# The pinned upstream tools of the platform tests (Crossplane core + CLI, composition functions, helm, kustomize,
+# kubeconform, upstream CRDs), built once from their Go modules into a cache outside the repo.
+MAXCLOUD_TESTBIN=$(scripts/testbin.sh)
+export MAXCLOUD_TESTBIN
 
 cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"
