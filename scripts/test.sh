@@ -13,6 +13,11 @@ if ! command -v git >/dev/null 2>&1 || [ ! -x "$(git --exec-path 2>/dev/null)/gi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq git
 fi
+if ! command -v shellcheck >/dev/null 2>&1; then
+    echo "test.sh: installing shellcheck" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq shellcheck || { apt-get update -qq && apt-get install -y -qq shellcheck; }
+fi
 
 work=$(mktemp -d /tmp/maxcloud-test.XXXXXX)
 chmod 755 "$work"

@@ -21,6 +21,7 @@ if [ "${1:-}" = "--print" ]; then
     echo "$TESTBIN"
     exit 0
 fi
+command -v go >/dev/null 2>&1 || { echo "testbin: the Go toolchain is required (go 1.26)" >&2; exit 1; }
 mkdir -p "$TESTBIN"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 
@@ -110,6 +111,9 @@ crds crossplane "$CROSSPLANE_VERSION" github.com/crossplane/crossplane/v2 'clust
 crds knative-serving "$KNATIVE_SERVING_VERSION" knative.dev/serving 'config/core/300-resources/*.yaml'
 crds cloudnative-pg "$CNPG_VERSION" github.com/cloudnative-pg/cloudnative-pg 'config/crd/bases/*.yaml'
 crds external-dns "$EXTERNAL_DNS_VERSION" sigs.k8s.io/external-dns 'config/crd/standard/*.yaml'
+# input schema of the go-templating function (validates the compositions' pipeline inputs)
+crds function-go-templating "$FUNCTION_GO_TEMPLATING_VERSION" github.com/crossplane-contrib/function-go-templating \
+    'package/input/*.yaml'
 crds flux-source "$FLUX_SOURCE_CONTROLLER_VERSION" github.com/fluxcd/source-controller 'config/crd/bases/*.yaml'
 crds flux-kustomize "$FLUX_KUSTOMIZE_CONTROLLER_VERSION" github.com/fluxcd/kustomize-controller 'config/crd/bases/*.yaml'
 crds flux-helm "$FLUX_HELM_CONTROLLER_VERSION" github.com/fluxcd/helm-controller 'config/crd/bases/*.yaml'
@@ -125,5 +129,146 @@ if [ ! -f "$xpkg/package.yaml" ]; then
         cat "$file"
     done >"$xpkg/package.yaml"
 fi
+# kubeconform validates Kubernetes-native manifests (the Helm chart under deploy/, flux/) against JSON schemas that
+# live only in this cache: it is always given local -schema-location templates and never touches the network.
+build kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform \
+    github.com/yannh/kubeconform/cmd/kubeconform kubeconform
+
+# PyYAML for the converters below (Debian's python3 may lack it).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    log "installing python3-yaml"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null; }
+fi
+
+# Schemas of the built-in kinds at the pinned Kubernetes version, from the OpenAPI v3 documents the kube-apiserver
+# serves (api/openapi-spec/v3 of k8s.io/kubernetes), in kubeconform's default layout:
+#   schemas/kubernetes-json-schema/v<ver>-standalone-strict/<kind>[-<group>]-<version>.json
+# standalone (every $ref inlined) and strict (additionalProperties: false wherever properties are listed, kind and
+# apiVersion fixed by enum), as yannh/kubernetes-json-schema publishes them.
+k8s_schemas() {
+    local version=$1
+    local dir="$TESTBIN/schemas/kubernetes-json-schema/$version-standalone-strict"
+    [ -f "$dir/.done" ] && return 0
+    local started=$SECONDS src
+    src=$(module_dir k8s.io/kubernetes "$version")/api/openapi-spec/v3
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    python3 - "$src" "$dir.tmp" <<'PY'
+import copy, glob, json, os, sys
+
+src, out = sys.argv[1], sys.argv[2]
+schemas = {}
+for path in sorted(glob.glob(os.path.join(src, "*.json"))):
+    with open(path) as f:
+        schemas.update(json.load(f).get("components", {}).get("schemas", {}))
+
+PREFIX = "#/components/schemas/"
+
+def expand(node, stack):
+    if isinstance(node, list):
+        return [expand(x, stack) for x in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    # {allOf: [{$ref}], default, description} -> the referenced schema with the siblings kept
+    if isinstance(node.get("allOf"), list) and len(node["allOf"]) == 1 and set(node["allOf"][0]) == {"$ref"}:
+        ref = node.pop("allOf")[0]
+        node = dict(node, **ref)
+    if isinstance(node.get("$ref"), str):  # (a property named "$ref" is a dict)
+        name = node.pop("$ref")[len(PREFIX):]
+        if name in stack:  # recursive type (JSONSchemaProps): accept anything below this point
+            return {k: v for k, v in node.items() if k == "description"}
+        target = expand(schemas[name], stack | {name})
+        merged = dict(target)
+        merged.update({k: v for k, v in node.items() if k == "description"})
+        return merged
+    node = {k: expand(v, stack) for k, v in node.items()}
+    if "properties" in node and "additionalProperties" not in node \
+            and not node.get("x-kubernetes-preserve-unknown-fields"):
+        node["additionalProperties"] = False
+    return node
+
+count = 0
+for name, schema in sorted(schemas.items()):
+    for gvk in schema.get("x-kubernetes-group-version-kind", []):
+        group, version, kind = gvk["group"], gvk["version"], gvk["kind"]
+        api_version = f"{group}/{version}" if group else version
+        doc = expand(schema, {name})
+        props = doc.get("properties", {})
+        if "kind" not in props or "apiVersion" not in props:
+            continue  # not a top-level object
+        props["kind"] = dict(props["kind"], enum=[kind])
+        props["apiVersion"] = dict(props["apiVersion"], enum=[api_version])
+        doc["$schema"] = "http://json-schema.org/schema#"
+        suffix = (f"-{group.split('.')[0]}" if group else "") + f"-{version}"
+        with open(os.path.join(out, f"{kind.lower()}{suffix}.json"), "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+        count += 1
+if count < 100:
+    sys.exit(f"testbin: only {count} Kubernetes schemas found in {src}")
+PY
+    touch "$dir.tmp/.done"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    log "converted Kubernetes $version schemas in $((SECONDS - started))s"
+}
+k8s_schemas "$KUBERNETES_VERSION"
+
+# The chart's optional ServiceMonitor (and PodMonitor, PrometheusRule) are validated against prometheus-operator's CRDs.
+crds prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" github.com/prometheus-operator/prometheus-operator \
+    'example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml' \
+    'example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml' \
+    'example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml'
+
+# Schemas of every fetched CRD set (Flux, Crossplane, Knative, CNPG, external-dns, ...), converted by kubeconform's
+# own scripts/openapi2jsonschema.py (strict: the root too), laid out as schemas/crds/<group>/<kind>_<version>.json
+# (kubeconform: -schema-location '<dir>/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json').
+# Rebuilt whenever the set of fetched CRD directories changes; sets are converted oldest version first, so if a
+# stale version of a project is still cached, the pinned newer one wins.
+crd_schemas() {
+    local dir="$TESTBIN/schemas/crds" converter sets
+    converter=$(module_dir github.com/yannh/kubeconform "$KUBECONFORM_VERSION")/scripts/openapi2jsonschema.py
+    sets=$(cd "$TESTBIN/crds" && for set in */; do [ -f "$set.done" ] && echo "${set%/}"; done | sort -V)
+    # the marker names the converted sets and the layout (bump it when the conversion below changes)
+    local stamp="layout 2 $KUBECONFORM_VERSION"$'\n'"$sets"
+    [ -f "$dir/.done" ] && [ "$(cat "$dir/.done")" = "$stamp" ] && return 0
+    local started=$SECONDS set file
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/.work"
+    for set in $sets; do
+        (cd "$dir.tmp/.work" && DENY_ROOT_ADDITIONAL_PROPERTIES=1 FILENAME_FORMAT='{fullgroup}@{kind}_{version}' \
+            python3 "$converter" "$TESTBIN/crds/$set"/*.yaml >/dev/null)
+    done
+    # the converter closes every object with properties; one that keeps unknown fields
+    # (x-kubernetes-preserve-unknown-fields, e.g. a Knative Service's template metadata) must stay open
+    python3 - "$dir.tmp/.work" <<'PY'
+import glob, json, os, sys
+
+def reopen(node):
+    if isinstance(node, dict):
+        if node.get("x-kubernetes-preserve-unknown-fields") is True and node.get("additionalProperties") is False:
+            del node["additionalProperties"]
+        for value in node.values():
+            reopen(value)
+    elif isinstance(node, list):
+        for value in node:
+            reopen(value)
+
+for path in glob.glob(os.path.join(sys.argv[1], "*.json")):
+    with open(path) as f:
+        schema = json.load(f)
+    reopen(schema)
+    with open(path, "w") as f:
+        json.dump(schema, f, indent=2)
+PY
+    for file in "$dir.tmp/.work"/*@*.json; do
+        local base=${file##*/}
+        mkdir -p "$dir.tmp/${base%%@*}"
+        mv "$file" "$dir.tmp/${base%%@*}/${base#*@}"
+    done
+    rmdir "$dir.tmp/.work"
+    echo "$stamp" >"$dir.tmp/.done"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    log "converted CRD schemas of $(echo "$sets" | wc -w) projects in $((SECONDS - started))s"
+}
+crd_schemas
 log "ready in $((SECONDS - started))s: $TESTBIN"
 echo "$TESTBIN"

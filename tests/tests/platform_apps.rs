@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use maxcloud_catalog::{Catalog, ResourceName, ServiceType, TenantSlug};
-use maxcloud_tests::platform::{self, crds, parse_yaml_docs, render_with, to_yaml, validate, Functions, Rendered};
+use maxcloud_tests::platform::{
+    self, crds, has_upstream_schema, parse_yaml_docs, render_with, to_yaml, validate, Functions, Rendered,
+};
 use maxcloud_tests::workspace_root;
 use serde_json::{json, Value};
 
@@ -117,7 +119,8 @@ fn every_xrd_converts_and_validates_with_crossplane() {
         assert_eq!(doc["spec"]["compositeTypeRef"]["apiVersion"], "maxcloud.dev/v1alpha1");
         assert_eq!(doc["spec"]["compositeTypeRef"]["kind"], ty.kind.as_str());
         assert_eq!(doc["spec"]["mode"], "Pipeline");
-        let (ok, report) = validate(std::slice::from_ref(&crossplane_crds), &composition);
+        let function_inputs = crds("function-go-templating", "FUNCTION_GO_TEMPLATING_VERSION");
+        let (ok, report) = validate(&[crossplane_crds.clone(), function_inputs], &composition);
         assert!(ok, "{}:\n{report}", composition.display());
         let xrd_doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&xrd).expect("xrd")).expect("xrd");
         assert_eq!(xrd_doc["spec"]["defaultCompositionRef"]["name"], ty.xrd_name.as_str(), "{}", ty.kind);
@@ -157,7 +160,15 @@ fn every_example_order_renders_and_validates_against_upstream_crds() {
         let (ty, xr, object) = order(&catalog, example, dir.path());
         let rendered = render_with(&xr, &composition_path(ty), &xrd_path(ty), &functions, None, Some(&environment()));
         assert_eq!(rendered.xr["kind"], ty.kind.as_str());
-        assert_eq!(rendered.xr["spec"], object["spec"], "{}: the XR is rendered as ordered", example.display());
+        let mut rendered_spec = rendered.xr["spec"].clone();
+        let refs = rendered_spec.as_object_mut().expect("spec").remove("crossplane");
+        assert_eq!(rendered_spec, object["spec"], "{}: the XR is rendered as ordered", example.display());
+        assert_eq!(
+            refs.expect("spec.crossplane")["resourceRefs"].as_array().expect("resourceRefs").len(),
+            rendered.composed.len(),
+            "{}: Crossplane references every composed resource",
+            example.display()
+        );
         assert!(!rendered.composed.is_empty(), "{}: composes something", example.display());
         for resource in &rendered.composed {
             let api_version = resource["apiVersion"].as_str().expect("apiVersion");
@@ -174,11 +185,12 @@ fn every_example_order_renders_and_validates_against_upstream_crds() {
         }
         // Validate everything that has an upstream schema here. The Harbor provider's CRDs are not published as
         // a Go module, so its managed resources are checked by the Registry render assertions instead.
-        let (checkable, harbor): (Vec<&Value>, Vec<&Value>) = std::iter::once(&rendered.xr)
-            .chain(rendered.composed.iter())
-            .partition(|d| !d["apiVersion"].as_str().unwrap_or("").contains("harbor"));
-        if ty.kind != "Registry" {
-            assert!(harbor.is_empty(), "{}: only Registries compose Harbor resources", example.display());
+        let (checkable, harbor): (Vec<&Value>, Vec<&Value>) =
+            std::iter::once(&rendered.xr).chain(rendered.composed.iter()).partition(|d| has_upstream_schema(d));
+        for object in &harbor {
+            let api_version = object["apiVersion"].as_str().unwrap_or("");
+            let expected = if api_version.contains("harbor") { "Registry" } else { "Database" };
+            assert_eq!(ty.kind, expected, "{}: {api_version} composed by {}", example.display(), ty.kind);
         }
         let file = dir.path().join("rendered.yaml");
         std::fs::write(&file, checkable.iter().map(|d| format!("---\n{}", to_yaml(d))).collect::<String>())
@@ -205,7 +217,11 @@ fn assert_rbac_covers(kinds: &std::collections::BTreeSet<(String, String)>) {
         {
             continue;
         }
-        let plural = format!("{}s", kind.to_lowercase());
+        let lower = kind.to_lowercase();
+        let plural = match lower.strip_suffix('y') {
+            Some(stem) => format!("{stem}ies"),
+            None => format!("{lower}s"),
+        };
         let granted = roles.iter().flat_map(|r| r["rules"].as_array().expect("rules")).any(|rule| {
             let has = |field: &str, want: &str| rule[field].as_array().is_some_and(|v| v.iter().any(|x| x == want));
             has("apiGroups", group) && has("resources", &plural) && has("verbs", "create") && has("verbs", "delete")
