@@ -508,6 +508,7 @@ fn workspace_custom_image_on_ha_database_and_its_ready_status() {
     assert_eq!(db["spec"]["version"], 16);
     assert_eq!(db["spec"]["storage"], "50Gi");
     assert_eq!(db["spec"]["instances"], 2, "high availability = primary + replica");
+    assert_eq!(db["spec"]["deletionProtection"], false, "passed through to the nested Database");
     let app = first.resource("app");
     assert_eq!(app["spec"]["image"], "registry.example.eu/acme/crm:4.2.0");
     assert_eq!(app["spec"]["port"], 8000);
