@@ -40,6 +40,8 @@ pub struct Options {
     pub failpoint: Option<String>,
     pub xrds_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// Extra environment variables of the server process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -65,6 +67,9 @@ impl Server {
         }
         if let Some(db) = &opts.database_url {
             cmd.env("DATABASE_URL", db);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start maxcloud-server");
         let stdout = child.stdout.take().expect("stdout");

@@ -32,6 +32,9 @@ pub struct ApiConfig {
     pub repos_root: PathBuf,
     /// Whether a cluster (status aggregator) reports back; without one, orders end at `merged`.
     pub cluster_connected: bool,
+    /// SHA-256 (hex, see `auth::hash_secret`) of the platform Git token: the only credential that reads the
+    /// platform repository at `/git/platform.git`. `None`: the platform repository is not served.
+    pub platform_git_token_hash: Option<String>,
 }
 
 /// Shared state of all handlers.

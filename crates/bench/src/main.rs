@@ -130,6 +130,8 @@ async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
         database_url: None,
         xrds_dir: maxcloud_server::default_xrds_dir(),
         run_worker: true,
+        tenant_git_base_url: None,
+        platform_git_token: None,
     };
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);

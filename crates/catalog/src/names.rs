@@ -126,6 +126,10 @@ impl TenantSlug {
     /// Maximum length of a tenant slug.
     pub const MAX_LEN: usize = 40;
 
+    /// Slugs no organisation gets: `platform` names the platform repository (`platform.git`) next to the
+    /// tenant repositories.
+    pub const RESERVED: &'static [&'static str] = &["platform"];
+
     /// Parses a tenant slug.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         check_dns_label(s, Self::MAX_LEN).map_err(|r| NameError::new("tenant slug", s, r))?;
@@ -153,6 +157,9 @@ impl TenantSlug {
         let trimmed = out.trim_matches('-');
         let cut: String = trimmed.chars().take(Self::MAX_LEN).collect();
         let slug = cut.trim_end_matches('-');
+        if Self::RESERVED.contains(&slug) {
+            return TenantSlug::parse(&format!("{slug}-org")).ok();
+        }
         TenantSlug::parse(slug).ok()
     }
 
@@ -426,6 +433,7 @@ mod tests {
         assert_eq!(slug("  Straße -- 42 ").as_deref(), Some("strasse-42"));
         assert_eq!(slug("Café Résumé").as_deref(), Some("cafe-resume"));
         assert_eq!(slug("ÄÖÜ").as_deref(), Some("aeoeue"));
+        assert_eq!(slug("Platform").as_deref(), Some("platform-org"), "reserved for the platform repository");
         assert_eq!(slug("!!!"), None);
         assert_eq!(slug("東京"), None);
         assert_eq!(slug(""), None);

@@ -16,6 +16,10 @@
 //! grows past about 50).
 //! All reference updates are compare-and-swap, so a concurrent writer is never overwritten.
 //!
+//! Next to them, the platform repository (`<root>/platform.git`, see [`Repos::init_platform`] and
+//! [`Repos::add_tenant_to_platform`]) holds one directory per tenant (`flux/tenants/<slug>/`) rendered from
+//! the templates in `gitops/tenant/`: what the cluster's Flux applies to onboard the tenant.
+//!
 //! The repositories are served read-only over Git smart HTTP by [`http_backend`], which runs
 //! `git http-backend` as a CGI program.
 //!
@@ -24,11 +28,16 @@
 mod batch;
 pub mod http_backend;
 mod pack;
+mod platform;
 mod repos;
 mod templates;
 mod tree_edit;
 
 pub use batch::{Applied, BatchItem};
+pub use platform::{
+    render_tenant, render_tenants_kustomization, PlatformCommit, RenderedFile, TenantContext, PLATFORM_REPO,
+    TENANTS_DIR, TENANT_GIT_SECRET, TENANT_WEBHOOK_SECRET,
+};
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
 pub use templates::{
     render_commit_message, render_pr_body, render_pr_title, render_readme, OrderText, ReadmeContext, MAX_SUBJECT_CHARS,

@@ -103,6 +103,8 @@ pub struct Repos {
     /// libgit2 re-reads refs from disk and refreshes its pack list when an object is missing, so a
     /// pooled handle stays correct after `git gc`.
     pool: Arc<Mutex<HashMap<String, Vec<Repository>>>>,
+    /// Serialises writers of the platform repository in this process.
+    platform_lock: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Repos {
@@ -158,7 +160,11 @@ impl Repos {
     /// repositories.
     pub fn new(root: impl Into<PathBuf>) -> Repos {
         configure_libgit2();
-        Repos { root: root.into(), pool: Arc::default() }
+        Repos { root: root.into(), pool: Arc::default(), platform_lock: Arc::default() }
+    }
+
+    pub(crate) fn platform_lock(&self) -> &Mutex<()> {
+        &self.platform_lock
     }
 
     /// The root directory.
@@ -171,9 +177,9 @@ impl Repos {
         self.root.join(format!("{slug}.git"))
     }
 
-    /// Whether the tenant's repository exists.
+    /// Whether the tenant's repository exists (never true for the reserved platform repository).
     pub fn exists(&self, slug: &str) -> bool {
-        valid_slug(slug).is_ok() && self.open(slug).is_ok()
+        slug != crate::platform::PLATFORM_REPO && valid_slug(slug).is_ok() && self.open(slug).is_ok()
     }
 
     pub(crate) fn open<'a>(&'a self, slug: &'a str) -> Result<PooledRepo<'a>, GitError> {
@@ -197,6 +203,9 @@ impl Repos {
     /// place, so a crash never leaves a half-initialised repository behind.
     pub fn init_tenant(&self, slug: &str, readme: &str, author: &Signature) -> Result<String, GitError> {
         valid_slug(slug)?;
+        if slug == crate::platform::PLATFORM_REPO {
+            return Err(GitError::InvalidInput(format!("{slug:?} is reserved for the platform repository")));
+        }
         let path = self.path(slug);
         if path.exists() {
             let repo = Repository::open_bare(&path)?;

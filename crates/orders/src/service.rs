@@ -162,9 +162,17 @@ impl OrderService {
         Ok(order)
     }
 
-    /// Create the tenant's Git repository (idempotent).
+    /// Create the tenant's Git repository and commit its directory (namespace, RBAC, Flux sync, Receiver) to
+    /// the platform repository (idempotent).
     pub async fn init_tenant_repo(&self, tenant: &Tenant) -> Result<(), OrderError> {
         self.worker.init_repo(tenant).await.map_err(|e| OrderError::Internal(e.to_string()))
+    }
+
+    /// Create the platform repository if missing and onboard every stored tenant that is not in it yet
+    /// (start-up; idempotent). Returns how many tenants were committed.
+    pub async fn sync_platform(&self) -> Result<usize, OrderError> {
+        let tenants = self.store.tenants().await?;
+        self.worker.sync_platform(tenants).await.map_err(|e| OrderError::Internal(e.to_string()))
     }
 
     /// Wait until the worker has nothing left to do (tests and benches).

@@ -41,6 +41,9 @@ pub struct WorkerConfig {
     pub sweep_interval: Duration,
     /// Committer of the order service's commits.
     pub committer: Signature,
+    /// URL the tenant repositories are served under, as the cluster's Flux reaches them (`<base>/<slug>.git`);
+    /// written into each tenant's `GitRepository` in the platform repository.
+    pub tenant_git_base_url: String,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +53,7 @@ impl Default for WorkerConfig {
             batch: 64,
             sweep_interval: Duration::from_secs(30),
             committer: Signature { name: "max-cloud".into(), email: "orders@maxcloud.dev".into() },
+            tenant_git_base_url: "http://127.0.0.1:8080/git".into(),
         }
     }
 }
@@ -135,8 +139,35 @@ impl Worker {
     pub(crate) async fn init_repo(&self, tenant: &Tenant) -> Result<(), GitError> {
         let repos = self.inner.repos.clone();
         let committer = self.inner.config.committer.clone();
+        let base = self.inner.config.tenant_git_base_url.clone();
         let tenant = tenant.clone();
-        run_blocking(move || init_repo(&repos, &tenant, &committer)).await
+        run_blocking(move || {
+            init_repo(&repos, &tenant, &committer)?;
+            add_to_platform(&repos, &tenant, &base, &committer).map(|_| ())
+        })
+        .await
+    }
+
+    /// Create the platform repository if missing, then make sure every tenant has its directory there (a
+    /// no-op for tenants already onboarded: resumes a registration that crashed before its platform commit).
+    pub(crate) async fn sync_platform(&self, tenants: Vec<Tenant>) -> Result<usize, GitError> {
+        let repos = self.inner.repos.clone();
+        let committer = self.inner.config.committer.clone();
+        let base = self.inner.config.tenant_git_base_url.clone();
+        run_blocking(move || {
+            repos.init_platform(&committer)?;
+            let mut committed = 0;
+            for tenant in &tenants {
+                if matches!(
+                    add_to_platform(&repos, tenant, &base, &committer)?,
+                    gitops::PlatformCommit::Committed { .. }
+                ) {
+                    committed += 1;
+                }
+            }
+            Ok(committed)
+        })
+        .await
     }
 
     pub(crate) async fn delete_branch(&self, tenant: &Tenant, order_id: &str) -> Result<(), GitError> {
@@ -449,7 +480,23 @@ struct OrderTexts {
     requester: String,
 }
 
+/// Render the tenant's platform directory and commit it (idempotent).
+fn add_to_platform(
+    repos: &Repos,
+    tenant: &Tenant,
+    git_base_url: &str,
+    committer: &Signature,
+) -> Result<gitops::PlatformCommit, GitError> {
+    repos.init_platform(committer)?;
+    let ctx = gitops::TenantContext::new(&tenant.slug, &tenant.name, git_base_url);
+    let files = gitops::render_tenant(&ctx)?;
+    repos.add_tenant_to_platform(&ctx, &files, committer)
+}
+
 fn init_repo(repos: &Repos, tenant: &Tenant, committer: &Signature) -> Result<(), GitError> {
+    if tenant.slug == gitops::PLATFORM_REPO {
+        return Err(GitError::InvalidInput(format!("tenant slug {:?} is reserved", tenant.slug)));
+    }
     if repos.exists(&tenant.slug) {
         return Ok(());
     }

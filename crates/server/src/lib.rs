@@ -22,6 +22,12 @@ pub struct Config {
     pub database_url: Option<String>,
     pub xrds_dir: PathBuf,
     pub run_worker: bool,
+    /// URL under which the cluster's Flux reaches the tenant repositories (`<base>/<slug>.git`), written into
+    /// each tenant's `GitRepository` in the platform repository. Default: this server's own
+    /// `http://<listen address>/git`.
+    pub tenant_git_base_url: Option<String>,
+    /// The platform Git token: the password that reads `/git/platform.git`. `None`: not served.
+    pub platform_git_token: Option<String>,
 }
 
 impl Config {
@@ -123,21 +129,42 @@ async fn start_with(
     let catalog = Catalog::load_dir(&config.xrds_dir)
         .with_context(|| format!("cannot load the catalog from {}", config.xrds_dir.display()))?;
     let store = open_store(&config.database_url()).await?;
-    let repos = Arc::new(Repos::new(config.repos_dir()));
-    let worker = WorkerConfig { run_worker: config.run_worker, ..WorkerConfig::default() };
-    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos, worker);
-    let state = AppState::new(
-        orders.clone(),
-        store.clone(),
-        ApiConfig { repos_root: config.repos_dir(), cluster_connected: false },
-    );
-    let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let repos = Arc::new(Repos::new(config.repos_dir()));
+    let worker = WorkerConfig {
+        run_worker: config.run_worker,
+        tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or_else(|| default_git_base_url(addr)),
+        ..WorkerConfig::default()
+    };
+    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos, worker);
+    // The platform repository exists before the first registration; tenants whose registration stopped
+    // before their platform commit are onboarded now.
+    let onboarded = orders.sync_platform().await.context("cannot prepare the platform repository")?;
+    if onboarded > 0 {
+        tracing::info!(tenants = onboarded, "tenants added to the platform repository");
+    }
+    let platform_git_token_hash =
+        config.platform_git_token.as_deref().filter(|t| !t.is_empty()).map(maxcloud_api::auth::hash_secret);
+    let state = AppState::new(
+        orders.clone(),
+        store.clone(),
+        ApiConfig { repos_root: config.repos_dir(), cluster_connected: false, platform_git_token_hash },
+    );
+    let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until).await });
     Ok(Running { addr, orders, store, shutdown, task })
+}
+
+/// `http://<addr>/git`, with a wildcard listen address replaced by loopback.
+fn default_git_base_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}/git")
 }
 
 async fn shutdown_signal() {

@@ -49,6 +49,14 @@ struct RunArgs {
     /// Accept orders but do not drive them (another process runs the worker).
     #[arg(long, env = "MAXCLOUD_NO_WORKER")]
     no_worker: bool,
+    /// URL the cluster's Flux clones tenant repositories from (`<base>/<slug>.git`); default: this server's
+    /// own `http://<listen>/git`.
+    #[arg(long, env = "MAXCLOUD_TENANT_GIT_BASE_URL")]
+    tenant_git_base_url: Option<String>,
+    /// Password that reads the platform repository at /git/platform.git (Flux's `tenants` source); unset:
+    /// the platform repository is not served. Pass it by environment, not on the command line.
+    #[arg(long, env = "MAXCLOUD_PLATFORM_GIT_TOKEN", hide_env_values = true)]
+    platform_git_token: Option<String>,
     /// Log format.
     #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -62,6 +70,8 @@ impl RunArgs {
             database_url: self.database_url.clone(),
             xrds_dir: self.xrds_dir.clone().unwrap_or_else(default_xrds_dir),
             run_worker: !self.no_worker,
+            tenant_git_base_url: self.tenant_git_base_url.clone(),
+            platform_git_token: self.platform_git_token.clone(),
         }
     }
 }
@@ -93,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
             println!("  data dir:     {}", data.display());
             println!("  database:     {}", redact(&config.database_url()));
             println!("  repositories: {}", data.join("repos").display());
+            println!("  platform:     {}", data.join("repos").join("platform.git").display());
             println!("  catalog:      {}", config.xrds_dir.display());
             println!(
                 "Try: maxcloud --api-url http://{} auth register --email me@example.com --org \"Acme Shop\"",

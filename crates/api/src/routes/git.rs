@@ -1,6 +1,9 @@
 //! Tenant repos over Git smart HTTP, read-only, behind basic auth: `git clone
 //! http://token:<api key or git token>@host/git/<slug>.git`. The password must be an API key of that
 //! tenant or one of its Git read tokens; pushes are refused.
+//!
+//! The platform repository (`/git/platform.git`, the tenants' Flux onboarding) is served only when a platform
+//! Git token is configured, and only to that token: tenant credentials never open it.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -10,6 +13,7 @@ use axum::routing::any;
 use axum::Router;
 use base64::Engine;
 use maxcloud_gitops::http_backend::{self, CgiRequest};
+use maxcloud_gitops::PLATFORM_REPO;
 
 use crate::auth::{hash_secret, API_KEY_PREFIX, GIT_TOKEN_PREFIX};
 use crate::AppState;
@@ -52,6 +56,9 @@ async fn serve(
     let Some(password) = basic_password(&headers) else {
         return plain(StatusCode::UNAUTHORIZED, "authentication required: use an API key or Git token as password");
     };
+    if slug == PLATFORM_REPO {
+        return serve_platform(&state, &repo, rest, query, method, &headers, &password, body).await;
+    }
     let tenant = if password.starts_with(GIT_TOKEN_PREFIX) {
         match state.store.tenant_by_git_token_hash(&hash_secret(&password)).await {
             Ok(Some(id)) => state.store.tenant_by_id(&id).await,
@@ -73,6 +80,42 @@ async fn serve(
     if tenant.slug != slug {
         return plain(StatusCode::FORBIDDEN, "these credentials do not grant access to this repository");
     }
+    backend(&state, repo, rest, query, method, &headers, tenant.slug.clone(), body).await
+}
+
+/// The platform repository: read-only, for the platform Git token only.
+#[allow(clippy::too_many_arguments)]
+async fn serve_platform(
+    state: &AppState,
+    repo: &str,
+    rest: String,
+    query: String,
+    method: Method,
+    headers: &HeaderMap,
+    password: &str,
+    body: Bytes,
+) -> Response {
+    let Some(expected) = &state.config.platform_git_token_hash else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    // Both sides are SHA-256 digests: comparing them leaks nothing about the token.
+    if hash_secret(password) != *expected {
+        return plain(StatusCode::FORBIDDEN, "these credentials do not grant access to this repository");
+    }
+    backend(state, repo.to_string(), rest, query, method, headers, PLATFORM_REPO.to_string(), body).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backend(
+    state: &AppState,
+    repo: String,
+    rest: String,
+    query: String,
+    method: Method,
+    headers: &HeaderMap,
+    remote_user: String,
+    body: Bytes,
+) -> Response {
     let rest = format!("/{rest}");
     if !http_backend::is_read_only_request(&rest, &query) {
         return plain(StatusCode::FORBIDDEN, "tenant repositories are read-only: change them by placing orders");
@@ -89,7 +132,7 @@ async fn serve(
         content_type: header_str(header::CONTENT_TYPE),
         content_encoding: header_str(header::CONTENT_ENCODING),
         git_protocol: headers.get("git-protocol").and_then(|v| v.to_str().ok()).map(String::from),
-        remote_user: tenant.slug.clone(),
+        remote_user,
         body,
     };
     match http_backend::run(&state.config.repos_root, req).await {
