@@ -198,6 +198,9 @@ impl Repos {
     /// Create the platform repository if it does not exist: a bare repository whose first commit on `main`
     /// holds `README.md` and an empty `flux/tenants/kustomization.yaml`. Idempotent; returns main.
     pub fn init_platform(&self, author: &Signature) -> Result<String, GitError> {
+        // Serialised with every other writer of the platform repository in this process (start-up sync and
+        // registrations may both create it).
+        let _guard = self.platform_lock().lock().unwrap_or_else(|p| p.into_inner());
         let path = self.platform_path();
         if path.exists() {
             let repo = Repository::open_bare(&path)?;

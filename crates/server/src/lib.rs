@@ -139,12 +139,29 @@ async fn start_with(
         tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or_else(|| default_git_base_url(addr)),
         ..WorkerConfig::default()
     };
+    // The platform repository exists before the first registration. Created before the order service starts
+    // its worker, so start-up stays as quick as before for the crash-resume path.
+    {
+        let repos = repos.clone();
+        let committer = worker.committer.clone();
+        tokio::task::spawn_blocking(move || repos.init_platform(&committer))
+            .await
+            .context("platform repository task")?
+            .context("cannot create the platform repository")?;
+    }
     let orders = OrderService::new(store.clone(), Arc::new(catalog), repos, worker);
-    // The platform repository exists before the first registration; tenants whose registration stopped
-    // before their platform commit are onboarded now.
-    let onboarded = orders.sync_platform().await.context("cannot prepare the platform repository")?;
-    if onboarded > 0 {
-        tracing::info!(tenants = onboarded, "tenants added to the platform repository");
+    // The platform repository exists before the first registration (created above, cheaply); tenants whose
+    // registration stopped before their platform commit are onboarded in the background, so start-up does not
+    // wait on one Git commit per tenant.
+    {
+        let orders = orders.clone();
+        tokio::spawn(async move {
+            match orders.sync_platform().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tenants = n, "tenants added to the platform repository"),
+                Err(e) => tracing::error!(error = %e, "cannot bring the platform repository up to date"),
+            }
+        });
     }
     let platform_git_token_hash =
         config.platform_git_token.as_deref().filter(|t| !t.is_empty()).map(maxcloud_api::auth::hash_secret);
