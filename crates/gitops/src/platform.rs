@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use git2::build::TreeUpdateBuilder;
 use git2::{FileMode, ObjectType, Repository, RepositoryInitOptions};
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::Environment;
 use serde::Serialize;
 
 use crate::repos::{conflict_on_race, ref_target, MAIN_REF};
@@ -98,10 +98,7 @@ fn quote(value: &str) -> String {
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| AutoEscape::None);
-        env.set_keep_trailing_newline(true);
+        let mut env = crate::templates::base_environment();
         env.add_filter("q", quote);
         for (name, source) in TENANT_FILES.iter().chain([&README, &TENANTS_KUSTOMIZATION, &COMMIT_MESSAGE]) {
             if let Err(err) = env.add_template(name, source) {

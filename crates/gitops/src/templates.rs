@@ -80,13 +80,20 @@ impl OrderText {
     }
 }
 
+/// A minijinja environment as every text template of the repositories uses it: strict about undefined values,
+/// no HTML escaping, trailing newlines kept.
+pub(crate) fn base_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_keep_trailing_newline(true);
+    env
+}
+
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| AutoEscape::None);
-        env.set_keep_trailing_newline(true);
+        let mut env = base_environment();
         // The templates are compile-time constants covered by tests; a syntax error there is a
         // programming error that surfaces as a `Template` error on first render.
         for (name, source) in [
