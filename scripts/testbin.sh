@@ -119,6 +119,40 @@ crds flux-kustomize "$FLUX_KUSTOMIZE_CONTROLLER_VERSION" github.com/fluxcd/kusto
 crds flux-helm "$FLUX_HELM_CONTROLLER_VERSION" github.com/fluxcd/helm-controller 'config/crd/bases/*.yaml'
 crds flux-notification "$FLUX_NOTIFICATION_CONTROLLER_VERSION" github.com/fluxcd/notification-controller \
     'config/crd/bases/*.yaml'
+# build_kubernetes VERSION STAGING_VERSION BINARY...: Kubernetes components from k8s.io/kubernetes. Its go.mod
+# replaces every k8s.io staging module with ./staging/src/...; as a dependency those replaces are ignored, so the
+# throwaway module points each of them at the published staging module of the same release (v0.x.y).
+build_kubernetes() {
+    local version=$1 staging=$2
+    shift 2
+    local dir="$TESTBIN/kubernetes-$version" binary missing=
+    for binary in "$@"; do [ -x "$dir/$binary" ] || missing=1; done
+    [ -z "$missing" ] && return 0
+    local started=$SECONDS
+    local scratch="$TESTBIN/.build/kubernetes-$version"
+    rm -rf "$scratch" && mkdir -p "$scratch"
+    local src
+    src=$(module_dir k8s.io/kubernetes "$version")
+    (
+        cd "$scratch"
+        go mod init maxcloud.dev/testbin/kubernetes >/dev/null 2>&1
+        local module
+        for module in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$src/go.mod"); do
+            go mod edit -replace "$module=$module@$staging"
+        done
+        go get "k8s.io/kubernetes@$version" >/dev/null
+        for binary in "$@"; do
+            go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$binary" "k8s.io/kubernetes/cmd/$binary"
+        done
+    )
+    rm -rf "$dir" && mv "$dir.tmp" "$dir" && rm -rf "$scratch"
+    log "built kubernetes $version ($*) in $((SECONDS - started))s"
+}
+
+# The test control plane (crates/testenv): etcd and the Kubernetes control-plane components.
+build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 etcd
+build_kubernetes "$KUBERNETES_VERSION" "v0.${KUBERNETES_VERSION#v1.}" kube-apiserver kube-controller-manager
+
 # `crossplane resource validate` loads Crossplane's own schemas from its package cache (it would pull the
 # crossplane image otherwise): seed that cache with the CRDs of the pinned core, keyed as the CLI keys images.
 xpkg="$TESTBIN/xpkg-cache/xpkg.crossplane.io/crossplane/crossplane@$CROSSPLANE_VERSION"

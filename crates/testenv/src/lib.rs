@@ -1,0 +1,23 @@
+//! Test support for the parts of max-cloud that meet a cluster: a real Kubernetes control plane (etcd,
+//! kube-apiserver, kube-controller-manager) built from their Go modules at the versions pinned in
+//! `scripts/versions.env`, started on loopback with free ports and temporary directories, RBAC on, torn down
+//! on drop. Used by the cross-crate tests and the aggregator bench.
+
+pub mod controlplane;
+pub mod tools;
+
+pub use controlplane::ControlPlane;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("tool: {0}")]
+    Tool(String),
+    #[error("cannot start: {0}")]
+    Start(String),
+    #[error("kubernetes: {0}")]
+    Kube(String),
+    #[error("YAML: {0}")]
+    Yaml(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}

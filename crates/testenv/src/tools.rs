@@ -1,0 +1,64 @@
+//! The pinned upstream tools `scripts/testbin.sh` builds from their Go modules, and where they are.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::Error;
+
+/// The repository root (this crate lives in `crates/testenv`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Pinned versions from `scripts/versions.env` (KEY=VALUE lines).
+pub fn versions() -> &'static BTreeMap<String, String> {
+    static VERSIONS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    VERSIONS.get_or_init(|| {
+        let text = std::fs::read_to_string(workspace_root().join("scripts/versions.env")).unwrap_or_default();
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    })
+}
+
+/// One pinned version, e.g. `version("KUBERNETES_VERSION")`.
+pub fn version(key: &str) -> Result<&'static str, Error> {
+    versions()
+        .get(key)
+        .map(String::as_str)
+        .ok_or_else(|| Error::Tool(format!("{key} missing from scripts/versions.env")))
+}
+
+/// The tool cache, built by `scripts/testbin.sh` on first use (a no-op when everything is there). Honours
+/// `MAXCLOUD_TESTBIN` like the script does.
+pub fn testbin() -> Result<&'static Path, Error> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(workspace_root().join("scripts/testbin.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run scripts/testbin.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("scripts/testbin.sh failed ({})", out.status));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().last().map(|l| PathBuf::from(l.trim())).ok_or_else(|| "testbin.sh printed no directory".into())
+    });
+    dir.as_deref().map_err(|e| Error::Tool(e.clone()))
+}
+
+/// Path of a tool binary: `<testbin>/<name>-<version>/<binary>`.
+pub fn tool(name: &str, version_key: &str, binary: &str) -> Result<PathBuf, Error> {
+    let path = testbin()?.join(format!("{name}-{}", version(version_key)?)).join(binary);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Tool(format!("{} was not built by scripts/testbin.sh", path.display())))
+    }
+}
