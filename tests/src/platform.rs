@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,42 +18,21 @@ use crate::workspace_root;
 
 /// Pinned versions from `scripts/versions.env` (KEY=VALUE lines).
 pub fn versions() -> &'static BTreeMap<String, String> {
-    static VERSIONS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    VERSIONS.get_or_init(|| {
-        let text = std::fs::read_to_string(workspace_root().join("scripts/versions.env")).expect("versions.env");
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    })
+    maxcloud_testenv::tools::versions()
 }
 
 pub fn version(key: &str) -> &'static str {
-    versions().get(key).unwrap_or_else(|| panic!("{key} missing from scripts/versions.env"))
+    maxcloud_testenv::tools::version(key).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The tool cache, built by `scripts/testbin.sh` on first use (a no-op when everything is there).
 pub fn testbin() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(workspace_root().join("scripts/testbin.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/testbin.sh");
-        assert!(out.status.success(), "scripts/testbin.sh failed");
-        let dir = String::from_utf8(out.stdout).expect("utf-8 path");
-        PathBuf::from(dir.lines().last().expect("testbin.sh prints the cache dir").trim())
-    })
+    maxcloud_testenv::tools::testbin().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Path of a tool binary: `<testbin>/<name>-<version>/<binary>`.
 pub fn tool(name: &str, version_key: &str, binary: &str) -> PathBuf {
-    let path = testbin().join(format!("{name}-{}", version(version_key))).join(binary);
-    assert!(path.is_file(), "{} was not built by scripts/testbin.sh", path.display());
-    path
+    maxcloud_testenv::tools::tool(name, version_key, binary).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn crossplane_cli() -> PathBuf {

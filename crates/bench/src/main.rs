@@ -132,6 +132,7 @@ async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
         run_worker: true,
         tenant_git_base_url: None,
         platform_git_token: None,
+        flux_receiver: None,
     };
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);

@@ -68,7 +68,7 @@ fn loads_app_xrd() {
     assert_eq!(app.path_for(&ResourceName::parse("shop").unwrap()), "apps/shop.yaml");
     let rules = app.rules();
     assert!(rules.iter().any(|(path, rule, message)| path == "scaling"
-        && rule == "self.minScale <= self.maxScale"
+        && rule == "!has(self.minScale) || !has(self.maxScale) || self.minScale <= self.maxScale"
         && message == "minScale must not exceed maxScale"));
     assert!(rules.iter().any(|(path, _, _)| path == "env[*]"));
 }

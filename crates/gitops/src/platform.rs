@@ -27,6 +27,8 @@ pub const PLATFORM_REPO: &str = "platform";
 pub const TENANTS_DIR: &str = "flux/tenants";
 /// Name of the Secret (in the tenant namespace) holding the tenant's Git read token.
 pub const TENANT_GIT_SECRET: &str = "maxcloud-git-token";
+/// Name of the tenant's Flux objects (GitRepository, Kustomization, Receiver) and ServiceAccount, in its namespace.
+pub const TENANT_FLUX_NAME: &str = "maxcloud-tenant";
 /// Name of the Secret (in the tenant namespace) holding the webhook Receiver's HMAC token.
 pub const TENANT_WEBHOOK_SECRET: &str = "maxcloud-webhook-token";
 

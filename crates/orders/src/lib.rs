@@ -7,8 +7,10 @@
 //! orders, commits or PRs.
 
 mod failpoint;
+mod receiver;
 mod service;
 mod worker;
 
+pub use receiver::FluxReceiver;
 pub use service::{OrderError, OrderService, OrderUpdate, PlaceOrder, Placed};
 pub use worker::WorkerConfig;

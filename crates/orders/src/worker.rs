@@ -44,6 +44,8 @@ pub struct WorkerConfig {
     /// URL the tenant repositories are served under, as the cluster's Flux reaches them (`<base>/<slug>.git`);
     /// written into each tenant's `GitRepository` in the platform repository.
     pub tenant_git_base_url: String,
+    /// The Flux Receivers to poke after a merge (none: Flux syncs at its interval).
+    pub flux_receiver: Option<crate::FluxReceiver>,
 }
 
 impl Default for WorkerConfig {
@@ -54,6 +56,7 @@ impl Default for WorkerConfig {
             sweep_interval: Duration::from_secs(30),
             committer: Signature { name: "max-cloud".into(), email: "orders@maxcloud.dev".into() },
             tenant_git_base_url: "http://127.0.0.1:8080/git".into(),
+            flux_receiver: None,
         }
     }
 }
@@ -389,7 +392,20 @@ impl Worker {
     /// merged review PRs.
     async fn record_batch(&self, tenant: &Tenant, batch: AppliedBatch) -> Result<(), LaneError> {
         let AppliedBatch { outcomes, published, git_us, t0 } = batch;
+        let last_merge = outcomes.iter().rev().find_map(|o| match o {
+            Outcome::Merged { merge_commit, .. } => Some(merge_commit.clone()),
+            _ => None,
+        });
         self.inner.store.record_outcomes(outcomes).await?;
+        // Flux fetches at once instead of at its interval (best effort, off the lane).
+        if let (Some(receiver), Some(commit)) = (self.inner.config.flux_receiver.clone(), last_merge) {
+            let slug = tenant.slug.clone();
+            tokio::spawn(async move {
+                if let Err(e) = receiver.notify(&slug, &commit).await {
+                    tracing::warn!(tenant = %slug, error = %e, "cannot notify the Flux receiver");
+                }
+            });
+        }
         failpoint::hit("after_record");
         tracing::debug!(
             tenant = %tenant.slug, orders = published.len(), git_us,

@@ -28,6 +28,8 @@ pub struct Config {
     pub tenant_git_base_url: Option<String>,
     /// The platform Git token: the password that reads `/git/platform.git`. `None`: not served.
     pub platform_git_token: Option<String>,
+    /// (receiver URL, webhook token) of the clusters' Flux notification-controller, poked after merges.
+    pub flux_receiver: Option<(String, String)>,
 }
 
 impl Config {
@@ -137,6 +139,7 @@ async fn start_with(
     let worker = WorkerConfig {
         run_worker: config.run_worker,
         tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or_else(|| default_git_base_url(addr)),
+        flux_receiver: config.flux_receiver.as_ref().map(|(url, token)| maxcloud_orders::FluxReceiver::new(url, token)),
         ..WorkerConfig::default()
     };
     // The platform repository exists before the first registration. Created before the order service starts

@@ -57,6 +57,14 @@ struct RunArgs {
     /// the platform repository is not served. Pass it by environment, not on the command line.
     #[arg(long, env = "MAXCLOUD_PLATFORM_GIT_TOKEN", hide_env_values = true)]
     platform_git_token: Option<String>,
+    /// notification-controller's receiver server (e.g. `http://notification-controller.flux-system`): after a
+    /// merge the tenant's Flux Receiver is called so the sync starts at once. Needs --flux-webhook-token.
+    #[arg(long, env = "MAXCLOUD_FLUX_RECEIVER_URL", requires = "flux_webhook_token")]
+    flux_receiver_url: Option<String>,
+    /// The token in every tenant's `maxcloud-webhook-token` Secret (HMAC key of the Receiver calls). Pass it by
+    /// environment, not on the command line.
+    #[arg(long, env = "MAXCLOUD_FLUX_WEBHOOK_TOKEN", hide_env_values = true, requires = "flux_receiver_url")]
+    flux_webhook_token: Option<String>,
     /// Log format.
     #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -72,6 +80,7 @@ impl RunArgs {
             run_worker: !self.no_worker,
             tenant_git_base_url: self.tenant_git_base_url.clone(),
             platform_git_token: self.platform_git_token.clone(),
+            flux_receiver: self.flux_receiver_url.clone().zip(self.flux_webhook_token.clone()),
         }
     }
 }
