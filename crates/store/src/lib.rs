@@ -14,11 +14,13 @@ mod db;
 mod invites;
 mod keys;
 mod model;
+mod observed;
 mod orders;
 mod resources;
 mod tenants;
 
 pub use invites::{Invite, Joined, Member};
+pub use observed::{Observation, Recorded};
 pub use orders::{Accepted, OrderDetails, Outcome};
 pub use tenants::{NewKey, Registration};
 

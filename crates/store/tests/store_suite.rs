@@ -5,7 +5,7 @@
 //! test gets a database of its own. Without the variable the PostgreSQL half fails loudly instead of
 //! passing silently.
 
-use maxcloud_store::{Accepted, NewKey, NewOrder, NewPullRequest, Store, StoreError};
+use maxcloud_store::{Accepted, NewKey, NewOrder, NewPullRequest, Observation, Recorded, Store, StoreError};
 use sqlx::{Connection, Executor};
 
 struct Db {
@@ -54,6 +54,7 @@ on_both!(
     tenants_are_isolated,
     audit_log_records_entries,
     migrations_are_idempotent,
+    observations_move_orders_and_resources,
 );
 
 fn key(n: &str) -> NewKey {
@@ -324,4 +325,49 @@ async fn migrations_are_idempotent(store: Store) {
     store.migrate().await.unwrap();
     let counts = store.table_counts().await.unwrap();
     assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+}
+
+async fn observations_move_orders_and_resources(store: Store) {
+    let reg = store.register("o@example.com", "Observed", slug("observed"), key("o")).await.unwrap();
+    let t = &reg.tenant.id;
+    let Accepted::Created(order) = store.accept_order(new_order(t, "create", "web")).await.unwrap() else { panic!() };
+    let obs = |status: &str, url: Option<&str>, message: Option<&str>| Observation {
+        tenant: "observed".into(),
+        kind: "App".into(),
+        name: "web".into(),
+        status: status.into(),
+        url: url.map(Into::into),
+        message: message.map(Into::into),
+        order_id: Some(order.id.clone()),
+    };
+    // Not merged yet: the resource row follows the cluster, the order does not jump ahead.
+    let recorded = store.record_observation(&obs("progressing", None, None)).await.unwrap();
+    assert_eq!(recorded, Recorded::Resource { tenant_id: t.clone(), order: None });
+    assert_eq!(store.resource(t, &order.resource_id).await.unwrap().unwrap().status, "progressing");
+    store.record_merged(&order, pr(&order.id, "c1"), "c1", None).await.unwrap();
+    // Ready with its URL: the order is ready, once.
+    let ready = obs("ready", Some("https://web.example"), None);
+    let recorded = store.record_observation(&ready).await.unwrap();
+    assert_eq!(recorded, Recorded::Resource { tenant_id: t.clone(), order: Some((order.id.clone(), "ready".into())) });
+    let res = store.resource(t, &order.resource_id).await.unwrap().unwrap();
+    assert_eq!((res.status.as_str(), res.url.as_deref()), ("ready", Some("https://web.example")));
+    assert_eq!(store.order(t, &order.id).await.unwrap().unwrap().state, "ready");
+    let again = store.record_observation(&ready).await.unwrap();
+    assert_eq!(again, Recorded::Resource { tenant_id: t.clone(), order: None }, "no second transition");
+    let states: Vec<_> = store.order_events(&order.id).await.unwrap().into_iter().map(|e| e.state).collect();
+    assert_eq!(states, ["accepted", "pr_open", "merged", "ready"]);
+
+    // A failure of a merged order carries its message.
+    let Accepted::Created(update) = store.accept_order(new_order(t, "update", "web")).await.unwrap() else { panic!() };
+    store.record_merged(&update, pr(&update.id, "c2"), "c2", None).await.unwrap();
+    let failed = Observation { order_id: Some(update.id.clone()), ..obs("failed", None, Some("image pull failed")) };
+    store.record_observation(&failed).await.unwrap();
+    let stored = store.order(t, &update.id).await.unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.error.as_deref()), ("failed", Some("image pull failed")));
+
+    // Objects nobody ordered, and other tenants' names, are unmanaged.
+    let stray = Observation { name: "kubectl-made".into(), order_id: None, ..obs("ready", None, None) };
+    assert_eq!(store.record_observation(&stray).await.unwrap(), Recorded::Unmanaged);
+    let other = Observation { tenant: "someone-else".into(), ..obs("ready", None, None) };
+    assert_eq!(store.record_observation(&other).await.unwrap(), Recorded::Unmanaged);
 }

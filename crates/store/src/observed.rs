@@ -1,0 +1,98 @@
+//! What the status aggregator observed in the cluster, recorded against resources and their orders.
+
+use sqlx::Row;
+
+use crate::{now_us, Result, Store};
+
+/// A service's observed state, derived by the aggregator from its XR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// Tenant slug (`maxcloud.dev/tenant` label, or the namespace without `mc-`).
+    pub tenant: String,
+    pub kind: String,
+    pub name: String,
+    /// `progressing` | `ready` | `failed`.
+    pub status: String,
+    pub url: Option<String>,
+    /// Why it is not ready, when it is not.
+    pub message: Option<String>,
+    /// The order that last wrote the object (`maxcloud.dev/order-id`), when the object carries one.
+    pub order_id: Option<String>,
+}
+
+/// What recording an observation changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// No resource of the order service has this kind and name: created by other means (kubectl, Terraform).
+    Unmanaged,
+    /// The resource row was updated (or already said the same); `order` names an order that moved to a new
+    /// state because of it: (tenant id, order id, new state).
+    Resource { tenant_id: String, order: Option<(String, String)> },
+}
+
+/// Order states the cluster can move on from: merged (or applied) orders become ready or failed.
+const OPEN_STATES: [&str; 2] = ["merged", "applied"];
+
+impl Store {
+    /// Record an observation: the resource's status and URL, and — when the object carries the id of the
+    /// order that wrote it and that order is merged or applied — the order's move to `ready` or `failed` (with
+    /// the message), with its order event, in one transaction.
+    pub async fn record_observation(&self, obs: &Observation) -> Result<Recorded> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT r.id, r.tenant_id, r.status, r.url FROM resources r JOIN tenants t ON t.id = r.tenant_id \
+             WHERE t.slug = $1 AND r.kind = $2 AND r.name = $3",
+        )
+        .bind(&obs.tenant)
+        .bind(&obs.kind)
+        .bind(&obs.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Recorded::Unmanaged);
+        };
+        let (resource_id, tenant_id): (String, String) = (row.get("id"), row.get("tenant_id"));
+        let (status, url): (String, Option<String>) = (row.get("status"), row.get("url"));
+        let now = now_us();
+        // A resource being deleted keeps that status until its row goes.
+        if status != "deleting" && (status != obs.status || url != obs.url) {
+            sqlx::query("UPDATE resources SET status = $1, url = $2, updated_at = $3 WHERE id = $4")
+                .bind(&obs.status)
+                .bind(&obs.url)
+                .bind(now)
+                .bind(&resource_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut moved = None;
+        if let (Some(order_id), "ready" | "failed") = (&obs.order_id, obs.status.as_str()) {
+            let order = sqlx::query("SELECT state FROM orders WHERE id = $1 AND tenant_id = $2")
+                .bind(order_id)
+                .bind(&tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let state: Option<String> = order.map(|r| r.get("state"));
+            if state.as_deref().is_some_and(|s| OPEN_STATES.contains(&s)) {
+                let error = if obs.status == "failed" { obs.message.clone() } else { None };
+                sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4")
+                    .bind(&obs.status)
+                    .bind(&error)
+                    .bind(now)
+                    .bind(order_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, $2, $3, $4)")
+                    .bind(order_id)
+                    .bind(&obs.status)
+                    .bind(now)
+                    .bind(&obs.message)
+                    .execute(&mut *tx)
+                    .await?;
+                moved = Some((order_id.clone(), obs.status.clone()));
+            }
+        }
+        tx.commit().await?;
+        Ok(Recorded::Resource { tenant_id, order: moved })
+    }
+}
