@@ -153,6 +153,41 @@ build_kubernetes() {
 build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 etcd
 build_kubernetes "$KUBERNETES_VERSION" "v0.${KUBERNETES_VERSION#v1.}" kube-apiserver kube-controller-manager
 
+# build_flux NAME VERSION MODULE BINARY [MODULE@VERSION...]: a Flux controller (GitOps Toolkit), built with its own
+# module as the main module so its other replace directives (go-digest, kustomize) hold; its `<module>/api => ./api`
+# replace points at a nested module the module zip leaves out, so it is dropped and the published api module of the
+# same tag required. The extra MODULE@VERSION pins replace requirements the module proxy refuses to serve.
+build_flux() {
+    local name=$1 version=$2 module=$3 binary=$4
+    shift 4
+    local dir="$TESTBIN/$name-$version"
+    [ -x "$dir/$binary" ] && return 0
+    local started=$SECONDS
+    local scratch="$TESTBIN/.build/$name-$version"
+    rm -rf "$scratch" && mkdir -p "$(dirname "$scratch")"
+    cp -r "$(module_dir "$module" "$version")" "$scratch" && chmod -R u+w "$scratch"
+    (
+        cd "$scratch"
+        go mod edit -dropreplace "$module/api" -require "$module/api@$version"
+        local pin
+        for pin in "$@"; do go mod edit -require "$pin"; done
+        go mod download "$module/api@$version"
+        go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$binary" .
+    )
+    rm -rf "$dir" && mv "$dir.tmp" "$dir" && rm -rf "$scratch"
+    log "built $name $version in $((SECONDS - started))s"
+}
+
+# Flux, run as processes against the test control plane (crates/testenv/src/flux.rs).
+# source-controller v1.9.5 requires github.com/fluxcd/pkg/artifact v0.18.3, which proxy.golang.org refuses ("not
+# available"); v0.18.1, the newest it serves, builds with it (a main-module requirement, so MVS keeps it).
+build_flux flux-source-controller "$FLUX_SOURCE_CONTROLLER_VERSION" github.com/fluxcd/source-controller \
+    source-controller github.com/fluxcd/pkg/artifact@v0.18.1
+build_flux flux-kustomize-controller "$FLUX_KUSTOMIZE_CONTROLLER_VERSION" github.com/fluxcd/kustomize-controller \
+    kustomize-controller
+build_flux flux-notification-controller "$FLUX_NOTIFICATION_CONTROLLER_VERSION" \
+    github.com/fluxcd/notification-controller notification-controller
+
 # `crossplane resource validate` loads Crossplane's own schemas from its package cache (it would pull the
 # crossplane image otherwise): seed that cache with the CRDs of the pinned core, keyed as the CLI keys images.
 xpkg="$TESTBIN/xpkg-cache/xpkg.crossplane.io/crossplane/crossplane@$CROSSPLANE_VERSION"

@@ -304,3 +304,24 @@ pub fn has_upstream_schema(object: &Value) -> bool {
     let api_version = object["apiVersion"].as_str().unwrap_or("");
     !api_version.contains("harbor") && !api_version.starts_with("barmancloud.cnpg.io/")
 }
+
+/// The CRDs Crossplane derives from every XRD in xrds/ (`crossplane xrd convert`), without the owner reference
+/// to the XRD that Crossplane sets in a cluster: what a test control plane installs when Crossplane itself is
+/// not running.
+pub fn catalog_crds() -> Vec<Value> {
+    let mut crds = Vec::new();
+    let dir = workspace_root().join("xrds");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("xrds/").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+        let out = run(Command::new(crossplane_cli()).args(["xrd", "convert"]).arg(file));
+        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        for mut crd in parse_yaml_docs(&String::from_utf8_lossy(&out.stdout)) {
+            if let Some(metadata) = crd["metadata"].as_object_mut() {
+                metadata.remove("ownerReferences");
+            }
+            crds.push(crd);
+        }
+    }
+    crds
+}

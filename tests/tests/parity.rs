@@ -4,14 +4,13 @@
 //! derives from the same XRDs (`crossplane xrd convert`).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use kube::api::{Patch, PatchParams};
 use kube::discovery::Discovery;
 use maxcloud_catalog::{Catalog, ResourceName, ServiceType, TenantSlug};
 use maxcloud_testenv::controlplane::dynamic_api;
 use maxcloud_testenv::ControlPlane;
-use maxcloud_tests::platform::{crossplane_cli, parse_yaml_docs};
+use maxcloud_tests::platform::catalog_crds;
 use maxcloud_tests::workspace_root;
 use serde_json::{json, Map, Value};
 
@@ -194,22 +193,8 @@ async fn the_order_service_and_the_api_server_agree_on_every_generated_order() {
 
     let cp = ControlPlane::start().await.expect("control plane");
     // The CRDs Crossplane derives from the XRDs, installed as Crossplane would.
-    let mut crds = String::new();
-    for ty in catalog.types() {
-        let out = Command::new(crossplane_cli())
-            .args(["xrd", "convert"])
-            .arg(workspace_root().join("xrds").join(&ty.source))
-            .output()
-            .expect("xrd convert");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        crds.push_str(&format!("---\n{}", String::from_utf8_lossy(&out.stdout)));
-    }
-    let mut crds = parse_yaml_docs(&crds);
+    let mut crds = catalog_crds();
     assert_eq!(crds.len(), catalog.len());
-    for crd in &mut crds {
-        // In a cluster Crossplane owns the CRD it derives (with the XRD's uid); here nobody does.
-        crd["metadata"].as_object_mut().expect("metadata").remove("ownerReferences");
-    }
     crds.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mc-parity"}}));
     cp.apply(crds).await.expect("the API server accepts the CRDs Crossplane derives from the XRDs");
     let client = cp.client().await.expect("client");

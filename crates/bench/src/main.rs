@@ -133,6 +133,7 @@ async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
         tenant_git_base_url: None,
         platform_git_token: None,
         flux_receiver: None,
+        cluster: None,
     };
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);

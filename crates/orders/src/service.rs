@@ -175,6 +175,12 @@ impl OrderService {
         self.worker.sync_platform(tenants).await.map_err(|e| OrderError::Internal(e.to_string()))
     }
 
+    /// Announce an order's state change observed elsewhere (the status aggregator) on the live event bus.
+    pub fn publish(&self, update: OrderUpdate) {
+        // No subscriber is fine: nobody is listening.
+        let _ = self.events.send(update);
+    }
+
     /// Wait until the worker has nothing left to do (tests and benches).
     pub async fn idle(&self) {
         self.worker.idle().await

@@ -30,6 +30,8 @@ pub struct Config {
     pub platform_git_token: Option<String>,
     /// (receiver URL, webhook token) of the clusters' Flux notification-controller, poked after merges.
     pub flux_receiver: Option<(String, String)>,
+    /// Where the status aggregator watches the cluster (none: no cluster, orders stop at `merged`).
+    pub cluster: Option<ClusterAccess>,
 }
 
 impl Config {
@@ -166,16 +168,68 @@ async fn start_with(
             }
         });
     }
+    let cluster_connected = match &config.cluster {
+        Some(access) => {
+            let client = kube_client(access).await.context("cannot reach the cluster")?;
+            spawn_aggregator(client, store.clone(), orders.clone());
+            true
+        }
+        None => false,
+    };
     let platform_git_token_hash =
         config.platform_git_token.as_deref().filter(|t| !t.is_empty()).map(maxcloud_api::auth::hash_secret);
     let state = AppState::new(
         orders.clone(),
         store.clone(),
-        ApiConfig { repos_root: config.repos_dir(), cluster_connected: false, platform_git_token_hash },
+        ApiConfig { repos_root: config.repos_dir(), cluster_connected, platform_git_token_hash },
     );
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until).await });
     Ok(Running { addr, orders, store, shutdown, task })
+}
+
+/// How the server reaches the cluster it reports on.
+#[derive(Debug, Clone)]
+pub enum ClusterAccess {
+    /// A kubeconfig file (its current context).
+    Kubeconfig(PathBuf),
+    /// The pod's service account.
+    InCluster,
+}
+
+async fn kube_client(access: &ClusterAccess) -> anyhow::Result<kube::Client> {
+    let config = match access {
+        ClusterAccess::Kubeconfig(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?
+        }
+        ClusterAccess::InCluster => kube::Config::incluster()?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Runs the status aggregator and forwards the order transitions it records to the live event bus.
+fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        if let Err(e) = maxcloud_status::Aggregator::new(client, store).run(tx).await {
+            tracing::error!(error = %e, "the status aggregator stopped");
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                maxcloud_status::Event::Observed { tenant_id, kind, name, order: Some((order_id, state)), .. } => {
+                    orders.publish(maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state });
+                }
+                maxcloud_status::Event::Unmanaged { tenant, kind, name, .. } => {
+                    tracing::debug!(%tenant, %kind, %name, "unmanaged resource");
+                }
+                maxcloud_status::Event::Observed { .. } => {}
+            }
+        }
+    });
 }
 
 /// `http://<addr>/git`, with a wildcard listen address replaced by loopback.

@@ -65,6 +65,12 @@ struct RunArgs {
     /// environment, not on the command line.
     #[arg(long, env = "MAXCLOUD_FLUX_WEBHOOK_TOKEN", hide_env_values = true, requires = "flux_receiver_url")]
     flux_webhook_token: Option<String>,
+    /// Kubeconfig of the cluster the status aggregator watches (unset and not --in-cluster: no cluster).
+    #[arg(long, env = "MAXCLOUD_KUBECONFIG", conflicts_with = "in_cluster")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch the cluster the server runs in, with its pod's service account.
+    #[arg(long, env = "MAXCLOUD_IN_CLUSTER")]
+    in_cluster: bool,
     /// Log format.
     #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -81,6 +87,11 @@ impl RunArgs {
             tenant_git_base_url: self.tenant_git_base_url.clone(),
             platform_git_token: self.platform_git_token.clone(),
             flux_receiver: self.flux_receiver_url.clone().zip(self.flux_webhook_token.clone()),
+            cluster: match (&self.kubeconfig, self.in_cluster) {
+                (Some(path), _) => Some(maxcloud_server::ClusterAccess::Kubeconfig(path.clone())),
+                (None, true) => Some(maxcloud_server::ClusterAccess::InCluster),
+                (None, false) => None,
+            },
         }
     }
 }

@@ -1,12 +1,16 @@
 //! Test support for the parts of max-cloud that meet a cluster: a real Kubernetes control plane (etcd,
-//! kube-apiserver, kube-controller-manager) built from their Go modules at the versions pinned in
-//! `scripts/versions.env`, started on loopback with free ports and temporary directories, RBAC on, torn down
-//! on drop. Used by the cross-crate tests and the aggregator bench.
+//! kube-apiserver, kube-controller-manager) and Flux (source-, kustomize- and notification-controller) built from
+//! their Go modules at the versions pinned in `scripts/versions.env`, started on loopback with free ports and
+//! temporary directories, RBAC on, torn down on drop. Used by the cross-crate tests and the aggregator bench.
 
 pub mod controlplane;
+pub mod crossplane;
+pub mod flux;
 pub mod tools;
 
 pub use controlplane::ControlPlane;
+pub use crossplane::Crossplane;
+pub use flux::Flux;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,0 +1,421 @@
+//! The loop up to the cluster, without Crossplane: orders → the order service's tenant repo → real Flux
+//! (source-, kustomize- and notification-controller with the platform's lockdown flags) pulling it over Git smart
+//! HTTP from the running order service → objects in a real kube-apiserver with RBAC, applied as the tenant's
+//! ServiceAccount.
+//!
+//! Each tenant is onboarded exactly as the platform does it: the files the server committed to its platform
+//! repository (`flux/tenants/<slug>/`: namespace, quota, RBAC, GitRepository + Kustomization, Receiver) plus the
+//! two Secrets the platform creates in the cluster (Git read token, Receiver HMAC token). The App type is
+//! installed as the CRD Crossplane generates from `xrds/app.yaml` (`crossplane xrd convert`).
+//!
+//! Shown here: an App order lands in the tenant namespace with the order's labels (merge → present measured with
+//! and without poking the tenant's Receiver), tenant isolation is enforced by the API server (a compromised
+//! tenant repo can neither reach another namespace nor create kinds outside `maxcloud.dev`, and the
+//! Kustomization reports the refusal), and a delete order makes Flux prune the object.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Api as KubeApi, Client};
+use maxcloud_testenv::flux::condition;
+use maxcloud_testenv::{ControlPlane, Flux};
+use maxcloud_tests::platform::{crossplane_cli, parse_yaml_docs};
+use maxcloud_tests::{git, git_output, workspace_root, Api, Options, Server};
+use serde_json::{json, Value};
+
+/// Everything a failure message needs: the controllers' and the order service's logs.
+struct Env {
+    cp: ControlPlane,
+    flux: Flux,
+    server: Server,
+}
+
+impl Env {
+    fn logs(&self) -> String {
+        let server = self.server.log();
+        let server_tail: Vec<&str> = server.lines().rev().take(30).collect();
+        format!(
+            "{}----- maxcloud-server (last 30 lines)\n{}\n----- logs in {}",
+            self.flux.logs_tail(25),
+            server_tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            self.flux.dir().display()
+        )
+    }
+
+    async fn client(&self) -> Client {
+        self.cp.client().await.expect("kube client")
+    }
+
+    /// A namespaced object as JSON, or None.
+    async fn get(&self, gvk: (&str, &str, &str), namespace: &str, name: &str) -> Option<Value> {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2));
+        let api: KubeApi<DynamicObject> = KubeApi::namespaced_with(self.client().await, namespace, &ar);
+        let obj = api.get_opt(name).await.unwrap_or_else(|e| panic!("get {} {namespace}/{name}: {e}", gvk.2))?;
+        Some(serde_json::to_value(obj).expect("JSON"))
+    }
+
+    /// Names of the objects of a kind in a namespace (all namespaces with `None`).
+    async fn names(&self, gvk: (&str, &str, &str), namespace: Option<&str>) -> Vec<String> {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2));
+        let client = self.client().await;
+        let api: KubeApi<DynamicObject> = match namespace {
+            Some(ns) => KubeApi::namespaced_with(client, ns, &ar),
+            None => KubeApi::all_with(client, &ar),
+        };
+        let list = api.list(&Default::default()).await.unwrap_or_else(|e| panic!("list {}: {e}", gvk.2));
+        let mut names: Vec<String> = list
+            .items
+            .into_iter()
+            .map(|o| format!("{}/{}", o.metadata.namespace.unwrap_or_default(), o.metadata.name.unwrap_or_default()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Polls `check` every 100 ms until it returns Some; panics with the logs after `timeout`.
+    async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> (T, Duration)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return (v, started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn kustomization(&self, ns: &str) -> Value {
+        self.get(KUSTOMIZATION, ns, "maxcloud-tenant").await.expect("tenant Kustomization")
+    }
+
+    async fn poke(&self, ns: &str, why: &str) {
+        let body = serde_json::to_vec(&json!({"reason": why})).expect("body");
+        let status = self.flux.poke_receiver(&self.cp, ns, "maxcloud-tenant", &body).await.expect("poke Receiver");
+        assert_eq!(status, 200, "Receiver of {ns} answered {status}\n{}", self.logs());
+    }
+}
+
+const APP: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "App");
+const KUSTOMIZATION: (&str, &str, &str) = ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+const GIT_REPOSITORY: (&str, &str, &str) = ("source.toolkit.fluxcd.io", "v1", "GitRepository");
+const CONFIG_MAP: (&str, &str, &str) = ("", "v1", "ConfigMap");
+const CLUSTER_ROLE_BINDING: (&str, &str, &str) = ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding");
+
+/// How often the tenant's GitRepository polls in this test. Production renders `10m` (gitops/tenant/sync.yaml.j2)
+/// and relies on the Receiver; the test shortens the interval only so that "merge → applied without a Receiver
+/// call" can be measured in bounded time.
+const TEST_INTERVAL: &str = "15s";
+
+/// The App CRD exactly as Crossplane derives it from the XRD (minus the owner reference to the XRD object, which
+/// does not exist here: the garbage collector would delete the CRD).
+fn app_crd() -> Value {
+    let out = Command::new(crossplane_cli())
+        .args(["xrd", "convert"])
+        .arg(workspace_root().join("xrds/app.yaml"))
+        .output()
+        .expect("run crossplane xrd convert");
+    assert!(out.status.success(), "crossplane xrd convert: {}", String::from_utf8_lossy(&out.stderr));
+    let mut docs = parse_yaml_docs(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(docs.len(), 1, "one CRD for a namespaced XRD");
+    let mut crd = docs.remove(0);
+    crd["metadata"].as_object_mut().expect("metadata").remove("ownerReferences");
+    crd
+}
+
+/// The tenant's onboarding as the server committed it to the platform repository, in the order of its
+/// kustomization.yaml.
+fn onboarding(platform_repo: &Path, slug: &str) -> Vec<Value> {
+    let dir = format!("flux/tenants/{slug}");
+    let kustomization = parse_yaml_docs(&git(platform_repo, &["show", &format!("main:{dir}/kustomization.yaml")]));
+    let files = kustomization[0]["resources"].as_array().expect("resources").clone();
+    let mut docs = Vec::new();
+    for file in files {
+        let file = file.as_str().expect("file name");
+        for mut doc in parse_yaml_docs(&git(platform_repo, &["show", &format!("main:{dir}/{file}")])) {
+            if doc["kind"] == "GitRepository" {
+                assert_eq!(doc["spec"]["interval"], "10m", "production interval");
+                doc["spec"]["interval"] = json!(TEST_INTERVAL);
+            }
+            docs.push(doc);
+        }
+    }
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or_default()).collect();
+    for kind in ["Namespace", "ServiceAccount", "Role", "RoleBinding", "GitRepository", "Kustomization", "Receiver"] {
+        assert!(kinds.contains(&kind), "{kind} missing from the onboarding of {slug}: {kinds:?}");
+    }
+    docs
+}
+
+/// A tenant registered with the order service and onboarded into the cluster.
+struct Tenant {
+    api: Api,
+    slug: String,
+    ns: String,
+}
+
+async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
+    let (key, slug) = anon.register(email, org).await;
+    let api = anon.with_key(&key);
+    let (status, token) = api.post("/auth/git-tokens", &json!({})).await;
+    assert_eq!(status, 201, "git token: {token}");
+    let token = token["token"].as_str().expect("token").to_string();
+    assert!(token.starts_with("mcg_"), "{token}");
+    let ns = format!("mc-{slug}");
+
+    let docs = onboarding(&env.server.data_dir.join("repos/platform.git"), &slug);
+    // The namespace first, then the Secrets the platform creates (never committed), then Flux's objects.
+    let (namespace, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
+    env.cp.apply(namespace).await.expect("apply namespace");
+    let secrets: KubeApi<Secret> = KubeApi::namespaced(env.client().await, &ns);
+    for (name, data) in [
+        ("maxcloud-git-token", json!({"username": "flux", "password": token})),
+        ("maxcloud-webhook-token", json!({"token": format!("webhook-{slug}-0123456789abcdef")})),
+    ] {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "stringData": data}))
+                .expect("Secret");
+        secrets.create(&PostParams::default(), &secret).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    env.cp.apply(rest).await.unwrap_or_else(|e| panic!("apply onboarding of {slug}: {e}"));
+
+    // Flux pulls the (still empty) tenant repo over HTTP from the order service and applies it.
+    let what = format!("the Kustomization of {ns} to become Ready");
+    env.wait_for(&what, Duration::from_secs(60), || async {
+        let k = env.kustomization(&ns).await;
+        (condition(&k, "Ready").map(|c| c.0) == Some("True".into())).then_some(())
+    })
+    .await;
+    Tenant { api, slug, ns }
+}
+
+/// Places an order and waits until it is merged; returns the order id and the merge commit.
+async fn order_merged(t: &Tenant, body: Value) -> String {
+    let (status, order) = t.api.post("/orders", &body).await;
+    assert_eq!(status, 201, "{body}: {order}");
+    let id = order["id"].as_str().expect("id").to_string();
+    let order = t.api.wait_order(&id, "merged", Duration::from_secs(30)).await;
+    assert_eq!(order["state"], "merged", "{order}");
+    id
+}
+
+/// Commits `files` (path → content; None deletes) on main of a bare repo with the `git` CLI: a test-only intrusion
+/// simulating a compromised tenant repo (the order service is its only legitimate writer).
+fn intrude(bare: &Path, scratch: &Path, message: &str, files: &[(&str, Option<&str>)]) {
+    if !scratch.exists() {
+        let parent = scratch.parent().expect("parent");
+        let out = git_output(parent, &["clone", "-q", &bare.display().to_string(), &scratch.display().to_string()]);
+        assert!(out.status.success(), "clone: {}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        git(scratch, &["pull", "-q", "--ff-only", "origin", "main"]);
+    }
+    for (path, content) in files {
+        let file = scratch.join(path);
+        match content {
+            Some(text) => {
+                std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+                std::fs::write(&file, text).expect("write");
+            }
+            None => std::fs::remove_file(&file).expect("remove"),
+        }
+    }
+    git(scratch, &["add", "-A"]);
+    git(scratch, &["-c", "user.name=Mallory", "-c", "user.email=mallory@example.com", "commit", "-q", "-m", message]);
+    git(scratch, &["push", "-q", "origin", "HEAD:main"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
+    let cp = ControlPlane::start().await.expect("control plane starts");
+    eprintln!("control plane ready in {:?}", cp.startup);
+    let flux = Flux::start(&cp).await.unwrap_or_else(|e| panic!("Flux starts: {e}"));
+    eprintln!("{}", flux.report());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let env = Env { cp, flux, server };
+    env.cp.apply(vec![app_crd()]).await.expect("install the App CRD");
+
+    let anon = Api::new(&env.server);
+    let a = onboard(&env, &anon, "alice@alpha.example", "Alpha").await;
+    let b = onboard(&env, &anon, "bob@beta.example", "Beta").await;
+    eprintln!("tenants {} and {} onboarded; {}", a.slug, b.slug, env.flux.report());
+
+    // 1. Tenant A orders an App: merged → Flux pulls A's repo (no Receiver call: the GitRepository's interval).
+    let shop = order_merged(&a, json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx:1.27"}})).await;
+    let (app, no_poke) = env
+        .wait_for("App shop in tenant A's namespace (interval)", Duration::from_secs(90), || async {
+            env.get(APP, &a.ns, "shop").await
+        })
+        .await;
+    let labels = &app["metadata"]["labels"];
+    assert_eq!(labels["maxcloud.dev/order-id"], shop.as_str(), "{app}");
+    assert_eq!(labels["maxcloud.dev/tenant"], a.slug.as_str(), "{app}");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "maxcloud", "{app}");
+    assert_eq!(app["spec"]["image"], "nginx:1.27", "{app}");
+    // Applied by Flux as the tenant's ServiceAccount, into the tenant's namespace only.
+    assert_eq!(labels["kustomize.toolkit.fluxcd.io/name"], "maxcloud-tenant", "{app}");
+    assert_eq!(env.names(APP, None).await, [format!("{}/shop", a.ns)]);
+
+    // 2. A second order, and the tenant's Receiver called right after the merge: applied at once.
+    let api_order =
+        order_merged(&a, json!({"kind": "App", "name": "api", "parameters": {"image": "nginx:1.27"}})).await;
+    let poked = Instant::now();
+    env.poke(&a.ns, &api_order).await;
+    let (app, _) = env
+        .wait_for("App api in tenant A's namespace (Receiver)", Duration::from_secs(30), || async {
+            env.get(APP, &a.ns, "api").await
+        })
+        .await;
+    let with_poke = poked.elapsed();
+    assert_eq!(app["metadata"]["labels"]["maxcloud.dev/order-id"], api_order.as_str(), "{app}");
+    eprintln!(
+        "merge → App present: {no_poke:?} without a Receiver call (interval {TEST_INTERVAL}), {with_poke:?} with"
+    );
+    assert!(with_poke < Duration::from_secs(10), "the Receiver call did not speed up the sync: {with_poke:?}");
+
+    // Tenant B's orders land in B's namespace only.
+    order_merged(&b, json!({"kind": "App", "name": "blog", "parameters": {"image": "nginx:1.27"}})).await;
+    env.poke(&b.ns, "blog").await;
+    env.wait_for("App blog in tenant B's namespace", Duration::from_secs(30), || async {
+        env.get(APP, &b.ns, "blog").await
+    })
+    .await;
+    assert_eq!(
+        env.names(APP, None).await,
+        [format!("{}/api", a.ns), format!("{}/shop", a.ns), format!("{}/blog", b.ns)]
+    );
+
+    // 3. Tenant isolation, enforced by the API server. A compromised tenant repo (written here behind the order
+    // service's back) names tenant B's namespace: the Kustomization's targetNamespace puts it into A's.
+    let bare = env.server.repo_dir(&a.slug);
+    let scratch = tmp.path().join("intruder");
+    let into_b = format!(
+        "apiVersion: maxcloud.dev/v1alpha1\nkind: App\nmetadata:\n  name: intruder\n  namespace: {}\nspec:\n  image: nginx:1.27\n",
+        b.ns
+    );
+    intrude(&bare, &scratch, "an App for tenant B", &[("apps/intruder.yaml", Some(&into_b))]);
+    env.poke(&a.ns, "intrusion 1").await;
+    env.wait_for("App intruder (retargeted into tenant A's namespace)", Duration::from_secs(30), || async {
+        env.get(APP, &a.ns, "intruder").await
+    })
+    .await;
+    assert!(env.get(APP, &b.ns, "intruder").await.is_none(), "tenant A's repo reached tenant B's namespace");
+
+    // Kinds outside maxcloud.dev: a ConfigMap (for tenant B's namespace, retargeted into A's), then a
+    // ClusterRoleBinding making A's ServiceAccount cluster-admin. The tenant's ServiceAccount may create neither:
+    // each apply is refused by the API server and reported on the Kustomization.
+    let config_map =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: evil\n  namespace: {}\ndata:\n  x: y\n", b.ns);
+    let escalation = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: evil\nroleRef:\n  \
+         apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n  - kind: \
+         ServiceAccount\n    name: maxcloud-tenant\n    namespace: {}\n",
+        a.ns
+    );
+    // One at a time (the previous file removed), so that each refusal is the one reported.
+    for (what, file, text, previous, refused) in [
+        ("a ConfigMap", "misc/evil.yaml", config_map.as_str(), None, "configmaps"),
+        ("cluster-admin", "misc/escalation.yaml", escalation.as_str(), Some("misc/evil.yaml"), "clusterrolebindings"),
+    ] {
+        let mut files = vec![(file, Some(text))];
+        files.extend(previous.map(|p| (p, None)));
+        intrude(&bare, &scratch, what, &files);
+        let intrusion = git(&bare, &["rev-parse", "main"]).trim().to_string();
+        env.poke(&a.ns, what).await;
+        let (message, refused_after) = env
+            .wait_for(&format!("tenant A's Kustomization to refuse {what}"), Duration::from_secs(60), || async {
+                let k = env.kustomization(&a.ns).await;
+                let attempted = k["status"]["lastAttemptedRevision"].as_str().unwrap_or_default().contains(&intrusion);
+                match condition(&k, "Ready") {
+                    Some((status, _, message)) if attempted && status == "False" => Some(message),
+                    _ => None,
+                }
+            })
+            .await;
+        eprintln!("{what} refused after {refused_after:?}: {message}");
+        assert!(message.contains("(Forbidden)") && message.contains(refused), "not a forbidden {refused}: {message}");
+        assert!(message.contains(&format!("User \"system:serviceaccount:{}:maxcloud-tenant\"", a.ns)), "{message}");
+        let k = env.kustomization(&a.ns).await;
+        assert!(
+            !k["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&intrusion),
+            "the refused revision counts as applied: {}",
+            k["status"]
+        );
+    }
+    assert!(env.names(CONFIG_MAP, Some(&a.ns)).await.iter().all(|n| !n.ends_with("/evil")));
+    assert!(env.names(CONFIG_MAP, Some(&b.ns)).await.iter().all(|n| !n.ends_with("/evil")));
+    assert!(env.names(CLUSTER_ROLE_BINDING, None).await.iter().all(|n| !n.ends_with("/evil")));
+    assert!(env.get(APP, &b.ns, "intruder").await.is_none());
+    // Tenant B is unaffected.
+    let kb = env.kustomization(&b.ns).await;
+    assert_eq!(condition(&kb, "Ready").map(|c| c.0).as_deref(), Some("True"), "{}", kb["status"]);
+
+    // The repo is repaired (the intruding files removed): A's Kustomization recovers and prunes the intruder.
+    intrude(&bare, &scratch, "repair", &[("apps/intruder.yaml", None), ("misc/escalation.yaml", None)]);
+    let repaired = git(&bare, &["rev-parse", "main"]).trim().to_string();
+    env.poke(&a.ns, "repair").await;
+    env.wait_for("tenant A's Kustomization to apply the repaired repo", Duration::from_secs(60), || async {
+        let k = env.kustomization(&a.ns).await;
+        let applied = k["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&repaired);
+        (applied && condition(&k, "Ready").map(|c| c.0).as_deref() == Some("True")).then_some(())
+    })
+    .await;
+    assert!(env.get(APP, &a.ns, "intruder").await.is_none(), "the intruder was not pruned");
+
+    // 4. The controllers' lockdown flags (flux/components/flux-lockdown) hold: a Kustomization naming no
+    // ServiceAccount impersonates the namespace's `default` one (--default-service-account=default), which may
+    // apply nothing; one in tenant B's namespace cannot use tenant A's GitRepository (--no-cross-namespace-refs).
+    let kustomization = |name: &str, ns: &str, source_ns: &str, sa: Option<&str>| {
+        let mut spec = json!({
+            "interval": "10m", "path": "./", "prune": false, "targetNamespace": ns,
+            "sourceRef": {"kind": "GitRepository", "name": "maxcloud-tenant", "namespace": source_ns},
+        });
+        if let Some(sa) = sa {
+            spec["serviceAccountName"] = json!(sa);
+        }
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+               "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    };
+    env.cp
+        .apply(vec![
+            kustomization("no-service-account", &a.ns, &a.ns, None),
+            kustomization("borrowed-source", &b.ns, &a.ns, Some("maxcloud-tenant")),
+        ])
+        .await
+        .expect("apply Kustomizations");
+    for (ns, name, expected) in [
+        (&a.ns, "no-service-account", format!("User \"system:serviceaccount:{}:default\"", a.ns)),
+        (&b.ns, "borrowed-source", "cross-namespace references have been blocked".to_string()),
+    ] {
+        let (message, _) = env
+            .wait_for(&format!("Kustomization {ns}/{name} to fail"), Duration::from_secs(30), || async {
+                let k = env.get(KUSTOMIZATION, ns, name).await?;
+                condition(&k, "Ready").filter(|c| c.0 == "False" && c.2.contains(&expected)).map(|c| c.2)
+            })
+            .await;
+        eprintln!("{ns}/{name}: {message}");
+    }
+    assert!(env.get(APP, &b.ns, "api").await.is_none() && env.get(APP, &b.ns, "shop").await.is_none());
+
+    // 5. A delete order: the PR removing apps/shop.yaml is merged (Apps' delete policy is auto), Flux prunes.
+    order_merged(&a, json!({"action": "delete", "kind": "App", "name": "shop"})).await;
+    let merged = Instant::now();
+    env.poke(&a.ns, "delete shop").await;
+    env.wait_for("App shop to be pruned", Duration::from_secs(30), || async {
+        env.get(APP, &a.ns, "shop").await.is_none().then_some(())
+    })
+    .await;
+    eprintln!("delete merge → App gone: {:?}", merged.elapsed());
+    assert_eq!(env.names(APP, None).await, [format!("{}/api", a.ns), format!("{}/blog", b.ns)]);
+    let repo = env.get(GIT_REPOSITORY, &a.ns, "maxcloud-tenant").await.expect("GitRepository");
+    eprintln!("tenant A's GitRepository artifact: {}", repo["status"]["artifact"]["revision"]);
+    eprintln!("{}", env.flux.report());
+}
