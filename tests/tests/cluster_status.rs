@@ -1,0 +1,108 @@
+//! The server's status aggregator against a real API server: an order merged by the order service, its committed
+//! object applied as Flux applies it, and the status Crossplane writes, reach the API: the order becomes `ready`
+//! (or `failed` with the message), `/api/v1/services` shows the status and URL, `/readyz` says the cluster is
+//! connected.
+
+use std::time::Duration;
+
+use maxcloud_testenv::ControlPlane;
+use maxcloud_tests::platform::{catalog_crds, parse_yaml_docs};
+use maxcloud_tests::{git, Api, Options, Server};
+use serde_json::{json, Value};
+
+async fn apply_committed(cp: &ControlPlane, repo: &std::path::Path, path: &str) -> Value {
+    let committed = git(repo, &["show", &format!("main:{path}")]);
+    let object = parse_yaml_docs(&committed).remove(0);
+    cp.apply(vec![object.clone()]).await.expect("apply as Flux would");
+    object
+}
+
+async fn set_status(cp: &ControlPlane, object: &Value, status: Value) {
+    use kube::api::{Api as KubeApi, DynamicObject, Patch, PatchParams};
+    let client = cp.client().await.expect("client");
+    let discovery = kube::discovery::Discovery::new(client.clone()).run().await.expect("discovery");
+    let (api, _): (KubeApi<DynamicObject>, _) =
+        maxcloud_testenv::controlplane::dynamic_api(&client, &discovery, object).expect("served");
+    let patch = json!({"apiVersion": object["apiVersion"], "kind": object["kind"], "status": status});
+    api.patch_status(
+        object["metadata"]["name"].as_str().expect("name"),
+        &PatchParams::apply("crossplane").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .expect("status patch");
+}
+
+fn conditions(ready: &str, synced: &str, message: &str) -> Value {
+    json!([
+        {"type": "Ready", "status": ready, "reason": "Creating", "lastTransitionTime": "2026-11-21T08:00:00Z"},
+        {"type": "Synced", "status": synced, "reason": "ReconcileError", "message": message, "lastTransitionTime": "2026-11-21T08:00:00Z"}
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
+    let cp = ControlPlane::start().await.expect("control plane");
+    let mut setup = catalog_crds();
+    setup.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mc-acme"}}));
+    cp.apply(setup).await.expect("catalog CRDs");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let options = Options {
+        env: vec![("MAXCLOUD_KUBECONFIG".into(), cp.kubeconfig.display().to_string())],
+        ..Default::default()
+    };
+    let server = Server::start(&tmp.path().join("data"), options);
+    let anon = Api::new(&server);
+    let (key, slug) = anon.register("ops@example.com", "Acme").await;
+    assert_eq!(slug, "acme");
+    let api = anon.with_key(&key);
+    let resp = api.req(reqwest::Method::GET, "/catalog").send().await.expect("catalog");
+    assert_eq!(resp.headers()["x-maxcloud-cluster"], "connected", "the API says a cluster is connected");
+
+    // A service deployed through the facade, merged, applied by "Flux", made ready by "Crossplane".
+    let (status, svc) = api.post("/services", &json!({"name": "web", "image": "nginx:1.27"})).await;
+    assert_eq!(status, 201, "{svc}");
+    let order_id = svc["order"]["id"].as_str().or(svc["order_id"].as_str()).map(str::to_string);
+    let (_, orders) = api.get("/orders").await;
+    let order_id = order_id.unwrap_or_else(|| orders[0]["id"].as_str().expect("order id").to_string());
+    api.wait_order(&order_id, "merged", Duration::from_secs(20)).await;
+    let repo = server.repo_dir(&slug);
+    let web = apply_committed(&cp, &repo, "apps/web.yaml").await;
+    set_status(&cp, &web, json!({"conditions": conditions("False", "True", ""), "message": "waiting for the Knative Service to be created"})).await;
+    set_status(
+        &cp,
+        &web,
+        json!({"url": "https://web.mc-acme.apps.maxcloud.example", "ready": true,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-21T08:00:01Z"}]}),
+    )
+    .await;
+    let order = api.wait_order(&order_id, "ready", Duration::from_secs(30)).await;
+    assert_eq!(order["state"], "ready", "{order}");
+    let (_, services) = api.get("/services").await;
+    let web_svc = services.as_array().expect("list").iter().find(|s| s["name"] == "web").expect("web listed").clone();
+    assert_eq!(web_svc["status"], "ready", "{web_svc}");
+    assert_eq!(web_svc["url"], "https://web.mc-acme.apps.maxcloud.example");
+
+    // An impossible composition: Crossplane cannot reconcile the XR; the order fails with Crossplane's message.
+    let (status, order) =
+        api.post("/orders", &json!({"kind": "App", "name": "broken", "parameters": {"image": "nginx:1.27"}})).await;
+    assert_eq!(status, 201, "{order}");
+    let broken_id = order["id"].as_str().expect("id").to_string();
+    api.wait_order(&broken_id, "merged", Duration::from_secs(20)).await;
+    let broken = apply_committed(&cp, &repo, "apps/broken.yaml").await;
+    set_status(
+        &cp,
+        &broken,
+        json!({"conditions": conditions("False", "False", "cannot compose resources: pipeline step \"render\" returned a fatal result")}),
+    )
+    .await;
+    let order = api.wait_order(&broken_id, "failed", Duration::from_secs(30)).await;
+    assert_eq!(order["state"], "failed", "{order}");
+    let error = order["error"].as_str().or(order["message"].as_str()).unwrap_or_default().to_string();
+    let history = order["history"].to_string();
+    assert!(
+        error.contains("cannot compose resources") || history.contains("cannot compose resources"),
+        "the failure carries Crossplane's message: {order}"
+    );
+}
