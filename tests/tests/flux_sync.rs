@@ -162,6 +162,9 @@ struct Tenant {
     ns: String,
 }
 
+/// The webhook token of every tenant's Receiver (the platform's `MAXCLOUD_FLUX_WEBHOOK_TOKEN`).
+const WEBHOOK_TOKEN: &str = "platform-webhook-token-0123456789abcdef";
+
 async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
     let (key, slug) = anon.register(email, org).await;
     let api = anon.with_key(&key);
@@ -178,7 +181,7 @@ async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
     let secrets: KubeApi<Secret> = KubeApi::namespaced(env.client().await, &ns);
     for (name, data) in [
         ("maxcloud-git-token", json!({"username": "flux", "password": token})),
-        ("maxcloud-webhook-token", json!({"token": format!("webhook-{slug}-0123456789abcdef")})),
+        ("maxcloud-webhook-token", json!({"token": WEBHOOK_TOKEN})),
     ] {
         let secret: Secret =
             serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "stringData": data}))
@@ -239,7 +242,15 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
     let flux = Flux::start(&cp).await.unwrap_or_else(|e| panic!("Flux starts: {e}"));
     eprintln!("{}", flux.report());
     let tmp = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&tmp.path().join("data"), Options::default());
+    // The order service pokes each tenant's Receiver after a merge (one webhook token for the platform).
+    let options = Options {
+        env: vec![
+            ("MAXCLOUD_FLUX_RECEIVER_URL".into(), flux.receiver_url()),
+            ("MAXCLOUD_FLUX_WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()),
+        ],
+        ..Default::default()
+    };
+    let server = Server::start(&tmp.path().join("data"), options);
     let env = Env { cp, flux, server };
     env.cp.apply(vec![app_crd()]).await.expect("install the App CRD");
 
@@ -248,12 +259,15 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
     let b = onboard(&env, &anon, "bob@beta.example", "Beta").await;
     eprintln!("tenants {} and {} onboarded; {}", a.slug, b.slug, env.flux.report());
 
-    // 1. Tenant A orders an App: merged → Flux pulls A's repo (no Receiver call: the GitRepository's interval).
+    // 1. Tenant A orders an App: merged → the order service calls A's Receiver → Flux pulls A's repo at once
+    // (not at the GitRepository's interval).
     let shop = order_merged(&a, json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx:1.27"}})).await;
-    let (app, no_poke) = env
-        .wait_for("App shop in tenant A's namespace (interval)", Duration::from_secs(90), || async {
-            env.get(APP, &a.ns, "shop").await
-        })
+    let (app, via_service) = env
+        .wait_for(
+            "App shop in tenant A's namespace (order service's Receiver call)",
+            Duration::from_secs(90),
+            || async { env.get(APP, &a.ns, "shop").await },
+        )
         .await;
     let labels = &app["metadata"]["labels"];
     assert_eq!(labels["maxcloud.dev/order-id"], shop.as_str(), "{app}");
@@ -277,7 +291,12 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
     let with_poke = poked.elapsed();
     assert_eq!(app["metadata"]["labels"]["maxcloud.dev/order-id"], api_order.as_str(), "{app}");
     eprintln!(
-        "merge → App present: {no_poke:?} without a Receiver call (interval {TEST_INTERVAL}), {with_poke:?} with"
+        "merge → App present: {via_service:?} with the order service's Receiver call (interval {TEST_INTERVAL}), \
+         {with_poke:?} with a direct call"
+    );
+    assert!(
+        via_service < Duration::from_secs(10),
+        "the order service's Receiver call did not trigger the sync: {via_service:?}"
     );
     assert!(with_poke < Duration::from_secs(10), "the Receiver call did not speed up the sync: {with_poke:?}");
 
