@@ -23,11 +23,14 @@
 //! platform's aggregated ClusterRoles are applied all the same by [`Crossplane::install_platform`]).
 //!
 //! Measured on the development machine (kube-apiserver v1.35.4, Crossplane v2.4.0, function-go-templating
-//! v0.12.3, function-auto-ready v0.7.0), `crates/testenv/tests/crossplane.rs`: [`Crossplane::start`] (PKI,
-//! CRDs, processes, webhook, both functions installed and healthy) about 3–4 s; `install_platform` about
-//! 2 s; resident memory (VmRSS) after composing an App, a Database and a Workspace: Crossplane about 110 MiB,
-//! function-go-templating about 40 MiB, function-auto-ready about 25 MiB. See the test's output
-//! (`crossplane started in …`, `VmRSS …`) for the figures of a run.
+//! v0.12.3, function-auto-ready v0.7.0; debug test build), `crates/testenv/tests/crossplane.rs`:
+//! [`Crossplane::start`] (PKI, Crossplane CRDs, processes, webhook, both Functions installed and healthy)
+//! 4–5 s, most of it Crossplane's package and revision reconcilers; [`Crossplane::install_platform`] 6–8 s
+//! (composed kinds' CRDs about 2 s, then Crossplane establishing the five XRDs, which retries on
+//! conflicts with backoff). An App is composed about 0.5 s after it is applied and Ready about 0.4 s after its
+//! resources report ready. Resident memory (VmRSS) after composing an App, a Database and a Workspace:
+//! Crossplane about 110 MiB, function-go-templating and function-auto-ready about 37 MiB each. The test prints
+//! the figures of each run (`crossplane started in …`, `VmRSS …`).
 
 use std::fs::File;
 use std::io::Write;
@@ -236,9 +239,10 @@ fn make_pki(dir: &Path) -> Result<(), Error> {
 
 /// Puts a Function package's metadata into Crossplane's package cache, as `FsPackageCache.Store` does
 /// (gzip of the package stream) under `<FriendlyID>.gz`; returns the package reference to install.
-fn seed_package(cache: &Path, name: &str, binary: &Path) -> Result<String, Error> {
-    // The digest only has to be stable and well formed: that of the function binary itself.
-    let digest = hex::encode(Sha256::digest(std::fs::read(binary)?));
+fn seed_package(cache: &Path, name: &str, version: &str) -> Result<String, Error> {
+    // The digest only has to be well formed and stable per version (hashing the binary itself took seconds in
+    // unoptimised test builds).
+    let digest = hex::encode(Sha256::digest(format!("{name}@{version}")));
     let source = format!("{PACKAGE_REPOSITORY}/{name}");
     let id = friendly_id(&source, &format!("sha256:{digest}"));
     let meta = format!(
@@ -279,8 +283,15 @@ impl Crossplane {
         cp.apply_yaml(&crd_set("crossplane", "CROSSPLANE_VERSION")?).await?;
         let srv_crt = std::fs::read(pki.join("srv/tls.crt"))?;
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        cp.apply(vec![
+        let client = cp.client().await?;
+        // Kinds known beforehand are applied directly: `ControlPlane::apply` runs a discovery each time.
+        ssa(
+            &api(&client, "v1", "Namespace", "namespaces", None),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+        )
+        .await?;
+        ssa(
+            &api(&client, "v1", "Secret", "secrets", Some(NAMESPACE)),
             json!({
                 "apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": TLS_SERVER_SECRET, "namespace": NAMESPACE},
@@ -291,7 +302,7 @@ impl Crossplane {
                     "ca.crt": b64(&std::fs::read(pki.join("ca/ca.crt"))?),
                 },
             }),
-        ])
+        )
         .await?;
 
         let mut xp =
@@ -301,7 +312,7 @@ impl Crossplane {
         let mut functions = Vec::new();
         for (name, key) in FUNCTIONS {
             let bin = tool(name, key, "function")?;
-            let package = seed_package(&cache, name, &bin)?;
+            let package = seed_package(&cache, name, version(key)?)?;
             let port = free_port()?;
             let args =
                 vec![format!("--address=127.0.0.1:{port}"), format!("--tls-certs-dir={}", pki.join("srv").display())];
@@ -335,41 +346,46 @@ impl Crossplane {
         xp.wait_ready(health, Duration::from_secs(60)).await?;
 
         // The admission webhook the Usage controllers rely on (Crossplane's usage.yaml, served on loopback).
-        cp.apply(vec![json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": "crossplane-no-usages"},
-            "webhooks": [{
-                "name": "nousages.protection.crossplane.io",
-                "admissionReviewVersions": ["v1"],
-                "clientConfig": {
-                    "url": format!("https://127.0.0.1:{}/validate-no-usages", xp.webhook_port),
-                    "caBundle": b64(&std::fs::read(pki.join("ca/ca.crt"))?),
-                },
-                "failurePolicy": "Fail",
-                "objectSelector": {"matchLabels": {"crossplane.io/in-use": "true"}},
-                "rules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["DELETE"], "resources": ["*"]}],
-                "sideEffects": "None",
-            }],
-        })])
+        let webhooks = api(
+            &client,
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            None,
+        );
+        ssa(
+            &webhooks,
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "crossplane-no-usages"},
+                "webhooks": [{
+                    "name": "nousages.protection.crossplane.io",
+                    "admissionReviewVersions": ["v1"],
+                    "clientConfig": {
+                        "url": format!("https://127.0.0.1:{}/validate-no-usages", xp.webhook_port),
+                        "caBundle": b64(&std::fs::read(pki.join("ca/ca.crt"))?),
+                    },
+                    "failurePolicy": "Fail",
+                    "objectSelector": {"matchLabels": {"crossplane.io/in-use": "true"}},
+                    "rules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["DELETE"], "resources": ["*"]}],
+                    "sideEffects": "None",
+                }],
+            }),
+        )
         .await?;
 
         // The Functions, by digest from the cache; their revisions pointed at the local processes.
-        cp.apply(
-            functions
-                .iter()
-                .map(|(name, package, _)| {
-                    json!({
-                        "apiVersion": "pkg.crossplane.io/v1",
-                        "kind": "Function",
-                        "metadata": {"name": name},
-                        "spec": {"package": package, "packagePullPolicy": "Never", "skipDependencyResolution": true},
-                    })
-                })
-                .collect(),
-        )
-        .await?;
-        let client = cp.client().await?;
+        let function_api = api(&client, "pkg.crossplane.io/v1", "Function", "functions", None);
+        for (name, package, _) in &functions {
+            let function = json!({
+                "apiVersion": "pkg.crossplane.io/v1",
+                "kind": "Function",
+                "metadata": {"name": name},
+                "spec": {"package": package, "packagePullPolicy": "Never", "skipDependencyResolution": true},
+            });
+            ssa(&function_api, function).await?;
+        }
         for (name, _, port) in &functions {
             xp.connect_function(&client, name, *port).await?;
         }
@@ -483,28 +499,32 @@ impl Crossplane {
     /// compositions (`compositions/*.yaml` but `functions.yaml` and `rbac.yaml`).
     pub async fn install_platform(&self, cp: &ControlPlane) -> Result<(), Error> {
         let root = workspace_root();
-        cp.apply_yaml(&std::fs::read_to_string(root.join("compositions/rbac.yaml"))?).await?;
-        let mut crds = String::new();
+        let read_all = |files: Vec<PathBuf>| -> Result<String, Error> {
+            let mut text = String::new();
+            for f in files {
+                text.push_str("\n---\n");
+                text.push_str(&std::fs::read_to_string(f)?);
+            }
+            Ok(text)
+        };
+        // One apply per stage: each `ControlPlane::apply` runs a discovery.
+        let mut text =
+            read_all(vec![root.join("compositions/rbac.yaml"), root.join("tests/fixtures/platform/environment.yaml")])?;
         for (project, key) in [
             ("knative-serving", "KNATIVE_SERVING_VERSION"),
             ("cloudnative-pg", "CNPG_VERSION"),
             ("external-dns", "EXTERNAL_DNS_VERSION"),
         ] {
-            crds.push_str(&crd_set(project, key)?);
+            text.push_str(&crd_set(project, key)?);
         }
-        cp.apply_yaml(&crds).await?;
-        cp.apply_yaml(&std::fs::read_to_string(root.join("tests/fixtures/platform/environment.yaml"))?).await?;
+        cp.apply_yaml(&text).await?;
 
-        let xrds = yaml_files(&root.join("xrds"), &[])?;
-        let mut names = Vec::new();
-        for f in &xrds {
-            for o in cp.apply_yaml(&std::fs::read_to_string(f)?).await? {
-                names.push((
-                    o.metadata.name.clone().unwrap_or_default(),
-                    to_value(&o)["spec"].get("claimNames").is_some(),
-                ));
-            }
-        }
+        let names: Vec<(String, bool)> = cp
+            .apply_yaml(&read_all(yaml_files(&root.join("xrds"), &[])?)?)
+            .await?
+            .iter()
+            .map(|o| (o.metadata.name.clone().unwrap_or_default(), to_value(o)["spec"].get("claimNames").is_some()))
+            .collect();
         let client = cp.client().await?;
         let api = api(
             &client,
@@ -530,9 +550,7 @@ impl Crossplane {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        for f in yaml_files(&root.join("compositions"), &["functions.yaml", "rbac.yaml"])? {
-            cp.apply_yaml(&std::fs::read_to_string(f)?).await?;
-        }
+        cp.apply_yaml(&read_all(yaml_files(&root.join("compositions"), &["functions.yaml", "rbac.yaml"])?)?).await?;
         Ok(())
     }
 
@@ -566,6 +584,14 @@ impl Crossplane {
         }
         Ok(())
     }
+}
+
+/// Server-side apply of one object whose API is known.
+async fn ssa(api: &Api<DynamicObject>, obj: Value) -> Result<DynamicObject, Error> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    api.patch(&name, &PatchParams::apply(crate::controlplane::FIELD_MANAGER).force(), &Patch::Apply(&obj))
+        .await
+        .map_err(|e| Error::Kube(format!("apply {} {name}: {e}", obj["kind"].as_str().unwrap_or_default())))
 }
 
 fn yaml_files(dir: &Path, except: &[&str]) -> Result<Vec<PathBuf>, Error> {
