@@ -137,7 +137,7 @@ build_kubernetes() {
         cd "$scratch"
         go mod init maxcloud.dev/testbin/kubernetes >/dev/null 2>&1
         local module
-        for module in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$src/go.mod"); do
+        awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$src/go.mod" | while read -r module; do
             go mod edit -replace "$module=$module@$staging"
         done
         go get "k8s.io/kubernetes@$version" >/dev/null
