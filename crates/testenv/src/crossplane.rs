@@ -45,7 +45,7 @@ use kube::{Api, Client};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::tools::{testbin, tool, version, workspace_root};
+use crate::tools::{crd_set, tool, version, workspace_root};
 use crate::{ControlPlane, Error};
 
 /// Namespace Crossplane runs in (its default, `--namespace`).
@@ -163,26 +163,6 @@ pub fn api(
 
 fn to_value(obj: &DynamicObject) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
-}
-
-/// Concatenated YAML of the CRD files of one fetched CRD set (`<testbin>/crds/<project>-<version>/*.yaml`).
-fn crd_set(project: &str, version_key: &str) -> Result<String, Error> {
-    let dir = testbin()?.join("crds").join(format!("{project}-{}", version(version_key)?));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::Tool(format!("{}: {e} (fetched by scripts/testbin.sh)", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::Tool(format!("{} holds no CRDs", dir.display())));
-    }
-    let mut text = String::new();
-    for f in files {
-        text.push_str("\n---\n");
-        text.push_str(&std::fs::read_to_string(f)?);
-    }
-    Ok(text)
 }
 
 /// Writes one CA, a server certificate for 127.0.0.1 and a client certificate, as `srv/` and `cli/` each

@@ -36,7 +36,7 @@ use kube::Api;
 use serde_json::Value;
 
 use crate::controlplane::ControlPlane;
-use crate::tools::{testbin, tool, version};
+use crate::tools::{crd_set, tool};
 use crate::Error;
 
 /// The namespace the controllers consider their own (`RUNTIME_NAMESPACE`).
@@ -95,27 +95,6 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The CRD files of one fetched Flux CRD set (`<testbin>/crds/<set>-<version>/*.yaml`), concatenated.
-fn crd_set(set: &str, version_key: &str) -> Result<String, Error> {
-    let dir = testbin()?.join("crds").join(format!("{set}-{}", version(version_key)?));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::Tool(format!("{}: {e} (fetched by scripts/testbin.sh)", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::Tool(format!("no CRDs in {}", dir.display())));
-    }
-    let mut text = String::new();
-    for file in files {
-        text.push_str("---\n");
-        text.push_str(&std::fs::read_to_string(file)?);
-        text.push('\n');
-    }
-    Ok(text)
 }
 
 /// A plain HTTP/1.1 GET on loopback; returns the status code.

@@ -68,3 +68,24 @@ pub fn tool(name: &str, version_key: &str, binary: &str) -> Result<PathBuf, Erro
         Err(Error::Tool(format!("{} was not built by scripts/testbin.sh", path.display())))
     }
 }
+
+/// Concatenated YAML of the CRD files of one fetched CRD set (`<testbin>/crds/<project>-<version>/*.yaml`).
+pub fn crd_set(project: &str, version_key: &str) -> Result<String, Error> {
+    let dir = testbin()?.join("crds").join(format!("{project}-{}", version(version_key)?));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::Tool(format!("{}: {e} (fetched by scripts/testbin.sh)", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Tool(format!("no CRDs in {}", dir.display())));
+    }
+    let mut text = String::new();
+    for file in files {
+        text.push_str("---\n");
+        text.push_str(&std::fs::read_to_string(file)?);
+        text.push('\n');
+    }
+    Ok(text)
+}
