@@ -247,6 +247,8 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
         env: vec![
             ("MAXCLOUD_FLUX_RECEIVER_URL".into(), flux.receiver_url()),
             ("MAXCLOUD_FLUX_WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()),
+            // The status aggregator watches the tenants' Kustomizations: merged orders become `applied`.
+            ("MAXCLOUD_KUBECONFIG".into(), cp.kubeconfig.display().to_string()),
         ],
         ..Default::default()
     };
@@ -274,6 +276,11 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
     assert_eq!(labels["maxcloud.dev/tenant"], a.slug.as_str(), "{app}");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "maxcloud", "{app}");
     assert_eq!(app["spec"]["image"], "nginx:1.27", "{app}");
+    // The aggregator saw Flux apply a revision containing the merge commit: the order is `applied` (it stays
+    // there: no Crossplane runs in this test to make the App ready).
+    let order = a.api.wait_order(&shop, "applied", Duration::from_secs(30)).await;
+    assert_eq!(order["state"], "applied", "{order}");
+    assert!(order.to_string().contains("applied by Flux at main@sha1:"), "{order}");
     // Applied by Flux as the tenant's ServiceAccount, into the tenant's namespace only.
     assert_eq!(labels["kustomize.toolkit.fluxcd.io/name"], "maxcloud-tenant", "{app}");
     assert_eq!(env.names(APP, None).await, [format!("{}/shop", a.ns)]);

@@ -313,6 +313,19 @@ impl Repos {
         Ok(MergeOutcome::Regenerated { commit: commit.to_string() })
     }
 
+    /// Whether `ancestor` is `descendant` or one of its ancestors (both hex commits of the tenant's repo). An
+    /// unknown or malformed commit is `false` (e.g. a revision Flux reports that this repo never had).
+    pub fn contains(&self, slug: &str, descendant: &str, ancestor: &str) -> Result<bool, GitError> {
+        let repo = self.open(slug)?;
+        let (Ok(descendant), Ok(ancestor)) = (git2::Oid::from_str(descendant), git2::Oid::from_str(ancestor)) else {
+            return Ok(false);
+        };
+        if descendant == ancestor {
+            return Ok(repo.find_commit(descendant).is_ok());
+        }
+        Ok(repo.graph_descendant_of(descendant, ancestor).unwrap_or(false))
+    }
+
     /// Main's tip commit (hex).
     pub fn main_commit(&self, slug: &str) -> Result<String, GitError> {
         let repo = self.open(slug)?;

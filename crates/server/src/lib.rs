@@ -154,7 +154,7 @@ async fn start_with(
             .context("platform repository task")?
             .context("cannot create the platform repository")?;
     }
-    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos, worker);
+    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker);
     // The platform repository exists before the first registration (created above, cheaply); tenants whose
     // registration stopped before their platform commit are onboarded in the background, so start-up does not
     // wait on one Git commit per tenant.
@@ -171,7 +171,7 @@ async fn start_with(
     let cluster_connected = match &config.cluster {
         Some(access) => {
             let client = kube_client(access).await.context("cannot reach the cluster")?;
-            spawn_aggregator(client, store.clone(), orders.clone());
+            spawn_aggregator(client, store.clone(), orders.clone(), repos.clone());
             true
         }
         None => false,
@@ -210,10 +210,14 @@ async fn kube_client(access: &ClusterAccess) -> anyhow::Result<kube::Client> {
 }
 
 /// Runs the status aggregator and forwards the order transitions it records to the live event bus.
-fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService) {
+fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService, repos: Arc<Repos>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let ancestry: maxcloud_status::Ancestry = Arc::new(move |slug: &str, applied: &str, merge_commit: &str| {
+        repos.contains(slug, applied, merge_commit).unwrap_or(false)
+    });
     tokio::spawn(async move {
-        if let Err(e) = maxcloud_status::Aggregator::new(client, store).run(tx).await {
+        let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry);
+        if let Err(e) = aggregator.run(tx).await {
             tracing::error!(error = %e, "the status aggregator stopped");
         }
     });
@@ -222,6 +226,15 @@ fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService) {
             match event {
                 maxcloud_status::Event::Observed { tenant_id, kind, name, order: Some((order_id, state)), .. } => {
                     orders.publish(maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state });
+                }
+                maxcloud_status::Event::Applied { tenant_id, order_id, kind, name, .. } => {
+                    orders.publish(maxcloud_orders::OrderUpdate {
+                        tenant_id,
+                        order_id,
+                        kind,
+                        name,
+                        state: "applied".into(),
+                    });
                 }
                 maxcloud_status::Event::Unmanaged { tenant, kind, name, .. } => {
                     tracing::debug!(%tenant, %kind, %name, "unmanaged resource");

@@ -34,7 +34,16 @@ pub enum Event {
     },
     /// An object of a catalog kind that no order created (kubectl, Terraform, or a Workspace's nested XR).
     Unmanaged { tenant: String, kind: String, name: String, status: String },
+    /// Flux applied a revision of the tenant's repository that contains the order's merge commit.
+    Applied { tenant_id: String, order_id: String, kind: String, name: String, revision: String },
 }
+
+/// Whether commit `ancestor` is contained in commit `descendant` of tenant `slug`'s repository (git ancestry;
+/// the order service's repositories answer it).
+pub type Ancestry = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
+
+/// Name of the tenant's Flux Kustomization (gitops/tenant/sync.yaml.j2).
+pub const TENANT_KUSTOMIZATION: &str = "maxcloud-tenant";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,11 +59,19 @@ pub struct Aggregator {
     client: Client,
     store: Store,
     watching: Arc<Mutex<HashSet<String>>>,
+    ancestry: Option<Ancestry>,
 }
 
 impl Aggregator {
     pub fn new(client: Client, store: Store) -> Aggregator {
-        Aggregator { client, store, watching: Arc::default() }
+        Aggregator { client, store, watching: Arc::default(), ancestry: None }
+    }
+
+    /// Also watch the tenants' Flux Kustomizations and mark merged orders `applied` once the revision Flux
+    /// last applied contains their merge commit (`ancestry(slug, applied_commit, merge_commit)`).
+    pub fn with_applied(mut self, ancestry: Ancestry) -> Aggregator {
+        self.ancestry = Some(ancestry);
+        self
     }
 
     /// Runs until `events` is closed or the CRD watch ends (watch errors are retried with backoff, never
@@ -63,6 +80,9 @@ impl Aggregator {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let mut stream = watcher(crds, watcher::Config::default()).default_backoff().applied_objects().boxed();
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(ancestry) = self.ancestry.clone() {
+            tasks.spawn(self.clone().watch_kustomizations(ancestry, events.clone()));
+        }
         while let Some(next) = stream.next().await {
             let crd = match next {
                 Ok(crd) => crd,
@@ -109,6 +129,78 @@ impl Aggregator {
                 // default_backoff retries; the error is only worth a line in the log.
                 Some(Err(e)) => tracing::warn!(kind = %resource.kind, error = %e, "watch error"),
                 None => return,
+            }
+        }
+    }
+
+    async fn watch_kustomizations(self, ancestry: Ancestry, events: mpsc::Sender<Event>) {
+        let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+        let resource = ApiResource::from_gvk_with_plural(&gvk, "kustomizations");
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let config = watcher::Config::default().fields(&format!("metadata.name={TENANT_KUSTOMIZATION}"));
+        let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
+        while let Some(next) = stream.next().await {
+            let k = match next {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kustomization watch error");
+                    continue;
+                }
+            };
+            let namespace = k.metadata.namespace.as_deref().unwrap_or("");
+            let Some(slug) = namespace.strip_prefix(crate::derive::NAMESPACE_PREFIX) else { continue };
+            // Flux reports `<branch>@sha1:<commit>`.
+            let Some(revision) = k.data["status"]["lastAppliedRevision"].as_str() else { continue };
+            let Some(commit) = revision.rsplit_once(':').map(|(_, c)| c.to_string()) else { continue };
+            if !self.applied(slug, &commit, revision, &ancestry, &events).await {
+                return;
+            }
+        }
+    }
+
+    /// Marks the tenant's merged orders contained in `commit` as applied; false once nobody listens any more.
+    async fn applied(
+        &self,
+        slug: &str,
+        commit: &str,
+        revision: &str,
+        ancestry: &Ancestry,
+        events: &mpsc::Sender<Event>,
+    ) -> bool {
+        let waiting = match self.store.merged_awaiting_apply(slug).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(tenant = slug, error = %e, "cannot read merged orders");
+                return !events.is_closed();
+            }
+        };
+        // Git ancestry runs off the async threads (git2 blocks).
+        let (ancestry, owned_slug, owned_commit) = (ancestry.clone(), slug.to_string(), commit.to_string());
+        let contained = tokio::task::spawn_blocking(move || {
+            waiting
+                .into_iter()
+                .filter(|(_, merge_commit)| ancestry(&owned_slug, &owned_commit, merge_commit))
+                .map(|(id, _)| id)
+                .collect::<Vec<String>>()
+        })
+        .await
+        .unwrap_or_default();
+        if contained.is_empty() {
+            return !events.is_closed();
+        }
+        match self.store.record_applied(&contained, revision).await {
+            Ok(moved) => {
+                for (tenant_id, order_id, kind, name) in moved {
+                    let event = Event::Applied { tenant_id, order_id, kind, name, revision: revision.to_string() };
+                    if events.send(event).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(tenant = slug, error = %e, "cannot record applied orders");
+                !events.is_closed()
             }
         }
     }

@@ -2,11 +2,14 @@
 //! cluster, the service state derived from them (`derive`), recorded in the store (resource status and URL;
 //! merged orders move to `ready` or `failed`) and announced as [`Event`]s for the live event stream.
 //!
-//! Not yet here (issue 4, next steps): the composed-resource tree per XR, Flux `Kustomization`s for the
-//! `applied` state, pods for metering, and reports back to Git.
+//! With [`Aggregator::with_applied`] it also watches the tenants' Flux `Kustomization`s: a merged order is
+//! `applied` once the revision Flux last applied contains its merge commit.
+//!
+//! Not yet here (issue 4, next steps): the composed-resource tree per XR, pods for metering, and reports back
+//! to Git.
 
 pub mod aggregator;
 pub mod derive;
 
-pub use aggregator::{Aggregator, Error, Event, CATALOG_GROUP};
+pub use aggregator::{Aggregator, Ancestry, Error, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};
 pub use derive::observe;

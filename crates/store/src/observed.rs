@@ -96,3 +96,53 @@ impl Store {
         Ok(Recorded::Resource { tenant_id, order: moved })
     }
 }
+
+impl Store {
+    /// The tenant's merged orders not yet seen in the cluster, with their merge commits: (order id, commit).
+    pub async fn merged_awaiting_apply(&self, tenant_slug: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT o.id, p.merge_commit FROM orders o JOIN tenants t ON t.id = o.tenant_id \
+             JOIN pull_requests p ON p.order_id = o.id \
+             WHERE t.slug = $1 AND o.state = 'merged' AND p.merge_commit IS NOT NULL ORDER BY o.created_at",
+        )
+        .bind(tenant_slug)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get("id"), r.get("merge_commit"))).collect())
+    }
+
+    /// Marks merged orders `applied` (their commit is in the revision Flux applied), with an order event each.
+    /// Returns (tenant id, order id, kind, name) of the orders that moved; orders no longer `merged` are left
+    /// alone.
+    pub async fn record_applied(
+        &self,
+        order_ids: &[String],
+        revision: &str,
+    ) -> Result<Vec<(String, String, String, String)>> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let now = now_us();
+        let mut moved = Vec::new();
+        for id in order_ids {
+            let row = sqlx::query("SELECT tenant_id, kind, name FROM orders WHERE id = $1 AND state = 'merged'")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else { continue };
+            sqlx::query("UPDATE orders SET state = 'applied', updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, 'applied', $2, $3)")
+                .bind(id)
+                .bind(now)
+                .bind(format!("applied by Flux at {revision}"))
+                .execute(&mut *tx)
+                .await?;
+            moved.push((row.get("tenant_id"), id.clone(), row.get("kind"), row.get("name")));
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+}

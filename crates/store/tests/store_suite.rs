@@ -345,6 +345,12 @@ async fn observations_move_orders_and_resources(store: Store) {
     assert_eq!(recorded, Recorded::Resource { tenant_id: t.clone(), order: None });
     assert_eq!(store.resource(t, &order.resource_id).await.unwrap().unwrap().status, "progressing");
     store.record_merged(&order, pr(&order.id, "c1"), "c1", None).await.unwrap();
+    // Flux applied a revision with the merge commit: merged -> applied, once.
+    assert_eq!(store.merged_awaiting_apply("observed").await.unwrap(), vec![(order.id.clone(), "c1".to_string())]);
+    let moved = store.record_applied(std::slice::from_ref(&order.id), "main@sha1:c1").await.unwrap();
+    assert_eq!(moved, vec![(t.clone(), order.id.clone(), "App".into(), "web".into())]);
+    assert!(store.record_applied(std::slice::from_ref(&order.id), "main@sha1:c1").await.unwrap().is_empty());
+    assert!(store.merged_awaiting_apply("observed").await.unwrap().is_empty());
     // Ready with its URL: the order is ready, once.
     let ready = obs("ready", Some("https://web.example"), None);
     let recorded = store.record_observation(&ready).await.unwrap();
@@ -355,7 +361,7 @@ async fn observations_move_orders_and_resources(store: Store) {
     let again = store.record_observation(&ready).await.unwrap();
     assert_eq!(again, Recorded::Resource { tenant_id: t.clone(), order: None }, "no second transition");
     let states: Vec<_> = store.order_events(&order.id).await.unwrap().into_iter().map(|e| e.state).collect();
-    assert_eq!(states, ["accepted", "pr_open", "merged", "ready"]);
+    assert_eq!(states, ["accepted", "pr_open", "merged", "applied", "ready"]);
 
     // A failure of a merged order carries its message.
     let Accepted::Created(update) = store.accept_order(new_order(t, "update", "web")).await.unwrap() else { panic!() };
