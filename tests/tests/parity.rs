@@ -209,7 +209,7 @@ async fn the_order_service_and_the_api_server_agree_on_every_generated_order() {
         let ours = ty.validate(&case.spec);
         // The object as the order service would commit it; for refused orders, the raw parameters (what a user
         // applying it with kubectl would send).
-        let spec = ours.as_ref().map(Clone::clone).unwrap_or_else(|_| case.spec.clone());
+        let spec = ours.clone().unwrap_or_else(|_| case.spec.clone());
         let object = ty.build_resource(&tenant, &name, "ord-parity", &spec);
         let (api, _) = dynamic_api(&client, &discovery, &object).expect("served kind");
         let theirs = api.patch(name.as_str(), &params, &Patch::Apply(&object)).await;

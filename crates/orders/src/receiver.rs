@@ -124,7 +124,7 @@ mod tests {
 
         let r = FluxReceiver::new(&format!("http://{addr}"), "tok");
         r.notify("acme", "abc123").await.unwrap();
-        let seen = seen.lock().unwrap();
+        let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 1);
         let (path, sig, body) = &seen[0];
         assert_eq!(path, &r.webhook_path("maxcloud-tenant", "mc-acme"));
