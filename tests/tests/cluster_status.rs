@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use maxcloud_testenv::ControlPlane;
 use maxcloud_tests::platform::{catalog_crds, parse_yaml_docs};
-use maxcloud_tests::{git, Api, Options, Server};
+use maxcloud_tests::{bin, git, Api, Options, Server};
 use serde_json::{json, Value};
 
 async fn apply_committed(cp: &ControlPlane, repo: &std::path::Path, path: &str) -> Value {
@@ -83,6 +83,46 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
     let web_svc = services.as_array().expect("list").iter().find(|s| s["name"] == "web").expect("web listed").clone();
     assert_eq!(web_svc["status"], "ready", "{web_svc}");
     assert_eq!(web_svc["url"], "https://web.mc-acme.apps.maxcloud.example");
+
+    // `maxcloud deploy --wait` follows a deployment through merged and applied to ready and prints the URL.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let deploy = std::process::Command::new(bin("maxcloud"))
+        .args(["deploy", "nginx:1.27", "--name", "shop", "--wait", "--timeout", "60"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("MAXCLOUD_API_URL", &server.url)
+        .env("MAXCLOUD_API_KEY", &key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("maxcloud deploy");
+    let (_, listed) = api.get("/orders").await;
+    let mut shop_order = String::new();
+    for _ in 0..200 {
+        let (_, orders) = api.get("/orders").await;
+        if let Some(o) = orders.as_array().and_then(|l| l.iter().find(|o| o["name"] == "shop")) {
+            shop_order = o["id"].as_str().expect("id").to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!shop_order.is_empty(), "the CLI placed an order: {listed}");
+    api.wait_order(&shop_order, "merged", Duration::from_secs(20)).await;
+    let shop = apply_committed(&cp, &repo, "apps/shop.yaml").await;
+    set_status(
+        &cp,
+        &shop,
+        json!({"url": "https://shop.mc-acme.apps.maxcloud.example", "ready": true,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-21T08:00:02Z"}]}),
+    )
+    .await;
+    let out = tokio::task::spawn_blocking(move || deploy.wait_with_output()).await.expect("join").expect("wait");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "deploy --wait failed:\n{stderr}\n{stdout}");
+    assert!(stderr.contains("deploying shop") && stderr.contains(": ready"), "progress shown:\n{stderr}");
+    assert!(stdout.contains("https://shop.mc-acme.apps.maxcloud.example"), "ends with the URL:\n{stdout}");
 
     // An impossible composition: Crossplane cannot reconcile the XR; the order fails with Crossplane's message.
     let (status, order) =
