@@ -9,6 +9,10 @@
 //!
 //! Then the same at 1 and 8 clients in a tenant repo that already holds 10,000 resource files, and the
 //! Git step of one order (`apply_batch` with a single item) in that repo.
+//!
+//! `aggregator`: see `aggregator.rs`.
+
+mod aggregator;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +52,15 @@ enum Bench {
         #[arg(long, default_value = "target")]
         work_dir: std::path::PathBuf,
     },
+    /// The status aggregator against a real kube-apiserver: initial sync, memory, change -> event latency.
+    Aggregator {
+        /// XRs in the cluster (plus three composed objects each).
+        #[arg(long, default_value_t = 10_000)]
+        xrs: usize,
+        /// Status changes timed after the initial sync.
+        #[arg(long, default_value_t = 500)]
+        changes: usize,
+    },
 }
 
 #[tokio::main]
@@ -57,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
     match Cli::parse().bench {
+        Bench::Aggregator { xrs, changes } => aggregator::run(xrs, changes).await,
         Bench::Orders { per_client, clients, large_repo_files, work_dir } => {
             orders(per_client, &clients, large_repo_files, &work_dir).await
         }
