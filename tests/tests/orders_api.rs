@@ -155,6 +155,78 @@ async fn events_stream_reports_order_states() {
     assert_eq!(Api::new(&server).get("/events").await.0, 401);
 }
 
+/// Reads SSE frames until `done(frames so far)`; returns (event, id, data) triples.
+async fn read_events(
+    resp: reqwest::Response,
+    done: impl Fn(&[(String, String, String)]) -> bool,
+) -> Vec<(String, String, String)> {
+    let mut stream = resp.bytes_stream();
+    let (mut buf, mut frames) = (String::new(), Vec::new());
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or("").trim().to_string()
+                };
+                if !field("event").is_empty() {
+                    frames.push((field("event"), field("id"), field("data")));
+                }
+            }
+            if done(&frames) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("events within 20 s");
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_missed_while_disconnected_are_replayed_with_last_event_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let api = Api::new(&server);
+    let (key, _) = api.register("r@example.com", "Replay").await;
+    let api = api.with_key(&key);
+    let resp = api.req(reqwest::Method::GET, "/events").send().await.unwrap();
+    let (status, first) =
+        api.post("/orders", &json!({"kind": "App", "name": "one", "parameters": {"image": "nginx"}})).await;
+    assert_eq!(status, 201);
+    let first_id = first["id"].as_str().unwrap().to_string();
+    let seen = read_events(resp, |f| f.iter().any(|(_, _, d)| d.contains(&first_id) && d.contains("\"merged\""))).await;
+    let last_id = seen.last().unwrap().1.clone();
+    assert!(!last_id.is_empty(), "events carry ids: {seen:?}");
+
+    // Disconnected: two more orders settle meanwhile.
+    let mut missed = Vec::new();
+    for name in ["two", "three"] {
+        let (_, o) = api.post("/orders", &json!({"kind": "App", "name": name, "parameters": {"image": "nginx"}})).await;
+        let id = o["id"].as_str().unwrap().to_string();
+        api.wait_order(&id, "merged", Duration::from_secs(20)).await;
+        missed.push(id);
+    }
+    let resp = api.req(reqwest::Method::GET, "/events").header("Last-Event-ID", &last_id).send().await.unwrap();
+    let replayed = read_events(resp, |f| f.iter().filter(|(_, _, d)| d.contains("\"merged\"")).count() >= 2).await;
+    for id in &missed {
+        let states: Vec<&str> = replayed
+            .iter()
+            .filter(|(_, _, d)| d.contains(id.as_str()))
+            .map(|(_, _, d)| if d.contains("\"accepted\"") { "accepted" } else { "merged" })
+            .collect();
+        assert_eq!(states, ["accepted", "merged"], "order {id} replayed once per state: {replayed:?}");
+    }
+    assert!(replayed.iter().all(|(_, _, d)| !d.contains(&first_id)), "nothing seen before is repeated");
+    let ids: Vec<&String> = replayed.iter().map(|(_, id, _)| id).collect();
+    assert!(ids.windows(2).all(|w| w[0] != w[1]), "ids are unique");
+
+    // An id from another server life cannot be resumed: the client is told to re-read.
+    let resp = api.req(reqwest::Method::GET, "/events").header("Last-Event-ID", "1-1").send().await.unwrap();
+    let frames = read_events(resp, |f| !f.is_empty()).await;
+    assert_eq!(frames[0].0, "lagged", "{frames:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_catalog_and_health() {
     let tmp = tempfile::tempdir().unwrap();

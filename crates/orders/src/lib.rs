@@ -6,11 +6,13 @@
 //! at a time, so a crash at any step resumes from the store and the repo without losing or duplicating
 //! orders, commits or PRs.
 
+mod events;
 mod failpoint;
 mod receiver;
 mod service;
 mod worker;
 
+pub use events::{EventBus, Published, Subscription, REPLAY_CAPACITY};
 pub use receiver::FluxReceiver;
 pub use service::{OrderError, OrderService, OrderUpdate, PlaceOrder, Placed};
 pub use worker::WorkerConfig;

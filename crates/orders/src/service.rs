@@ -5,7 +5,6 @@ use maxcloud_gitops::Repos;
 use maxcloud_store::{Accepted, NewOrder, OrderRow, Store, StoreError, Tenant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
 
 use crate::worker::{Worker, WorkerConfig};
 
@@ -87,13 +86,13 @@ pub struct OrderService {
     store: Store,
     catalog: Arc<Catalog>,
     worker: Worker,
-    events: broadcast::Sender<OrderUpdate>,
+    events: std::sync::Arc<crate::EventBus>,
 }
 
 impl OrderService {
     /// Build the service. With `config.run_worker`, the worker resumes every pending order at once.
     pub fn new(store: Store, catalog: Arc<Catalog>, repos: Arc<Repos>, config: WorkerConfig) -> OrderService {
-        let (events, _) = broadcast::channel(4096);
+        let events = std::sync::Arc::new(crate::EventBus::new());
         let worker = Worker::start(store.clone(), catalog.clone(), repos, events.clone(), config);
         OrderService { store, catalog, worker, events }
     }
@@ -107,8 +106,8 @@ impl OrderService {
     }
 
     /// Live order state changes of all tenants (filter by `tenant_id`).
-    pub fn subscribe(&self) -> broadcast::Receiver<OrderUpdate> {
-        self.events.subscribe()
+    pub fn subscribe(&self, last_event_id: Option<&str>) -> crate::Subscription {
+        self.events.subscribe(last_event_id)
     }
 
     /// Validate and store an order; the worker takes it from there.
@@ -138,7 +137,7 @@ impl OrderService {
             Accepted::Created(o) | Accepted::Replayed(o) => o,
         };
         if created {
-            let _ = self.events.send(OrderUpdate::new(&order, &order.state));
+            self.events.publish(OrderUpdate::new(&order, &order.state));
             self.worker.notify(&order.tenant_id);
         }
         Ok(Placed { order, created })
@@ -154,7 +153,7 @@ impl OrderService {
     /// Reject a review-required order: its PR is closed and its branch deleted; nothing is merged.
     pub async fn reject(&self, tenant: &Tenant, order_id: &str, reason: &str) -> Result<OrderRow, OrderError> {
         let order = self.store.reject_order(&tenant.id, order_id, reason).await?;
-        let _ = self.events.send(OrderUpdate::new(&order, &order.state));
+        self.events.publish(OrderUpdate::new(&order, &order.state));
         if let Err(e) = self.worker.delete_branch(tenant, &order.id).await {
             // The store is the truth: a leftover branch of a closed PR harms nothing.
             tracing::warn!(order = %order.id, error = %e, "cannot delete the rejected order's branch");
@@ -175,10 +174,14 @@ impl OrderService {
         self.worker.sync_platform(tenants).await.map_err(|e| OrderError::Internal(e.to_string()))
     }
 
+    /// The stream id of the event with sequence number `seq` (for SSE `id:` fields).
+    pub fn event_id(&self, seq: u64) -> String {
+        self.events.event_id(seq)
+    }
+
     /// Announce an order's state change observed elsewhere (the status aggregator) on the live event bus.
     pub fn publish(&self, update: OrderUpdate) {
-        // No subscriber is fine: nobody is listening.
-        let _ = self.events.send(update);
+        self.events.publish(update);
     }
 
     /// Wait until the worker has nothing left to do (tests and benches).

@@ -16,7 +16,7 @@ use std::time::Duration;
 use maxcloud_catalog::{Catalog, ResourceName, TenantSlug};
 use maxcloud_gitops::{self as gitops, Change, GitError, OrderText, Repos, Signature};
 use maxcloud_store::{NewPullRequest, OrderRow, Outcome, Store, Tenant};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 
 use crate::failpoint;
 use crate::service::OrderUpdate;
@@ -71,7 +71,7 @@ struct Inner {
     store: Store,
     catalog: Arc<Catalog>,
     repos: Arc<Repos>,
-    events: broadcast::Sender<OrderUpdate>,
+    events: std::sync::Arc<crate::EventBus>,
     config: WorkerConfig,
     lanes: Mutex<Lanes>,
     idle: Notify,
@@ -89,7 +89,7 @@ impl Worker {
         store: Store,
         catalog: Arc<Catalog>,
         repos: Arc<Repos>,
-        events: broadcast::Sender<OrderUpdate>,
+        events: std::sync::Arc<crate::EventBus>,
         config: WorkerConfig,
     ) -> Worker {
         let worker = Worker {
@@ -464,7 +464,7 @@ impl Worker {
     }
 
     fn publish(&self, order: &OrderRow, state: &str) {
-        let _ = self.inner.events.send(OrderUpdate::new(order, state));
+        self.inner.events.publish(OrderUpdate::new(order, state));
     }
 }
 
