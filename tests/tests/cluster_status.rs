@@ -124,6 +124,39 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
     assert!(stderr.contains("deploying shop") && stderr.contains(": ready"), "progress shown:\n{stderr}");
     assert!(stdout.contains("https://shop.mc-acme.apps.maxcloud.example"), "ends with the URL:\n{stdout}");
 
+    // `maxcloud status NAME --watch` follows a service whose image cannot run: it ends with the error.
+    let (status, svc) = api.post("/services", &json!({"name": "api", "image": "nginx:1.27"})).await;
+    assert_eq!(status, 201, "{svc}");
+    let watch = std::process::Command::new(bin("maxcloud"))
+        .args(["status", "api", "--watch", "--timeout", "60"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("MAXCLOUD_API_URL", &server.url)
+        .env("MAXCLOUD_API_KEY", &key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("maxcloud status --watch");
+    let (_, orders) = api.get("/orders").await;
+    let api_order = orders.as_array().and_then(|l| l.iter().find(|o| o["name"] == "api")).expect("order")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    api.wait_order(&api_order, "merged", Duration::from_secs(20)).await;
+    let api_xr = apply_committed(&cp, &repo, "apps/api.yaml").await;
+    set_status(
+        &cp,
+        &api_xr,
+        json!({"failed": true, "message": "Revision api-00001 failed: ImagePullBackOff", "ready": false,
+               "conditions": conditions("False", "True", "")}),
+    )
+    .await;
+    let out = tokio::task::spawn_blocking(move || watch.wait_with_output()).await.expect("join").expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a failed service makes --watch fail:\n{stderr}");
+    assert!(stderr.contains("ImagePullBackOff"), "the error names the cause:\n{stderr}");
+
     // An impossible composition: Crossplane cannot reconcile the XR; the order fails with Crossplane's message.
     let (status, order) =
         api.post("/orders", &json!({"kind": "App", "name": "broken", "parameters": {"image": "nginx:1.27"}})).await;

@@ -391,6 +391,7 @@ fn app_status_comes_from_the_observed_knative_service() {
     let (r, _dir2) = render_example(&functions, "apps/custom-domains.yaml", Some(&observed));
     let status = &r.xr["status"];
     assert_eq!(status["ready"], true);
+    assert_eq!(status["failed"], false);
     assert_eq!(status["url"], "https://web.mc-acme.apps.maxcloud.example");
     assert_eq!(status["address"], "http://web.mc-acme.svc.cluster.local");
     assert_eq!(status["latestRevision"], "web-00002");

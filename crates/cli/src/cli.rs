@@ -53,6 +53,13 @@ pub enum Command {
     Status {
         /// Service name
         name: String,
+        /// Follow the service's latest order live until it is ready or failed (merged when no cluster is
+        /// connected), printing each state; ends with the service (and its URL) or the error
+        #[arg(long)]
+        watch: bool,
+        /// Seconds to follow with --watch
+        #[arg(long, value_name = "SECS", default_value_t = 300, requires = "watch")]
+        timeout: u64,
     },
 
     /// Delete a service (opens a removal order)

@@ -64,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Auth(cmd) => auth::run(&ctx, cmd).await,
         Command::Deploy(args) => services::deploy(&ctx, args).await,
         Command::List => services::list(&ctx).await,
-        Command::Status { name } => services::status(&ctx, &name).await,
+        Command::Status { name, watch, timeout } => services::status(&ctx, &name, watch.then_some(timeout)).await,
         Command::Delete(args) => services::delete(&ctx, args).await,
         Command::Orders(args) => match args.command {
             None => orders::list(&ctx, args.limit).await,

@@ -139,8 +139,14 @@ struct StatusView<'a> {
     order: Option<&'a Order>,
 }
 
-pub async fn status(ctx: &Ctx, name: &str) -> Result<()> {
-    let service = find_by_name(ctx, name).await?;
+/// `maxcloud status NAME [--watch]`: with `watch` (a timeout in seconds) the service's latest order is followed
+/// until it settles, its states printed to stderr as they change.
+pub async fn status(ctx: &Ctx, name: &str, watch: Option<u64>) -> Result<()> {
+    let mut service = find_by_name(ctx, name).await?;
+    if let (Some(timeout), Some(order_id)) = (watch, service.order_id.clone()) {
+        follow_order(ctx, &order_id, Duration::from_secs(timeout)).await?;
+        service = find_by_name(ctx, name).await?;
+    }
     let order: Option<Order> = match &service.order_id {
         Some(id) => ctx.client.get_opt(&format!("/api/v1/orders/{}", segment(id))).await?,
         None => None,
