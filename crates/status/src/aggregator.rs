@@ -32,7 +32,7 @@ pub enum Event {
         message: Option<String>,
         order: Option<(String, String)>,
     },
-    /// An object of a catalog kind that no order created (kubectl, Terraform, or a Workspace's nested XR).
+    /// An object of a catalog kind that no order created and no other XR composed (kubectl, Terraform).
     Unmanaged { tenant: String, kind: String, name: String, status: String },
     /// Flux applied a revision of the tenant's repository that contains the order's merge commit.
     Applied { tenant_id: String, order_id: String, kind: String, name: String, revision: String },
@@ -220,6 +220,8 @@ impl Aggregator {
                 message: obs.message,
                 order,
             },
+            // A Workspace's nested XRs belong to it; only objects nobody ordered or composed are unmanaged.
+            Ok(Recorded::Unmanaged) if crate::derive::is_nested(obj) => return !events.is_closed(),
             Ok(Recorded::Unmanaged) => {
                 Event::Unmanaged { tenant: obs.tenant, kind: obs.kind, name: obs.name, status: obs.status }
             }

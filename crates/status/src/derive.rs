@@ -19,6 +19,14 @@ fn text(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
+/// Whether the XR was composed by another catalog XR (a Workspace's nested App, Database, DNSRecord): it is
+/// part of its owner, not a resource someone created by hand.
+pub fn is_nested(obj: &DynamicObject) -> bool {
+    obj.metadata.owner_references.as_ref().is_some_and(|refs| {
+        refs.iter().any(|r| r.controller == Some(true) && r.api_version.starts_with("maxcloud.dev/"))
+    })
+}
+
 /// The service state of an XR of `kind`:
 /// - `ready` when Crossplane's `Ready` condition is True (every composed resource is ready);
 /// - `failed` when the composition cannot be reconciled (`Synced` False) or the composition reports a terminal
@@ -127,6 +135,17 @@ mod tests {
             (waiting.status.as_str(), waiting.message.as_deref()),
             ("progressing", Some("waiting for the Knative Service to be created"))
         );
+    }
+
+    #[test]
+    fn nested_xrs_are_recognised_by_their_controller() {
+        let mut nested = xr("mc-acme", json!({}), json!({}));
+        assert!(!is_nested(&nested));
+        nested.metadata.owner_references = Some(vec![serde_json::from_value(json!({
+            "apiVersion": "maxcloud.dev/v1alpha1", "kind": "Workspace", "name": "cloud", "uid": "u1", "controller": true
+        }))
+        .unwrap()]);
+        assert!(is_nested(&nested));
     }
 
     #[test]

@@ -140,10 +140,41 @@ async fn cluster_status_reaches_the_store_and_converges_across_restarts() {
     let row = store.resource(&tenant_id, &web.resource_id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.url.as_deref()), ("ready", Some("https://web.mc-acme.example")));
 
-    // Something created with kubectl is reported as unmanaged, and changes nothing in the store.
+    // A Workspace's nested App (controlled by the Workspace XR) is part of it, not unmanaged; something created
+    // with kubectl is reported as unmanaged and changes nothing in the store.
+    cp.apply(vec![crd_of("workspace.yaml")]).await.unwrap();
+    let ws_ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("maxcloud.dev", "v1alpha1", "Workspace"),
+        "workspaces",
+    );
+    let workspaces: Api<DynamicObject> = Api::namespaced_with(client.clone(), "mc-acme", &ws_ar);
+    let ws = json!({"apiVersion": "maxcloud.dev/v1alpha1", "kind": "Workspace",
+        "metadata": {"name": "cloud", "namespace": "mc-acme"}, "spec": {"application": "nextcloud"}});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ws = loop {
+        match workspaces.patch("cloud", &ssa, &Patch::Apply(&ws)).await {
+            Ok(ws) => break ws,
+            Err(e) => assert!(Instant::now() < deadline, "Workspace kind not served: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut inner = object("inner", json!({}));
+    inner["metadata"]["ownerReferences"] = json!([{"apiVersion": "maxcloud.dev/v1alpha1", "kind": "Workspace",
+        "name": "cloud", "uid": ws.metadata.uid.clone().unwrap(), "controller": true}]);
+    apps.patch("inner", &ssa, &Patch::Apply(inner)).await.unwrap();
     apps.patch("handmade", &ssa, &Patch::Apply(object("handmade", json!({})))).await.unwrap();
-    next_event(&mut rx, "handmade unmanaged", |e| matches!(e, Event::Unmanaged { name, .. } if name == "handmade"))
-        .await;
+    let mut before = Vec::new();
+    loop {
+        let e = next_event(&mut rx, "handmade unmanaged", |_| true).await;
+        if matches!(&e, Event::Unmanaged { name, .. } if name == "handmade") {
+            break;
+        }
+        before.push(e);
+    }
+    assert!(
+        !before.iter().any(|e| matches!(e, Event::Unmanaged { name, .. } if name == "inner")),
+        "a nested XR is not unmanaged: {before:?}"
+    );
 
     // A kind installed after the aggregator started is watched too.
     cp.apply(vec![crd_of("dnsrecord.yaml")]).await.unwrap();
