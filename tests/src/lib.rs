@@ -208,17 +208,24 @@ impl Api {
     }
 }
 
-/// Run the `maxcloud` CLI with its config in `home`.
-pub fn cli(home: &Path, server: &Server, args: &[&str]) -> Output {
-    Command::new(bin("maxcloud"))
-        .args(args)
-        .env("HOME", home)
+/// The `maxcloud` CLI with its config in `home`, pointed at `server`, authenticated by `key` when given (else
+/// by the credentials it stored in `home`), with no standard input.
+pub fn cli_command(home: &Path, server: &Server, key: Option<&str>) -> Command {
+    let mut cmd = Command::new(bin("maxcloud"));
+    cmd.env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("MAXCLOUD_API_URL", &server.url)
-        .env_remove("MAXCLOUD_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maxcloud")
+        .stdin(Stdio::null());
+    match key {
+        Some(key) => cmd.env("MAXCLOUD_API_KEY", key),
+        None => cmd.env_remove("MAXCLOUD_API_KEY"),
+    };
+    cmd
+}
+
+/// Run the `maxcloud` CLI with its config in `home`.
+pub fn cli(home: &Path, server: &Server, args: &[&str]) -> Output {
+    cli_command(home, server, None).args(args).output().expect("run maxcloud")
 }
 
 /// Run `git` and return stdout; panics on failure.

@@ -305,23 +305,8 @@ pub fn has_upstream_schema(object: &Value) -> bool {
     !api_version.contains("harbor") && !api_version.starts_with("barmancloud.cnpg.io/")
 }
 
-/// The CRDs Crossplane derives from every XRD in xrds/ (`crossplane xrd convert`), without the owner reference
-/// to the XRD that Crossplane sets in a cluster: what a test control plane installs when Crossplane itself is
-/// not running.
+/// The CRDs Crossplane derives from every XRD in xrds/, as a test control plane installs them when Crossplane
+/// itself is not running (see `maxcloud_testenv::tools::catalog_crds`).
 pub fn catalog_crds() -> Vec<Value> {
-    let mut crds = Vec::new();
-    let dir = workspace_root().join("xrds");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("xrds/").map(|e| e.expect("entry").path()).collect();
-    files.sort();
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
-        let out = run(Command::new(crossplane_cli()).args(["xrd", "convert"]).arg(file));
-        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
-        for mut crd in parse_yaml_docs(&String::from_utf8_lossy(&out.stdout)) {
-            if let Some(metadata) = crd["metadata"].as_object_mut() {
-                metadata.remove("ownerReferences");
-            }
-            crds.push(crd);
-        }
-    }
-    crds
+    maxcloud_testenv::tools::catalog_crds().unwrap_or_else(|e| panic!("{e}"))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use maxcloud_testenv::ControlPlane;
 use maxcloud_tests::platform::{catalog_crds, parse_yaml_docs};
-use maxcloud_tests::{bin, git, Api, Options, Server};
+use maxcloud_tests::{cli_command, git, Api, Options, Server};
 use serde_json::{json, Value};
 
 async fn apply_committed(cp: &ControlPlane, repo: &std::path::Path, path: &str) -> Value {
@@ -31,6 +31,16 @@ async fn set_status(cp: &ControlPlane, object: &Value, status: Value) {
     )
     .await
     .expect("status patch");
+}
+
+/// `maxcloud ARGS` authenticated by `key`, running in the background with its output captured.
+fn spawn_cli(home: &std::path::Path, server: &Server, key: &str, args: &[&str]) -> std::process::Child {
+    cli_command(home, server, Some(key))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run maxcloud")
 }
 
 fn conditions(ready: &str, synced: &str, message: &str) -> Value {
@@ -87,17 +97,8 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
     // `maxcloud deploy --wait` follows a deployment through merged and applied to ready and prints the URL.
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let deploy = std::process::Command::new(bin("maxcloud"))
-        .args(["deploy", "nginx:1.27", "--name", "shop", "--wait", "--timeout", "60"])
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("MAXCLOUD_API_URL", &server.url)
-        .env("MAXCLOUD_API_KEY", &key)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("maxcloud deploy");
+    let deploy =
+        spawn_cli(&home, &server, &key, &["deploy", "nginx:1.27", "--name", "shop", "--wait", "--timeout", "60"]);
     let (_, listed) = api.get("/orders").await;
     let mut shop_order = String::new();
     for _ in 0..200 {
@@ -127,17 +128,7 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
     // `maxcloud status NAME --watch` follows a service whose image cannot run: it ends with the error.
     let (status, svc) = api.post("/services", &json!({"name": "api", "image": "nginx:1.27"})).await;
     assert_eq!(status, 201, "{svc}");
-    let watch = std::process::Command::new(bin("maxcloud"))
-        .args(["status", "api", "--watch", "--timeout", "60"])
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("MAXCLOUD_API_URL", &server.url)
-        .env("MAXCLOUD_API_KEY", &key)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("maxcloud status --watch");
+    let watch = spawn_cli(&home, &server, &key, &["status", "api", "--watch", "--timeout", "60"]);
     let (_, orders) = api.get("/orders").await;
     let api_order = orders.as_array().and_then(|l| l.iter().find(|o| o["name"] == "api")).expect("order")["id"]
         .as_str()

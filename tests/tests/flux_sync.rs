@@ -14,7 +14,6 @@
 //! Kustomization reports the refusal), and a delete order makes Flux prune the object.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -22,8 +21,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api as KubeApi, Client};
 use maxcloud_testenv::flux::condition;
 use maxcloud_testenv::{ControlPlane, Flux};
-use maxcloud_tests::platform::{crossplane_cli, parse_yaml_docs};
-use maxcloud_tests::{git, git_output, workspace_root, Api, Options, Server};
+use maxcloud_tests::platform::parse_yaml_docs;
+use maxcloud_tests::{git, git_output, Api, Options, Server};
 use serde_json::{json, Value};
 
 /// Everything a failure message needs: the controllers' and the order service's logs.
@@ -118,17 +117,7 @@ const TEST_INTERVAL: &str = "15s";
 /// The App CRD exactly as Crossplane derives it from the XRD (minus the owner reference to the XRD object, which
 /// does not exist here: the garbage collector would delete the CRD).
 fn app_crd() -> Value {
-    let out = Command::new(crossplane_cli())
-        .args(["xrd", "convert"])
-        .arg(workspace_root().join("xrds/app.yaml"))
-        .output()
-        .expect("run crossplane xrd convert");
-    assert!(out.status.success(), "crossplane xrd convert: {}", String::from_utf8_lossy(&out.stderr));
-    let mut docs = parse_yaml_docs(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(docs.len(), 1, "one CRD for a namespaced XRD");
-    let mut crd = docs.remove(0);
-    crd["metadata"].as_object_mut().expect("metadata").remove("ownerReferences");
-    crd
+    maxcloud_testenv::tools::catalog_crd("app.yaml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The tenant's onboarding as the server committed it to the platform repository, in the order of its

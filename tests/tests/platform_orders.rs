@@ -3,11 +3,10 @@
 //! tenant repo renders through its composition with the real Crossplane and validates against the upstream CRDs.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use maxcloud_tests::platform::{crds, has_upstream_schema, parse_yaml_docs, render_with, to_yaml, validate, Functions};
-use maxcloud_tests::{bin, git, workspace_root, Api, Options, Server};
+use maxcloud_tests::{cli_command, git, workspace_root, Api, Options, Server};
 use serde_json::{json, Value};
 
 fn examples() -> Vec<(String, Value)> {
@@ -27,15 +26,7 @@ fn examples() -> Vec<(String, Value)> {
 }
 
 fn maxcloud(home: &Path, server: &Server, key: &str, args: &[&str]) -> Value {
-    let out = Command::new(bin("maxcloud"))
-        .args(args)
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("MAXCLOUD_API_URL", &server.url)
-        .env("MAXCLOUD_API_KEY", key)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maxcloud");
+    let out = cli_command(home, server, Some(key)).args(args).output().expect("run maxcloud");
     assert!(out.status.success(), "maxcloud {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

@@ -15,37 +15,13 @@ use hdrhistogram::Histogram;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use maxcloud_status::{Aggregator, Event};
 use maxcloud_store::Store;
-use maxcloud_testenv::tools::{crd_set, tool, workspace_root};
+use maxcloud_testenv::tools::{catalog_crd, crd_set};
 use maxcloud_testenv::ControlPlane;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-fn app_crd() -> anyhow::Result<Value> {
-    let cli = tool("crossplane-cli", "CROSSPLANE_CLI_VERSION", "crossplane")?;
-    let out = std::process::Command::new(cli)
-        .args(["xrd", "convert"])
-        .arg(workspace_root().join("xrds/app.yaml"))
-        .output()
-        .context("crossplane xrd convert")?;
-    if !out.status.success() {
-        bail!("xrd convert: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let mut crd: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout))?;
-    if let Some(m) = crd["metadata"].as_object_mut() {
-        m.remove("ownerReferences");
-    }
-    Ok(crd)
+    maxcloud_testenv::process::rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0
 }
 
 async fn create_all(api: &Api<DynamicObject>, objects: Vec<Value>) -> anyhow::Result<()> {
@@ -64,8 +40,10 @@ pub async fn run(xrs: usize, changes: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let cp = ControlPlane::start().await.context("control plane")?;
     println!("control plane ready in {:.1} s", cp.startup.as_secs_f64());
-    let mut setup =
-        vec![app_crd()?, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mc-bench"}})];
+    let mut setup = vec![
+        catalog_crd("app.yaml")?,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mc-bench"}}),
+    ];
     setup.extend(
         serde_saphyr::from_multiple::<Value>(&crd_set("knative-serving", "KNATIVE_SERVING_VERSION")?)?
             .into_iter()

@@ -217,9 +217,8 @@ fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService, re
     });
     tokio::spawn(async move {
         let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry);
-        if let Err(e) = aggregator.run(tx).await {
-            tracing::error!(error = %e, "the status aggregator stopped");
-        }
+        aggregator.run(tx).await;
+        tracing::warn!("the status aggregator stopped");
     });
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {

@@ -45,14 +45,6 @@ pub type Ancestry = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
 /// Name of the tenant's Flux Kustomization (gitops/tenant/sync.yaml.j2).
 pub const TENANT_KUSTOMIZATION: &str = "maxcloud-tenant";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("watch: {0}")]
-    Watch(#[from] watcher::Error),
-}
-
 /// Watches the catalog kinds in a cluster and records what it sees in the store.
 #[derive(Clone)]
 pub struct Aggregator {
@@ -76,7 +68,7 @@ impl Aggregator {
 
     /// Runs until `events` is closed or the CRD watch ends (watch errors are retried with backoff, never
     /// returned). Each catalog kind gets its own task.
-    pub async fn run(self, events: mpsc::Sender<Event>) -> Result<(), Error> {
+    pub async fn run(self, events: mpsc::Sender<Event>) {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let mut stream = watcher(crds, watcher::Config::default()).default_backoff().applied_objects().boxed();
         let mut tasks = tokio::task::JoinSet::new();
@@ -113,7 +105,6 @@ impl Aggregator {
             tasks.spawn(self.clone().watch_kind(resource, events.clone()));
         }
         tasks.shutdown().await;
-        Ok(())
     }
 
     async fn watch_kind(self, resource: ApiResource, events: mpsc::Sender<Event>) {

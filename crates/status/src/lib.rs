@@ -11,5 +11,5 @@
 pub mod aggregator;
 pub mod derive;
 
-pub use aggregator::{Aggregator, Ancestry, Error, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};
+pub use aggregator::{Aggregator, Ancestry, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};
 pub use derive::observe;

@@ -7,23 +7,13 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use maxcloud_status::{Aggregator, Event};
 use maxcloud_store::{Accepted, NewKey, NewOrder, NewPullRequest, Store};
-use maxcloud_testenv::tools::{tool, workspace_root};
+use maxcloud_testenv::tools::catalog_crd;
 use maxcloud_testenv::ControlPlane;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-/// The CRD Crossplane derives from an XRD (`crossplane xrd convert`), without the owner reference Crossplane
-/// would set.
 fn crd_of(xrd: &str) -> Value {
-    let out = std::process::Command::new(tool("crossplane-cli", "CROSSPLANE_CLI_VERSION", "crossplane").unwrap())
-        .args(["xrd", "convert"])
-        .arg(workspace_root().join("xrds").join(xrd))
-        .output()
-        .expect("xrd convert");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut crd: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).expect("CRD YAML");
-    crd["metadata"].as_object_mut().unwrap().remove("ownerReferences");
-    crd
+    catalog_crd(xrd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn next_event(rx: &mut mpsc::Receiver<Event>, what: &str, pred: impl Fn(&Event) -> bool) -> Event {

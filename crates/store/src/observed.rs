@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::orders::{event, set_state};
 use crate::{now_us, Result, Store};
 
 /// A service's observed state, derived by the aggregator from its XR.
@@ -82,13 +83,7 @@ impl Store {
                     .bind(order_id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, $2, $3, $4)")
-                    .bind(order_id)
-                    .bind(&obs.status)
-                    .bind(now)
-                    .bind(&obs.message)
-                    .execute(&mut *tx)
-                    .await?;
+                event(&mut tx, order_id, &obs.status, now, obs.message.as_deref()).await?;
                 moved = Some((order_id.clone(), obs.status.clone()));
             }
         }
@@ -129,17 +124,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(row) = row else { continue };
-            sqlx::query("UPDATE orders SET state = 'applied', updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, 'applied', $2, $3)")
-                .bind(id)
-                .bind(now)
-                .bind(format!("applied by Flux at {revision}"))
-                .execute(&mut *tx)
-                .await?;
+            set_state(&mut tx, id, "applied", now, Some(&format!("applied by Flux at {revision}"))).await?;
             moved.push((row.get("tenant_id"), id.clone(), row.get("kind"), row.get("name")));
         }
         tx.commit().await?;

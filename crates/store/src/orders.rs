@@ -419,7 +419,7 @@ fn orders(rows: Vec<AnyRow>) -> Result<Vec<OrderRow>> {
     Ok(rows.iter().map(model::order).collect::<sqlx::Result<_>>()?)
 }
 
-async fn event(
+pub(crate) async fn event(
     tx: &mut Transaction<'_, Any>,
     order_id: &str,
     state: &str,
@@ -436,7 +436,7 @@ async fn event(
     Ok(())
 }
 
-async fn set_state(
+pub(crate) async fn set_state(
     tx: &mut Transaction<'_, Any>,
     order_id: &str,
     state: &str,

@@ -3,9 +3,8 @@
 //! temporary directory, with RBAC authorization on. Everything started here is killed when the value drops.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
@@ -14,7 +13,10 @@ use kube::discovery::{Discovery, Scope};
 use kube::{Api, Client, Config};
 use serde_json::Value;
 
+use crate::process::{free_port, run, spawn, tail};
 use crate::tools::{tool, workspace_root};
+
+const NO_ENV: &[(&str, &str)] = &[];
 use crate::Error;
 
 /// Field manager of everything the test environment applies.
@@ -37,39 +39,10 @@ pub struct ControlPlane {
     pub startup: Duration,
 }
 
-fn free_port() -> Result<u16, Error> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn random_hex(bytes: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; bytes];
     std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn log_file(dir: &Path, name: &str) -> Result<(Stdio, Stdio), Error> {
-    let f = File::create(dir.join(format!("{name}.log")))?;
-    Ok((Stdio::from(f.try_clone()?), Stdio::from(f)))
-}
-
-fn spawn(dir: &Path, name: &str, program: &Path, args: &[String]) -> Result<Child, Error> {
-    let (out, err) = log_file(dir, name)?;
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| Error::Start(format!("{name}: {e}")))
-}
-
-fn run(program: &str, args: &[&str]) -> Result<(), Error> {
-    let out = Command::new(program).args(args).output().map_err(|e| Error::Start(format!("{program}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Start(format!("{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
-    }
 }
 
 /// PEM blocks of a file, in order.
@@ -130,7 +103,7 @@ impl ControlPlane {
             "--unsafe-no-fsync=true".into(),
             "--log-level=warn".into(),
         ];
-        let etcd = spawn(d, "etcd", &etcd_bin, &etcd_args)?;
+        let etcd = spawn(d, "etcd", &etcd_bin, &etcd_args, NO_ENV)?;
 
         let sa_key = d.join("sa.key");
         let sa_pub = d.join("sa.pub");
@@ -178,7 +151,7 @@ impl ControlPlane {
     }
 
     fn start_apiserver_process(&mut self, bin: &Path) -> Result<(), Error> {
-        self.apiserver = Some(spawn(self.dir.path(), "kube-apiserver", bin, &self.apiserver_args)?);
+        self.apiserver = Some(spawn(self.dir.path(), "kube-apiserver", bin, &self.apiserver_args, NO_ENV)?);
         Ok(())
     }
 
@@ -202,7 +175,7 @@ impl ControlPlane {
                 .into(),
             "-v=1".into(),
         ];
-        self.controller_manager = Some(spawn(d, "kube-controller-manager", &bin, &args)?);
+        self.controller_manager = Some(spawn(d, "kube-controller-manager", &bin, &args, NO_ENV)?);
         Ok(())
     }
 
@@ -331,11 +304,6 @@ impl ControlPlane {
         }
         Ok(applied)
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn http_get(path: &str) -> Result<http::Request<Vec<u8>>, Error> {

@@ -34,9 +34,9 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -45,6 +45,7 @@ use kube::{Api, Client};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::process::{free_port, rss_kib, run, spawn, tail};
 use crate::tools::{crd_set, tool, version, workspace_root};
 use crate::{ControlPlane, Error};
 
@@ -75,35 +76,6 @@ pub struct Crossplane {
     pub webhook_port: u16,
     /// How long [`Crossplane::start`] took.
     pub startup: Duration,
-}
-
-fn free_port() -> Result<u16, Error> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn spawn(dir: &Path, name: &str, program: &Path, args: &[String], env: &[(&str, &Path)]) -> Result<Child, Error> {
-    let f = File::create(dir.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::from(f.try_clone()?)).stderr(Stdio::from(f));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().map_err(|e| Error::Start(format!("{name}: {e}")))
-}
-
-fn openssl(args: &[&str]) -> Result<(), Error> {
-    let out = Command::new("openssl").args(args).output().map_err(|e| Error::Start(format!("openssl: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Start(format!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
-    }
-}
-
-/// The last `lines` lines of a text.
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// `xpkg.FriendlyID`: the DNS-label name Crossplane gives a package revision and its cache entry, from the
@@ -178,7 +150,7 @@ fn make_pki(dir: &Path) -> Result<(), Error> {
     let (ca_key, ca_crt) = (p("ca/ca.key"), p("ca/ca.crt"));
     args.extend(["-keyout", &ca_key, "-out", &ca_crt]);
     args.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    openssl(&args)?;
+    run("openssl", &args)?;
     for (leaf, cn, ext) in [
         ("srv", "127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
         ("cli", "crossplane", "extendedKeyUsage=clientAuth\n"),
@@ -194,24 +166,27 @@ fn make_pki(dir: &Path) -> Result<(), Error> {
         let mut args = vec!["req", "-new", "-subj", &subj];
         args.extend(ec);
         args.extend(["-keyout", &key, "-out", &csr]);
-        openssl(&args)?;
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_crt,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &extfile,
-            "-out",
-            &crt,
-        ])?;
+        run("openssl", &args)?;
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+                "-out",
+                &crt,
+            ],
+        )?;
         std::fs::copy(&ca_crt, dir.join(leaf).join("ca.crt"))?;
     }
     Ok(())
@@ -296,7 +271,10 @@ impl Crossplane {
             let port = free_port()?;
             let args =
                 vec![format!("--address=127.0.0.1:{port}"), format!("--tls-certs-dir={}", pki.join("srv").display())];
-            xp.processes.push(Process { name: name.to_string(), child: spawn(&dir, name, &bin, &args, &[])? });
+            xp.processes.push(Process {
+                name: name.to_string(),
+                child: spawn(&dir, name, &bin, &args, &[] as &[(&str, &str)])?,
+            });
             functions.push((*name, package, port));
         }
 
@@ -541,18 +519,7 @@ impl Crossplane {
 
     /// Resident memory (VmRSS, KiB) of each running process, by name.
     pub fn rss_kib(&self) -> Vec<(String, u64)> {
-        self.processes
-            .iter()
-            .map(|p| {
-                let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap_or_default();
-                let kib = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    .unwrap_or(0);
-                (p.name.clone(), kib)
-            })
-            .collect()
+        self.processes.iter().map(|p| (p.name.clone(), rss_kib(p.child.id()).unwrap_or(0))).collect()
     }
 
     /// Whether every process is still running; the first one that exited, with its status, otherwise.

@@ -24,10 +24,9 @@
 //!
 //! Everything started here is killed when the value drops.
 
-use std::fs::File;
-use std::net::TcpListener;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -36,6 +35,8 @@ use kube::Api;
 use serde_json::Value;
 
 use crate::controlplane::ControlPlane;
+use crate::process::rss_kib;
+use crate::process::{free_port, spawn, tail};
 use crate::tools::{crd_set, tool};
 use crate::Error;
 
@@ -81,32 +82,10 @@ pub struct Flux {
     pub startup: Duration,
 }
 
-fn free_port() -> Result<u16, Error> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// `VmRSS` of a process in KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A plain HTTP/1.1 GET on loopback; returns the status code.
+/// The status code of a GET on loopback, if anything answers within 2 s.
 async fn http_status(port: u16, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut buf)).await.ok()?.ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1)?.parse().ok()
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().ok()?;
+    Some(client.get(format!("http://127.0.0.1:{port}{path}")).send().await.ok()?.status().as_u16())
 }
 
 impl Flux {
@@ -179,16 +158,8 @@ impl Flux {
                 "--log-encoding=json".into(),
             ];
             args.extend(extra);
-            let log = File::create(flux.dir.join(format!("{name}.log")))?;
-            let child = Command::new(&bin)
-                .args(&args)
-                .env("KUBECONFIG", &cp.kubeconfig)
-                .env("RUNTIME_NAMESPACE", FLUX_NAMESPACE)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log.try_clone()?))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .map_err(|e| Error::Start(format!("{name}: {e}")))?;
+            let env = [("KUBECONFIG", cp.kubeconfig.as_os_str()), ("RUNTIME_NAMESPACE", OsStr::new(FLUX_NAMESPACE))];
+            let child = spawn(&flux.dir, name, &bin, &args, &env)?;
             flux.controllers.push(Controller { name, child, health_port, spawned: Instant::now(), startup: None });
         }
         flux.wait_ready(Duration::from_secs(90)).await?;

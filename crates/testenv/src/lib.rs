@@ -6,6 +6,7 @@
 pub mod controlplane;
 pub mod crossplane;
 pub mod flux;
+pub mod process;
 pub mod tools;
 
 pub use controlplane::ControlPlane;

@@ -89,3 +89,41 @@ pub fn crd_set(project: &str, version_key: &str) -> Result<String, Error> {
     }
     Ok(text)
 }
+
+/// The CRD Crossplane derives from the XRD `xrds/<file>` (`crossplane xrd convert` of the pinned CLI), without
+/// the owner reference to the XRD that Crossplane sets in a cluster: what a test control plane installs when
+/// Crossplane itself is not running.
+pub fn catalog_crd(file: &str) -> Result<serde_json::Value, Error> {
+    let path = workspace_root().join("xrds").join(file);
+    let out = Command::new(tool("crossplane-cli", "CROSSPLANE_CLI_VERSION", "crossplane")?)
+        .args(["xrd", "convert"])
+        .arg(&path)
+        .output()
+        .map_err(|e| Error::Tool(format!("crossplane xrd convert: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Tool(format!("xrd convert {}: {}", path.display(), String::from_utf8_lossy(&out.stderr))));
+    }
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).map_err(|e| Error::Yaml(e.to_string()))?;
+    // A namespaced (Crossplane v2) XRD yields exactly one CRD: the XR's.
+    let mut crds: Vec<serde_json::Value> =
+        docs.into_iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
+    if crds.len() != 1 {
+        return Err(Error::Tool(format!("xrd convert {} printed {} CRDs, expected one", path.display(), crds.len())));
+    }
+    let mut crd = crds.remove(0);
+    if let Some(metadata) = crd["metadata"].as_object_mut() {
+        metadata.remove("ownerReferences");
+    }
+    Ok(crd)
+}
+
+/// [`catalog_crd`] of every XRD in `xrds/`, by file name.
+pub fn catalog_crds() -> Result<Vec<serde_json::Value>, Error> {
+    let mut files: Vec<String> = std::fs::read_dir(workspace_root().join("xrds"))?
+        .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| catalog_crd(f)).collect()
+}

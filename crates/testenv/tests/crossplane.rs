@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Client;
-use maxcloud_testenv::crossplane::{api, condition_true, tail};
+use maxcloud_testenv::crossplane::{api, condition_true};
+use maxcloud_testenv::process::tail;
 use maxcloud_testenv::{ControlPlane, Crossplane};
 use serde_json::{json, Value};
 
