@@ -155,6 +155,17 @@ async fn events_stream_reports_order_states() {
     assert_eq!(Api::new(&server).get("/events").await.0, 401);
 }
 
+/// The states of order `id` in SSE `order` frames, in stream order.
+fn states_of(frames: &[(String, String, String)], id: &str) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|(event, _, _)| event == "order")
+        .filter_map(|(_, _, d)| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter(|d| d["order_id"] == id)
+        .map(|d| d["state"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 /// Reads SSE frames until `done(frames so far)`; returns (event, id, data) triples.
 async fn read_events(
     resp: reqwest::Response,
@@ -210,21 +221,32 @@ async fn events_missed_while_disconnected_are_replayed_with_last_event_id() {
     let resp = api.req(reqwest::Method::GET, "/events").header("Last-Event-ID", &last_id).send().await.unwrap();
     let replayed = read_events(resp, |f| f.iter().filter(|(_, _, d)| d.contains("\"merged\"")).count() >= 2).await;
     for id in &missed {
-        let states: Vec<&str> = replayed
-            .iter()
-            .filter(|(_, _, d)| d.contains(id.as_str()))
-            .map(|(_, _, d)| if d.contains("\"accepted\"") { "accepted" } else { "merged" })
-            .collect();
-        assert_eq!(states, ["accepted", "merged"], "order {id} replayed once per state: {replayed:?}");
+        assert_eq!(states_of(&replayed, id), ["accepted", "pr_open", "merged"], "{id} once per state: {replayed:?}");
     }
     assert!(replayed.iter().all(|(_, _, d)| !d.contains(&first_id)), "nothing seen before is repeated");
     let ids: Vec<&String> = replayed.iter().map(|(_, id, _)| id).collect();
     assert!(ids.windows(2).all(|w| w[0] != w[1]), "ids are unique");
 
-    // An id from another server life cannot be resumed: the client is told to re-read.
-    let resp = api.req(reqwest::Method::GET, "/events").header("Last-Event-ID", "1-1").send().await.unwrap();
-    let frames = read_events(resp, |f| !f.is_empty()).await;
-    assert_eq!(frames[0].0, "lagged", "{frames:?}");
+    // The log is in the store: the server is killed, orders settle after its restart, and a client that
+    // comes back with its last id gets exactly what it missed.
+    let last_id = replayed.last().unwrap().1.clone();
+    drop(server);
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let api = Api::new(&server).with_key(&key);
+    let (_, o) = api.post("/orders", &json!({"kind": "App", "name": "four", "parameters": {"image": "nginx"}})).await;
+    let four = o["id"].as_str().unwrap().to_string();
+    api.wait_order(&four, "merged", Duration::from_secs(20)).await;
+    let resp = api.req(reqwest::Method::GET, "/events").header("Last-Event-ID", &last_id).send().await.unwrap();
+    let after_restart = read_events(resp, |f| f.iter().any(|(_, _, d)| d.contains("\"merged\""))).await;
+    assert!(after_restart.iter().all(|(_, _, d)| d.contains(four.as_str())), "only the new order: {after_restart:?}");
+    assert_eq!(states_of(&after_restart, &four), ["accepted", "pr_open", "merged"], "{after_restart:?}");
+
+    // An id this server cannot place: the client is told to re-read.
+    for bogus in ["1-1", "nonsense", "999999999"] {
+        let resp = api.req(reqwest::Method::GET, "/events").header("Last-Event-ID", bogus).send().await.unwrap();
+        let frames = read_events(resp, |f| !f.is_empty()).await;
+        assert_eq!(frames[0].0, "lagged", "{bogus}: {frames:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

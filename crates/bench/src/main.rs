@@ -92,10 +92,10 @@ struct WaitState {
 impl Waiters {
     fn spawn(running: &Running) -> Waiters {
         let w = Waiters::default();
-        let mut rx = running.orders.subscribe(None).live;
+        let mut rx = running.orders.subscribe();
         let inner = w.inner.clone();
         tokio::spawn(async move {
-            while let Ok(maxcloud_orders::Published { update, .. }) = rx.recv().await {
+            while let Ok(update) = rx.recv().await {
                 if update.state == "merged" || update.state == "failed" {
                     let now = Instant::now();
                     let mut s = inner.lock().unwrap();

@@ -1,95 +1,31 @@
-//! The live event bus: every order state change gets a sequence number and is kept in a bounded ring, so an
-//! SSE client that reconnects with `Last-Event-ID` gets what it missed, in order, exactly once. Ids are
-//! `<epoch>-<seq>`; the epoch is the bus's start (µs), so an id from before a restart is recognised as such
-//! (the client is told to re-read state instead of silently missing events).
-
-use std::collections::VecDeque;
-use std::sync::Mutex;
+//! The live event bus: every order state change is announced here after the store committed it. The store's
+//! order-event log is the durable record (each event has a sequence number, the SSE id), so the bus only
+//! wakes subscribers up; a client reconnecting with `Last-Event-ID` is replayed from the store, also after a
+//! server restart, and a subscriber that falls behind re-reads instead of losing events.
 
 use tokio::sync::broadcast;
 
 use crate::OrderUpdate;
 
-/// Events kept for reconnecting clients.
-pub const REPLAY_CAPACITY: usize = 10_000;
-
-/// An order update with its place in the stream.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub seq: u64,
-    pub update: OrderUpdate,
-}
-
-struct Ring {
-    next: u64,
-    buf: VecDeque<Published>,
-}
-
-/// What a (re)subscribing client gets.
-pub struct Subscription {
-    /// Events after the client's last one, oldest first.
-    pub backlog: Vec<Published>,
-    /// The client's last event is unknown here (older than the ring, or from before a restart): it missed
-    /// events and should re-read state.
-    pub gap: bool,
-    /// Everything published from now on.
-    pub live: broadcast::Receiver<Published>,
-}
-
 pub struct EventBus {
-    tx: broadcast::Sender<Published>,
-    ring: Mutex<Ring>,
-    epoch: u64,
+    tx: broadcast::Sender<OrderUpdate>,
 }
 
 impl EventBus {
     pub fn new() -> EventBus {
         let (tx, _) = broadcast::channel(4096);
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        EventBus { tx, ring: Mutex::new(Ring { next: 0, buf: VecDeque::new() }), epoch }
+        EventBus { tx }
     }
 
-    /// The stream id of an event: `<epoch>-<seq>`.
-    pub fn event_id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.epoch)
-    }
-
-    /// Numbers, keeps and broadcasts an update. The ring and the broadcast happen under one lock, so a
-    /// subscriber sees every event either in its backlog or live, never both, never neither.
+    /// Announces an update that is already in the store.
     pub fn publish(&self, update: OrderUpdate) {
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        ring.next += 1;
-        let published = Published { seq: ring.next, update };
-        ring.buf.push_back(published.clone());
-        if ring.buf.len() > REPLAY_CAPACITY {
-            ring.buf.pop_front();
-        }
         // No subscriber is fine.
-        let _ = self.tx.send(published);
+        let _ = self.tx.send(update);
     }
 
-    /// Subscribes, replaying what came after `last_event_id` (a `Last-Event-ID` header) when given.
-    pub fn subscribe(&self, last_event_id: Option<&str>) -> Subscription {
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let live = self.tx.subscribe();
-        let Some(last) = last_event_id else {
-            return Subscription { backlog: Vec::new(), gap: false, live };
-        };
-        let last = last
-            .split_once('-')
-            .filter(|(epoch, _)| epoch.parse::<u64>().ok() == Some(self.epoch))
-            .and_then(|(_, seq)| seq.parse::<u64>().ok());
-        let oldest = ring.buf.front().map_or(ring.next + 1, |p| p.seq);
-        match last {
-            Some(last) if last <= ring.next && last + 1 >= oldest => {
-                Subscription { backlog: ring.buf.iter().filter(|p| p.seq > last).cloned().collect(), gap: false, live }
-            }
-            // Unknown, from before a restart, or fallen out of the ring: replay what is kept, flag the gap.
-            _ => Subscription { backlog: ring.buf.iter().cloned().collect(), gap: true, live },
-        }
+    /// Every update published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<OrderUpdate> {
+        self.tx.subscribe()
     }
 }
 
@@ -99,39 +35,50 @@ impl Default for EventBus {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn update(n: u32) -> OrderUpdate {
-        OrderUpdate {
-            tenant_id: "t".into(),
-            order_id: format!("o{n}"),
-            kind: "App".into(),
-            name: "a".into(),
-            state: "merged".into(),
-        }
+/// The tenant's order events after sequence number `after`, oldest first, live: the store's log read in
+/// pages, re-read whenever the bus announces an update of this tenant (or the subscriber lagged behind the
+/// bus, which costs a read, never an event). Ends when the bus closes or the store fails; the client then
+/// reconnects with its last id and loses nothing.
+pub(crate) fn stream(
+    store: maxcloud_store::Store,
+    wake: broadcast::Receiver<OrderUpdate>,
+    tenant_id: String,
+    after: i64,
+) -> impl futures::Stream<Item = maxcloud_store::LoggedEvent> + Send {
+    const PAGE: i64 = 500;
+    struct Reader {
+        store: maxcloud_store::Store,
+        wake: broadcast::Receiver<OrderUpdate>,
+        tenant_id: String,
+        last: i64,
+        pending: std::collections::VecDeque<maxcloud_store::LoggedEvent>,
     }
-
-    #[test]
-    fn replays_what_a_client_missed_exactly_once() {
-        let bus = EventBus::new();
-        bus.publish(update(1));
-        let first = bus.subscribe(None);
-        assert!(first.backlog.is_empty() && !first.gap);
-        bus.publish(update(2));
-        bus.publish(update(3));
-        let again = bus.subscribe(Some(&bus.event_id(1)));
-        assert!(!again.gap);
-        assert_eq!(again.backlog.iter().map(|p| p.update.order_id.as_str()).collect::<Vec<_>>(), ["o2", "o3"]);
-        assert!(bus.subscribe(Some(&bus.event_id(3))).backlog.is_empty(), "up to date");
-        // An id of another epoch (a restarted server) or garbage: a gap.
-        assert!(bus.subscribe(Some("1-2")).gap);
-        assert!(bus.subscribe(Some("nonsense")).gap);
-        // Fallen out of the ring.
-        for n in 0..(REPLAY_CAPACITY as u32 + 5) {
-            bus.publish(update(n));
+    let reader = Reader { store, wake, tenant_id, last: after, pending: Default::default() };
+    futures::stream::unfold(reader, |mut r| async move {
+        loop {
+            if let Some(event) = r.pending.pop_front() {
+                return Some((event, r));
+            }
+            match r.store.events_since(&r.tenant_id, r.last, PAGE).await {
+                Ok(page) if !page.is_empty() => {
+                    r.last = page.last().map_or(r.last, |e| e.seq);
+                    r.pending.extend(page);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %r.tenant_id, error = %e, "cannot read the event log");
+                    return None;
+                }
+            }
+            // Caught up: sleep until something of this tenant happens.
+            loop {
+                match r.wake.recv().await {
+                    Ok(u) if u.tenant_id != r.tenant_id => continue,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
         }
-        assert!(bus.subscribe(Some(&bus.event_id(2))).gap);
-    }
+    })
 }

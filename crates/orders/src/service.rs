@@ -105,9 +105,30 @@ impl OrderService {
         &self.store
     }
 
-    /// Live order state changes of all tenants (filter by `tenant_id`).
-    pub fn subscribe(&self, last_event_id: Option<&str>) -> crate::Subscription {
-        self.events.subscribe(last_event_id)
+    /// Live order state changes of all tenants (filter by `tenant_id`), announced after the store has them:
+    /// a wake-up for readers of the store's event log (`Store::events_since`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<OrderUpdate> {
+        self.events.subscribe()
+    }
+
+    /// The tenant's order events as a live stream. With `last_event_id` (an SSE `Last-Event-ID`) it starts right
+    /// after that event, replaying what the client missed, also across restarts; without one it starts now.
+    /// `lagged` is true when the id is unknown here (malformed, or from another database): the client
+    /// missed something and should re-read the state it shows.
+    pub async fn events(
+        &self,
+        tenant_id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<(bool, impl futures::Stream<Item = maxcloud_store::LoggedEvent> + Send), OrderError> {
+        // Subscribe before reading where the log ends, so nothing falls between the two.
+        let wake = self.events.subscribe();
+        let newest = self.store.last_event_seq().await?;
+        let (lagged, after) = match last_event_id.map(|id| id.parse::<i64>()) {
+            None => (false, newest),
+            Some(Ok(seq)) if (0..=newest).contains(&seq) => (false, seq),
+            Some(_) => (true, newest),
+        };
+        Ok((lagged, crate::events::stream(self.store.clone(), wake, tenant_id.to_string(), after)))
     }
 
     /// Validate and store an order; the worker takes it from there.
@@ -172,11 +193,6 @@ impl OrderService {
     pub async fn sync_platform(&self) -> Result<usize, OrderError> {
         let tenants = self.store.tenants().await?;
         self.worker.sync_platform(tenants).await.map_err(|e| OrderError::Internal(e.to_string()))
-    }
-
-    /// The stream id of the event with sequence number `seq` (for SSE `id:` fields).
-    pub fn event_id(&self, seq: u64) -> String {
-        self.events.event_id(seq)
     }
 
     /// Announce an order's state change observed elsewhere (the status aggregator) on the live event bus.

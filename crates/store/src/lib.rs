@@ -21,7 +21,7 @@ mod tenants;
 
 pub use invites::{Invite, Joined, Member};
 pub use observed::{Observation, Recorded};
-pub use orders::{Accepted, OrderDetails, Outcome};
+pub use orders::{Accepted, LoggedEvent, OrderDetails, Outcome};
 pub use tenants::{NewKey, Registration};
 
 pub use db::{now_us, Backend, Store};

@@ -365,7 +365,7 @@ impl Store {
     }
 
     pub async fn order_events(&self, order_id: &str) -> Result<Vec<OrderEvent>> {
-        let rows = sqlx::query("SELECT state, at, message FROM order_events WHERE order_id = $1 ORDER BY at")
+        let rows = sqlx::query("SELECT state, at, message FROM order_events WHERE order_id = $1 ORDER BY at, seq")
             .bind(order_id)
             .fetch_all(&self.pool)
             .await?;
@@ -382,8 +382,9 @@ impl Store {
             let pr = model::pull_request(&row)?;
             prs.insert(pr.order_id.clone(), pr);
         }
-        let sql =
-            format!("SELECT order_id, state, at, message FROM order_events WHERE order_id IN ({newest}) ORDER BY at");
+        let sql = format!(
+            "SELECT order_id, state, at, message FROM order_events WHERE order_id IN ({newest}) ORDER BY at, seq"
+        );
         let mut events: HashMap<String, Vec<OrderEvent>> = HashMap::new();
         for row in sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.pool).await? {
             events.entry(row.try_get("order_id")?).or_default().push(order_event(&row)?);
@@ -411,6 +412,52 @@ impl Store {
     }
 }
 
+/// An entry of the live-event log: an order's state change with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub seq: i64,
+    pub order_id: String,
+    pub kind: String,
+    pub name: String,
+    pub state: String,
+    pub message: Option<String>,
+}
+
+impl Store {
+    /// The tenant's order events after sequence number `after`, oldest first, at most `limit`.
+    pub async fn events_since(&self, tenant_id: &str, after: i64, limit: i64) -> Result<Vec<LoggedEvent>> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.order_id, e.state, e.message, o.kind, o.name FROM order_events e \
+             JOIN orders o ON o.id = e.order_id \
+             WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoggedEvent {
+                    seq: r.try_get("seq")?,
+                    order_id: r.try_get("order_id")?,
+                    kind: r.try_get("kind")?,
+                    name: r.try_get("name")?,
+                    state: r.try_get("state")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(Into::into)
+    }
+
+    /// The newest sequence number of the live-event log (0 when empty): where a new subscriber starts.
+    pub async fn last_event_seq(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT value FROM event_seq WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(row.try_get("value")?)
+    }
+}
+
 fn order_event(r: &AnyRow) -> sqlx::Result<OrderEvent> {
     Ok(OrderEvent { state: r.try_get("state")?, at: r.try_get("at")?, message: r.try_get("message")? })
 }
@@ -426,13 +473,23 @@ pub(crate) async fn event(
     at: i64,
     message: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO order_events (order_id, state, at, message) VALUES ($1, $2, $3, $4)")
-        .bind(order_id)
-        .bind(state)
-        .bind(at)
-        .bind(message)
-        .execute(&mut **tx)
-        .await?;
+    // The counter row is locked until commit: sequence order is commit order (see migration 0004).
+    let seq: i64 = sqlx::query("UPDATE event_seq SET value = value + 1 WHERE id = 1 RETURNING value")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("value")?;
+    sqlx::query(
+        "INSERT INTO order_events (order_id, state, at, message, seq, tenant_id) \
+         SELECT $1, $2, $3, $4, $5, tenant_id FROM orders WHERE id = $6",
+    )
+    .bind(order_id)
+    .bind(state)
+    .bind(at)
+    .bind(message)
+    .bind(seq)
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -5,48 +5,36 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
-use maxcloud_orders::Published;
-use tokio_stream::wrappers::BroadcastStream;
+use maxcloud_store::LoggedEvent;
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 use crate::AppState;
 
-fn order_event(state: &AppState, p: &Published) -> Event {
-    let u = &p.update;
-    let data = serde_json::json!({"order_id": u.order_id, "kind": u.kind, "name": u.name, "state": u.state});
-    Event::default().event("order").id(state.orders.event_id(p.seq)).data(data.to_string())
+fn order_event(e: &LoggedEvent) -> Event {
+    let mut data = serde_json::json!({"order_id": e.order_id, "kind": e.kind, "name": e.name, "state": e.state});
+    if let Some(message) = &e.message {
+        data["message"] = message.clone().into();
+    }
+    Event::default().event("order").id(e.seq.to_string()).data(data.to_string())
 }
 
 /// Live order state changes of the caller's organisation, as server-sent events (`event: order`, each with an
-/// `id`). A client reconnecting with `Last-Event-ID` first gets the events it missed (from a replay buffer of
-/// the last 10,000); when that is impossible (an id from before a server restart, or too old) it gets a
-/// `lagged` event and should re-read the state it shows.
+/// `id`). The events are kept in the store: a client reconnecting with `Last-Event-ID` first gets every event
+/// it missed, in order and once, also across server restarts. An id this server cannot place (malformed, or
+/// from another installation) gets a `lagged` event first: re-read the state you show.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("api_key" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "id of the last event received; missed events are replayed")),
-    responses((status = 200, content_type = "text/event-stream", description = "`order` events: {order_id, kind, name, state}; `lagged` when events were missed")))]
+    responses((status = 200, content_type = "text/event-stream", description = "`order` events: {order_id, kind, name, state, message?}; `lagged` when the id is unknown")))]
 pub async fn stream(
     State(state): State<AppState>,
     Auth(p): Auth,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let tenant = p.tenant.id.clone();
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-    let sub = state.orders.subscribe(last);
-    let lagged = sub.gap.then(|| Ok(Event::default().event("lagged").data("{}")));
-    let backlog: Vec<Result<Event, Infallible>> =
-        sub.backlog.iter().filter(|p| p.update.tenant_id == tenant).map(|p| Ok(order_event(&state, p))).collect();
-    let live_state = state.clone();
-    let live = BroadcastStream::new(sub.live).filter_map(move |msg| {
-        let (tenant, state) = (tenant.clone(), live_state.clone());
-        async move {
-            match msg {
-                Ok(p) if p.update.tenant_id == tenant => Some(Ok(order_event(&state, &p))),
-                Ok(_) => None,
-                // The subscriber fell behind: tell it to re-read state.
-                Err(_) => Some(Ok(Event::default().event("lagged").data("{}"))),
-            }
-        }
-    });
-    let events = stream::iter(lagged.into_iter().chain(backlog)).chain(live);
-    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    let (lagged, events) =
+        state.orders.events(&p.tenant.id, last).await.map_err(|e| ApiError::from_order(e, "", &|_| None))?;
+    let lagged = lagged.then(|| Ok(Event::default().event("lagged").data("{}")));
+    let events = stream::iter(lagged).chain(events.map(|e| Ok(order_event(&e))));
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
