@@ -259,4 +259,5 @@ pub fn repo_snapshot(repo: &Path) -> String {
     format!("{refs}\n{files}")
 }
 
+pub mod cluster;
 pub mod platform;

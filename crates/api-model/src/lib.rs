@@ -371,6 +371,29 @@ pub struct Resource {
     pub updated_at: String,
 }
 
+/// A resource in the cluster with what its composition made, as the status aggregator sees it
+/// (`GET /api/v1/resources/{kind}/{name}/tree`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceNode {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    /// Whether the aggregator has seen the object (a composed object may be referenced before it exists).
+    pub observed: bool,
+    /// The `Ready` condition; absent when the object has none (e.g. a DNSEndpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// Crossplane's `Synced` condition (XRs and managed resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced: Option<bool>,
+    /// Why it is not ready: the message of the first condition that is not True.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[schema(no_recursion)]
+    pub children: Vec<ResourceNode>,
+}
+
 /// Order states in the order they are reached (the terminal failures are not in the sequence).
 pub const ORDER_STATES: [&str; 5] = ["accepted", "pr_open", "merged", "applied", "ready"];
 

@@ -37,6 +37,19 @@ pub struct ApiConfig {
     pub platform_git_token_hash: Option<String>,
 }
 
+/// The resource trees of a connected cluster (the status aggregator's; the API does not watch the cluster
+/// itself).
+pub trait ResourceTrees: Send + Sync {
+    /// The tree under the XR `api_version`/`kind` `namespace`/`name`, if the aggregator has seen it.
+    fn tree(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<maxcloud_api_model::ResourceNode>;
+}
+
 /// Shared state of all handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -44,13 +57,21 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
     pub audit: audit::AuditWriter,
+    /// `None` without a cluster.
+    pub trees: Option<Arc<dyn ResourceTrees>>,
 }
 
 impl AppState {
     /// State for the router; starts the audit writer (call inside a tokio runtime).
     pub fn new(orders: OrderService, store: Store, config: ApiConfig) -> AppState {
         let audit = audit::AuditWriter::start(store.clone());
-        AppState { orders, store, config: Arc::new(config), audit }
+        AppState { orders, store, config: Arc::new(config), audit, trees: None }
+    }
+
+    /// With the resource trees of a connected cluster.
+    pub fn with_trees(mut self, trees: Arc<dyn ResourceTrees>) -> AppState {
+        self.trees = Some(trees);
+        self
     }
 }
 

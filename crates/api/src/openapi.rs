@@ -17,6 +17,7 @@ use crate::routes;
         routes::catalog::list, routes::catalog::get,
         routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
         routes::resources::list,
+        routes::resources::tree,
         routes::services::create, routes::services::list, routes::services::get, routes::services::update, routes::services::patch, routes::services::delete,
         routes::events::stream,
     ),

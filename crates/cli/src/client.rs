@@ -215,11 +215,16 @@ impl Client {
         Ok(self.request_full(method, path, Some(&body), &[]).await?.body)
     }
 
-    /// `DELETE` expecting an empty (204) answer.
-    pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
-        self.send(Method::DELETE, path, None, &[]).await.map(|_| ())
+    /// `DELETE` expecting an empty (204) answer; returns the id of the removal order when the server names it
+    /// (`X-Maxcloud-Order`).
+    pub async fn delete(&self, path: &str) -> Result<Option<String>, ApiError> {
+        let (_, headers, _) = self.send(Method::DELETE, path, None, &[]).await?;
+        Ok(headers.get(ORDER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string))
     }
 }
+
+/// Response header naming the order a request placed (e.g. a service's removal order).
+pub const ORDER_HEADER: &str = "x-maxcloud-order";
 
 /// A request body as JSON.
 fn encode<B: Serialize>(method: &Method, path: &str, body: &B) -> Result<serde_json::Value, ApiError> {

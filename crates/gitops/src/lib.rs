@@ -30,6 +30,7 @@ pub mod http_backend;
 mod pack;
 mod platform;
 mod repos;
+mod status;
 mod templates;
 mod tree_edit;
 
@@ -39,6 +40,7 @@ pub use platform::{
     TENANTS_DIR, TENANT_FLUX_NAME, TENANT_GIT_SECRET, TENANT_WEBHOOK_SECRET,
 };
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
+pub use status::{CommitState, CommitStatus, DESCRIPTION_MAX_CHARS, STATUS_NOTES_REF};
 pub use templates::{
     render_commit_message, render_pr_body, render_pr_title, render_readme, OrderText, ReadmeContext, MAX_SUBJECT_CHARS,
 };

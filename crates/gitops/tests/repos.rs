@@ -349,3 +349,38 @@ fn ten_thousand_files_then_one_order() {
     assert_eq!(repos.list_main_files(SLUG, "apps").unwrap().len(), 10_001);
     git(&path, &["fsck", "--strict"]);
 }
+
+#[test]
+fn commit_statuses_are_notes_one_per_context_readable_with_git() {
+    use maxcloud_gitops::{CommitState, CommitStatus, STATUS_NOTES_REF};
+    let (_dir, repos) = setup();
+    let main = repos.main_commit(SLUG).unwrap();
+    let ok = CommitStatus::new(
+        "maxcloud/App/shop".into(),
+        CommitState::Success,
+        "ready at https://shop.acme.example",
+        Some("https://shop.acme.example".into()),
+        "o1".into(),
+    );
+    repos.set_commit_status(SLUG, &main, &ok, &author()).unwrap();
+    let long = "x".repeat(300);
+    let failed = CommitStatus::new("maxcloud/Database/db".into(), CommitState::Failure, &long, None, "o2".into());
+    assert_eq!(failed.description.chars().count(), maxcloud_gitops::DESCRIPTION_MAX_CHARS);
+    repos.set_commit_status(SLUG, &main, &failed, &author()).unwrap();
+    // The same context is replaced, not added; setting it again changes nothing.
+    let ok_again = CommitStatus { description: "ready".into(), ..ok.clone() };
+    repos.set_commit_status(SLUG, &main, &ok_again, &author()).unwrap();
+    let notes_tip = git(&repos.path(SLUG), &["rev-parse", STATUS_NOTES_REF]);
+    repos.set_commit_status(SLUG, &main, &ok_again, &author()).unwrap();
+    assert_eq!(git(&repos.path(SLUG), &["rev-parse", STATUS_NOTES_REF]), notes_tip, "no empty notes commit");
+    assert_eq!(repos.commit_statuses(SLUG, &main).unwrap(), vec![ok_again, failed], "ordered by context");
+    // What a user with a clone sees.
+    let shown = git(&repos.path(SLUG), &["notes", "--ref=maxcloud-status", "show", &main]);
+    assert!(shown.contains("\"state\": \"success\"") && shown.contains("maxcloud/App/shop"), "{shown}");
+    // Bad input is refused, and a commit without statuses has none.
+    assert!(matches!(repos.set_commit_status(SLUG, "nope", &ok, &author()), Err(GitError::InvalidInput(_))));
+    let unknown = "0".repeat(40);
+    assert!(matches!(repos.commit_statuses(SLUG, &unknown), Err(GitError::NotFound(_))));
+    // `main` is untouched by notes.
+    assert_eq!(repos.main_commit(SLUG).unwrap(), main);
+}

@@ -200,6 +200,41 @@ impl OrderService {
         self.events.publish(update);
     }
 
+    /// Reports what the cluster made of an order back to Git: a commit status on its merge commit (context
+    /// `maxcloud/<Kind>/<name>`): `success` with the URL when `ready`, `failure` with the reason when `failed`,
+    /// `pending` otherwise. Orders without a merge commit (not merged yet, rejected) have nothing to report on.
+    pub async fn report_outcome(
+        &self,
+        order_id: &str,
+        state: &str,
+        url: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<(), OrderError> {
+        let Some(pr) = self.store.pull_request_for(order_id).await? else { return Ok(()) };
+        let Some(commit) = pr.merge_commit else { return Ok(()) };
+        let tenant = self.store.tenant_by_id(&pr.tenant_id).await?.ok_or(OrderError::NotFound("tenant"))?;
+        let order = self.store.order(&tenant.id, order_id).await?.ok_or(OrderError::NotFound("order"))?;
+        let (commit_state, description) = match state {
+            "ready" if order.action == "delete" => (maxcloud_gitops::CommitState::Success, "deleted".to_string()),
+            "ready" => (maxcloud_gitops::CommitState::Success, url.map_or("ready".into(), |u| format!("ready at {u}"))),
+            "failed" => (maxcloud_gitops::CommitState::Failure, message.unwrap_or("failed").to_string()),
+            other => {
+                (maxcloud_gitops::CommitState::Pending, message.map_or(other.to_string(), |m| format!("{other}: {m}")))
+            }
+        };
+        let status = maxcloud_gitops::CommitStatus::new(
+            format!("maxcloud/{}/{}", order.kind, order.name),
+            commit_state,
+            &description,
+            url.map(str::to_string),
+            order.id.clone(),
+        );
+        self.worker
+            .set_commit_status(&tenant.slug, &commit, status)
+            .await
+            .map_err(|e| OrderError::Internal(format!("cannot set the commit status: {e}")))
+    }
+
     /// Wait until the worker has nothing left to do (tests and benches).
     pub async fn idle(&self) {
         self.worker.idle().await

@@ -180,6 +180,18 @@ impl Worker {
         run_blocking(move || repos.delete_branch(&slug, &branch)).await
     }
 
+    /// Sets a commit status on the tenant's `commit` (the local provider keeps it as a Git note).
+    pub(crate) async fn set_commit_status(
+        &self,
+        slug: &str,
+        commit: &str,
+        status: gitops::CommitStatus,
+    ) -> Result<(), GitError> {
+        let (repos, committer) = (self.inner.repos.clone(), self.inner.config.committer.clone());
+        let (slug, commit) = (slug.to_string(), commit.to_string());
+        run_blocking(move || repos.set_commit_status(&slug, &commit, &status, &committer)).await
+    }
+
     async fn sweep_forever(&self) {
         loop {
             match self.inner.store.tenants_with_pending_orders().await {

@@ -168,14 +168,14 @@ async fn start_with(
             }
         });
     }
-    let cluster_connected = match &config.cluster {
+    let trees = match &config.cluster {
         Some(access) => {
             let client = kube_client(access).await.context("cannot reach the cluster")?;
-            spawn_aggregator(client, store.clone(), orders.clone(), repos.clone());
-            true
+            Some(spawn_aggregator(client, store.clone(), orders.clone(), repos.clone()))
         }
-        None => false,
+        None => None,
     };
+    let cluster_connected = trees.is_some();
     let platform_git_token_hash =
         config.platform_git_token.as_deref().filter(|t| !t.is_empty()).map(maxcloud_api::auth::hash_secret);
     let state = AppState::new(
@@ -183,6 +183,10 @@ async fn start_with(
         store.clone(),
         ApiConfig { repos_root: config.repos_dir(), cluster_connected, platform_git_token_hash },
     );
+    let state = match trees {
+        Some(tree) => state.with_trees(Arc::new(Trees(tree))),
+        None => state,
+    };
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until).await });
     Ok(Running { addr, orders, store, shutdown, task })
@@ -209,39 +213,89 @@ async fn kube_client(access: &ClusterAccess) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// Runs the status aggregator and forwards the order transitions it records to the live event bus.
-fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService, repos: Arc<Repos>) {
+/// The aggregator's resource trees, as the API shows them.
+struct Trees(maxcloud_status::Tree);
+
+impl maxcloud_api::ResourceTrees for Trees {
+    fn tree(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<maxcloud_api_model::ResourceNode> {
+        let key = maxcloud_status::ObjKey {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        fn node(n: maxcloud_status::Node) -> maxcloud_api_model::ResourceNode {
+            let observed = n.summary.is_some();
+            let summary = n.summary.unwrap_or_default();
+            maxcloud_api_model::ResourceNode {
+                observed,
+                api_version: n.key.api_version,
+                kind: n.key.kind,
+                name: n.key.name,
+                namespace: n.key.namespace,
+                ready: summary.ready,
+                synced: summary.synced,
+                message: summary.message,
+                children: n.children.into_iter().map(node).collect(),
+            }
+        }
+        self.0.get(&key).map(node)
+    }
+}
+
+/// Runs the status aggregator; forwards the order transitions it records to the live event bus and reports
+/// the outcome of merged orders back to Git (a commit status on the merge commit). Returns its trees.
+fn spawn_aggregator(
+    client: kube::Client,
+    store: Store,
+    orders: OrderService,
+    repos: Arc<Repos>,
+) -> maxcloud_status::Tree {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let ancestry: maxcloud_status::Ancestry = Arc::new(move |slug: &str, applied: &str, merge_commit: &str| {
         repos.contains(slug, applied, merge_commit).unwrap_or(false)
     });
+    let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry);
+    let tree = aggregator.tree();
     tokio::spawn(async move {
-        let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry);
         aggregator.run(tx).await;
         tracing::warn!("the status aggregator stopped");
     });
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
-            match event {
-                maxcloud_status::Event::Observed { tenant_id, kind, name, order: Some((order_id, state)), .. } => {
+            use maxcloud_status::Event;
+            let (update, url, message) = match event {
+                Event::Observed { tenant_id, kind, name, order: Some((order_id, state)), url, message, .. } => {
+                    (maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state }, url, message)
+                }
+                Event::Deleted { tenant_id: Some(tenant_id), kind, name, order: Some((order_id, state)) } => {
+                    (maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state }, None, None)
+                }
+                Event::Applied { tenant_id, order_id, kind, name, .. } => {
+                    let state = "applied".to_string();
                     orders.publish(maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state });
+                    continue;
                 }
-                maxcloud_status::Event::Applied { tenant_id, order_id, kind, name, .. } => {
-                    orders.publish(maxcloud_orders::OrderUpdate {
-                        tenant_id,
-                        order_id,
-                        kind,
-                        name,
-                        state: "applied".into(),
-                    });
-                }
-                maxcloud_status::Event::Unmanaged { tenant, kind, name, .. } => {
+                Event::Unmanaged { tenant, kind, name, .. } => {
                     tracing::debug!(%tenant, %kind, %name, "unmanaged resource");
+                    continue;
                 }
-                maxcloud_status::Event::Observed { .. } => {}
+                Event::Observed { .. } | Event::Deleted { .. } => continue,
+            };
+            let (order_id, state) = (update.order_id.clone(), update.state.clone());
+            orders.publish(update);
+            if let Err(e) = orders.report_outcome(&order_id, &state, url.as_deref(), message.as_deref()).await {
+                tracing::warn!(order = %order_id, error = %e, "cannot report the outcome to Git");
             }
         }
     });
+    tree
 }
 
 /// `http://<addr>/git`, with a wildcard listen address replaced by loopback.

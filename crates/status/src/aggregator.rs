@@ -1,7 +1,9 @@
 //! The watches: one kube-rs `watcher` over the CustomResourceDefinitions of the `maxcloud.dev` group (so a
-//! catalog kind installed later is picked up without a restart), and one per catalog kind found there. No
-//! polling: every change arrives as a watch event; `default_backoff` re-establishes a watch after an API-server
-//! outage, and the watcher's re-list then replays every object, so the recorded states converge.
+//! catalog kind installed later is picked up without a restart), one per catalog kind found there, and one
+//! per kind the compositions composed (found in the XRs' `resourceRefs`, resolved by discovery, started on
+//! first sight). No polling: every change arrives as a watch event; `default_backoff` re-establishes a watch
+//! after an API-server outage, and the watcher's re-list then replays every object — and tells, by what it no
+//! longer lists, what was deleted meanwhile — so the recorded states and the tree converge.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,7 +16,11 @@ use kube::{Api, Client};
 use maxcloud_store::{Recorded, Store};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::derive::observe;
+use crate::derive::{observe, NAMESPACE_PREFIX};
+use crate::tree::{resource_refs, summarize, ObjKey, Tree};
+
+/// Label Crossplane puts on every composed object (the XR's name).
+const COMPOSITE_LABEL: &str = "crossplane.io/composite";
 
 /// The API group of the catalog's composite resources.
 pub const CATALOG_GROUP: &str = "maxcloud.dev";
@@ -34,6 +40,8 @@ pub enum Event {
     },
     /// An object of a catalog kind that no order created and no other XR composed (kubectl, Terraform).
     Unmanaged { tenant: String, kind: String, name: String, status: String },
+    /// A managed resource's object is gone from the cluster; `order` names its delete order, now done.
+    Deleted { tenant_id: Option<String>, kind: String, name: String, order: Option<(String, String)> },
     /// Flux applied a revision of the tenant's repository that contains the order's merge commit.
     Applied { tenant_id: String, order_id: String, kind: String, name: String, revision: String },
 }
@@ -52,11 +60,19 @@ pub struct Aggregator {
     store: Store,
     watching: Arc<Mutex<HashSet<String>>>,
     ancestry: Option<Ancestry>,
+    tree: Tree,
+    /// Composed kinds to start watching (`apiVersion`, kind), handled by `run`.
+    composed: Option<mpsc::UnboundedSender<(String, String)>>,
 }
 
 impl Aggregator {
     pub fn new(client: Client, store: Store) -> Aggregator {
-        Aggregator { client, store, watching: Arc::default(), ancestry: None }
+        Aggregator { client, store, watching: Arc::default(), ancestry: None, tree: Tree::default(), composed: None }
+    }
+
+    /// The resource trees this aggregator keeps current (share it with the API before `run`).
+    pub fn tree(&self) -> Tree {
+        self.tree.clone()
     }
 
     /// Also watch the tenants' Flux Kustomizations and mark merged orders `applied` once the revision Flux
@@ -68,14 +84,25 @@ impl Aggregator {
 
     /// Runs until `events` is closed or the CRD watch ends (watch errors are retried with backoff, never
     /// returned). Each catalog kind gets its own task.
-    pub async fn run(self, events: mpsc::Sender<Event>) {
+    pub async fn run(mut self, events: mpsc::Sender<Event>) {
+        let (composed_tx, mut composed_rx) = mpsc::unbounded_channel();
+        self.composed = Some(composed_tx);
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let mut stream = watcher(crds, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        // Dropping the set (when `run` ends or is cancelled) aborts every watch.
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(ancestry) = self.ancestry.clone() {
             tasks.spawn(self.clone().watch_kustomizations(ancestry, events.clone()));
         }
-        while let Some(next) = stream.next().await {
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                Some((api_version, kind)) = composed_rx.recv() => {
+                    tasks.spawn(self.clone().watch_composed(api_version, kind));
+                    continue;
+                }
+            };
+            let Some(next) = next else { break };
             let crd = match next {
                 Ok(crd) => crd,
                 // default_backoff re-establishes the watch (API-server restarts); keep going.
@@ -109,17 +136,141 @@ impl Aggregator {
 
     async fn watch_kind(self, resource: ApiResource, events: mpsc::Sender<Event>) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        // The objects of the current (re-)list, to tell what was deleted while the watch was down.
+        let mut listed: Option<HashSet<ObjKey>> = None;
         loop {
-            match stream.next().await {
-                Some(Ok(obj)) => {
-                    if !self.handle(&resource.kind, &obj, &events).await {
-                        return;
+            let alive = match stream.next().await {
+                Some(Ok(watcher::Event::Init)) => {
+                    listed = Some(HashSet::new());
+                    true
+                }
+                Some(Ok(watcher::Event::InitApply(obj))) => {
+                    if let Some(listed) = listed.as_mut() {
+                        listed.insert(ObjKey::of(&resource.api_version, &resource.kind, &obj));
+                    }
+                    self.applied_xr(&resource, &obj, &events).await
+                }
+                Some(Ok(watcher::Event::Apply(obj))) => self.applied_xr(&resource, &obj, &events).await,
+                Some(Ok(watcher::Event::Delete(obj))) => {
+                    let key = ObjKey::of(&resource.api_version, &resource.kind, &obj);
+                    self.tree.remove(&key);
+                    self.deleted(&resource.kind, &key.namespace, &key.name, &events).await
+                }
+                Some(Ok(watcher::Event::InitDone)) => match listed.take() {
+                    Some(listed) => self.relisted(&resource, &listed, &events).await,
+                    None => true,
+                },
+                // default_backoff retries; the error is only worth a line in the log.
+                Some(Err(e)) => {
+                    tracing::warn!(kind = %resource.kind, error = %e, "watch error");
+                    true
+                }
+                None => false,
+            };
+            if !alive {
+                return;
+            }
+        }
+    }
+
+    /// An XR was created or changed: into the tree (starting watches on kinds it composed that are new here),
+    /// then into the store.
+    async fn applied_xr(&self, resource: &ApiResource, obj: &DynamicObject, events: &mpsc::Sender<Event>) -> bool {
+        let refs = resource_refs(obj);
+        for r in &refs {
+            if r.api_version.split('/').next() != Some(CATALOG_GROUP) {
+                self.ensure_composed_watch(&r.api_version, &r.kind).await;
+            }
+        }
+        self.tree.set_xr(ObjKey::of(&resource.api_version, &resource.kind, obj), summarize(obj), refs);
+        self.handle(&resource.kind, obj, events).await
+    }
+
+    async fn ensure_composed_watch(&self, api_version: &str, kind: &str) {
+        let id = format!("{api_version}/{kind}");
+        if let Some(tx) = &self.composed {
+            if self.watching.lock().await.insert(id) {
+                let _ = tx.send((api_version.to_string(), kind.to_string()));
+            }
+        }
+    }
+
+    /// After a (re-)list of a catalog kind: forget what is no longer there, and finish the delete orders whose
+    /// objects went while the watch was down.
+    async fn relisted(&self, resource: &ApiResource, listed: &HashSet<ObjKey>, events: &mpsc::Sender<Event>) -> bool {
+        self.tree.retain_kind(&resource.api_version, &resource.kind, listed);
+        let open = match self.store.open_deletes(&resource.kind).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(kind = %resource.kind, error = %e, "cannot read open delete orders");
+                return !events.is_closed();
+            }
+        };
+        for (slug, name) in open {
+            let namespace = format!("{NAMESPACE_PREFIX}{slug}");
+            let present = listed.iter().any(|k| k.namespace == namespace && k.name == name);
+            if !present && !self.deleted(&resource.kind, &namespace, &name, events).await {
+                return false;
+            }
+        }
+        !events.is_closed()
+    }
+
+    /// An XR is gone: its merged delete order, if any, is done.
+    async fn deleted(&self, kind: &str, namespace: &str, name: &str, events: &mpsc::Sender<Event>) -> bool {
+        let Some(slug) = namespace.strip_prefix(NAMESPACE_PREFIX) else { return !events.is_closed() };
+        let order = match self.store.record_deleted(slug, kind, name).await {
+            Ok(order) => order,
+            Err(e) => {
+                tracing::error!(kind, name, error = %e, "cannot record a deletion");
+                return !events.is_closed();
+            }
+        };
+        let (tenant_id, order) = match order {
+            Some((tenant_id, order_id)) => (Some(tenant_id), Some((order_id, "ready".to_string()))),
+            None => (None, None),
+        };
+        let event = Event::Deleted { tenant_id, kind: kind.to_string(), name: name.to_string(), order };
+        events.send(event).await.is_ok()
+    }
+
+    /// Watches one composed kind (only objects carrying Crossplane's composite label) into the tree. The kind
+    /// is resolved by discovery; when it is not served (yet), the next XR naming it tries again.
+    async fn watch_composed(self, api_version: String, kind: String) {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let resource = match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, _)) => resource,
+            Err(e) => {
+                tracing::warn!(%api_version, %kind, error = %e, "cannot resolve a composed kind");
+                self.watching.lock().await.remove(&format!("{api_version}/{kind}"));
+                return;
+            }
+        };
+        tracing::info!(%api_version, %kind, "watching composed kind");
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let config = watcher::Config::default().labels(COMPOSITE_LABEL);
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut listed: Option<HashSet<ObjKey>> = None;
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                Ok(watcher::Event::InitApply(obj)) => {
+                    let key = ObjKey::of(&api_version, &kind, &obj);
+                    if let Some(listed) = listed.as_mut() {
+                        listed.insert(key.clone());
+                    }
+                    self.tree.set(key, summarize(&obj));
+                }
+                Ok(watcher::Event::Apply(obj)) => self.tree.set(ObjKey::of(&api_version, &kind, &obj), summarize(&obj)),
+                Ok(watcher::Event::Delete(obj)) => self.tree.remove(&ObjKey::of(&api_version, &kind, &obj)),
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        self.tree.retain_kind(&api_version, &kind, &listed);
                     }
                 }
-                // default_backoff retries; the error is only worth a line in the log.
-                Some(Err(e)) => tracing::warn!(kind = %resource.kind, error = %e, "watch error"),
-                None => return,
+                Err(e) => tracing::warn!(%kind, error = %e, "composed watch error"),
             }
         }
     }
@@ -213,6 +364,7 @@ impl Aggregator {
             },
             // A Workspace's nested XRs belong to it; only objects nobody ordered or composed are unmanaged.
             Ok(Recorded::Unmanaged) if crate::derive::is_nested(obj) => return !events.is_closed(),
+            Ok(Recorded::Deleting) => return !events.is_closed(),
             Ok(Recorded::Unmanaged) => {
                 Event::Unmanaged { tenant: obs.tenant, kind: obs.kind, name: obs.name, status: obs.status }
             }

@@ -5,11 +5,12 @@
 //! With [`Aggregator::with_applied`] it also watches the tenants' Flux `Kustomization`s: a merged order is
 //! `applied` once the revision Flux last applied contains its merge commit.
 //!
-//! Not yet here (issue 4, next steps): the composed-resource tree per XR, pods for metering, and reports back
-//! to Git.
+//! It keeps a [`Tree`] per XR (what its composition made, with conditions) for the API to show.
 
 pub mod aggregator;
 pub mod derive;
+pub mod tree;
 
 pub use aggregator::{Aggregator, Ancestry, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};
 pub use derive::observe;
+pub use tree::{Node, ObjKey, Summary, Tree};

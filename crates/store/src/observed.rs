@@ -29,6 +29,28 @@ pub enum Recorded {
     /// The resource row was updated (or already said the same); `order` names an order that moved to a new
     /// state because of it: (tenant id, order id, new state).
     Resource { tenant_id: String, order: Option<(String, String)> },
+    /// The resource's delete order is merged; the object is on its way out.
+    Deleting,
+}
+
+/// The newest merged (or applied) delete order of a resource: (tenant id, order id).
+async fn open_delete_order(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_slug: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT o.tenant_id, o.id FROM orders o JOIN tenants t ON t.id = o.tenant_id \
+         WHERE t.slug = $1 AND o.kind = $2 AND o.name = $3 AND o.action = 'delete' \
+         AND o.state IN ('merged', 'applied') ORDER BY o.created_at DESC LIMIT 1",
+    )
+    .bind(tenant_slug)
+    .bind(kind)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.get("tenant_id"), r.get("id"))))
 }
 
 /// Order states the cluster can move on from: merged (or applied) orders become ready or failed.
@@ -51,6 +73,11 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
+            // A resource whose delete order is merged has no row any more, but its object lives until Flux
+            // prunes it: that is a deletion in progress, not an object someone made by hand.
+            if open_delete_order(&mut tx, &obs.tenant, &obs.kind, &obs.name).await?.is_some() {
+                return Ok(Recorded::Deleting);
+            }
             return Ok(Recorded::Unmanaged);
         };
         let (resource_id, tenant_id): (String, String) = (row.get("id"), row.get("tenant_id"));
@@ -93,6 +120,31 @@ impl Store {
 }
 
 impl Store {
+    /// Record that the object of a resource is gone from the cluster: its merged delete order is done
+    /// (`ready`, "deleted"). Returns (tenant id, order id) of the order that moved, if one did.
+    pub async fn record_deleted(&self, tenant_slug: &str, kind: &str, name: &str) -> Result<Option<(String, String)>> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let Some((tenant_id, order_id)) = open_delete_order(&mut tx, tenant_slug, kind, name).await? else {
+            return Ok(None);
+        };
+        set_state(&mut tx, &order_id, "ready", now_us(), Some("deleted from the cluster")).await?;
+        tx.commit().await?;
+        Ok(Some((tenant_id, order_id)))
+    }
+
+    /// Resources of `kind` whose delete order is merged (or applied) but not done: (tenant slug, name).
+    pub async fn open_deletes(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT t.slug, o.name FROM orders o JOIN tenants t ON t.id = o.tenant_id \
+             WHERE o.kind = $1 AND o.action = 'delete' AND o.state IN ('merged', 'applied')",
+        )
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get("slug"), r.get("name"))).collect())
+    }
+
     /// The tenant's merged orders not yet seen in the cluster, with their merge commits: (order id, commit).
     pub async fn merged_awaiting_apply(&self, tenant_slug: &str) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(

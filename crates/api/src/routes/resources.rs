@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use maxcloud_api_model as m;
 
 use crate::auth::Auth;
 use crate::convert;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// The organisation's resources (all kinds, or `?kind=App`).
@@ -19,4 +19,41 @@ pub async fn list(
     let kind = q.get("kind").map(|k| state.orders.catalog().get(k).map(|t| t.kind.clone()).unwrap_or(k.clone()));
     let rows = state.store.resources(&p.tenant.id, kind.as_deref()).await?;
     Ok(axum::Json(rows.iter().map(|r| convert::resource(&p.tenant, r)).collect()))
+}
+
+/// What a resource is made of in the cluster: the XR and the objects its composition made (nested XRs with
+/// theirs), each with its Ready/Synced conditions and the message of a condition that is not True.
+#[utoipa::path(get, path = "/api/v1/resources/{kind}/{name}/tree", tag = "resources", security(("api_key" = [])),
+    params(("kind" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = m::ResourceNode), (status = 401, body = m::ErrorBody),
+              (status = 404, body = m::ErrorBody, description = "no such resource of the organisation"),
+              (status = 503, body = m::ErrorBody, description = "no cluster is connected")))]
+pub async fn tree(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((kind, name)): Path<(String, String)>,
+) -> ApiResult<axum::Json<m::ResourceNode>> {
+    let ty = state.orders.catalog().get(&kind).ok_or_else(|| {
+        ApiError::not_found(format!("no service type {kind:?}: see GET /api/v1/catalog")).field("kind")
+    })?;
+    if state.store.resource_by_name(&p.tenant.id, &ty.kind, &name).await?.is_none() {
+        return Err(ApiError::not_found(format!("no {} named {name:?}", ty.kind)).field("name"));
+    }
+    let Some(trees) = &state.trees else {
+        return Err(ApiError::unavailable("no cluster is connected: resource trees come from the status aggregator"));
+    };
+    let api_version = format!("{}/{}", ty.group, ty.version);
+    let namespace = format!("mc-{}", p.tenant.slug);
+    let node = trees.tree(&api_version, &ty.kind, &namespace, &name).unwrap_or_else(|| m::ResourceNode {
+        api_version,
+        kind: ty.kind.clone(),
+        name: name.clone(),
+        namespace,
+        observed: false,
+        ready: None,
+        synced: None,
+        message: None,
+        children: Vec::new(),
+    });
+    Ok(axum::Json(node))
 }

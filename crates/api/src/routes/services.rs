@@ -18,6 +18,9 @@ use crate::AppState;
 
 const KIND: &str = "App";
 
+/// Response header naming the order a request placed (the removal order of `DELETE /services/{id}`).
+const ORDER_HEADER: &str = "x-maxcloud-order";
+
 /// The App parameters a service request stands for.
 fn parameters(req: &m::CreateServiceRequest) -> Value {
     Value::Object(partial_parameters(&as_patch(req)))
@@ -283,10 +286,12 @@ pub async fn delete(
     Auth(p): Auth,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Extension<AuditTarget>)> {
+) -> ApiResult<(StatusCode, [(&'static str, String); 1], Extension<AuditTarget>)> {
     let idempotency_key = idempotency_key(&headers)?;
     let row = find(&state, &p.tenant.id, &id).await?;
     let name = parse_name(&row.name, "name")?;
     let placed = place(&state, &p, Action::Delete, name, Value::Null, idempotency_key).await?;
-    Ok((StatusCode::NO_CONTENT, Extension(AuditTarget(format!("App/{} order/{}", row.name, placed.order.id)))))
+    let order_header = [(ORDER_HEADER, placed.order.id.clone())];
+    let audit = Extension(AuditTarget(format!("App/{} order/{}", row.name, placed.order.id)));
+    Ok((StatusCode::NO_CONTENT, order_header, audit))
 }

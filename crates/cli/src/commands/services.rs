@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use maxcloud_api_model::{CreateServiceRequest, Order, Resource, Service};
+use maxcloud_api_model::{CreateServiceRequest, Order, Resource, ResourceNode, Service};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -137,6 +137,31 @@ struct StatusView<'a> {
     #[serde(flatten)]
     service: &'a Service,
     order: Option<&'a Order>,
+    /// What the service is made of in the cluster (absent without a cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<&'a ResourceNode>,
+}
+
+/// The resource tree as indented lines: kind, name, and its state (with the reason when not ready).
+pub fn tree_lines(node: &ResourceNode) -> String {
+    fn walk(node: &ResourceNode, depth: usize, out: &mut String) {
+        let state = match (node.observed, node.ready, node.synced) {
+            (false, _, _) => "not created yet".to_string(),
+            (_, _, Some(false)) | (_, Some(false), _) => {
+                format!("not ready{}", node.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
+            }
+            (_, Some(true), _) => "ready".to_string(),
+            _ => "created".to_string(),
+        };
+        let label = format!("{}{} {}", "  ".repeat(depth + 1), node.kind, node.name);
+        out.push_str(&format!("{label:<48} {state}\n"));
+        for child in &node.children {
+            walk(child, depth + 1, out);
+        }
+    }
+    let mut out = String::from("resources:\n");
+    walk(node, 0, &mut out);
+    out
 }
 
 /// `maxcloud status NAME [--watch]`: with `watch` (a timeout in seconds) the service's latest order is followed
@@ -151,10 +176,18 @@ pub async fn status(ctx: &Ctx, name: &str, watch: Option<u64>) -> Result<()> {
         Some(id) => ctx.client.get_opt(&format!("/api/v1/orders/{}", segment(id))).await?,
         None => None,
     };
+    // Only with a cluster (503 without one); the service's state above does not depend on it.
+    let tree_path = format!("/api/v1/resources/App/{}/tree", segment(&service.name));
+    let tree: Option<ResourceNode> = ctx.client.get_opt(&tree_path).await.ok().flatten();
     if ctx.json_or_yaml() {
-        return print_doc(ctx.format, &StatusView { service: &service, order: order.as_ref() });
+        let view = StatusView { service: &service, order: order.as_ref(), resources: tree.as_ref() };
+        return print_doc(ctx.format, &view);
     }
-    write_stdout(&service_details(&service, order.as_ref()))
+    let mut text = service_details(&service, order.as_ref());
+    if let Some(tree) = &tree {
+        text.push_str(&tree_lines(tree));
+    }
+    write_stdout(&text)
 }
 
 /// `maxcloud delete NAME` in json/yaml.
@@ -171,16 +204,25 @@ struct DeleteView<'a> {
 pub async fn delete(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
     let service = find_by_name(ctx, &args.name).await?;
     let path = service_path(&service.id);
-    ctx.client.delete(&path).await?;
+    let placed = ctx.client.delete(&path).await?;
     let after: Option<Service> = ctx.client.get_opt(&path).await?;
-    let order_id = after.as_ref().and_then(|s| s.order_id.clone());
-    let mut gone = after.is_none();
+    let order_id = placed.or_else(|| after.as_ref().and_then(|s| s.order_id.clone()));
+    let mut gone = after.is_none() && order_id.is_none();
 
     if !gone && args.wait {
         if !ctx.json_or_yaml() {
             write_stdout(&deleting_line(&service.name, order_id.as_deref()))?;
         }
-        wait_gone(ctx, &service, &path, order_id.as_deref(), Duration::from_secs(args.timeout)).await?;
+        let timeout = Duration::from_secs(args.timeout);
+        match order_id.as_deref() {
+            // The removal order is done when the cluster no longer has the service (merged without a cluster).
+            Some(id) => {
+                follow_order(ctx, id, timeout).await?;
+            }
+            None => wait_gone(ctx, &service, &path, None, timeout).await?,
+        }
+        gone = true;
+    } else if after.is_none() {
         gone = true;
     }
 

@@ -1,0 +1,191 @@
+//! The loop in a real cluster: a control plane with Flux, the order service, and tenants onboarded exactly as the
+//! platform does it — the files the server committed to its platform repository (`flux/tenants/<slug>/`:
+//! namespace, quota, RBAC, GitRepository + Kustomization, Receiver) plus the two Secrets the platform creates in
+//! the cluster (Git read token, Receiver HMAC token).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Api as KubeApi, Client};
+use maxcloud_testenv::flux::condition;
+use maxcloud_testenv::{ControlPlane, Flux};
+use serde_json::{json, Value};
+
+use crate::platform::parse_yaml_docs;
+use crate::{git, Api, Server};
+
+/// Everything a failure message needs: the controllers' and the order service's logs.
+pub struct Env {
+    pub cp: ControlPlane,
+    pub flux: Flux,
+    pub server: Server,
+}
+
+impl Env {
+    pub fn logs(&self) -> String {
+        let server = self.server.log();
+        let server_tail: Vec<&str> = server.lines().rev().take(30).collect();
+        format!(
+            "{}----- maxcloud-server (last 30 lines)\n{}\n----- logs in {}",
+            self.flux.logs_tail(25),
+            server_tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            self.flux.dir().display()
+        )
+    }
+
+    pub async fn client(&self) -> Client {
+        self.cp.client().await.expect("kube client")
+    }
+
+    /// A namespaced object as JSON, or None.
+    pub async fn get(&self, gvk: (&str, &str, &str), namespace: &str, name: &str) -> Option<Value> {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2));
+        let api: KubeApi<DynamicObject> = KubeApi::namespaced_with(self.client().await, namespace, &ar);
+        let obj = api.get_opt(name).await.unwrap_or_else(|e| panic!("get {} {namespace}/{name}: {e}", gvk.2))?;
+        Some(serde_json::to_value(obj).expect("JSON"))
+    }
+
+    /// Names of the objects of a kind in a namespace (all namespaces with `None`).
+    pub async fn names(&self, gvk: (&str, &str, &str), namespace: Option<&str>) -> Vec<String> {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2));
+        let client = self.client().await;
+        let api: KubeApi<DynamicObject> = match namespace {
+            Some(ns) => KubeApi::namespaced_with(client, ns, &ar),
+            None => KubeApi::all_with(client, &ar),
+        };
+        let list = api.list(&Default::default()).await.unwrap_or_else(|e| panic!("list {}: {e}", gvk.2));
+        let mut names: Vec<String> = list
+            .items
+            .into_iter()
+            .map(|o| format!("{}/{}", o.metadata.namespace.unwrap_or_default(), o.metadata.name.unwrap_or_default()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Polls `check` every 100 ms until it returns Some; panics with the logs after `timeout`.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> (T, Duration)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return (v, started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn kustomization(&self, ns: &str) -> Value {
+        self.get(KUSTOMIZATION, ns, "maxcloud-tenant").await.expect("tenant Kustomization")
+    }
+
+    pub async fn poke(&self, ns: &str, why: &str) {
+        let body = serde_json::to_vec(&json!({"reason": why})).expect("body");
+        let status = self.flux.poke_receiver(&self.cp, ns, "maxcloud-tenant", &body).await.expect("poke Receiver");
+        assert_eq!(status, 200, "Receiver of {ns} answered {status}\n{}", self.logs());
+    }
+}
+
+pub const APP: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "App");
+pub const KUSTOMIZATION: (&str, &str, &str) = ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+pub const GIT_REPOSITORY: (&str, &str, &str) = ("source.toolkit.fluxcd.io", "v1", "GitRepository");
+pub const CONFIG_MAP: (&str, &str, &str) = ("", "v1", "ConfigMap");
+pub const CLUSTER_ROLE_BINDING: (&str, &str, &str) = ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding");
+
+/// How often the tenant's GitRepository polls in this test. Production renders `10m` (gitops/tenant/sync.yaml.j2)
+/// and relies on the Receiver; the test shortens the interval only so that "merge → applied without a Receiver
+/// call" can be measured in bounded time.
+pub const TEST_INTERVAL: &str = "15s";
+
+/// The App CRD exactly as Crossplane derives it from the XRD (minus the owner reference to the XRD object, which
+/// does not exist here: the garbage collector would delete the CRD).
+pub fn app_crd() -> Value {
+    maxcloud_testenv::tools::catalog_crd("app.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The tenant's onboarding as the server committed it to the platform repository, in the order of its
+/// kustomization.yaml.
+pub fn onboarding(platform_repo: &Path, slug: &str) -> Vec<Value> {
+    let dir = format!("flux/tenants/{slug}");
+    let kustomization = parse_yaml_docs(&git(platform_repo, &["show", &format!("main:{dir}/kustomization.yaml")]));
+    let files = kustomization[0]["resources"].as_array().expect("resources").clone();
+    let mut docs = Vec::new();
+    for file in files {
+        let file = file.as_str().expect("file name");
+        for mut doc in parse_yaml_docs(&git(platform_repo, &["show", &format!("main:{dir}/{file}")])) {
+            if doc["kind"] == "GitRepository" {
+                assert_eq!(doc["spec"]["interval"], "10m", "production interval");
+                doc["spec"]["interval"] = json!(TEST_INTERVAL);
+            }
+            docs.push(doc);
+        }
+    }
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or_default()).collect();
+    for kind in ["Namespace", "ServiceAccount", "Role", "RoleBinding", "GitRepository", "Kustomization", "Receiver"] {
+        assert!(kinds.contains(&kind), "{kind} missing from the onboarding of {slug}: {kinds:?}");
+    }
+    docs
+}
+
+/// A tenant registered with the order service and onboarded into the cluster.
+pub struct Tenant {
+    pub api: Api,
+    pub slug: String,
+    pub ns: String,
+}
+
+/// The webhook token of every tenant's Receiver (the platform's `MAXCLOUD_FLUX_WEBHOOK_TOKEN`).
+pub const WEBHOOK_TOKEN: &str = "platform-webhook-token-0123456789abcdef";
+
+pub async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
+    let (key, slug) = anon.register(email, org).await;
+    let api = anon.with_key(&key);
+    let (status, token) = api.post("/auth/git-tokens", &json!({})).await;
+    assert_eq!(status, 201, "git token: {token}");
+    let token = token["token"].as_str().expect("token").to_string();
+    assert!(token.starts_with("mcg_"), "{token}");
+    let ns = format!("mc-{slug}");
+
+    let docs = onboarding(&env.server.data_dir.join("repos/platform.git"), &slug);
+    // The namespace first, then the Secrets the platform creates (never committed), then Flux's objects.
+    let (namespace, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
+    env.cp.apply(namespace).await.expect("apply namespace");
+    let secrets: KubeApi<Secret> = KubeApi::namespaced(env.client().await, &ns);
+    for (name, data) in [
+        ("maxcloud-git-token", json!({"username": "flux", "password": token})),
+        ("maxcloud-webhook-token", json!({"token": WEBHOOK_TOKEN})),
+    ] {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "stringData": data}))
+                .expect("Secret");
+        secrets.create(&PostParams::default(), &secret).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    env.cp.apply(rest).await.unwrap_or_else(|e| panic!("apply onboarding of {slug}: {e}"));
+
+    // Flux pulls the (still empty) tenant repo over HTTP from the order service and applies it.
+    let what = format!("the Kustomization of {ns} to become Ready");
+    env.wait_for(&what, Duration::from_secs(60), || async {
+        let k = env.kustomization(&ns).await;
+        (condition(&k, "Ready").map(|c| c.0) == Some("True".into())).then_some(())
+    })
+    .await;
+    Tenant { api, slug, ns }
+}
+
+/// Places an order and waits until it is merged; returns the order id and the merge commit.
+pub async fn order_merged(t: &Tenant, body: Value) -> String {
+    let (status, order) = t.api.post("/orders", &body).await;
+    assert_eq!(status, 201, "{body}: {order}");
+    let id = order["id"].as_str().expect("id").to_string();
+    let order = t.api.wait_order(&id, "merged", Duration::from_secs(30)).await;
+    assert_eq!(order["state"], "merged", "{order}");
+    id
+}

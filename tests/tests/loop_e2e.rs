@@ -1,0 +1,333 @@
+//! The whole loop with every link live: `maxcloud deploy` → the order service's PR, merged → its call to the
+//! tenant's Flux Receiver → Flux pulls the tenant repo over HTTP from the order service and applies the XR as the
+//! tenant's ServiceAccount → Crossplane core composes it with the platform's functions → the test reports the
+//! composed object's status as its controller would (Knative, CloudNativePG: no kubelet runs here) → the
+//! server's status aggregator carries the outcome back to the order (`applied` → `ready` | `failed`), the
+//! services API, the resource tree, the CLI, the live events and the Git history (a commit status on the merge
+//! commit) — and a delete order makes Flux prune the XR, Crossplane's composed objects go with it, and the
+//! delete order is done once the cluster no longer has it.
+
+use std::time::Duration;
+
+use kube::api::{Api as KubeApi, DynamicObject, Patch, PatchParams};
+use maxcloud_testenv::crossplane::api as kube_api;
+use maxcloud_testenv::{ControlPlane, Crossplane, Flux};
+use maxcloud_tests::cluster::{onboard, Env, Tenant, WEBHOOK_TOKEN};
+use maxcloud_tests::{cli_command, Options, Server};
+use serde_json::{json, Value};
+
+const KSVC: (&str, &str, &str) = ("serving.knative.dev", "v1", "Service");
+const CNPG_CLUSTER: (&str, &str, &str) = ("postgresql.cnpg.io", "v1", "Cluster");
+const APP: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "App");
+const DATABASE: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "Database");
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `maxcloud ARGS` as the tenant, in the background, output captured.
+fn spawn_cli(home: &std::path::Path, server: &Server, key: &str, args: &[&str]) -> std::process::Child {
+    cli_command(home, server, Some(key))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run maxcloud")
+}
+
+async fn finish(child: std::process::Child) -> (bool, String, String) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Sets the status of a composed object as its controller would.
+async fn report(env: &Env, gvk: (&str, &str, &str), plural: &str, ns: &str, name: &str, status: Value) {
+    let client = env.client().await;
+    let api: KubeApi<DynamicObject> = kube_api(&client, &format!("{}/{}", gvk.0, gvk.1), gvk.2, plural, Some(ns));
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status })))
+        .await
+        .unwrap_or_else(|e| panic!("status of {} {name}: {e}", gvk.2));
+}
+
+fn ready_conditions(extra: &[&str]) -> Value {
+    let at = "2026-11-21T08:00:00Z";
+    let mut c = vec![json!({"type": "Ready", "status": "True", "lastTransitionTime": at})];
+    c.extend(extra.iter().map(|t| json!({"type": t, "status": "True", "lastTransitionTime": at})));
+    Value::Array(c)
+}
+
+/// The order's merge commit and the commit statuses the order service set on it (`git notes`, as a user with a
+/// clone would read them).
+fn commit_statuses(env: &Env, t: &Tenant, order: &Value) -> Vec<Value> {
+    let commit = order["pull_request"]["merge_commit"].as_str().unwrap_or_else(|| panic!("merge commit: {order}"));
+    let repo = env.server.repo_dir(&t.slug);
+    let out = maxcloud_tests::git_output(&repo, &["notes", "--ref=maxcloud-status", "show", commit]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("note of {commit} is JSON: {e}"))
+}
+
+async fn wait_commit_status(env: &Env, t: &Tenant, order: &Value, context: &str) -> Value {
+    let (status, _) = env
+        .wait_for(&format!("commit status {context}"), Duration::from_secs(30), || async {
+            commit_statuses(env, t, order).into_iter().find(|s| s["context"] == context)
+        })
+        .await;
+    status
+}
+
+/// The tenant's order events received over SSE so far, as (id, order_id, state).
+async fn read_sse(
+    resp: reqwest::Response,
+    until: impl Fn(&[(String, String, String)]) -> bool,
+) -> Vec<(String, String, String)> {
+    use futures::StreamExt;
+    let mut stream = resp.bytes_stream();
+    let (mut buf, mut seen) = (String::new(), Vec::new());
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                let field = |n: &str| frame.lines().find_map(|l| l.strip_prefix(&format!("{n}:"))).map(str::trim);
+                if field("event") == Some("order") {
+                    let data: Value = serde_json::from_str(field("data").unwrap_or("{}")).expect("event JSON");
+                    let s = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+                    seen.push((field("id").unwrap_or_default().to_string(), s("order_id"), s("state")));
+                }
+            }
+            if until(&seen) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(TIMEOUT, read).await;
+    seen
+}
+
+/// Approves an order that needs review (Database creates and deletes do) once its PR is open.
+async fn approve(t: &Tenant, id: &str) {
+    let review = t.api.wait_order(id, "pr_open", Duration::from_secs(30)).await;
+    assert_eq!(review["pull_request"]["merge_policy"], "review", "a data service needs review: {review}");
+    let (code, approved) = t.api.post(&format!("/orders/{id}/approve"), &json!({})).await;
+    assert_eq!(code, 200, "{approved}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_travel_the_whole_loop_and_back() {
+    let cp = ControlPlane::start().await.expect("control plane");
+    let flux = Flux::start(&cp).await.unwrap_or_else(|e| panic!("Flux: {e}"));
+    let xp = Crossplane::start(&cp).await.unwrap_or_else(|e| panic!("Crossplane: {e}"));
+    xp.install_platform(&cp).await.unwrap_or_else(|e| panic!("platform: {e}"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let options = Options {
+        env: vec![
+            ("MAXCLOUD_FLUX_RECEIVER_URL".into(), flux.receiver_url()),
+            ("MAXCLOUD_FLUX_WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()),
+            ("MAXCLOUD_KUBECONFIG".into(), cp.kubeconfig.display().to_string()),
+        ],
+        ..Default::default()
+    };
+    let server = Server::start(&tmp.path().join("data"), options);
+    let env = Env { cp, flux, server };
+    let anon = maxcloud_tests::Api::new(&env.server);
+    let t = onboard(&env, &anon, "ops@acme.example", "Acme").await;
+    let key = t.api.key.clone().expect("key");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let events = t.api.req(reqwest::Method::GET, "/events").send().await.expect("SSE");
+
+    // 1. `maxcloud deploy --wait`: PR, merge, Flux, Crossplane composes the Knative Service.
+    let deploy =
+        spawn_cli(&home, &env.server, &key, &["deploy", "nginx:1.27", "--name", "shop", "--wait", "--timeout", "120"]);
+    let (ksvc, composed_after) = env
+        .wait_for("the Knative Service of App shop, composed by Crossplane", TIMEOUT, || async {
+            env.get(KSVC, &t.ns, "shop").await
+        })
+        .await;
+    eprintln!("deploy → Knative Service composed: {composed_after:?}");
+    assert_eq!(ksvc["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27", "{ksvc}");
+    let (_, orders) = t.api.get("/orders").await;
+    let shop_order = orders.as_array().and_then(|l| l.iter().find(|o| o["name"] == "shop")).expect("order")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let applied = t.api.wait_order(&shop_order, "applied", Duration::from_secs(30)).await;
+    assert!(["applied", "ready"].contains(&applied["state"].as_str().unwrap_or_default()), "{applied}");
+    // Not ready while Knative has not reported.
+    let (_, svc) = t.api.get("/services").await;
+    assert_ne!(svc[0]["status"], "ready", "{svc}");
+    let url = "https://shop.acme.apps.maxcloud.example";
+    report(
+        &env,
+        KSVC,
+        "services",
+        &t.ns,
+        "shop",
+        json!({
+            "observedGeneration": ksvc["metadata"]["generation"],
+            "conditions": ready_conditions(&["ConfigurationsReady", "RoutesReady"]),
+            "url": url, "latestReadyRevisionName": "shop-00001", "latestCreatedRevisionName": "shop-00001",
+            "traffic": [{"revisionName": "shop-00001", "latestRevision": true, "percent": 100}],
+        }),
+    )
+    .await;
+    let (ok, stdout, stderr) = finish(deploy).await;
+    assert!(ok, "deploy --wait failed:\n{stderr}\n{}", env.logs());
+    assert!(stderr.contains(": applied") && stderr.contains(": ready"), "progress shown live:\n{stderr}");
+    assert!(stdout.contains(url), "ends with the URL:\n{stdout}");
+    let order = t.api.wait_order(&shop_order, "ready", Duration::from_secs(5)).await;
+    let (_, services) = t.api.get("/services").await;
+    let shop = services.as_array().and_then(|l| l.iter().find(|s| s["name"] == "shop")).expect("listed").clone();
+    assert_eq!((shop["status"].as_str(), shop["url"].as_str()), (Some("ready"), Some(url)), "{shop}");
+
+    // The resource tree: the XR and what Crossplane composed, with conditions.
+    let (tree, _) = env
+        .wait_for("the tree of App shop to be ready", Duration::from_secs(30), || async {
+            let (status, tree) = t.api.get("/resources/App/shop/tree").await;
+            assert_eq!(status, 200, "{tree}");
+            (tree["ready"] == true).then_some(tree)
+        })
+        .await;
+    assert_eq!(
+        (tree["kind"].as_str(), tree["ready"].as_bool(), tree["observed"].as_bool()),
+        (Some("App"), Some(true), Some(true)),
+        "{tree}"
+    );
+    let children = tree["children"].as_array().expect("children");
+    assert!(
+        children
+            .iter()
+            .any(|c| c["kind"] == "Service" && c["api_version"] == "serving.knative.dev/v1" && c["ready"] == true),
+        "the Knative Service is in the tree: {tree}"
+    );
+    let (_, stdout, _) = finish(spawn_cli(&home, &env.server, &key, &["status", "shop"])).await;
+    assert!(
+        stdout.contains("resources:") && stdout.lines().any(|l| l.contains("Service shop") && l.contains("ready")),
+        "{stdout}"
+    );
+
+    // The outcome is reported on the merge commit.
+    let status = wait_commit_status(&env, &t, &order, "maxcloud/App/shop").await;
+    assert_eq!(status["state"], "success", "{status}");
+    assert_eq!(status["target_url"], url, "{status}");
+    assert_eq!(status["order_id"], shop_order.as_str(), "{status}");
+
+    // 2. Failure: Knative reports the revision failed; the order fails with Knative's message everywhere.
+    let (code, broken) = t
+        .api
+        .post("/orders", &json!({"kind": "App", "name": "broken", "parameters": {"image": "ghcr.io/acme/nope:1"}}))
+        .await;
+    assert_eq!(code, 201, "{broken}");
+    let broken_id = broken["id"].as_str().expect("id").to_string();
+    let watch = spawn_cli(&home, &env.server, &key, &["status", "broken", "--watch", "--timeout", "120"]);
+    let (bksvc, _) =
+        env.wait_for("Knative Service broken", TIMEOUT, || async { env.get(KSVC, &t.ns, "broken").await }).await;
+    let reason = "Revision \"broken-00001\" failed with message: Back-off pulling image \"ghcr.io/acme/nope:1\".";
+    report(
+        &env,
+        KSVC,
+        "services",
+        &t.ns,
+        "broken",
+        json!({
+            "observedGeneration": bksvc["metadata"]["generation"],
+            "conditions": [{"type": "Ready", "status": "False", "reason": "RevisionMissing", "message": reason,
+                            "lastTransitionTime": "2026-11-21T08:00:00Z"}],
+        }),
+    )
+    .await;
+    let failed = t.api.wait_order(&broken_id, "failed", TIMEOUT).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["error"].as_str().unwrap_or_default().contains("Back-off pulling image"), "{failed}");
+    let (ok, _, stderr) = finish(watch).await;
+    assert!(!ok && stderr.contains("Back-off pulling image"), "status --watch ends with the error:\n{stderr}");
+    let status = wait_commit_status(&env, &t, &failed, "maxcloud/App/broken").await;
+    assert_eq!(status["state"], "failure", "{status}");
+    assert!(status["description"].as_str().unwrap_or_default().contains("Back-off pulling image"), "{status}");
+
+    // 3. Delete: the PR removing the file is merged, Flux prunes the XR, Crossplane's composed objects go with
+    // it, and the delete order is done when the cluster no longer has the App.
+    let (ok, stdout, stderr) =
+        finish(spawn_cli(&home, &env.server, &key, &["delete", "shop", "--wait", "--timeout", "120"])).await;
+    assert!(ok, "delete --wait failed:\n{stderr}\n{}", env.logs());
+    assert!(stdout.contains("deleted shop"), "{stdout}");
+    assert!(env.get(APP, &t.ns, "shop").await.is_none(), "the App is gone when delete --wait returns");
+    env.wait_for("the Knative Service of shop to be garbage-collected", TIMEOUT, || async {
+        env.get(KSVC, &t.ns, "shop").await.is_none().then_some(())
+    })
+    .await;
+    let (_, orders) = t.api.get("/orders").await;
+    let delete_order = orders
+        .as_array()
+        .and_then(|l| l.iter().find(|o| o["name"] == "shop" && o["action"] == "delete"))
+        .expect("delete order")
+        .clone();
+    assert_eq!(delete_order["state"], "ready", "{delete_order}");
+    let status = wait_commit_status(&env, &t, &delete_order, "maxcloud/App/shop").await;
+    assert_eq!(
+        (status["state"].as_str(), status["description"].as_str()),
+        (Some("success"), Some("deleted")),
+        "{status}"
+    );
+    assert_eq!(t.api.get("/resources/App/shop/tree").await.0, 404, "a deleted resource has no tree");
+
+    // 4. A Database: composed into a CloudNativePG Cluster; ready when CNPG reports it; deleted the same way.
+    let (code, db) = t
+        .api
+        .post("/orders", &json!({"kind": "Database", "name": "orders-db", "parameters": {"deletionProtection": false}}))
+        .await;
+    assert_eq!(code, 201, "{db}");
+    let db_id = db["id"].as_str().expect("id").to_string();
+    approve(&t, &db_id).await;
+    let (cluster, _) = env
+        .wait_for("the CNPG Cluster of Database orders-db", TIMEOUT, || async {
+            env.get(CNPG_CLUSTER, &t.ns, "orders-db").await
+        })
+        .await;
+    report(&env, CNPG_CLUSTER, "clusters", &t.ns, "orders-db", json!({
+        "observedGeneration": cluster["metadata"]["generation"],
+        "phase": "Cluster in healthy state", "instances": 1, "readyInstances": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": "Cluster is Ready",
+                        "lastTransitionTime": "2026-11-21T08:00:00Z"}],
+    }))
+    .await;
+    let ready = t.api.wait_order(&db_id, "ready", TIMEOUT).await;
+    assert_eq!(ready["state"], "ready", "{ready}");
+    let (_, resources) = t.api.get("/resources?kind=Database").await;
+    assert_eq!(resources[0]["status"], "ready", "{resources}");
+    let (_, tree) = t.api.get("/resources/Database/orders-db/tree").await;
+    assert!(
+        tree["children"].as_array().expect("children").iter().any(|c| c["kind"] == "Cluster" && c["ready"] == true),
+        "{tree}"
+    );
+    assert_eq!(wait_commit_status(&env, &t, &ready, "maxcloud/Database/orders-db").await["state"], "success");
+    let (code, del) =
+        t.api.post("/orders", &json!({"kind": "Database", "name": "orders-db", "action": "delete"})).await;
+    assert_eq!(code, 201, "{del}");
+    let del_id = del["id"].as_str().expect("id").to_string();
+    approve(&t, &del_id).await;
+    let done = t.api.wait_order(&del_id, "ready", TIMEOUT).await;
+    assert_eq!(done["state"], "ready", "{done}");
+    assert!(env.get(DATABASE, &t.ns, "orders-db").await.is_none());
+    env.wait_for("the CNPG Cluster to be garbage-collected", TIMEOUT, || async {
+        env.get(CNPG_CLUSTER, &t.ns, "orders-db").await.is_none().then_some(())
+    })
+    .await;
+
+    // 5. Every state change reached the live event stream, in order, each once.
+    let seen = read_sse(events, |s| s.iter().any(|(_, o, st)| *o == del_id && st == "ready")).await;
+    for (order, expected) in [
+        (&shop_order, vec!["accepted", "pr_open", "merged", "applied", "ready"]),
+        (&broken_id, vec!["accepted", "pr_open", "merged", "applied", "failed"]),
+        // Review orders: the approval is an event of its own (still `pr_open`, "approved by …").
+        (&db_id, vec!["accepted", "pr_open", "pr_open", "merged", "applied", "ready"]),
+        (&del_id, vec!["accepted", "pr_open", "pr_open", "merged", "applied", "ready"]),
+    ] {
+        let states: Vec<&str> = seen.iter().filter(|(_, o, _)| o == order).map(|(_, _, s)| s.as_str()).collect();
+        // `applied` is skipped when Crossplane reports the outcome before Flux reports the applied revision.
+        let without_applied: Vec<&str> = expected.iter().copied().filter(|s| *s != "applied").collect();
+        assert!(states == expected || states == without_applied, "events of order {order}: {seen:?}");
+    }
+    let ids: Vec<i64> = seen.iter().map(|(id, _, _)| id.parse().expect("numeric id")).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    drop(xp);
+}
