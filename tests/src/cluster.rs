@@ -189,3 +189,28 @@ pub async fn order_merged(t: &Tenant, body: Value) -> String {
     assert_eq!(order["state"], "merged", "{order}");
     id
 }
+
+/// Applies the file `path` of main of the tenant repo `repo`, as Flux would.
+pub async fn apply_committed(cp: &ControlPlane, repo: &std::path::Path, path: &str) -> Value {
+    let committed = git(repo, &["show", &format!("main:{path}")]);
+    let object = parse_yaml_docs(&committed).remove(0);
+    cp.apply(vec![object.clone()]).await.expect("apply as Flux would");
+    object
+}
+
+/// Sets an object's status as its controller would (server-side apply as `crossplane`).
+pub async fn set_status(cp: &ControlPlane, object: &Value, status: Value) {
+    use kube::api::{Api as KubeApi, DynamicObject, Patch, PatchParams};
+    let client = cp.client().await.expect("client");
+    let discovery = kube::discovery::Discovery::new(client.clone()).run().await.expect("discovery");
+    let (api, _): (KubeApi<DynamicObject>, _) =
+        maxcloud_testenv::controlplane::dynamic_api(&client, &discovery, object).expect("served");
+    let patch = json!({"apiVersion": object["apiVersion"], "kind": object["kind"], "status": status});
+    api.patch_status(
+        object["metadata"]["name"].as_str().expect("name"),
+        &PatchParams::apply("crossplane").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .expect("status patch");
+}

@@ -261,3 +261,4 @@ pub fn repo_snapshot(repo: &Path) -> String {
 
 pub mod cluster;
 pub mod platform;
+pub mod sse;

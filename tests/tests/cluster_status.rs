@@ -6,32 +6,10 @@
 use std::time::Duration;
 
 use maxcloud_testenv::ControlPlane;
-use maxcloud_tests::platform::{catalog_crds, parse_yaml_docs};
-use maxcloud_tests::{cli_command, git, Api, Options, Server};
+use maxcloud_tests::cluster::{apply_committed, set_status};
+use maxcloud_tests::platform::catalog_crds;
+use maxcloud_tests::{cli_command, Api, Options, Server};
 use serde_json::{json, Value};
-
-async fn apply_committed(cp: &ControlPlane, repo: &std::path::Path, path: &str) -> Value {
-    let committed = git(repo, &["show", &format!("main:{path}")]);
-    let object = parse_yaml_docs(&committed).remove(0);
-    cp.apply(vec![object.clone()]).await.expect("apply as Flux would");
-    object
-}
-
-async fn set_status(cp: &ControlPlane, object: &Value, status: Value) {
-    use kube::api::{Api as KubeApi, DynamicObject, Patch, PatchParams};
-    let client = cp.client().await.expect("client");
-    let discovery = kube::discovery::Discovery::new(client.clone()).run().await.expect("discovery");
-    let (api, _): (KubeApi<DynamicObject>, _) =
-        maxcloud_testenv::controlplane::dynamic_api(&client, &discovery, object).expect("served");
-    let patch = json!({"apiVersion": object["apiVersion"], "kind": object["kind"], "status": status});
-    api.patch_status(
-        object["metadata"]["name"].as_str().expect("name"),
-        &PatchParams::apply("crossplane").force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .expect("status patch");
-}
 
 /// `maxcloud ARGS` authenticated by `key`, running in the background with its output captured.
 fn spawn_cli(home: &std::path::Path, server: &Server, key: &str, args: &[&str]) -> std::process::Child {

@@ -13,6 +13,7 @@ use kube::api::{Api as KubeApi, DynamicObject, Patch, PatchParams};
 use maxcloud_testenv::crossplane::api as kube_api;
 use maxcloud_testenv::{ControlPlane, Crossplane, Flux};
 use maxcloud_tests::cluster::{onboard, Env, Tenant, WEBHOOK_TOKEN};
+use maxcloud_tests::sse::{read_events, states_of};
 use maxcloud_tests::{cli_command, Options, Server};
 use serde_json::{json, Value};
 
@@ -72,35 +73,6 @@ async fn wait_commit_status(env: &Env, t: &Tenant, order: &Value, context: &str)
         })
         .await;
     status
-}
-
-/// The tenant's order events received over SSE so far, as (id, order_id, state).
-async fn read_sse(
-    resp: reqwest::Response,
-    until: impl Fn(&[(String, String, String)]) -> bool,
-) -> Vec<(String, String, String)> {
-    use futures::StreamExt;
-    let mut stream = resp.bytes_stream();
-    let (mut buf, mut seen) = (String::new(), Vec::new());
-    let read = async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let frame: String = buf.drain(..end + 2).collect();
-                let field = |n: &str| frame.lines().find_map(|l| l.strip_prefix(&format!("{n}:"))).map(str::trim);
-                if field("event") == Some("order") {
-                    let data: Value = serde_json::from_str(field("data").unwrap_or("{}")).expect("event JSON");
-                    let s = |k: &str| data[k].as_str().unwrap_or_default().to_string();
-                    seen.push((field("id").unwrap_or_default().to_string(), s("order_id"), s("state")));
-                }
-            }
-            if until(&seen) {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(TIMEOUT, read).await;
-    seen
 }
 
 /// Approves an order that needs review (Database creates and deletes do) once its PR is open.
@@ -314,7 +286,7 @@ async fn orders_travel_the_whole_loop_and_back() {
     .await;
 
     // 5. Every state change reached the live event stream, in order, each once.
-    let seen = read_sse(events, |s| s.iter().any(|(_, o, st)| *o == del_id && st == "ready")).await;
+    let seen = read_events(events, TIMEOUT, |f| states_of(f, &del_id).last().is_some_and(|s| s == "ready")).await;
     for (order, expected) in [
         (&shop_order, vec!["accepted", "pr_open", "merged", "applied", "ready"]),
         (&broken_id, vec!["accepted", "pr_open", "merged", "applied", "failed"]),
@@ -322,12 +294,12 @@ async fn orders_travel_the_whole_loop_and_back() {
         (&db_id, vec!["accepted", "pr_open", "pr_open", "merged", "applied", "ready"]),
         (&del_id, vec!["accepted", "pr_open", "pr_open", "merged", "applied", "ready"]),
     ] {
-        let states: Vec<&str> = seen.iter().filter(|(_, o, _)| o == order).map(|(_, _, s)| s.as_str()).collect();
+        let states = states_of(&seen, order);
         // `applied` is skipped when Crossplane reports the outcome before Flux reports the applied revision.
         let without_applied: Vec<&str> = expected.iter().copied().filter(|s| *s != "applied").collect();
         assert!(states == expected || states == without_applied, "events of order {order}: {seen:?}");
     }
-    let ids: Vec<i64> = seen.iter().map(|(id, _, _)| id.parse().expect("numeric id")).collect();
+    let ids: Vec<i64> = seen.iter().map(|(_, id, _)| id.parse().expect("numeric id")).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
     drop(xp);
 }

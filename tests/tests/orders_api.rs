@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use maxcloud_tests::sse::{states_of, Frame};
 use maxcloud_tests::{cli, git, order_ids_on_main, workspace_root, Api, Options, Server};
 use serde_json::json;
 
@@ -155,42 +156,10 @@ async fn events_stream_reports_order_states() {
     assert_eq!(Api::new(&server).get("/events").await.0, 401);
 }
 
-/// The states of order `id` in SSE `order` frames, in stream order.
-fn states_of(frames: &[(String, String, String)], id: &str) -> Vec<String> {
-    frames
-        .iter()
-        .filter(|(event, _, _)| event == "order")
-        .filter_map(|(_, _, d)| serde_json::from_str::<serde_json::Value>(d).ok())
-        .filter(|d| d["order_id"] == id)
-        .map(|d| d["state"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
-/// Reads SSE frames until `done(frames so far)`; returns (event, id, data) triples.
-async fn read_events(
-    resp: reqwest::Response,
-    done: impl Fn(&[(String, String, String)]) -> bool,
-) -> Vec<(String, String, String)> {
-    let mut stream = resp.bytes_stream();
-    let (mut buf, mut frames) = (String::new(), Vec::new());
-    let read = async {
-        while let Some(chunk) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            while let Some(end) = buf.find("\n\n") {
-                let frame: String = buf.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    frame.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or("").trim().to_string()
-                };
-                if !field("event").is_empty() {
-                    frames.push((field("event"), field("id"), field("data")));
-                }
-            }
-            if done(&frames) {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), read).await.expect("events within 20 s");
+/// Reads SSE frames until `done`; fails after 20 s.
+async fn read_events(resp: reqwest::Response, done: impl Fn(&[Frame]) -> bool) -> Vec<Frame> {
+    let frames = maxcloud_tests::sse::read_events(resp, Duration::from_secs(20), &done).await;
+    assert!(done(&frames), "events within 20 s: {frames:?}");
     frames
 }
 
