@@ -2,19 +2,25 @@
 //! catalog kind installed later is picked up without a restart), and one per catalog kind found there. No
 //! polling: every change arrives as a watch event; `default_backoff` re-establishes a watch after an API-server
 //! outage, and the watcher's re-list then replays every object, so the recorded states converge.
+//!
+//! With metering on, one more watcher follows the pods labelled with a catalog kind; each pod's interval is
+//! recorded (an idempotent upsert), a deleted pod's interval is ended, and after every (re-)list the pods the
+//! store still has running but the list no longer has (deleted while the watch was down) are ended then.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
-use maxcloud_store::{Recorded, Store};
+use maxcloud_store::{PodUsage, Recorded, Store};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::derive::observe;
+use crate::metering;
 
 /// The API group of the catalog's composite resources.
 pub const CATALOG_GROUP: &str = "maxcloud.dev";
@@ -52,17 +58,24 @@ pub struct Aggregator {
     store: Store,
     watching: Arc<Mutex<HashSet<String>>>,
     ancestry: Option<Ancestry>,
+    metering: bool,
 }
 
 impl Aggregator {
     pub fn new(client: Client, store: Store) -> Aggregator {
-        Aggregator { client, store, watching: Arc::default(), ancestry: None }
+        Aggregator { client, store, watching: Arc::default(), ancestry: None, metering: false }
     }
 
     /// Also watch the tenants' Flux Kustomizations and mark merged orders `applied` once the revision Flux
     /// last applied contains their merge commit (`ancestry(slug, applied_commit, merge_commit)`).
     pub fn with_applied(mut self, ancestry: Ancestry) -> Aggregator {
         self.ancestry = Some(ancestry);
+        self
+    }
+
+    /// Also watch the pods of the tenants' services and record their requests and running time (metering).
+    pub fn with_metering(mut self) -> Aggregator {
+        self.metering = true;
         self
     }
 
@@ -74,6 +87,9 @@ impl Aggregator {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(ancestry) = self.ancestry.clone() {
             tasks.spawn(self.clone().watch_kustomizations(ancestry, events.clone()));
+        }
+        if self.metering {
+            tasks.spawn(self.clone().watch_pods());
         }
         while let Some(next) = stream.next().await {
             let crd = match next {
@@ -121,6 +137,71 @@ impl Aggregator {
                 Some(Err(e)) => tracing::warn!(kind = %resource.kind, error = %e, "watch error"),
                 None => return,
             }
+        }
+    }
+
+    async fn watch_pods(self) {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let config = watcher::Config::default().labels(metering::LABEL_KIND);
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        // What was last recorded per pod uid (unchanged pods are not written again), and the uids of a (re-)list
+        // in progress.
+        let mut recorded: HashMap<String, PodUsage> = HashMap::new();
+        let mut listed: Option<HashSet<String>> = None;
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                Ok(watcher::Event::InitApply(pod)) => {
+                    if let (Some(listed), Some(uid)) = (listed.as_mut(), pod.metadata.uid.clone()) {
+                        listed.insert(uid);
+                    }
+                    self.meter(metering::usage(&pod), &mut recorded).await;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        self.end_unlisted(&listed, &mut recorded).await;
+                    }
+                }
+                Ok(watcher::Event::Apply(pod)) => self.meter(metering::usage(&pod), &mut recorded).await,
+                Ok(watcher::Event::Delete(pod)) => {
+                    self.meter(metering::deleted(&pod, now_s()), &mut recorded).await;
+                    if let Some(uid) = &pod.metadata.uid {
+                        recorded.remove(uid);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "pod watch error"),
+            }
+        }
+    }
+
+    /// Records a pod's interval unless it is what was recorded last.
+    async fn meter(&self, usage: Option<PodUsage>, recorded: &mut HashMap<String, PodUsage>) {
+        let Some(usage) = usage else { return };
+        if recorded.get(&usage.uid) == Some(&usage) {
+            return;
+        }
+        match self.store.record_pod_usage(&usage).await {
+            Ok(true) => {
+                recorded.insert(usage.uid.clone(), usage);
+            }
+            Ok(false) => tracing::debug!(tenant = %usage.tenant, pod = %usage.pod, "pod of an unknown tenant"),
+            Err(e) => tracing::error!(pod = %usage.pod, error = %e, "cannot record pod usage"),
+        }
+    }
+
+    /// Ends, now, the intervals of pods the store has running that a complete list no longer contains.
+    async fn end_unlisted(&self, listed: &HashSet<String>, recorded: &mut HashMap<String, PodUsage>) {
+        recorded.retain(|uid, _| listed.contains(uid));
+        let gone: Vec<String> = match self.store.running_pods().await {
+            Ok(running) => running.into_iter().filter(|uid| !listed.contains(uid)).collect(),
+            Err(e) => return tracing::error!(error = %e, "cannot read running pods"),
+        };
+        if gone.is_empty() {
+            return;
+        }
+        match self.store.end_pods(&gone, now_s()).await {
+            Ok(n) => tracing::info!(pods = n, "ended the intervals of pods deleted while the watch was down"),
+            Err(e) => tracing::error!(error = %e, "cannot end the intervals of deleted pods"),
         }
     }
 
@@ -223,4 +304,9 @@ impl Aggregator {
         };
         events.send(event).await.is_ok()
     }
+}
+
+/// Seconds since the Unix epoch.
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

@@ -5,11 +5,15 @@
 //! With [`Aggregator::with_applied`] it also watches the tenants' Flux `Kustomization`s: a merged order is
 //! `applied` once the revision Flux last applied contains its merge commit.
 //!
-//! Not yet here (issue 4, next steps): the composed-resource tree per XR, pods for metering, and reports back
-//! to Git.
+//! With [`Aggregator::with_metering`] it also watches the pods of the tenants' services and records each pod's
+//! requests and running interval (`metering`), from which the store adds up per-service usage.
+//!
+//! Not yet here (issue 4, next steps): the composed-resource tree per XR, and reports back to Git.
 
 pub mod aggregator;
 pub mod derive;
+pub mod metering;
+mod quantity;
 
 pub use aggregator::{Aggregator, Ancestry, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};
 pub use derive::observe;
