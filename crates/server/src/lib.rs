@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use maxcloud_api::pricing::PriceList;
 use maxcloud_api::{ApiConfig, AppState};
 use maxcloud_catalog::Catalog;
 use maxcloud_gitops::Repos;
@@ -32,6 +33,8 @@ pub struct Config {
     pub flux_receiver: Option<(String, String)>,
     /// Where the status aggregator watches the cluster (none: no cluster, orders stop at `merged`).
     pub cluster: Option<ClusterAccess>,
+    /// What usage costs; the aggregator meters the tenants' pods when a cluster is connected.
+    pub price_list: PriceList,
 }
 
 impl Config {
@@ -181,7 +184,12 @@ async fn start_with(
     let state = AppState::new(
         orders.clone(),
         store.clone(),
-        ApiConfig { repos_root: config.repos_dir(), cluster_connected, platform_git_token_hash },
+        ApiConfig {
+            repos_root: config.repos_dir(),
+            cluster_connected,
+            platform_git_token_hash,
+            price_list: config.price_list.clone(),
+        },
     );
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until).await });
@@ -209,14 +217,14 @@ async fn kube_client(access: &ClusterAccess) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// Runs the status aggregator and forwards the order transitions it records to the live event bus.
+/// Runs the status aggregator (with metering) and forwards the order transitions it records to the live event bus.
 fn spawn_aggregator(client: kube::Client, store: Store, orders: OrderService, repos: Arc<Repos>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let ancestry: maxcloud_status::Ancestry = Arc::new(move |slug: &str, applied: &str, merge_commit: &str| {
         repos.contains(slug, applied, merge_commit).unwrap_or(false)
     });
     tokio::spawn(async move {
-        let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry);
+        let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry).with_metering();
         aggregator.run(tx).await;
         tracing::warn!("the status aggregator stopped");
     });
