@@ -447,6 +447,27 @@ async fn refused_requests_change_nothing() {
             Some("email"),
         ),
         case("list: bad limit", Method::GET, "/orders?limit=0", ka, Body::None, 400, Some("limit")),
+        case("usage: no key", Method::GET, "/usage", None, Body::None, 401, None),
+        case("usage: bad from", Method::GET, "/usage?from=yesterday", ka, Body::None, 400, Some("from")),
+        case("usage: date only", Method::GET, "/usage?to=2026-01-01", ka, Body::None, 400, Some("to")),
+        case(
+            "usage: empty window",
+            Method::GET,
+            "/usage?from=2026-02-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+            ka,
+            Body::None,
+            422,
+            Some("to"),
+        ),
+        case(
+            "usage: over a year",
+            Method::GET,
+            "/usage?from=2025-01-01T00:00:00Z&to=2026-01-03T00:00:00Z",
+            ka,
+            Body::None,
+            422,
+            Some("to"),
+        ),
     ];
     let mut long_key = case(
         "idempotency key too long",

@@ -1,12 +1,13 @@
 //! The order API beyond the walkthrough: review and approval, idempotency, live events, the OpenAPI
-//! document, Git read tokens, and the whole server on PostgreSQL.
+//! document, Git read tokens, metered usage, and the whole server on PostgreSQL.
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use maxcloud_store::{PodUsage, Store};
 use maxcloud_tests::sse::{states_of, Frame};
-use maxcloud_tests::{cli, git, order_ids_on_main, workspace_root, Api, Options, Server};
-use serde_json::json;
+use maxcloud_tests::{bin, cli, cli_command, git, order_ids_on_main, workspace_root, Api, Options, Server};
+use serde_json::{json, Value};
 
 fn review_xrds(tmp: &std::path::Path) -> std::path::PathBuf {
     let dir = tmp.join("xrds");
@@ -243,6 +244,7 @@ async fn openapi_catalog_and_health() {
         "/api/v1/orders/{id}/approve",
         "/api/v1/catalog",
         "/api/v1/resources",
+        "/api/v1/usage",
     ] {
         assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
@@ -278,6 +280,129 @@ async fn git_read_token_clones_only_its_repo() {
     assert!(!denied.status.success(), "a token opens only its own tenant's repo");
     // A Git token is no API key.
     assert_eq!(Api::new(&server).with_key(&token).get("/services").await.0, 401);
+}
+
+/// Metered usage: what the aggregator recorded about pods (written to the server's database here; the metering
+/// itself runs against a real API server in crates/status/tests/metering.rs) comes back per service, exactly,
+/// priced by the configured price list; an organisation sees only its own; the CLI shows the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_is_metered_per_service_and_priced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prices = tmp.path().join("prices.yaml");
+    std::fs::write(&prices, "currency: CHF\nvcpu_second: 0.00003\ngib_second: '0.000004'\n").unwrap();
+    let price_env = vec![("MAXCLOUD_PRICE_LIST".to_string(), prices.display().to_string())];
+    let server = Server::start(&tmp.path().join("data"), Options { env: price_env, ..Default::default() });
+    let anon = Api::new(&server);
+    let (key, slug) = anon.register("u@example.com", "Usage Co").await;
+    let (other_key, _) = anon.register("o@example.com", "Other Co").await;
+
+    const T: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+    const MI: i64 = 1 << 20;
+    let store = Store::connect(&server.sqlite_url()).await.unwrap();
+    for (uid, kind, name, cpu_millis, memory_bytes, started_at, ended_at) in [
+        ("p1", "App", "web", 500, 256 * MI, T, Some(T + 3600)),
+        ("p2", "App", "web", 250, 512 * MI, T + 1800, None),
+        ("p3", "Database", "shop-db", 1000, 1024 * MI, T, Some(T + 90)),
+    ] {
+        let pod = PodUsage {
+            uid: uid.into(),
+            tenant: slug.clone(),
+            kind: kind.into(),
+            name: name.into(),
+            namespace: format!("mc-{slug}"),
+            pod: format!("{name}-{uid}"),
+            cpu_millis,
+            memory_bytes,
+            started_at,
+            ended_at,
+        };
+        assert!(store.record_pod_usage(&pod).await.unwrap());
+    }
+    store.close().await;
+
+    // The first hour of 2026: web 500m/256Mi × 3600 s + 250m/512Mi × 1800 s, shop-db 1 vCPU/1Gi × 90 s.
+    let expected = json!({
+        "tenant": slug, "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T01:00:00Z", "currency": "CHF",
+        "price_list": {"currency": "CHF", "vcpu_second": "0.00003", "gib_second": "0.000004"},
+        "services": [
+            // 2250 × 0.00003 + 1800 × 0.000004
+            {"kind": "App", "name": "web", "pods": 2, "vcpu_seconds": 2250.0, "gib_seconds": 1800.0, "cost": 0.0747},
+            // 90 × 0.00003 + 90 × 0.000004
+            {"kind": "Database", "name": "shop-db", "pods": 1, "vcpu_seconds": 90.0, "gib_seconds": 90.0, "cost": 0.00306},
+        ],
+        "total": {"vcpu_seconds": 2340.0, "gib_seconds": 1890.0, "cost": 0.07776},
+    });
+    let api = anon.with_key(&key);
+    let (status, usage) = api.get("/usage?from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00Z").await;
+    assert_eq!((status, &usage), (200, &expected));
+    // The same window with an offset (an encoded '+') and fractions of a second.
+    let (status, same) = api.get("/usage?from=2026-01-01T01:00:00.4%2B01:00&to=2026-01-01T01:00:00Z").await;
+    assert_eq!((status, &same), (200, &expected));
+    // Clipped: the minute from 00:01 to 00:02.
+    let (_, minute) = api.get("/usage?from=2026-01-01T00:01:00Z&to=2026-01-01T00:02:00Z").await;
+    assert_eq!(minute["services"][0]["vcpu_seconds"], 30.0);
+    assert_eq!(minute["services"][1]["vcpu_seconds"], 30.0);
+    // By default: this month up to now.
+    let (status, default) = api.get("/usage").await;
+    assert_eq!(status, 200, "{default}");
+    assert!(default["from"].as_str().unwrap().ends_with("-01T00:00:00Z"), "{default}");
+    // Another organisation sees none of it.
+    let (status, theirs) = anon.with_key(&other_key).get("/usage?from=2026-01-01T00:00:00Z").await;
+    assert_eq!(status, 200);
+    assert_eq!(theirs["services"], json!([]));
+    assert_eq!(theirs["total"], json!({"vcpu_seconds": 0.0, "gib_seconds": 0.0, "cost": 0.0}));
+
+    // The CLI: the same document with -o json, a table otherwise.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let window = ["usage", "--from", "2026-01-01", "--to", "2026-01-01T01:00:00Z"];
+    let out = cli_command(&home, &server, Some(&key)).args(["-o", "json"]).args(window).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), expected);
+    let out = cli_command(&home, &server, Some(&key)).args(window).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("prices:        CHF 0.00003 per vCPU-second, 0.000004 per GiB-second"), "{table}");
+    let rows: Vec<Vec<&str>> =
+        table.lines().skip_while(|l| !l.starts_with("KIND")).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["KIND", "NAME", "PODS", "VCPU-SECONDS", "GIB-SECONDS", "COST", "(CHF)"],
+            vec!["App", "web", "2", "2250.000", "1800.000", "0.074700"],
+            vec!["Database", "shop-db", "1", "90.000", "90.000", "0.003060"],
+            vec!["TOTAL", "2340.000", "1890.000", "0.077760"],
+        ]
+    );
+    // Bad times are refused before any request (nothing listens at this URL), naming the flag.
+    for (args, flag) in [
+        (vec!["usage", "--from", "soon"], "--from"),
+        (vec!["usage", "--to", "2026-02-30"], "--to"),
+        (vec!["usage", "--from", "2026-02-01", "--to", "2026-01-01"], "--to"),
+    ] {
+        let out = cli_command(&home, &server, Some(&key))
+            .args(["--api-url", "http://127.0.0.1:9"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(flag) && !stderr.contains("127.0.0.1:9"),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // A price list that cannot be used stops the server at start-up, naming the field.
+    std::fs::write(&prices, "currency: CHF\nvcpu_second: free\ngib_second: 0.1\n").unwrap();
+    let out = std::process::Command::new(bin("maxcloud-server"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data2"))
+        .arg("--price-list")
+        .arg(&prices)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("vcpu_second") && stderr.contains("free"), "{stderr}");
 }
 
 /// The whole server on PostgreSQL: concurrent orders end up on main exactly once.

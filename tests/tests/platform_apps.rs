@@ -247,6 +247,13 @@ fn app_scale_to_zero_composes_one_knative_service() {
     assert!(svc["metadata"]["labels"].get("networking.knative.dev/visibility").is_none(), "public by default");
     let template = &svc["spec"]["template"];
     assert!(template["metadata"].get("name").is_none(), "no revision name: Knative generates one");
+    let pod_labels = &template["metadata"]["labels"];
+    assert_eq!(
+        (&pod_labels["maxcloud.dev/kind"], &pod_labels["maxcloud.dev/name"]),
+        (&json!("App"), &json!("hello")),
+        "the pods are metered as App hello"
+    );
+    assert_eq!(pod_labels["app.kubernetes.io/managed-by"], "maxcloud");
     let a = annotations(template);
     assert_eq!(a["autoscaling.knative.dev/min-scale"], "0", "scales to zero");
     assert_eq!(a["autoscaling.knative.dev/max-scale"], "10");

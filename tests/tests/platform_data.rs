@@ -290,7 +290,12 @@ fn database_minimal_composes_a_protected_cnpg_cluster_and_reports_its_status() {
         json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
     );
     assert_eq!(spec["bootstrap"], json!({"initdb": {"database": "shop_db", "owner": "shop_db"}}));
-    assert_eq!(spec["inheritedMetadata"]["labels"]["maxcloud.dev/tenant"], "acme", "pods carry the tenant (metering)");
+    assert_eq!(
+        spec["inheritedMetadata"]["labels"],
+        json!({"app.kubernetes.io/managed-by": "maxcloud", "maxcloud.dev/tenant": "acme",
+               "maxcloud.dev/kind": "Database", "maxcloud.dev/name": "shop-db"}),
+        "CloudNativePG puts these on the instance pods: metered as Database shop-db of acme"
+    );
     assert!(spec.get("plugins").is_none() && spec.get("backup").is_none(), "no backups by default");
     assert!(spec.get("postgresql").is_none());
 

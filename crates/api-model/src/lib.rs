@@ -394,6 +394,60 @@ pub struct ResourceNode {
     pub children: Vec<ResourceNode>,
 }
 
+// ---------------------------------------------------------------- usage
+
+/// What usage costs: a price per vCPU-second and per GiB-second of requested resources, as exact decimal
+/// strings in `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PriceList {
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    /// Price of one vCPU requested for one second, e.g. `"0.000024"`.
+    pub vcpu_second: String,
+    /// Price of one GiB of memory requested for one second, e.g. `"0.0000025"`.
+    pub gib_second: String,
+}
+
+/// `GET /api/v1/usage`: the organisation's metered usage in `[from, to)`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    /// Organisation slug.
+    pub tenant: String,
+    /// Start of the window (RFC 3339, whole seconds, inclusive).
+    pub from: String,
+    /// End of the window (RFC 3339, whole seconds, exclusive).
+    pub to: String,
+    pub currency: String,
+    pub price_list: PriceList,
+    /// One entry per service that ran in the window, by kind and name.
+    pub services: Vec<ServiceUsage>,
+    pub total: UsageTotal,
+}
+
+/// What one service's pods requested over their running time in the window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceUsage {
+    /// Catalog kind (`App`, `Database`).
+    pub kind: String,
+    pub name: String,
+    /// Pods that ran in the window.
+    pub pods: u64,
+    /// Requested vCPUs × seconds running.
+    pub vcpu_seconds: f64,
+    /// Requested GiB of memory × seconds running.
+    pub gib_seconds: f64,
+    /// In the price list's currency, rounded to 6 decimal places.
+    pub cost: f64,
+}
+
+/// Sums over all services; `cost` is the sum of the services' rounded costs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageTotal {
+    pub vcpu_seconds: f64,
+    pub gib_seconds: f64,
+    pub cost: f64,
+}
+
 /// Order states in the order they are reached (the terminal failures are not in the sequence).
 pub const ORDER_STATES: [&str; 5] = ["accepted", "pr_open", "merged", "applied", "ready"];
 

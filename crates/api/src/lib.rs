@@ -12,6 +12,7 @@ mod convert;
 pub mod error;
 mod json;
 pub mod openapi;
+pub mod pricing;
 mod routes;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct ApiConfig {
     /// SHA-256 (hex, see `auth::hash_secret`) of the platform Git token: the only credential that reads the
     /// platform repository at `/git/platform.git`. `None`: the platform repository is not served.
     pub platform_git_token_hash: Option<String>,
+    /// What usage costs (`GET /api/v1/usage`).
+    pub price_list: pricing::PriceList,
 }
 
 /// The resource trees of a connected cluster (the status aggregator's; the API does not watch the cluster

@@ -19,6 +19,7 @@ use crate::routes;
         routes::resources::list,
         routes::resources::tree,
         routes::services::create, routes::services::list, routes::services::get, routes::services::update, routes::services::patch, routes::services::delete,
+        routes::usage::get,
         routes::events::stream,
     ),
     components(schemas(m::ErrorBody, m::ErrorDetail, m::Health)),

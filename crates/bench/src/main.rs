@@ -148,6 +148,7 @@ async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
         platform_git_token: None,
         flux_receiver: None,
         cluster: None,
+        price_list: Default::default(),
     };
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);

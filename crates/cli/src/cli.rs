@@ -82,6 +82,9 @@ pub enum Command {
     /// List the tenant's resources of every kind
     Resources,
 
+    /// Show what the organisation's services used (requested vCPU and memory × running time) and what it costs
+    Usage(UsageArgs),
+
     /// Print a shell completion script to stdout
     Completions {
         #[arg(value_enum)]
@@ -253,6 +256,27 @@ pub enum OrdersCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Start of the window: an RFC 3339 time (2026-01-01T00:00:00Z) or a date (2026-01-01, midnight UTC)
+    /// [default: start of the current UTC month]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// End of the window, exclusive, like --from [default: now]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<i64>,
+}
+
+/// An RFC 3339 time or a date (midnight UTC), as seconds since the Unix epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .or_else(|_| time::Date::parse(text, &date).map(|d| d.midnight().assume_utc().unix_timestamp()))
+        .map_err(|_| "expected an RFC 3339 time (2026-01-01T00:00:00Z) or a date (2026-01-01)".to_string())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Action {
     Create,
@@ -360,6 +384,16 @@ mod tests {
         assert_eq!(d.wait.timeout, 5);
         assert!(parse(&["deploy", "nginx"]).is_err(), "--name is required");
         assert!(parse(&["deploy", "nginx", "--name", "x", "--visibility", "world"]).is_err());
+    }
+
+    #[test]
+    fn usage_times_are_rfc3339_or_dates() {
+        let cli = parse(&["usage", "--from", "2026-01-01", "--to", "2026-01-01T01:00:00+01:00"]).unwrap();
+        let Command::Usage(u) = cli.command else { panic!("not usage") };
+        assert_eq!((u.from, u.to), (Some(1_767_225_600), Some(1_767_225_600)));
+        let err = parse(&["usage", "--to", "yesterday"]).unwrap_err().to_string();
+        assert!(err.contains("--to") && err.contains("RFC 3339"), "{err}");
+        assert!(parse(&["usage", "--from", "2026-13-01"]).is_err());
     }
 
     #[test]

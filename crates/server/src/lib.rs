@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use maxcloud_api::pricing::PriceList;
 use maxcloud_api::{ApiConfig, AppState};
 use maxcloud_catalog::Catalog;
 use maxcloud_gitops::Repos;
@@ -32,6 +33,8 @@ pub struct Config {
     pub flux_receiver: Option<(String, String)>,
     /// Where the status aggregator watches the cluster (none: no cluster, orders stop at `merged`).
     pub cluster: Option<ClusterAccess>,
+    /// What usage costs; the aggregator meters the tenants' pods when a cluster is connected.
+    pub price_list: PriceList,
 }
 
 impl Config {
@@ -181,7 +184,12 @@ async fn start_with(
     let state = AppState::new(
         orders.clone(),
         store.clone(),
-        ApiConfig { repos_root: config.repos_dir(), cluster_connected, platform_git_token_hash },
+        ApiConfig {
+            repos_root: config.repos_dir(),
+            cluster_connected,
+            platform_git_token_hash,
+            price_list: config.price_list.clone(),
+        },
     );
     let state = match trees {
         Some(tree) => state.with_trees(Arc::new(Trees(tree))),
@@ -249,7 +257,7 @@ impl maxcloud_api::ResourceTrees for Trees {
     }
 }
 
-/// Runs the status aggregator; forwards the order transitions it records to the live event bus and reports
+/// Runs the status aggregator (with metering); forwards the order transitions it records to the live event bus and reports
 /// the outcome of merged orders back to Git (a commit status on the merge commit). Returns its trees.
 fn spawn_aggregator(
     client: kube::Client,
@@ -261,7 +269,7 @@ fn spawn_aggregator(
     let ancestry: maxcloud_status::Ancestry = Arc::new(move |slug: &str, applied: &str, merge_commit: &str| {
         repos.contains(slug, applied, merge_commit).unwrap_or(false)
     });
-    let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry);
+    let aggregator = maxcloud_status::Aggregator::new(client, store).with_applied(ancestry).with_metering();
     let tree = aggregator.tree();
     tokio::spawn(async move {
         aggregator.run(tx).await;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use maxcloud_api::pricing::PriceList;
 use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config};
 
 #[derive(Parser)]
@@ -71,14 +72,22 @@ struct RunArgs {
     /// Watch the cluster the server runs in, with its pod's service account.
     #[arg(long, env = "MAXCLOUD_IN_CLUSTER")]
     in_cluster: bool,
+    /// Price list of metered usage, YAML or JSON: `currency` (e.g. EUR), `vcpu_second` and `gib_second` (decimal
+    /// prices per second of a requested vCPU / GiB of memory). Default: EUR 0.000024 and 0.0000025.
+    #[arg(long, env = "MAXCLOUD_PRICE_LIST", value_name = "FILE")]
+    price_list: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
 }
 
 impl RunArgs {
-    fn config(&self) -> Config {
-        Config {
+    fn config(&self) -> anyhow::Result<Config> {
+        let price_list = match &self.price_list {
+            Some(path) => PriceList::load(path)?,
+            None => PriceList::default(),
+        };
+        Ok(Config {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
@@ -92,7 +101,8 @@ impl RunArgs {
                 (None, true) => Some(maxcloud_server::ClusterAccess::InCluster),
                 (None, false) => None,
             },
-        }
+            price_list,
+        })
     }
 }
 
@@ -113,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => {
             init_logs(args.log_format.as_deref() == Some("json"));
-            let config = args.config();
+            let config = args.config()?;
             let running = start_until_signal(&config).await?;
             let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
             println!("max-cloud order service (dev mode)");
@@ -125,6 +135,11 @@ async fn main() -> anyhow::Result<()> {
             println!("  repositories: {}", data.join("repos").display());
             println!("  platform:     {}", data.join("repos").join("platform.git").display());
             println!("  catalog:      {}", config.xrds_dir.display());
+            let prices = &config.price_list;
+            println!(
+                "  prices:       {} {} per vCPU-second, {} per GiB-second",
+                prices.currency, prices.vcpu_second, prices.gib_second
+            );
             println!(
                 "Try: maxcloud --api-url http://{} auth register --email me@example.com --org \"Acme Shop\"",
                 running.addr
@@ -133,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             init_logs(args.log_format.as_deref() != Some("text"));
-            let config = args.config();
+            let config = args.config()?;
             let running = start_until_signal(&config).await?;
             tracing::info!(addr = %running.addr, data_dir = %config.data_dir.display(), "listening");
             running.wait().await

@@ -4,19 +4,25 @@
 //! first sight). No polling: every change arrives as a watch event; `default_backoff` re-establishes a watch
 //! after an API-server outage, and the watcher's re-list then replays every object — and tells, by what it no
 //! longer lists, what was deleted meanwhile — so the recorded states and the tree converge.
+//!
+//! With metering on, one more watcher follows the pods labelled with a catalog kind; each pod's interval is
+//! recorded (an idempotent upsert), a deleted pod's interval is ended, and after every (re-)list the pods the
+//! store still has running but the list no longer has (deleted while the watch was down) are ended then.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
-use maxcloud_store::{Recorded, Store};
+use maxcloud_store::{PodUsage, Recorded, Store};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::derive::{observe, NAMESPACE_PREFIX};
+use crate::metering;
 use crate::tree::{resource_refs, summarize, ObjKey, Tree};
 
 /// Label Crossplane puts on every composed object (the XR's name).
@@ -63,11 +69,20 @@ pub struct Aggregator {
     tree: Tree,
     /// Composed kinds to start watching (`apiVersion`, kind), handled by `run`.
     composed: Option<mpsc::UnboundedSender<(String, String)>>,
+    metering: bool,
 }
 
 impl Aggregator {
     pub fn new(client: Client, store: Store) -> Aggregator {
-        Aggregator { client, store, watching: Arc::default(), ancestry: None, tree: Tree::default(), composed: None }
+        Aggregator {
+            client,
+            store,
+            watching: Arc::default(),
+            ancestry: None,
+            tree: Tree::default(),
+            composed: None,
+            metering: false,
+        }
     }
 
     /// The resource trees this aggregator keeps current (share it with the API before `run`).
@@ -82,6 +97,12 @@ impl Aggregator {
         self
     }
 
+    /// Also watch the pods of the tenants' services and record their requests and running time (metering).
+    pub fn with_metering(mut self) -> Aggregator {
+        self.metering = true;
+        self
+    }
+
     /// Runs until `events` is closed or the CRD watch ends (watch errors are retried with backoff, never
     /// returned). Each catalog kind gets its own task.
     pub async fn run(mut self, events: mpsc::Sender<Event>) {
@@ -93,6 +114,9 @@ impl Aggregator {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(ancestry) = self.ancestry.clone() {
             tasks.spawn(self.clone().watch_kustomizations(ancestry, events.clone()));
+        }
+        if self.metering {
+            tasks.spawn(self.clone().watch_pods());
         }
         loop {
             let next = tokio::select! {
@@ -275,6 +299,71 @@ impl Aggregator {
         }
     }
 
+    async fn watch_pods(self) {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let config = watcher::Config::default().labels(metering::LABEL_KIND);
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        // What was last recorded per pod uid (unchanged pods are not written again), and the uids of a (re-)list
+        // in progress.
+        let mut recorded: HashMap<String, PodUsage> = HashMap::new();
+        let mut listed: Option<HashSet<String>> = None;
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                Ok(watcher::Event::InitApply(pod)) => {
+                    if let (Some(listed), Some(uid)) = (listed.as_mut(), pod.metadata.uid.clone()) {
+                        listed.insert(uid);
+                    }
+                    self.meter(metering::usage(&pod), &mut recorded).await;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        self.end_unlisted(&listed, &mut recorded).await;
+                    }
+                }
+                Ok(watcher::Event::Apply(pod)) => self.meter(metering::usage(&pod), &mut recorded).await,
+                Ok(watcher::Event::Delete(pod)) => {
+                    self.meter(metering::deleted(&pod, now_s()), &mut recorded).await;
+                    if let Some(uid) = &pod.metadata.uid {
+                        recorded.remove(uid);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "pod watch error"),
+            }
+        }
+    }
+
+    /// Records a pod's interval unless it is what was recorded last.
+    async fn meter(&self, usage: Option<PodUsage>, recorded: &mut HashMap<String, PodUsage>) {
+        let Some(usage) = usage else { return };
+        if recorded.get(&usage.uid) == Some(&usage) {
+            return;
+        }
+        match self.store.record_pod_usage(&usage).await {
+            Ok(true) => {
+                recorded.insert(usage.uid.clone(), usage);
+            }
+            Ok(false) => tracing::debug!(tenant = %usage.tenant, pod = %usage.pod, "pod of an unknown tenant"),
+            Err(e) => tracing::error!(pod = %usage.pod, error = %e, "cannot record pod usage"),
+        }
+    }
+
+    /// Ends, now, the intervals of pods the store has running that a complete list no longer contains.
+    async fn end_unlisted(&self, listed: &HashSet<String>, recorded: &mut HashMap<String, PodUsage>) {
+        recorded.retain(|uid, _| listed.contains(uid));
+        let gone: Vec<String> = match self.store.running_pods().await {
+            Ok(running) => running.into_iter().filter(|uid| !listed.contains(uid)).collect(),
+            Err(e) => return tracing::error!(error = %e, "cannot read running pods"),
+        };
+        if gone.is_empty() {
+            return;
+        }
+        match self.store.end_pods(&gone, now_s()).await {
+            Ok(n) => tracing::info!(pods = n, "ended the intervals of pods deleted while the watch was down"),
+            Err(e) => tracing::error!(error = %e, "cannot end the intervals of deleted pods"),
+        }
+    }
+
     async fn watch_kustomizations(self, ancestry: Ancestry, events: mpsc::Sender<Event>) {
         let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
         let resource = ApiResource::from_gvk_with_plural(&gvk, "kustomizations");
@@ -375,4 +464,9 @@ impl Aggregator {
         };
         events.send(event).await.is_ok()
     }
+}
+
+/// Seconds since the Unix epoch.
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

@@ -6,9 +6,14 @@
 //! `applied` once the revision Flux last applied contains its merge commit.
 //!
 //! It keeps a [`Tree`] per XR (what its composition made, with conditions) for the API to show.
+//!
+//! With [`Aggregator::with_metering`] it also watches the pods of the tenants' services and records each pod's
+//! requests and running interval (`metering`), from which the store adds up per-service usage.
 
 pub mod aggregator;
 pub mod derive;
+pub mod metering;
+mod quantity;
 pub mod tree;
 
 pub use aggregator::{Aggregator, Ancestry, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};

@@ -1,5 +1,5 @@
 //! Persistence for max-cloud: tenants, users, memberships, API keys, Git read tokens, orders (the outbox),
-//! order events, pull requests, resources and the audit log.
+//! order events, pull requests, resources, the audit log and metered pod usage.
 //!
 //! One code path serves both databases through sqlx's `Any` driver: SQLite (the embedded default, a file
 //! in the data directory) and PostgreSQL (`DATABASE_URL=postgres://…`). The SQL is written to be portable
@@ -18,11 +18,13 @@ mod observed;
 mod orders;
 mod resources;
 mod tenants;
+mod usage;
 
 pub use invites::{Invite, Joined, Member};
 pub use observed::{Observation, Recorded};
 pub use orders::{Accepted, LoggedEvent, OrderDetails, Outcome};
 pub use tenants::{NewKey, Registration};
+pub use usage::{PodUsage, ServiceUsage, GIB};
 
 pub use db::{now_us, Backend, Store};
 pub use model::*;

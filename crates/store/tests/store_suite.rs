@@ -5,7 +5,9 @@
 //! test gets a database of its own. Without the variable the PostgreSQL half fails loudly instead of
 //! passing silently.
 
-use maxcloud_store::{Accepted, NewKey, NewOrder, NewPullRequest, Observation, Recorded, Store, StoreError};
+use maxcloud_store::{
+    Accepted, NewKey, NewOrder, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store, StoreError, GIB,
+};
 use sqlx::{Connection, Executor};
 
 struct Db {
@@ -55,6 +57,7 @@ on_both!(
     audit_log_records_entries,
     migrations_are_idempotent,
     observations_move_orders_and_resources,
+    pod_usage_adds_up_exactly,
 );
 
 fn key(n: &str) -> NewKey {
@@ -376,4 +379,91 @@ async fn observations_move_orders_and_resources(store: Store) {
     assert_eq!(store.record_observation(&stray).await.unwrap(), Recorded::Unmanaged);
     let other = Observation { tenant: "someone-else".into(), ..obs("ready", None, None) };
     assert_eq!(store.record_observation(&other).await.unwrap(), Recorded::Unmanaged);
+}
+
+async fn pod_usage_adds_up_exactly(store: Store) {
+    let reg = store.register("m@example.com", "Metered", slug("metered"), key("m")).await.unwrap();
+    let other = store.register("x@example.com", "Other", slug("other"), key("x")).await.unwrap();
+    let t = &reg.tenant.id;
+    const T: i64 = 1_700_000_000;
+    const MI: i64 = 1 << 20;
+    let pod = |uid: &str, name: &str, cpu: i64, memory: i64, started: i64, ended: Option<i64>| PodUsage {
+        uid: uid.into(),
+        tenant: "metered".into(),
+        kind: "App".into(),
+        name: name.into(),
+        namespace: "mc-metered".into(),
+        pod: format!("{name}-{uid}"),
+        cpu_millis: cpu,
+        memory_bytes: memory,
+        started_at: started,
+        ended_at: ended,
+    };
+    let a = pod("a", "web", 500, 256 * MI, T, Some(T + 3600));
+    let b = pod("b", "web", 250, 1024 * MI, T + 1800, None);
+    let job = PodUsage { kind: "Database".into(), ..pod("c", "db", 1000, 512 * MI, T, Some(T + 90)) };
+    for p in [&a, &b, &job] {
+        assert!(store.record_pod_usage(p).await.unwrap());
+    }
+    let stray = PodUsage { tenant: "nobody".into(), ..pod("d", "web", 1000, MI, T, None) };
+    assert!(!store.record_pod_usage(&stray).await.unwrap(), "a pod of an unknown tenant is ignored");
+
+    let usage = |from: i64, to: i64| {
+        let store = store.clone();
+        let t = t.clone();
+        async move { store.usage(&t, from, to).await.unwrap() }
+    };
+    let service = |kind: &str, name: &str, pods: u64, cpu_ms: u128, byte_s: u128| ServiceUsage {
+        kind: kind.into(),
+        name: name.into(),
+        pods,
+        cpu_milli_seconds: cpu_ms,
+        memory_byte_seconds: byte_s,
+    };
+    let mi = MI as u128;
+    let hour = usage(T, T + 3600).await;
+    assert_eq!(
+        hour,
+        [
+            service("App", "web", 2, 500 * 3600 + 250 * 1800, 256 * mi * 3600 + 1024 * mi * 1800),
+            service("Database", "db", 1, 1000 * 90, 512 * mi * 90),
+        ]
+    );
+    assert_eq!((hour[0].vcpu_seconds(), hour[0].gib_seconds()), (1800.0 + 450.0, 900.0 + 1800.0));
+    assert_eq!(hour[1].memory_byte_seconds, 45 * GIB, "512Mi for 90 s");
+    // Clipped to the window; pods outside it do not count.
+    assert_eq!(
+        usage(T + 60, T + 120).await,
+        [service("App", "web", 1, 500 * 60, 256 * mi * 60), service("Database", "db", 1, 1000 * 30, 512 * mi * 30)]
+    );
+    assert!(usage(T - 100, T).await.is_empty());
+    // The running pod counts up to the window's end.
+    assert_eq!(usage(T + 3600, T + 7200).await, [service("App", "web", 1, 250 * 3600, 1024 * mi * 3600)]);
+
+    // Replays change nothing; an ended interval does not reopen or grow, its end and the start only move earlier.
+    for replay in
+        [a.clone(), PodUsage { ended_at: None, ..a.clone() }, PodUsage { ended_at: Some(T + 9999), ..a.clone() }]
+    {
+        assert!(store.record_pod_usage(&replay).await.unwrap());
+    }
+    assert_eq!(usage(T, T + 3600).await, hour);
+    store.record_pod_usage(&PodUsage { started_at: T + 10, ended_at: Some(T + 1800), ..a.clone() }).await.unwrap();
+    let recorded = store.pod_usages(t).await.unwrap();
+    assert_eq!(recorded.iter().map(|p| p.uid.as_str()).collect::<Vec<_>>(), ["a", "c", "b"]);
+    assert_eq!((recorded[0].started_at, recorded[0].ended_at), (T, Some(T + 1800)));
+
+    // Pods that went while nobody watched are ended explicitly.
+    assert_eq!(store.running_pods().await.unwrap(), ["b"]);
+    assert_eq!(store.end_pods(&["b".into()], T + 7200).await.unwrap(), 1);
+    assert_eq!(store.end_pods(&["b".into()], T + 9000).await.unwrap(), 0, "already ended");
+    assert!(store.running_pods().await.unwrap().is_empty());
+    assert_eq!(
+        usage(T + 3600, T + 100_000).await,
+        [service("App", "web", 1, 250 * 3600, 1024 * mi * 3600)],
+        "ended at T+7200"
+    );
+
+    // Tenants see only their own usage.
+    assert!(store.usage(&other.tenant.id, T, T + 100_000).await.unwrap().is_empty());
+    assert!(store.pod_usages(&other.tenant.id).await.unwrap().is_empty());
 }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod orders;
 pub mod resources;
 pub mod services;
+pub mod usage;
 
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -44,6 +45,7 @@ pub fn api_routes() -> Router<AppState> {
             "/services/{id}",
             get(services::get).put(services::update).patch(services::patch).delete(services::delete),
         )
+        .route("/usage", get(usage::get))
         .route("/events", get(events::stream))
         .route("/openapi.json", get(crate::openapi::document))
         .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })

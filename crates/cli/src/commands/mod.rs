@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod completions;
 pub mod orders;
 pub mod services;
+pub mod usage;
 pub mod wait;
 
 /// API URL used when neither a flag, the environment nor the credentials file gives one.
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Order(args) => orders::order(&ctx, args).await,
         Command::Catalog { kind } => catalog::run(&ctx, kind.as_deref()).await,
         Command::Resources => services::resources(&ctx).await,
+        Command::Usage(args) => usage::run(&ctx, args).await,
         Command::Completions { .. } => Ok(()),
     }
 }
