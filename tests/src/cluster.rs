@@ -6,10 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api as KubeApi, Client};
-use maxcloud_testenv::flux::condition;
 use maxcloud_testenv::{ControlPlane, Flux};
 use serde_json::{json, Value};
 
@@ -111,23 +109,14 @@ pub fn app_crd() -> Value {
     maxcloud_testenv::tools::catalog_crd("app.yaml").unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The tenant's onboarding as the server committed it to the platform repository, in the order of its
-/// kustomization.yaml.
+/// The tenant's onboarding as the server committed it to the platform repository, with the test interval.
 pub fn onboarding(platform_repo: &Path, slug: &str) -> Vec<Value> {
-    let dir = format!("flux/tenants/{slug}");
-    let kustomization = parse_yaml_docs(&git(platform_repo, &["show", &format!("main:{dir}/kustomization.yaml")]));
-    let files = kustomization[0]["resources"].as_array().expect("resources").clone();
-    let mut docs = Vec::new();
-    for file in files {
-        let file = file.as_str().expect("file name");
-        for mut doc in parse_yaml_docs(&git(platform_repo, &["show", &format!("main:{dir}/{file}")])) {
-            if doc["kind"] == "GitRepository" {
-                assert_eq!(doc["spec"]["interval"], "10m", "production interval");
-                doc["spec"]["interval"] = json!(TEST_INTERVAL);
-            }
-            docs.push(doc);
-        }
-    }
+    let production = maxcloud_testenv::flux::tenant_onboarding(platform_repo, slug, None)
+        .unwrap_or_else(|e| panic!("onboarding of {slug}: {e}"));
+    let repo = production.iter().find(|d| d["kind"] == "GitRepository").expect("GitRepository");
+    assert_eq!(repo["spec"]["interval"], "10m", "production interval");
+    let docs = maxcloud_testenv::flux::tenant_onboarding(platform_repo, slug, Some(TEST_INTERVAL))
+        .unwrap_or_else(|e| panic!("onboarding of {slug}: {e}"));
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or_default()).collect();
     for kind in ["Namespace", "ServiceAccount", "Role", "RoleBinding", "GitRepository", "Kustomization", "Receiver"] {
         assert!(kinds.contains(&kind), "{kind} missing from the onboarding of {slug}: {kinds:?}");
@@ -155,28 +144,10 @@ pub async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
     let ns = format!("mc-{slug}");
 
     let docs = onboarding(&env.server.data_dir.join("repos/platform.git"), &slug);
-    // The namespace first, then the Secrets the platform creates (never committed), then Flux's objects.
-    let (namespace, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
-    env.cp.apply(namespace).await.expect("apply namespace");
-    let secrets: KubeApi<Secret> = KubeApi::namespaced(env.client().await, &ns);
-    for (name, data) in [
-        ("maxcloud-git-token", json!({"username": "flux", "password": token})),
-        ("maxcloud-webhook-token", json!({"token": WEBHOOK_TOKEN})),
-    ] {
-        let secret: Secret =
-            serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}, "stringData": data}))
-                .expect("Secret");
-        secrets.create(&PostParams::default(), &secret).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
-    }
-    env.cp.apply(rest).await.unwrap_or_else(|e| panic!("apply onboarding of {slug}: {e}"));
-
     // Flux pulls the (still empty) tenant repo over HTTP from the order service and applies it.
-    let what = format!("the Kustomization of {ns} to become Ready");
-    env.wait_for(&what, Duration::from_secs(60), || async {
-        let k = env.kustomization(&ns).await;
-        (condition(&k, "Ready").map(|c| c.0) == Some("True".into())).then_some(())
-    })
-    .await;
+    maxcloud_testenv::flux::onboard_tenant(&env.cp, docs, &token, WEBHOOK_TOKEN, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("onboarding of {slug}: {e}\n{}", env.logs()));
     Tenant { api, slug, ns }
 }
 

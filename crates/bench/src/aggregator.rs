@@ -58,10 +58,15 @@ pub async fn run(xrs: usize, changes: usize) -> anyhow::Result<()> {
     let ksvcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "mc-bench", &ksvc_ar);
 
     let t = Instant::now();
+    // Each XR names its three composed objects as Crossplane does (`spec.crossplane.resourceRefs`), so the
+    // aggregator builds their trees and watches the composed kind.
     let app = |i: usize| {
+        let refs: Vec<Value> = (3 * i..3 * i + 3)
+            .map(|j| json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": format!("svc-{j}")}))
+            .collect();
         json!({"apiVersion": "maxcloud.dev/v1alpha1", "kind": "App",
                "metadata": {"name": format!("app-{i}"), "namespace": "mc-bench", "labels": {"maxcloud.dev/tenant": "bench"}},
-               "spec": {"image": "nginx:1.27"}})
+               "spec": {"image": "nginx:1.27", "crossplane": {"resourceRefs": refs}}})
     };
     create_all(&apps, (0..xrs).map(app).collect()).await.context("create XRs")?;
     let ksvc = |i: usize| {
@@ -79,7 +84,9 @@ pub async fn run(xrs: usize, changes: usize) -> anyhow::Result<()> {
     let rss_before = rss_mib();
     let (tx, mut rx) = mpsc::channel(65536);
     let t = Instant::now();
-    let aggregator = tokio::spawn(Aggregator::new(client.clone(), store).run(tx));
+    let aggregator = Aggregator::new(client.clone(), store);
+    let tree = aggregator.tree();
+    let aggregator = tokio::spawn(aggregator.run(tx));
     let mut seen = 0usize;
     while seen < xrs {
         match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await {
@@ -88,11 +95,26 @@ pub async fn run(xrs: usize, changes: usize) -> anyhow::Result<()> {
             Err(_) => bail!("initial sync stalled at {seen} of {xrs}"),
         }
     }
+    let xrs_synced = t.elapsed();
+    // Then the composed objects: every XR's tree complete.
+    while tree.len() < 4 * xrs {
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("tree sync stalled at {} of {} objects", tree.len(), 4 * xrs);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let sync = t.elapsed();
+    println!(
+        "initial sync: XRs recorded after {:.2} s; trees complete ({} objects) after {:.2} s",
+        xrs_synced.as_secs_f64(),
+        tree.len(),
+        sync.as_secs_f64()
+    );
     let rss_after = rss_mib();
     println!(
-        "initial sync: {xrs} XRs observed and recorded in {:.2} s; process RSS {:.0} MiB before, {:.0} MiB after \
-         (+{:.0} MiB)",
+        "initial sync: {xrs} XRs observed and recorded, {} composed objects in their trees, in {:.2} s; process RSS \
+         {:.0} MiB before, {:.0} MiB after (+{:.0} MiB)",
+        3 * xrs,
         sync.as_secs_f64(),
         rss_before,
         rss_after,

@@ -10,9 +10,10 @@
 //! Then the same at 1 and 8 clients in a tenant repo that already holds 10,000 resource files, and the
 //! Git step of one order (`apply_batch` with a single item) in that repo.
 //!
-//! `aggregator`: see `aggregator.rs`.
+//! `aggregator`: see `aggregator.rs`; `sync` (merge → applied through Flux): see `sync.rs`.
 
 mod aggregator;
+mod sync;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,12 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         changes: usize,
     },
+    /// Merge -> applied through real Flux controllers, triggered by the order service's Receiver call.
+    Sync {
+        /// Orders placed one after another.
+        #[arg(long, default_value_t = 30)]
+        orders: usize,
+    },
 }
 
 #[tokio::main]
@@ -71,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().bench {
         Bench::Aggregator { xrs, changes } => aggregator::run(xrs, changes).await,
+        Bench::Sync { orders } => sync::run(orders).await,
         Bench::Orders { per_client, clients, large_repo_files, work_dir } => {
             orders(per_client, &clients, large_repo_files, &work_dir).await
         }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::Api;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::controlplane::ControlPlane;
 use crate::process::rss_kib;
@@ -338,4 +338,88 @@ pub fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
             c["message"].as_str().unwrap_or_default().to_string(),
         )
     })
+}
+
+/// Name of every tenant's Flux Kustomization (and GitRepository, Receiver), as gitops/tenant renders it.
+pub const TENANT_KUSTOMIZATION: &str = "maxcloud-tenant";
+
+/// `git --git-dir=<repo> show main:<path>`.
+fn show(repo: &Path, path: &str) -> Result<String, Error> {
+    let out = std::process::Command::new("git")
+        .arg(format!("--git-dir={}", repo.display()))
+        .args(["show", &format!("main:{path}")])
+        .output()?;
+    if !out.status.success() {
+        return Err(Error::Start(format!("git show {path}: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The tenant's onboarding as the order service committed it to its platform repository
+/// (`flux/tenants/<slug>/`), in the order of its kustomization.yaml; with `interval`, the GitRepository polls at
+/// that interval instead of the production one.
+pub fn tenant_onboarding(platform_repo: &Path, slug: &str, interval: Option<&str>) -> Result<Vec<Value>, Error> {
+    let dir = format!("flux/tenants/{slug}");
+    let yaml = |text: &str| serde_saphyr::from_multiple::<Value>(text).map_err(|e| Error::Yaml(e.to_string()));
+    let kustomization = yaml(&show(platform_repo, &format!("{dir}/kustomization.yaml"))?)?;
+    let files = kustomization.first().and_then(|k| k["resources"].as_array()).cloned().unwrap_or_default();
+    let mut docs = Vec::new();
+    for file in files.iter().filter_map(Value::as_str) {
+        for mut doc in yaml(&show(platform_repo, &format!("{dir}/{file}"))?)? {
+            if let (Some(interval), true) = (interval, doc["kind"] == "GitRepository") {
+                doc["spec"]["interval"] = json!(interval);
+            }
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// Onboards a tenant into the cluster as the platform does: the namespace, then the two Secrets the platform
+/// creates there (never committed: the Git read token and the Receiver's webhook token), then Flux's objects;
+/// waits (up to `timeout`) until its Kustomization is Ready, i.e. Flux pulled the tenant repository.
+pub async fn onboard_tenant(
+    cp: &ControlPlane,
+    docs: Vec<Value>,
+    git_token: &str,
+    webhook_token: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let (namespace, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
+    let ns = namespace
+        .first()
+        .and_then(|n| n["metadata"]["name"].as_str())
+        .ok_or_else(|| Error::Kube("the onboarding has no Namespace".into()))?
+        .to_string();
+    cp.apply(namespace).await?;
+    let secrets = [
+        ("maxcloud-git-token", json!({"username": "flux", "password": git_token})),
+        ("maxcloud-webhook-token", json!({"token": webhook_token})),
+    ];
+    cp.apply(
+        secrets
+            .into_iter()
+            .map(|(name, data)| {
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "stringData": data})
+            })
+            .collect(),
+    )
+    .await?;
+    cp.apply(rest).await?;
+    let client = cp.client().await?;
+    let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ApiResource::from_gvk(&gvk));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(k)) = api.get_opt(TENANT_KUSTOMIZATION).await {
+            let k = serde_json::to_value(k).unwrap_or_default();
+            if condition(&k, "Ready").is_some_and(|c| c.0 == "True") {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Start(format!("the Kustomization of {ns} did not become Ready within {timeout:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
