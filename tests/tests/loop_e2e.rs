@@ -145,6 +145,11 @@ async fn orders_travel_the_whole_loop_and_back() {
     let (ok, stdout, stderr) = finish(deploy).await;
     assert!(ok, "deploy --wait failed:\n{stderr}\n{}", env.logs());
     assert!(stderr.contains(": applied") && stderr.contains(": ready"), "progress shown live:\n{stderr}");
+    assert!(
+        stderr.contains("Service shop: not ready") || stderr.contains("Service shop: created"),
+        "the composed Knative Service is shown while it is not ready:\n{stderr}"
+    );
+    assert!(stderr.contains("Service shop: ready"), "and when it is:\n{stderr}");
     assert!(stdout.contains(url), "ends with the URL:\n{stdout}");
     let order = t.api.wait_order(&shop_order, "ready", Duration::from_secs(5)).await;
     let (_, services) = t.api.get("/services").await;

@@ -7,7 +7,7 @@ use maxcloud_api_model::{CreateServiceRequest, Order, Resource, ResourceNode, Se
 use reqwest::Method;
 use serde::Serialize;
 
-use super::wait::{follow_order, settle, state_line, POLL};
+use super::wait::{follow_order, node_state, settle, state_line, POLL};
 use super::Ctx;
 use crate::cli::{DeleteArgs, DeployArgs};
 use crate::client::{segment, ApiError};
@@ -145,16 +145,8 @@ struct StatusView<'a> {
 /// The resource tree as indented lines: kind, name, and its state (with the reason when not ready).
 pub fn tree_lines(node: &ResourceNode) -> String {
     fn walk(node: &ResourceNode, depth: usize, out: &mut String) {
-        let state = match (node.observed, node.ready, node.synced) {
-            (false, _, _) => "not created yet".to_string(),
-            (_, _, Some(false)) | (_, Some(false), _) => {
-                format!("not ready{}", node.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
-            }
-            (_, Some(true), _) => "ready".to_string(),
-            _ => "created".to_string(),
-        };
         let label = format!("{}{} {}", "  ".repeat(depth + 1), node.kind, node.name);
-        out.push_str(&format!("{label:<48} {state}\n"));
+        out.push_str(&format!("{label:<48} {}\n", node_state(node)));
         for child in &node.children {
             walk(child, depth + 1, out);
         }
