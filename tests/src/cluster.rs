@@ -19,9 +19,29 @@ pub struct Env {
     pub cp: ControlPlane,
     pub flux: Flux,
     pub server: Server,
+    /// The server creates the tenants' Flux Secrets itself (it knows its ServiceAccount).
+    pub server_creates_secrets: bool,
 }
 
 impl Env {
+    /// The order service on a fresh data dir in `tmp`, connected to the cluster: it calls the tenants' Flux
+    /// Receivers after merges (one webhook token for the platform) and runs the status aggregator.
+    /// `identity`: the admin's kubeconfig, or the one of [`install_server_identity`] with the ServiceAccount
+    /// (`namespace/name`) it acts as — the server then also creates the tenants' Flux Secrets.
+    pub fn start(cp: ControlPlane, flux: Flux, tmp: &Path, identity: (&Path, Option<&str>)) -> Env {
+        let (kubeconfig, service_account) = identity;
+        let mut env: Vec<(String, String)> = vec![
+            ("MAXCLOUD_FLUX_RECEIVER_URL".into(), flux.receiver_url()),
+            ("MAXCLOUD_FLUX_WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()),
+            ("MAXCLOUD_KUBECONFIG".into(), kubeconfig.display().to_string()),
+        ];
+        if let Some(account) = service_account {
+            env.push(("MAXCLOUD_SERVICE_ACCOUNT".into(), account.to_string()));
+        }
+        let server = Server::start(&tmp.join("data"), crate::Options { env, ..Default::default() });
+        Env { cp, flux, server, server_creates_secrets: service_account.is_some() }
+    }
+
     pub fn logs(&self) -> String {
         let server = self.server.log();
         let server_tail: Vec<&str> = server.lines().rev().take(30).collect();
@@ -109,6 +129,31 @@ pub fn app_crd() -> Value {
     maxcloud_testenv::tools::catalog_crd("app.yaml").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The order service's identity as the Helm chart installs it (`helm template` of `deploy/chart/maxcloud-server`
+/// into `maxcloud-system`: its ServiceAccount, the aggregator's read-only ClusterRole and the binding), applied
+/// to the cluster; returns a kubeconfig acting as that ServiceAccount, so the server has exactly the chart's
+/// rights, and its `namespace/name`.
+pub async fn install_server_identity(cp: &ControlPlane) -> (std::path::PathBuf, String) {
+    const NAMESPACE: &str = "maxcloud-system";
+    let out = std::process::Command::new(crate::platform::helm())
+        .args(["template", "mc"])
+        .arg(crate::workspace_root().join("deploy/chart/maxcloud-server"))
+        .args(["--namespace", NAMESPACE])
+        .output()
+        .expect("helm template");
+    assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = parse_yaml_docs(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .filter(|d| ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"].contains(&d["kind"].as_str().unwrap_or("")))
+        .collect();
+    let account = docs.iter().find(|d| d["kind"] == "ServiceAccount").expect("the chart has a ServiceAccount");
+    let name = account["metadata"]["name"].as_str().expect("name").to_string();
+    let mut objects = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})];
+    objects.extend(docs);
+    cp.apply(objects).await.expect("apply the chart's RBAC");
+    (cp.kubeconfig_for_service_account(NAMESPACE, &name).expect("kubeconfig"), format!("{NAMESPACE}/{name}"))
+}
+
 /// The tenant's onboarding as the server committed it to the platform repository, with the test interval.
 pub fn onboarding(platform_repo: &Path, slug: &str) -> Vec<Value> {
     let production = maxcloud_testenv::flux::tenant_onboarding(platform_repo, slug, None)
@@ -145,7 +190,8 @@ pub async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
 
     let docs = onboarding(&env.server.data_dir.join("repos/platform.git"), &slug);
     // Flux pulls the (still empty) tenant repo over HTTP from the order service and applies it.
-    maxcloud_testenv::flux::onboard_tenant(&env.cp, docs, &token, WEBHOOK_TOKEN, Duration::from_secs(60))
+    let secrets = (!env.server_creates_secrets).then_some((token.as_str(), WEBHOOK_TOKEN));
+    maxcloud_testenv::flux::onboard_tenant(&env.cp, docs, secrets, Duration::from_secs(60))
         .await
         .unwrap_or_else(|e| panic!("onboarding of {slug}: {e}\n{}", env.logs()));
     Tenant { api, slug, ns }

@@ -210,6 +210,22 @@ impl Api {
 
 /// The `maxcloud` CLI with its config in `home`, pointed at `server`, authenticated by `key` when given (else
 /// by the credentials it stored in `home`), with no standard input.
+/// `maxcloud ARGS` authenticated by `key`, running in the background with its output captured.
+pub fn spawn_cli(home: &Path, server: &Server, key: &str, args: &[&str]) -> Child {
+    cli_command(home, server, Some(key))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run maxcloud")
+}
+
+/// Waits for a background command (off the async threads): (success, stdout, stderr).
+pub async fn finish(child: Child) -> (bool, String, String) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
 pub fn cli_command(home: &Path, server: &Server, key: Option<&str>) -> Command {
     let mut cmd = Command::new(bin("maxcloud"));
     cmd.env("HOME", home)

@@ -8,18 +8,8 @@ use std::time::Duration;
 use maxcloud_testenv::ControlPlane;
 use maxcloud_tests::cluster::{apply_committed, set_status};
 use maxcloud_tests::platform::catalog_crds;
-use maxcloud_tests::{cli_command, Api, Options, Server};
+use maxcloud_tests::{finish, spawn_cli, Api, Options, Server};
 use serde_json::{json, Value};
-
-/// `maxcloud ARGS` authenticated by `key`, running in the background with its output captured.
-fn spawn_cli(home: &std::path::Path, server: &Server, key: &str, args: &[&str]) -> std::process::Child {
-    cli_command(home, server, Some(key))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run maxcloud")
-}
 
 fn conditions(ready: &str, synced: &str, message: &str) -> Value {
     json!([
@@ -125,6 +115,29 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a failed service makes --watch fail:\n{stderr}");
     assert!(stderr.contains("ImagePullBackOff"), "the error names the cause:\n{stderr}");
+
+    // An App created behind the order service's back (kubectl) is listed as unmanaged, with its state; the
+    // ordered ones are not.
+    cp.apply(vec![json!({"apiVersion": "maxcloud.dev/v1alpha1", "kind": "App",
+        "metadata": {"name": "handmade", "namespace": "mc-acme"}, "spec": {"image": "nginx:1.27"}})])
+        .await
+        .expect("kubectl apply");
+    let mut unmanaged = json!(null);
+    for _ in 0..100 {
+        let (status, list) = api.get("/resources/unmanaged").await;
+        assert_eq!(status, 200, "{list}");
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            unmanaged = list;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let names: Vec<&str> =
+        unmanaged.as_array().expect("unmanaged listed").iter().filter_map(|n| n["name"].as_str()).collect();
+    assert_eq!(names, ["handmade"], "{unmanaged}");
+    let (_, stdout, _) = finish(spawn_cli(&home, &server, &key, &["resources"])).await;
+    assert!(stdout.lines().any(|l| l.contains("handmade") && l.contains("unmanaged")), "{stdout}");
+    assert_eq!(Api::new(&server).get("/resources/unmanaged").await.0, 401);
 
     // An impossible composition: Crossplane cannot reconcile the XR; the order fails with Crossplane's message.
     let (status, order) =

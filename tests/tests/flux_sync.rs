@@ -20,9 +20,9 @@ use maxcloud_testenv::flux::condition;
 use maxcloud_testenv::{ControlPlane, Flux};
 use maxcloud_tests::cluster::{
     app_crd, onboard, order_merged, Env, APP, CLUSTER_ROLE_BINDING, CONFIG_MAP, GIT_REPOSITORY, KUSTOMIZATION,
-    TEST_INTERVAL, WEBHOOK_TOKEN,
+    TEST_INTERVAL,
 };
-use maxcloud_tests::{git, git_output, Api, Options, Server};
+use maxcloud_tests::{git, git_output, Api};
 use serde_json::json;
 
 /// Commits `files` (path → content; None deletes) on main of a bare repo with the `git` CLI: a test-only intrusion
@@ -57,18 +57,10 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
     let flux = Flux::start(&cp).await.unwrap_or_else(|e| panic!("Flux starts: {e}"));
     eprintln!("{}", flux.report());
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The order service pokes each tenant's Receiver after a merge (one webhook token for the platform).
-    let options = Options {
-        env: vec![
-            ("MAXCLOUD_FLUX_RECEIVER_URL".into(), flux.receiver_url()),
-            ("MAXCLOUD_FLUX_WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()),
-            // The status aggregator watches the tenants' Kustomizations: merged orders become `applied`.
-            ("MAXCLOUD_KUBECONFIG".into(), cp.kubeconfig.display().to_string()),
-        ],
-        ..Default::default()
-    };
-    let server = Server::start(&tmp.path().join("data"), options);
-    let env = Env { cp, flux, server };
+    // The order service pokes each tenant's Receiver after a merge; its status aggregator watches the tenants'
+    // Kustomizations, so merged orders become `applied`.
+    let kubeconfig = cp.kubeconfig.clone();
+    let env = Env::start(cp, flux, tmp.path(), (&kubeconfig, None));
     env.cp.apply(vec![app_crd()]).await.expect("install the App CRD");
 
     let anon = Api::new(&env.server);

@@ -5,16 +5,17 @@
 //! server's status aggregator carries the outcome back to the order (`applied` → `ready` | `failed`), the
 //! services API, the resource tree, the CLI, the live events and the Git history (a commit status on the merge
 //! commit) — and a delete order makes Flux prune the XR, Crossplane's composed objects go with it, and the
-//! delete order is done once the cluster no longer has it.
+//! delete order is done once the cluster no longer has it. The server watches the cluster as the ServiceAccount
+//! the Helm chart installs, with exactly the chart's read-only rights.
 
 use std::time::Duration;
 
 use kube::api::{Api as KubeApi, DynamicObject, Patch, PatchParams};
 use maxcloud_testenv::crossplane::api as kube_api;
 use maxcloud_testenv::{ControlPlane, Crossplane, Flux};
-use maxcloud_tests::cluster::{onboard, Env, Tenant, WEBHOOK_TOKEN};
+use maxcloud_tests::cluster::{install_server_identity, onboard, Env, Tenant, WEBHOOK_TOKEN};
 use maxcloud_tests::sse::{read_events, states_of};
-use maxcloud_tests::{cli_command, Options, Server};
+use maxcloud_tests::{finish, spawn_cli};
 use serde_json::{json, Value};
 
 const KSVC: (&str, &str, &str) = ("serving.knative.dev", "v1", "Service");
@@ -22,21 +23,6 @@ const CNPG_CLUSTER: (&str, &str, &str) = ("postgresql.cnpg.io", "v1", "Cluster")
 const APP: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "App");
 const DATABASE: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "Database");
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// `maxcloud ARGS` as the tenant, in the background, output captured.
-fn spawn_cli(home: &std::path::Path, server: &Server, key: &str, args: &[&str]) -> std::process::Child {
-    cli_command(home, server, Some(key))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run maxcloud")
-}
-
-async fn finish(child: std::process::Child) -> (bool, String, String) {
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 /// Sets the status of a composed object as its controller would.
 async fn report(env: &Env, gvk: (&str, &str, &str), plural: &str, ns: &str, name: &str, status: Value) {
@@ -75,6 +61,53 @@ async fn wait_commit_status(env: &Env, t: &Tenant, order: &Value, context: &str)
     status
 }
 
+/// Flux could pull because the server created the tenant's two Secrets (none was committed or made by the
+/// test); it can read exactly those, no other Secret; minting the Git token was audit-logged.
+async fn secrets_created_by_the_server(env: &Env, t: &Tenant, account: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    let admin = env.client().await;
+    let secrets: KubeApi<Secret> = KubeApi::namespaced(admin, &t.ns);
+    let webhook = secrets.get("maxcloud-webhook-token").await.expect("webhook Secret");
+    assert_eq!(
+        webhook.data.as_ref().and_then(|d| d.get("token")).map(|b| b.0.as_slice()),
+        Some(WEBHOOK_TOKEN.as_bytes())
+    );
+    let git = secrets.get("maxcloud-git-token").await.expect("Git token Secret");
+    assert_eq!(
+        git.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by")).map(String::as_str),
+        Some("maxcloud")
+    );
+    let password = String::from_utf8(git.data.as_ref().and_then(|d| d.get("password")).expect("password").0.clone())
+        .expect("utf8");
+    assert!(password.starts_with("mcg_"), "a Git read token");
+    // The token is nowhere in Git.
+    for repo in [env.server.repo_dir(&t.slug), env.server.data_dir.join("repos/platform.git")] {
+        let out = maxcloud_tests::git_output(&repo, &["grep", "-q", &password, "main"]);
+        assert!(!out.status.success(), "the token is committed in {}", repo.display());
+    }
+    // Least privilege: another Secret of the namespace is out of the server's reach.
+    secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "other"}, "stringData": {"k": "v"}})).expect("Secret"),
+        )
+        .await
+        .expect("create");
+    let (namespace, name) = account.split_once('/').expect("namespace/name");
+    let as_server = env.cp.client_as(&format!("system:serviceaccount:{namespace}:{name}")).await.expect("client");
+    let theirs: KubeApi<Secret> = KubeApi::namespaced(as_server, &t.ns);
+    assert!(theirs.get("maxcloud-git-token").await.is_ok(), "the server reads its own Secrets");
+    let refused = theirs.get("other").await.expect_err("the server cannot read other Secrets");
+    assert!(refused.to_string().contains("forbidden"), "{refused}");
+    let store =
+        maxcloud_store::Store::connect(&format!("sqlite://{}", env.server.data_dir.join("maxcloud.db").display()))
+            .await
+            .expect("store");
+    let tenant = store.tenant_by_slug(&t.slug).await.expect("tenant").expect("tenant");
+    let log = store.audit_log(Some(&tenant.id), 500).await.expect("audit log");
+    assert!(log.iter().any(|e| e.entry.action == "flux.git-token.create" && e.entry.status == 201), "audited");
+}
+
 /// Approves an order that needs review (Database creates and deletes do) once its PR is open.
 async fn approve(t: &Tenant, id: &str) {
     let review = t.api.wait_order(id, "pr_open", Duration::from_secs(30)).await;
@@ -90,19 +123,14 @@ async fn orders_travel_the_whole_loop_and_back() {
     let xp = Crossplane::start(&cp).await.unwrap_or_else(|e| panic!("Crossplane: {e}"));
     xp.install_platform(&cp).await.unwrap_or_else(|e| panic!("platform: {e}"));
     let tmp = tempfile::tempdir().expect("tempdir");
-    let options = Options {
-        env: vec![
-            ("MAXCLOUD_FLUX_RECEIVER_URL".into(), flux.receiver_url()),
-            ("MAXCLOUD_FLUX_WEBHOOK_TOKEN".into(), WEBHOOK_TOKEN.into()),
-            ("MAXCLOUD_KUBECONFIG".into(), cp.kubeconfig.display().to_string()),
-        ],
-        ..Default::default()
-    };
-    let server = Server::start(&tmp.path().join("data"), options);
-    let env = Env { cp, flux, server };
+    // The server acts with the rights the Helm chart gives it, and no more: it creates each tenant's Flux
+    // Secrets itself, through the Role the tenant's platform directory grants it.
+    let (kubeconfig, account) = install_server_identity(&cp).await;
+    let env = Env::start(cp, flux, tmp.path(), (&kubeconfig, Some(&account)));
     let anon = maxcloud_tests::Api::new(&env.server);
     let t = onboard(&env, &anon, "ops@acme.example", "Acme").await;
     let key = t.api.key.clone().expect("key");
+    secrets_created_by_the_server(&env, &t, &account).await;
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     let events = t.api.req(reqwest::Method::GET, "/events").send().await.expect("SSE");
@@ -152,9 +180,14 @@ async fn orders_travel_the_whole_loop_and_back() {
     assert!(stderr.contains("Service shop: ready"), "and when it is:\n{stderr}");
     assert!(stdout.contains(url), "ends with the URL:\n{stdout}");
     let order = t.api.wait_order(&shop_order, "ready", Duration::from_secs(5)).await;
-    let (_, services) = t.api.get("/services").await;
-    let shop = services.as_array().and_then(|l| l.iter().find(|s| s["name"] == "shop")).expect("listed").clone();
-    assert_eq!((shop["status"].as_str(), shop["url"].as_str()), (Some("ready"), Some(url)), "{shop}");
+    let (shop, _) = env
+        .wait_for("service shop to be ready with its URL", Duration::from_secs(30), || async {
+            let (_, services) = t.api.get("/services").await;
+            let shop = services.as_array().and_then(|l| l.iter().find(|s| s["name"] == "shop")).cloned()?;
+            (shop["status"] == "ready").then_some(shop)
+        })
+        .await;
+    assert_eq!(shop["url"].as_str(), Some(url), "{shop}");
 
     // The resource tree: the XR and what Crossplane composed, with conditions.
     let (tree, _) = env
@@ -269,13 +302,16 @@ async fn orders_travel_the_whole_loop_and_back() {
     .await;
     let ready = t.api.wait_order(&db_id, "ready", TIMEOUT).await;
     assert_eq!(ready["state"], "ready", "{ready}");
-    let (_, resources) = t.api.get("/resources?kind=Database").await;
-    assert_eq!(resources[0]["status"], "ready", "{resources}");
-    let (_, tree) = t.api.get("/resources/Database/orders-db/tree").await;
-    assert!(
-        tree["children"].as_array().expect("children").iter().any(|c| c["kind"] == "Cluster" && c["ready"] == true),
-        "{tree}"
-    );
+    // Crossplane may report the XR unready once more from a reconcile that read the Cluster before its status
+    // changed; the resource's status converges.
+    env.wait_for("the Database resource and its tree to be ready", Duration::from_secs(30), || async {
+        let (_, resources) = t.api.get("/resources?kind=Database").await;
+        let (_, tree) = t.api.get("/resources/Database/orders-db/tree").await;
+        let cluster_ready =
+            tree["children"].as_array().is_some_and(|c| c.iter().any(|c| c["kind"] == "Cluster" && c["ready"] == true));
+        (resources[0]["status"] == "ready" && tree["ready"] == true && cluster_ready).then_some(())
+    })
+    .await;
     assert_eq!(wait_commit_status(&env, &t, &ready, "maxcloud/Database/orders-db").await["state"], "success");
     let (code, del) =
         t.api.post("/orders", &json!({"kind": "Database", "name": "orders-db", "action": "delete"})).await;

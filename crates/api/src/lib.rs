@@ -51,6 +51,8 @@ pub trait ResourceTrees: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Option<maxcloud_api_model::ResourceNode>;
+    /// The trees of every XR in `namespace` that no other XR composed.
+    fn top_level(&self, namespace: &str) -> Vec<maxcloud_api_model::ResourceNode>;
 }
 
 /// Shared state of all handlers.

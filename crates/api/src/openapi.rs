@@ -18,6 +18,7 @@ use crate::routes;
         routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
         routes::resources::list,
         routes::resources::tree,
+        routes::resources::unmanaged,
         routes::services::create, routes::services::list, routes::services::get, routes::services::update, routes::services::patch, routes::services::delete,
         routes::usage::get,
         routes::events::stream,

@@ -146,18 +146,7 @@ struct Env {
 async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
     std::fs::create_dir_all(work_dir)?;
     let dir = tempfile::Builder::new().prefix("maxcloud-bench-").tempdir_in(work_dir)?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("data"),
-        database_url: None,
-        xrds_dir: maxcloud_server::default_xrds_dir(),
-        run_worker: true,
-        tenant_git_base_url: None,
-        platform_git_token: None,
-        flux_receiver: None,
-        cluster: None,
-        price_list: Default::default(),
-    };
+    let config = Config::embedded(dir.path().join("data"));
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);
     let waiters = Waiters::spawn(&running);

@@ -23,16 +23,9 @@ pub async fn run(orders: usize) -> anyhow::Result<()> {
     cp.apply(vec![catalog_crd("app.yaml")?]).await.context("App CRD")?;
     let dir = tempfile::tempdir()?;
     let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().join("data"),
-        database_url: None,
-        xrds_dir: maxcloud_server::default_xrds_dir(),
-        run_worker: true,
-        tenant_git_base_url: None,
-        platform_git_token: None,
         flux_receiver: Some((flux.receiver_url(), WEBHOOK_TOKEN.into())),
         cluster: Some(ClusterAccess::Kubeconfig(cp.kubeconfig.clone())),
-        price_list: Default::default(),
+        ..Config::embedded(dir.path().join("data"))
     };
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);
@@ -57,7 +50,7 @@ pub async fn run(orders: usize) -> anyhow::Result<()> {
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    onboard_tenant(&cp, docs, token, WEBHOOK_TOKEN, Duration::from_secs(60)).await.context("onboarding")?;
+    onboard_tenant(&cp, docs, Some((token, WEBHOOK_TOKEN)), Duration::from_secs(60)).await.context("onboarding")?;
 
     let mut events = running.orders.subscribe();
     let mut hist = Histogram::<u64>::new(3)?;

@@ -36,8 +36,8 @@ mod tree_edit;
 
 pub use batch::{Applied, BatchItem};
 pub use platform::{
-    render_tenant, render_tenants_kustomization, PlatformCommit, RenderedFile, TenantContext, PLATFORM_REPO,
-    TENANTS_DIR, TENANT_FLUX_NAME, TENANT_GIT_SECRET, TENANT_WEBHOOK_SECRET,
+    render_tenant, render_tenants_kustomization, PlatformCommit, RenderedFile, ServiceAccountRef, TenantContext,
+    PLATFORM_REPO, TENANTS_DIR, TENANT_FLUX_NAME, TENANT_GIT_SECRET, TENANT_WEBHOOK_SECRET,
 };
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
 pub use status::{CommitState, CommitStatus, DESCRIPTION_MAX_CHARS, STATUS_NOTES_REF};

@@ -64,6 +64,29 @@ pub struct TenantContext {
     pub webhook_secret: String,
     /// Flux reconcile interval (`10m`); the Receiver makes merges visible sooner.
     pub interval: String,
+    /// The order service's own ServiceAccount (namespace, name), when it creates the two Secrets above itself:
+    /// the tenant directory then grants it exactly that in the tenant namespace.
+    pub order_service: Option<ServiceAccountRef>,
+}
+
+/// A ServiceAccount, by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceAccountRef {
+    /// `namespace/name`, both DNS labels (names of ServiceAccounts may also be DNS subdomains).
+    pub fn parse(text: &str) -> Result<ServiceAccountRef, GitError> {
+        let invalid = || GitError::InvalidInput(format!("invalid service account {text:?}: expected namespace/name"));
+        let (namespace, name) = text.split_once('/').ok_or_else(invalid)?;
+        let subdomain = |s: &str| s.len() <= 253 && s.split('.').all(is_dns_label);
+        if !is_dns_label(namespace) || !subdomain(name) {
+            return Err(invalid());
+        }
+        Ok(ServiceAccountRef { namespace: namespace.to_owned(), name: name.to_owned() })
+    }
 }
 
 impl TenantContext {
@@ -78,6 +101,7 @@ impl TenantContext {
             git_secret: TENANT_GIT_SECRET.to_owned(),
             webhook_secret: TENANT_WEBHOOK_SECRET.to_owned(),
             interval: "10m".to_owned(),
+            order_service: None,
         }
     }
 }
@@ -369,6 +393,34 @@ mod tests {
     fn reserved_and_invalid_slugs_are_refused() {
         assert!(render_tenant(&TenantContext::new("platform", "P", "http://h/git")).is_err());
         assert!(render_tenant(&TenantContext::new("Bad Slug", "P", "http://h/git")).is_err());
+    }
+
+    #[test]
+    fn the_order_service_gets_exactly_the_two_flux_secrets_when_it_creates_them() {
+        let rbac = |ctx: &TenantContext| -> Vec<serde_json::Value> {
+            let files = render_tenant(ctx).unwrap();
+            serde_saphyr::from_multiple(&files.iter().find(|f| f.name == "rbac.yaml").unwrap().content).unwrap()
+        };
+        let mut ctx = TenantContext::new("acme", "Acme", "http://h/git");
+        assert_eq!(rbac(&ctx).len(), 3, "ServiceAccount, Role and RoleBinding of the tenant only");
+        ctx.order_service = Some(ServiceAccountRef::parse("maxcloud-system/mc-maxcloud-server").unwrap());
+        let docs = rbac(&ctx);
+        assert_eq!(docs.len(), 5);
+        let role = &docs[3];
+        assert_eq!((role["kind"].as_str(), role["metadata"]["namespace"].as_str()), (Some("Role"), Some("mc-acme")));
+        assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["create"]));
+        assert_eq!(
+            role["rules"][1]["resourceNames"],
+            serde_json::json!(["maxcloud-git-token", "maxcloud-webhook-token"])
+        );
+        assert_eq!(role["rules"][1]["verbs"], serde_json::json!(["get", "update"]));
+        assert_eq!(
+            docs[4]["subjects"][0],
+            serde_json::json!({"kind": "ServiceAccount", "name": "mc-maxcloud-server", "namespace": "maxcloud-system"})
+        );
+        for bad in ["", "x", "/x", "x/", "Upper/x", "a/b/c", "a b/c", "ns/-x"] {
+            assert!(ServiceAccountRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct WorkerConfig {
     pub tenant_git_base_url: String,
     /// The Flux Receivers to poke after a merge (none: Flux syncs at its interval).
     pub flux_receiver: Option<crate::FluxReceiver>,
+    /// The order service's ServiceAccount, when it creates the tenants' Flux Secrets itself: each tenant
+    /// directory then grants it access to exactly those.
+    pub order_service: Option<gitops::ServiceAccountRef>,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +60,7 @@ impl Default for WorkerConfig {
             committer: Signature { name: "max-cloud".into(), email: "orders@maxcloud.dev".into() },
             tenant_git_base_url: "http://127.0.0.1:8080/git".into(),
             flux_receiver: None,
+            order_service: None,
         }
     }
 }
@@ -142,11 +146,11 @@ impl Worker {
     pub(crate) async fn init_repo(&self, tenant: &Tenant) -> Result<(), GitError> {
         let repos = self.inner.repos.clone();
         let committer = self.inner.config.committer.clone();
-        let base = self.inner.config.tenant_git_base_url.clone();
+        let platform = self.platform_settings();
         let tenant = tenant.clone();
         run_blocking(move || {
             init_repo(&repos, &tenant, &committer)?;
-            add_to_platform(&repos, &tenant, &base, &committer).map(|_| ())
+            add_to_platform(&repos, &tenant, &platform, &committer).map(|_| ())
         })
         .await
     }
@@ -156,13 +160,13 @@ impl Worker {
     pub(crate) async fn sync_platform(&self, tenants: Vec<Tenant>) -> Result<usize, GitError> {
         let repos = self.inner.repos.clone();
         let committer = self.inner.config.committer.clone();
-        let base = self.inner.config.tenant_git_base_url.clone();
+        let platform = self.platform_settings();
         run_blocking(move || {
             repos.init_platform(&committer)?;
             let mut committed = 0;
             for tenant in &tenants {
                 if matches!(
-                    add_to_platform(&repos, tenant, &base, &committer)?,
+                    add_to_platform(&repos, tenant, &platform, &committer)?,
                     gitops::PlatformCommit::Committed { .. }
                 ) {
                     committed += 1;
@@ -171,6 +175,11 @@ impl Worker {
             Ok(committed)
         })
         .await
+    }
+
+    /// What every tenant's platform directory is rendered with: (Git base URL, the order service's account).
+    fn platform_settings(&self) -> (String, Option<gitops::ServiceAccountRef>) {
+        (self.inner.config.tenant_git_base_url.clone(), self.inner.config.order_service.clone())
     }
 
     pub(crate) async fn delete_branch(&self, tenant: &Tenant, order_id: &str) -> Result<(), GitError> {
@@ -512,11 +521,12 @@ struct OrderTexts {
 fn add_to_platform(
     repos: &Repos,
     tenant: &Tenant,
-    git_base_url: &str,
+    (git_base_url, order_service): &(String, Option<gitops::ServiceAccountRef>),
     committer: &Signature,
 ) -> Result<gitops::PlatformCommit, GitError> {
     repos.init_platform(committer)?;
-    let ctx = gitops::TenantContext::new(&tenant.slug, &tenant.name, git_base_url);
+    let mut ctx = gitops::TenantContext::new(&tenant.slug, &tenant.name, git_base_url);
+    ctx.order_service = order_service.clone();
     let files = gitops::render_tenant(&ctx)?;
     repos.add_tenant_to_platform(&ctx, &files, committer)
 }

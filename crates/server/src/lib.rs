@@ -1,6 +1,8 @@
 //! Wiring of the order service: configuration -> store, catalog, repos, order service, HTTP server.
 //! The binary (`main.rs`) parses flags into [`Config`]; tests and benches call [`start`] directly.
 
+mod tenant_secrets;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,9 +37,30 @@ pub struct Config {
     pub cluster: Option<ClusterAccess>,
     /// What usage costs; the aggregator meters the tenants' pods when a cluster is connected.
     pub price_list: PriceList,
+    /// The server's own ServiceAccount: with a cluster and `flux_receiver`, it creates the tenants' Flux Secrets
+    /// (`tenant_secrets`), and the tenant directories grant it that.
+    pub service_account: Option<maxcloud_gitops::ServiceAccountRef>,
 }
 
 impl Config {
+    /// The embedded defaults on a loopback port chosen by the OS: SQLite and the repositories in `data_dir`, the
+    /// worker on, no cluster, the default price list.
+    pub fn embedded(data_dir: PathBuf) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url: None,
+            xrds_dir: default_xrds_dir(),
+            run_worker: true,
+            tenant_git_base_url: None,
+            platform_git_token: None,
+            flux_receiver: None,
+            cluster: None,
+            price_list: PriceList::default(),
+            service_account: None,
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("maxcloud.db").display()))
     }
@@ -145,6 +168,7 @@ async fn start_with(
         run_worker: config.run_worker,
         tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or_else(|| default_git_base_url(addr)),
         flux_receiver: config.flux_receiver.as_ref().map(|(url, token)| maxcloud_orders::FluxReceiver::new(url, token)),
+        order_service: config.service_account.clone(),
         ..WorkerConfig::default()
     };
     // The platform repository exists before the first registration. Created before the order service starts
@@ -174,6 +198,16 @@ async fn start_with(
     let trees = match &config.cluster {
         Some(access) => {
             let client = kube_client(access).await.context("cannot reach the cluster")?;
+            match (&config.service_account, &config.flux_receiver) {
+                (Some(_), Some((url, token))) => {
+                    let receiver = maxcloud_orders::FluxReceiver::new(url, token);
+                    tenant_secrets::spawn(client.clone(), store.clone(), token.clone(), Some(receiver));
+                }
+                (Some(_), None) => {
+                    tracing::warn!("--service-account without --flux-webhook-token: tenant Flux secrets not created")
+                }
+                _ => {}
+            }
             Some(spawn_aggregator(client, store.clone(), orders.clone(), repos.clone()))
         }
         None => None,
@@ -224,6 +258,23 @@ async fn kube_client(access: &ClusterAccess) -> anyhow::Result<kube::Client> {
 /// The aggregator's resource trees, as the API shows them.
 struct Trees(maxcloud_status::Tree);
 
+/// The API's view of a tree node.
+fn api_node(n: maxcloud_status::Node) -> maxcloud_api_model::ResourceNode {
+    let observed = n.summary.is_some();
+    let summary = n.summary.unwrap_or_default();
+    maxcloud_api_model::ResourceNode {
+        observed,
+        api_version: n.key.api_version,
+        kind: n.key.kind,
+        name: n.key.name,
+        namespace: n.key.namespace,
+        ready: summary.ready,
+        synced: summary.synced,
+        message: summary.message,
+        children: n.children.into_iter().map(api_node).collect(),
+    }
+}
+
 impl maxcloud_api::ResourceTrees for Trees {
     fn tree(
         &self,
@@ -238,22 +289,11 @@ impl maxcloud_api::ResourceTrees for Trees {
             namespace: namespace.into(),
             name: name.into(),
         };
-        fn node(n: maxcloud_status::Node) -> maxcloud_api_model::ResourceNode {
-            let observed = n.summary.is_some();
-            let summary = n.summary.unwrap_or_default();
-            maxcloud_api_model::ResourceNode {
-                observed,
-                api_version: n.key.api_version,
-                kind: n.key.kind,
-                name: n.key.name,
-                namespace: n.key.namespace,
-                ready: summary.ready,
-                synced: summary.synced,
-                message: summary.message,
-                children: n.children.into_iter().map(node).collect(),
-            }
-        }
-        self.0.get(&key).map(node)
+        self.0.get(&key).map(api_node)
+    }
+
+    fn top_level(&self, namespace: &str) -> Vec<maxcloud_api_model::ResourceNode> {
+        self.0.top_level(namespace).into_iter().map(api_node).collect()
     }
 }
 

@@ -72,6 +72,11 @@ struct RunArgs {
     /// Watch the cluster the server runs in, with its pod's service account.
     #[arg(long, env = "MAXCLOUD_IN_CLUSTER")]
     in_cluster: bool,
+    /// The server's own ServiceAccount, `namespace/name` (the Helm chart sets it). With a cluster and the Flux
+    /// webhook token, the server then creates each tenant's two Flux Secrets (Git read token, Receiver token)
+    /// itself; each tenant directory in the platform repository grants it exactly that.
+    #[arg(long, env = "MAXCLOUD_SERVICE_ACCOUNT", value_name = "NAMESPACE/NAME", value_parser = parse_service_account)]
+    service_account: Option<maxcloud_gitops::ServiceAccountRef>,
     /// Price list of metered usage, YAML or JSON: `currency` (e.g. EUR), `vcpu_second` and `gib_second` (decimal
     /// prices per second of a requested vCPU / GiB of memory). Default: EUR 0.000024 and 0.0000025.
     #[arg(long, env = "MAXCLOUD_PRICE_LIST", value_name = "FILE")]
@@ -79,6 +84,10 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+}
+
+fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRef, String> {
+    maxcloud_gitops::ServiceAccountRef::parse(text).map_err(|e| e.to_string())
 }
 
 impl RunArgs {
@@ -102,6 +111,7 @@ impl RunArgs {
                 (None, false) => None,
             },
             price_list,
+            service_account: self.service_account.clone(),
         })
     }
 }

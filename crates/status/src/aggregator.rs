@@ -207,7 +207,8 @@ impl Aggregator {
                 self.ensure_composed_watch(&r.api_version, &r.kind).await;
             }
         }
-        self.tree.set_xr(ObjKey::of(&resource.api_version, &resource.kind, obj), summarize(obj), refs);
+        let key = ObjKey::of(&resource.api_version, &resource.kind, obj);
+        self.tree.set_xr(key, summarize(obj), refs, crate::derive::is_nested(obj));
         self.handle(&resource.kind, obj, events).await
     }
 

@@ -46,6 +46,8 @@ struct Inner {
     refs: HashMap<ObjKey, Vec<ObjKey>>,
     /// Every watched object's summary (XRs and composed objects).
     summaries: HashMap<ObjKey, Summary>,
+    /// XRs composed by another XR (a Workspace's App): parts of it, not resources of their own.
+    nested: std::collections::HashSet<ObjKey>,
 }
 
 /// Shared, cheap to clone.
@@ -74,11 +76,14 @@ pub fn summarize(obj: &DynamicObject) -> Summary {
 }
 
 /// The objects an XR's composition made, from `spec.crossplane.resourceRefs` (Crossplane v2; namespaced XRs'
-/// refs may leave the namespace out: it is the XR's own).
+/// refs may leave the namespace out: it is the XR's own), without Secrets.
 pub fn resource_refs(obj: &DynamicObject) -> Vec<ObjKey> {
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
     let Some(refs) = obj.data["spec"]["crossplane"]["resourceRefs"].as_array() else { return Vec::new() };
     refs.iter()
+        // Secrets (a registry's pull secret) stay out of the tree: the aggregator has no read access to Secrets,
+        // by design.
+        .filter(|r| !(r["apiVersion"] == "v1" && r["kind"] == "Secret"))
         .filter_map(|r| {
             Some(ObjKey {
                 api_version: r["apiVersion"].as_str()?.to_string(),
@@ -110,11 +115,25 @@ impl Tree {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an XR (its summary and what it composed).
-    pub fn set_xr(&self, key: ObjKey, summary: Summary, refs: Vec<ObjKey>) {
+    /// Records an XR (its summary, what it composed, and whether another XR composed it).
+    pub fn set_xr(&self, key: ObjKey, summary: Summary, refs: Vec<ObjKey>, nested: bool) {
         let mut inner = self.write();
+        if nested {
+            inner.nested.insert(key.clone());
+        } else {
+            inner.nested.remove(&key);
+        }
         inner.summaries.insert(key.clone(), summary);
         inner.refs.insert(key, refs);
+    }
+
+    /// The trees of the XRs of one namespace that no other XR composed, ordered by kind and name.
+    pub fn top_level(&self, namespace: &str) -> Vec<Node> {
+        let inner = self.read();
+        let mut keys: Vec<&ObjKey> =
+            inner.refs.keys().filter(|k| k.namespace == namespace && !inner.nested.contains(*k)).collect();
+        keys.sort();
+        keys.into_iter().map(|k| render(&inner, k, 0)).collect()
     }
 
     /// Records a composed object.
@@ -127,6 +146,7 @@ impl Tree {
         let mut inner = self.write();
         inner.summaries.remove(key);
         inner.refs.remove(key);
+        inner.nested.remove(key);
     }
 
     /// Forgets every object of one kind that is not in `keep` (after a watch's re-list: what was deleted
@@ -136,6 +156,7 @@ impl Tree {
         let gone = |k: &ObjKey| k.api_version == api_version && k.kind == kind && !keep.contains(k);
         inner.summaries.retain(|k, _| !gone(k));
         inner.refs.retain(|k, _| !gone(k));
+        inner.nested.retain(|k| !gone(k));
     }
 
     /// The tree under an XR, if the XR is known.
@@ -182,17 +203,18 @@ mod tests {
             "metadata": {"name": "team", "namespace": "mc-acme"},
             "spec": {"crossplane": {"resourceRefs": [
                 {"apiVersion": "maxcloud.dev/v1alpha1", "kind": "App", "name": "team-app"},
-                {"apiVersion": "maxcloud.dev/v1alpha1", "kind": "Database", "name": "team-db"}]}},
+                {"apiVersion": "maxcloud.dev/v1alpha1", "kind": "Database", "name": "team-db"},
+                {"apiVersion": "v1", "kind": "Secret", "name": "team-pull"}]}},
             "status": {"conditions": [{"type": "Ready", "status": "False", "message": "Unready resources: team-db"},
                                       {"type": "Synced", "status": "True"}]}}));
         let ws_key = ObjKey::of("maxcloud.dev/v1alpha1", "Workspace", &ws);
-        tree.set_xr(ws_key.clone(), summarize(&ws), resource_refs(&ws));
+        tree.set_xr(ws_key.clone(), summarize(&ws), resource_refs(&ws), false);
         let app = obj(json!({"apiVersion": "maxcloud.dev/v1alpha1", "kind": "App",
             "metadata": {"name": "team-app", "namespace": "mc-acme"},
             "spec": {"crossplane": {"resourceRefs": [
                 {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "team-app"}]}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}));
-        tree.set_xr(ObjKey::of("maxcloud.dev/v1alpha1", "App", &app), summarize(&app), resource_refs(&app));
+        tree.set_xr(ObjKey::of("maxcloud.dev/v1alpha1", "App", &app), summarize(&app), resource_refs(&app), true);
         let ksvc = obj(json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
             "metadata": {"name": "team-app", "namespace": "mc-acme"},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}));
@@ -212,6 +234,11 @@ mod tests {
         // The database is referenced but not seen yet.
         assert_eq!(root.children[1].key.name, "team-db");
         assert!(root.children[1].summary.is_none());
+
+        // Only the Workspace is a resource of its own in the namespace; its App is part of it.
+        let top: Vec<String> = tree.top_level("mc-acme").into_iter().map(|n| n.key.name).collect();
+        assert_eq!(top, ["team"]);
+        assert!(tree.top_level("mc-other").is_empty());
 
         // Deleted while the watch was down: gone after the re-list.
         tree.retain_kind("serving.knative.dev/v1", "Service", &Default::default());

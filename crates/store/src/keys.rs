@@ -67,14 +67,18 @@ impl Store {
 
     /// Revoke a key of the tenant; `false` if there is no such active key in this tenant.
     pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
+        self.revoke("api_keys", tenant_id, key_id).await
+    }
+
+    /// Revoke a Git read token of the tenant; `false` if there is no such active token in this tenant.
+    pub async fn revoke_git_token(&self, tenant_id: &str, token_id: &str) -> Result<bool> {
+        self.revoke("git_tokens", tenant_id, token_id).await
+    }
+
+    async fn revoke(&self, table: &'static str, tenant_id: &str, id: &str) -> Result<bool> {
         let _w = self.writer().await;
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
-                .bind(now_us())
-                .bind(key_id)
-                .bind(tenant_id)
-                .execute(&self.pool)
-                .await?;
+        let sql = format!("UPDATE {table} SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL");
+        let done = sqlx::query(&sql).bind(now_us()).bind(id).bind(tenant_id).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -226,16 +226,33 @@ impl ControlPlane {
         let blocks = pem_blocks(&pem);
         let ca = blocks.last().ok_or_else(|| Error::Start("apiserver.crt holds no certificate".into()))?;
         std::fs::write(self.dir.path().join("ca.crt"), ca)?;
-        let kubeconfig = format!(
+        std::fs::write(&self.kubeconfig, self.kubeconfig_text(ca, "")?)?;
+        Ok(())
+    }
+
+    fn kubeconfig_text(&self, ca: &str, impersonation: &str) -> Result<String, Error> {
+        Ok(format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {url}\n    \
-             certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- \
-             name: testenv\n  context:\n    cluster: testenv\n    user: admin\ncurrent-context: testenv\n",
+             certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\n{impersonation}\
+             contexts:\n- name: testenv\n  context:\n    cluster: testenv\n    user: admin\ncurrent-context: testenv\n",
             url = self.url,
             ca = base64(ca.as_bytes()),
             token = self.token,
+        ))
+    }
+
+    /// A kubeconfig (written next to the admin's) in which the admin impersonates the ServiceAccount
+    /// `namespace`/`name` with its groups, so a process using it has exactly that account's RBAC rights. Valid
+    /// until the API server restarts (a restart writes a new CA into the admin kubeconfig only).
+    pub fn kubeconfig_for_service_account(&self, namespace: &str, name: &str) -> Result<PathBuf, Error> {
+        let ca = std::fs::read_to_string(self.dir.path().join("ca.crt"))?;
+        let impersonation = format!(
+            "    as: system:serviceaccount:{namespace}:{name}\n    as-groups:\n    - system:serviceaccounts\n    \
+             - system:serviceaccounts:{namespace}\n    - system:authenticated\n"
         );
-        std::fs::write(&self.kubeconfig, kubeconfig)?;
-        Ok(())
+        let path = self.dir.path().join(format!("kubeconfig-{namespace}-{name}"));
+        std::fs::write(&path, self.kubeconfig_text(&ca, &impersonation)?)?;
+        Ok(path)
     }
 
     /// A kube client for the admin.

@@ -375,14 +375,14 @@ pub fn tenant_onboarding(platform_repo: &Path, slug: &str, interval: Option<&str
     Ok(docs)
 }
 
-/// Onboards a tenant into the cluster as the platform does: the namespace, then the two Secrets the platform
-/// creates there (never committed: the Git read token and the Receiver's webhook token), then Flux's objects;
-/// waits (up to `timeout`) until its Kustomization is Ready, i.e. Flux pulled the tenant repository.
+/// Onboards a tenant into the cluster as the platform does: the namespace, then — with `secrets` (Git read
+/// token, Receiver webhook token) — the two Secrets Flux needs there (never committed; without, the order
+/// service creates them), then Flux's objects; waits (up to `timeout`) until its Kustomization is Ready, i.e.
+/// Flux pulled the tenant repository.
 pub async fn onboard_tenant(
     cp: &ControlPlane,
     docs: Vec<Value>,
-    git_token: &str,
-    webhook_token: &str,
+    secrets: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Result<(), Error> {
     let (namespace, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
@@ -392,19 +392,16 @@ pub async fn onboard_tenant(
         .ok_or_else(|| Error::Kube("the onboarding has no Namespace".into()))?
         .to_string();
     cp.apply(namespace).await?;
-    let secrets = [
-        ("maxcloud-git-token", json!({"username": "flux", "password": git_token})),
-        ("maxcloud-webhook-token", json!({"token": webhook_token})),
-    ];
-    cp.apply(
-        secrets
-            .into_iter()
-            .map(|(name, data)| {
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "stringData": data})
-            })
-            .collect(),
-    )
-    .await?;
+    if let Some((git_token, webhook_token)) = secrets {
+        let secrets = [
+            ("maxcloud-git-token", json!({"username": "flux", "password": git_token})),
+            ("maxcloud-webhook-token", json!({"token": webhook_token})),
+        ];
+        let objects = secrets.into_iter().map(|(name, data)| {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "stringData": data})
+        });
+        cp.apply(objects.collect()).await?;
+    }
     cp.apply(rest).await?;
     let client = cp.client().await?;
     let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");

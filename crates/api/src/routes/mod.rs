@@ -39,6 +39,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/orders/{id}/approve", post(orders::approve))
         .route("/orders/{id}/reject", post(orders::reject))
         .route("/resources", get(resources::list))
+        .route("/resources/unmanaged", get(resources::unmanaged))
         .route("/resources/{kind}/{name}/tree", get(resources::tree))
         .route("/services", post(services::create).get(services::list))
         .route(

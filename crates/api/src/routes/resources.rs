@@ -57,3 +57,26 @@ pub async fn tree(
     });
     Ok(axum::Json(node))
 }
+
+/// Resources of the organisation's namespace that max-cloud did not order: XRs of a catalog kind created by
+/// other means (kubectl, Terraform), with what they composed. Shown so nothing runs unnoticed; not managed.
+#[utoipa::path(get, path = "/api/v1/resources/unmanaged", tag = "resources", security(("api_key" = [])),
+    responses((status = 200, body = [m::ResourceNode]), (status = 401, body = m::ErrorBody),
+              (status = 503, body = m::ErrorBody, description = "no cluster is connected")))]
+pub async fn unmanaged(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::ResourceNode>>> {
+    let Some(trees) = &state.trees else {
+        return Err(ApiError::unavailable(
+            "no cluster is connected: unmanaged resources come from the status aggregator",
+        ));
+    };
+    let managed: std::collections::HashSet<(String, String)> =
+        state.store.resources(&p.tenant.id, None).await?.into_iter().map(|r| (r.kind, r.name)).collect();
+    let catalog = state.orders.catalog();
+    let nodes = trees
+        .top_level(&format!("mc-{}", p.tenant.slug))
+        .into_iter()
+        .filter(|n| catalog.get(&n.kind).is_some_and(|t| n.api_version == format!("{}/{}", t.group, t.version)))
+        .filter(|n| !managed.contains(&(n.kind.clone(), n.name.clone())))
+        .collect();
+    Ok(axum::Json(nodes))
+}

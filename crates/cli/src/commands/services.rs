@@ -292,5 +292,17 @@ pub async fn resources(ctx: &Ctx) -> Result<()> {
             r.updated_at.clone(),
         ]);
     }
+    // With a cluster: what runs in the organisation's namespace without an order (kubectl, Terraform).
+    let unmanaged: Vec<ResourceNode> = ctx.client.get("/api/v1/resources/unmanaged").await.unwrap_or_default();
+    for n in &unmanaged {
+        table.row([
+            n.kind.clone(),
+            n.name.clone(),
+            format!("unmanaged, {}", node_state(n)),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
     write_stdout(&table.render())
 }

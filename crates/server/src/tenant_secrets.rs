@@ -1,0 +1,123 @@
+//! The two Secrets each tenant namespace needs for Flux, created by the order service so that no credential is
+//! ever committed: `maxcloud-git-token` (username `flux` and a Git read token for the tenant's repository,
+//! minted here and stored only hashed) and `maxcloud-webhook-token` (the platform's Receiver token).
+//!
+//! The server may touch exactly these two Secrets in tenant namespaces: the tenant directory of the platform
+//! repository grants its ServiceAccount a Role there (`gitops/tenant/rbac.yaml.j2`, rendered when
+//! `--service-account` is set); its cluster-wide rights stay read-only. Tenants whose namespace or Role Flux
+//! has not applied yet are retried on the next pass; once both Secrets are there, the tenant's Receiver is
+//! called so Flux fetches at once instead of waiting for its retry.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use maxcloud_orders::FluxReceiver;
+use maxcloud_store::{AuditEntry, Store, Tenant};
+use serde_json::json;
+
+/// How often tenants still missing their Secrets are retried (and new tenants picked up).
+const PASS: Duration = Duration::from_secs(3);
+
+/// Keeps every tenant's Flux Secrets in place, forever (one pass every few seconds over the tenants not done).
+pub fn spawn(client: kube::Client, store: Store, webhook_token: String, receiver: Option<FluxReceiver>) {
+    tokio::spawn(async move {
+        let mut done: HashSet<String> = HashSet::new();
+        loop {
+            match store.tenants().await {
+                Ok(tenants) => {
+                    let pending: Vec<&Tenant> = tenants.iter().filter(|t| !done.contains(&t.id)).collect();
+                    for tenant in pending {
+                        match ensure(&client, &store, tenant, &webhook_token).await {
+                            Ok(created) => {
+                                done.insert(tenant.id.clone());
+                                if created {
+                                    tracing::info!(tenant = %tenant.slug, "Flux secrets created");
+                                    if let Some(receiver) = &receiver {
+                                        if let Err(e) = receiver.notify(&tenant.slug, "secrets").await {
+                                            tracing::warn!(tenant = %tenant.slug, error = %e, "cannot call the Receiver");
+                                        }
+                                    }
+                                }
+                            }
+                            // Namespace or Role not applied by Flux yet: next pass.
+                            Err(e) => {
+                                tracing::debug!(tenant = %tenant.slug, error = %e, "Flux secrets not in place yet")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list tenants"),
+            }
+            tokio::time::sleep(PASS).await;
+        }
+    });
+}
+
+/// Creates what is missing and brings the webhook token up to date; true when something was written.
+async fn ensure(client: &kube::Client, store: &Store, tenant: &Tenant, webhook_token: &str) -> Result<bool, String> {
+    let namespace = format!("mc-{}", tenant.slug);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let mut wrote = false;
+    let webhook_data = json!({"token": webhook_token});
+    match secrets.get_opt(maxcloud_gitops::TENANT_WEBHOOK_SECRET).await.map_err(|e| e.to_string())? {
+        Some(existing) if token_of(&existing, "token").as_deref() == Some(webhook_token) => {}
+        Some(mut existing) => {
+            // The platform's token was rotated.
+            existing.data = None;
+            existing.string_data = Some(serde_json::from_value(webhook_data).map_err(|e| e.to_string())?);
+            secrets
+                .replace(maxcloud_gitops::TENANT_WEBHOOK_SECRET, &PostParams::default(), &existing)
+                .await
+                .map_err(|e| e.to_string())?;
+            wrote = true;
+        }
+        None => {
+            create(&secrets, &namespace, maxcloud_gitops::TENANT_WEBHOOK_SECRET, webhook_data).await?;
+            wrote = true;
+        }
+    }
+    if secrets.get_opt(maxcloud_gitops::TENANT_GIT_SECRET).await.map_err(|e| e.to_string())?.is_none() {
+        let (token, key) = maxcloud_api::auth::generate_key(maxcloud_api::auth::GIT_TOKEN_PREFIX, "flux");
+        let (id, _) = store.create_git_token(&tenant.id, &key.hash).await.map_err(|e| e.to_string())?;
+        let data = json!({"username": "flux", "password": token});
+        let created = create(&secrets, &namespace, maxcloud_gitops::TENANT_GIT_SECRET, data).await;
+        let entry = AuditEntry {
+            tenant_id: Some(tenant.id.clone()),
+            actor: Some("max-cloud".into()),
+            method: "SYSTEM".into(),
+            path: format!("/api/v1/namespaces/{namespace}/secrets/{}", maxcloud_gitops::TENANT_GIT_SECRET),
+            status: if created.is_ok() { 201 } else { 500 },
+            action: "flux.git-token.create".into(),
+            target: Some(format!("git-token/{id}")),
+            detail: created.as_ref().err().cloned(),
+        };
+        if let Err(e) = store.audit(&entry).await {
+            tracing::error!(error = %e, "cannot write audit entry");
+        }
+        if let Err(e) = created {
+            // The token never reached the cluster: revoke it rather than leave an unused credential.
+            let _ = store.revoke_git_token(&tenant.id, &id).await;
+            return Err(e);
+        }
+        wrote = true;
+    }
+    Ok(wrote)
+}
+
+async fn create(secrets: &Api<Secret>, namespace: &str, name: &str, data: serde_json::Value) -> Result<(), String> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "maxcloud"}},
+        "type": "Opaque",
+        "stringData": data,
+    }))
+    .map_err(|e| e.to_string())?;
+    secrets.create(&PostParams::default(), &secret).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn token_of(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
