@@ -24,6 +24,20 @@ const APP: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "App");
 const DATABASE: (&str, &str, &str) = ("maxcloud.dev", "v1alpha1", "Database");
 const TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Collects a running command's stderr lines as they come.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    lines
+}
+
 /// Sets the status of a composed object as its controller would.
 async fn report(env: &Env, gvk: (&str, &str, &str), plural: &str, ns: &str, name: &str, status: Value) {
     let client = env.client().await;
@@ -136,8 +150,9 @@ async fn orders_travel_the_whole_loop_and_back() {
     let events = t.api.req(reqwest::Method::GET, "/events").send().await.expect("SSE");
 
     // 1. `maxcloud deploy --wait`: PR, merge, Flux, Crossplane composes the Knative Service.
-    let deploy =
+    let mut deploy =
         spawn_cli(&home, &env.server, &key, &["deploy", "nginx:1.27", "--name", "shop", "--wait", "--timeout", "120"]);
+    let progress = stderr_lines(&mut deploy);
     let (ksvc, composed_after) = env
         .wait_for("the Knative Service of App shop, composed by Crossplane", TIMEOUT, || async {
             env.get(KSVC, &t.ns, "shop").await
@@ -152,9 +167,14 @@ async fn orders_travel_the_whole_loop_and_back() {
         .to_string();
     let applied = t.api.wait_order(&shop_order, "applied", Duration::from_secs(30)).await;
     assert!(["applied", "ready"].contains(&applied["state"].as_str().unwrap_or_default()), "{applied}");
-    // Not ready while Knative has not reported.
+    // Not ready while Knative has not reported — and `--wait` shows the composed Knative Service as such.
     let (_, svc) = t.api.get("/services").await;
     assert_ne!(svc[0]["status"], "ready", "{svc}");
+    env.wait_for("deploy --wait to show the composed Knative Service", Duration::from_secs(30), || async {
+        let shown = progress.lock().expect("lines").iter().any(|l| l.contains("Service shop: created"));
+        shown.then_some(())
+    })
+    .await;
     let url = "https://shop.acme.apps.maxcloud.example";
     report(
         &env,
@@ -170,14 +190,11 @@ async fn orders_travel_the_whole_loop_and_back() {
         }),
     )
     .await;
-    let (ok, stdout, stderr) = finish(deploy).await;
+    let (ok, stdout, _) = finish(deploy).await;
+    let stderr = progress.lock().expect("lines").join("\n");
     assert!(ok, "deploy --wait failed:\n{stderr}\n{}", env.logs());
     assert!(stderr.contains(": applied") && stderr.contains(": ready"), "progress shown live:\n{stderr}");
-    assert!(
-        stderr.contains("Service shop: not ready") || stderr.contains("Service shop: created"),
-        "the composed Knative Service is shown while it is not ready:\n{stderr}"
-    );
-    assert!(stderr.contains("Service shop: ready"), "and when it is:\n{stderr}");
+    assert!(stderr.contains("Service shop: ready"), "and the Knative Service when it is ready:\n{stderr}");
     assert!(stdout.contains(url), "ends with the URL:\n{stdout}");
     let order = t.api.wait_order(&shop_order, "ready", Duration::from_secs(5)).await;
     let (shop, _) = env
