@@ -359,5 +359,11 @@ async fn orders_travel_the_whole_loop_and_back() {
     }
     let ids: Vec<i64> = seen.iter().map(|(_, id, _)| id.parse().expect("numeric id")).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    eprintln!(
+        "memory at the end (KiB): control plane {:?}; Crossplane and functions {:?}\n{}",
+        env.cp.rss_kib(),
+        xp.rss_kib(),
+        env.flux.report()
+    );
     drop(xp);
 }

@@ -180,6 +180,16 @@ impl ControlPlane {
     }
 
     /// The log of one process of the control plane (etcd, kube-apiserver, kube-controller-manager).
+    /// Resident memory (KiB) of etcd, kube-apiserver and kube-controller-manager, as far as running.
+    pub fn rss_kib(&self) -> Vec<(&'static str, u64)> {
+        let procs = [
+            ("etcd", Some(&self.etcd)),
+            ("kube-apiserver", self.apiserver.as_ref()),
+            ("kube-controller-manager", self.controller_manager.as_ref()),
+        ];
+        procs.into_iter().filter_map(|(name, child)| Some((name, crate::process::rss_kib(child?.id())?))).collect()
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }

@@ -11,7 +11,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn control_plane_starts_enforces_rbac_and_survives_a_restart() {
     let mut cp = ControlPlane::start().await.expect("control plane starts");
-    eprintln!("control plane ready in {:?}", cp.startup);
+    eprintln!("control plane ready in {:?}; RSS (KiB): {:?}", cp.startup, cp.rss_kib());
+    assert_eq!(cp.rss_kib().len(), 3, "etcd, kube-apiserver and kube-controller-manager run");
     let client = cp.client().await.expect("client");
 
     // CRDs apply and serve, then objects of them.
