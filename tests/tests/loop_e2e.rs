@@ -357,6 +357,22 @@ async fn orders_travel_the_whole_loop_and_back() {
         let without_applied: Vec<&str> = expected.iter().copied().filter(|s| *s != "applied").collect();
         assert!(states == expected || states == without_applied, "events of order {order}: {seen:?}");
     }
+    // And the services' status changes, as the cluster reported them.
+    let services: Vec<Value> = seen
+        .iter()
+        .filter(|(event, _, _)| event == "service")
+        .filter_map(|(_, _, d)| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        services.iter().any(|d| d["name"] == "shop" && d["status"] == "ready" && d["url"] == url),
+        "service shop ready with its URL: {services:?}"
+    );
+    assert!(
+        services.iter().any(|d| d["name"] == "broken"
+            && d["status"] == "failed"
+            && d["message"].as_str().is_some_and(|m| m.contains("Back-off pulling image"))),
+        "service broken failed with Knative's message: {services:?}"
+    );
     let ids: Vec<i64> = seen.iter().map(|(_, id, _)| id.parse().expect("numeric id")).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
     eprintln!(

@@ -103,7 +103,8 @@ impl Waiters {
         let mut rx = running.orders.subscribe();
         let inner = w.inner.clone();
         tokio::spawn(async move {
-            while let Ok(update) = rx.recv().await {
+            while let Ok(announcement) = rx.recv().await {
+                let maxcloud_orders::Announcement::Order(update) = announcement else { continue };
                 if update.state == "merged" || update.state == "failed" {
                     let now = Instant::now();
                     let mut s = inner.lock().unwrap();

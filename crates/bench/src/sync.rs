@@ -67,7 +67,8 @@ pub async fn run(orders: usize) -> anyhow::Result<()> {
         let mut merged = None;
         let applied = loop {
             let update = match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
-                Ok(Ok(update)) => update,
+                Ok(Ok(maxcloud_orders::Announcement::Order(update))) => update,
+                Ok(Ok(_)) => continue,
                 Ok(Err(e)) => bail!("event bus: {e}"),
                 Err(_) => bail!("order {i} not applied within 60 s (merged: {})", merged.is_some()),
             };

@@ -1,5 +1,5 @@
-//! The live event bus: every order state change is announced here after the store committed it. The store's
-//! order-event log is the durable record (each event has a sequence number, the SSE id), so the bus only
+//! The live event bus: every order state change and service status change is announced here after the store
+//! committed it. The store's event log is the durable record (each event has a sequence number, the SSE id), so the bus only
 //! wakes subscribers up; a client reconnecting with `Last-Event-ID` is replayed from the store, also after a
 //! server restart, and a subscriber that falls behind re-reads instead of losing events.
 
@@ -7,8 +7,26 @@ use tokio::sync::broadcast;
 
 use crate::OrderUpdate;
 
+/// What the bus announces: something new in a tenant's event log.
+#[derive(Debug, Clone)]
+pub enum Announcement {
+    /// An order changed state.
+    Order(OrderUpdate),
+    /// A service's status or URL changed (a service event was logged).
+    Service { tenant_id: String },
+}
+
+impl Announcement {
+    pub fn tenant_id(&self) -> &str {
+        match self {
+            Announcement::Order(u) => &u.tenant_id,
+            Announcement::Service { tenant_id } => tenant_id,
+        }
+    }
+}
+
 pub struct EventBus {
-    tx: broadcast::Sender<OrderUpdate>,
+    tx: broadcast::Sender<Announcement>,
 }
 
 impl EventBus {
@@ -17,14 +35,14 @@ impl EventBus {
         EventBus { tx }
     }
 
-    /// Announces an update that is already in the store.
-    pub fn publish(&self, update: OrderUpdate) {
+    /// Announces what is already in the store.
+    pub fn publish(&self, announcement: Announcement) {
         // No subscriber is fine.
-        let _ = self.tx.send(update);
+        let _ = self.tx.send(announcement);
     }
 
-    /// Every update published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<OrderUpdate> {
+    /// Every announcement from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Announcement> {
         self.tx.subscribe()
     }
 }
@@ -41,14 +59,14 @@ impl Default for EventBus {
 /// reconnects with its last id and loses nothing.
 pub(crate) fn stream(
     store: maxcloud_store::Store,
-    wake: broadcast::Receiver<OrderUpdate>,
+    wake: broadcast::Receiver<Announcement>,
     tenant_id: String,
     after: i64,
 ) -> impl futures::Stream<Item = maxcloud_store::LoggedEvent> + Send {
     const PAGE: i64 = 500;
     struct Reader {
         store: maxcloud_store::Store,
-        wake: broadcast::Receiver<OrderUpdate>,
+        wake: broadcast::Receiver<Announcement>,
         tenant_id: String,
         last: i64,
         pending: std::collections::VecDeque<maxcloud_store::LoggedEvent>,
@@ -74,7 +92,7 @@ pub(crate) fn stream(
             // Caught up: sleep until something of this tenant happens.
             loop {
                 match r.wake.recv().await {
-                    Ok(u) if u.tenant_id != r.tenant_id => continue,
+                    Ok(a) if a.tenant_id() != r.tenant_id => continue,
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }

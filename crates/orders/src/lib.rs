@@ -12,7 +12,7 @@ mod receiver;
 mod service;
 mod worker;
 
-pub use events::EventBus;
+pub use events::{Announcement, EventBus};
 pub use receiver::FluxReceiver;
 pub use service::{OrderError, OrderService, OrderUpdate, PlaceOrder, Placed};
 pub use worker::WorkerConfig;

@@ -107,7 +107,7 @@ impl OrderService {
 
     /// Live order state changes of all tenants (filter by `tenant_id`), announced after the store has them:
     /// a wake-up for readers of the store's event log (`Store::events_since`).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<OrderUpdate> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::Announcement> {
         self.events.subscribe()
     }
 
@@ -158,7 +158,7 @@ impl OrderService {
             Accepted::Created(o) | Accepted::Replayed(o) => o,
         };
         if created {
-            self.events.publish(OrderUpdate::new(&order, &order.state));
+            self.events.publish(crate::Announcement::Order(OrderUpdate::new(&order, &order.state)));
             self.worker.notify(&order.tenant_id);
         }
         Ok(Placed { order, created })
@@ -174,7 +174,7 @@ impl OrderService {
     /// Reject a review-required order: its PR is closed and its branch deleted; nothing is merged.
     pub async fn reject(&self, tenant: &Tenant, order_id: &str, reason: &str) -> Result<OrderRow, OrderError> {
         let order = self.store.reject_order(&tenant.id, order_id, reason).await?;
-        self.events.publish(OrderUpdate::new(&order, &order.state));
+        self.events.publish(crate::Announcement::Order(OrderUpdate::new(&order, &order.state)));
         if let Err(e) = self.worker.delete_branch(tenant, &order.id).await {
             // The store is the truth: a leftover branch of a closed PR harms nothing.
             tracing::warn!(order = %order.id, error = %e, "cannot delete the rejected order's branch");
@@ -197,7 +197,12 @@ impl OrderService {
 
     /// Announce an order's state change observed elsewhere (the status aggregator) on the live event bus.
     pub fn publish(&self, update: OrderUpdate) {
-        self.events.publish(update);
+        self.events.publish(crate::Announcement::Order(update));
+    }
+
+    /// Announce that a service event of the tenant was logged (the status aggregator).
+    pub fn announce_service(&self, tenant_id: &str) {
+        self.events.publish(crate::Announcement::Service { tenant_id: tenant_id.to_string() });
     }
 
     /// Reports what the cluster made of an order back to Git: a commit status on its merge commit (context

@@ -485,7 +485,7 @@ impl Worker {
     }
 
     fn publish(&self, order: &OrderRow, state: &str) {
-        self.inner.events.publish(OrderUpdate::new(order, state));
+        self.inner.events.publish(crate::Announcement::Order(OrderUpdate::new(order, state)));
     }
 }
 

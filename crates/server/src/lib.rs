@@ -320,7 +320,12 @@ fn spawn_aggregator(
             use maxcloud_status::Event;
             let (update, url, message) = match event {
                 Event::Observed { tenant_id, kind, name, order: Some((order_id, state)), url, message, .. } => {
+                    // The service event (if any) was logged before the order's: one announcement wakes both.
                     (maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state }, url, message)
+                }
+                Event::Observed { tenant_id, changed: true, .. } => {
+                    orders.announce_service(&tenant_id);
+                    continue;
                 }
                 Event::Deleted { tenant_id: Some(tenant_id), kind, name, order: Some((order_id, state)) } => {
                     (maxcloud_orders::OrderUpdate { tenant_id, order_id, kind, name, state }, None, None)

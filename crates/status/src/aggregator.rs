@@ -34,7 +34,8 @@ pub const CATALOG_GROUP: &str = "maxcloud.dev";
 /// What the aggregator tells the rest of the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A managed resource's state as observed; `order` is set when an order moved because of it.
+    /// A managed resource's state as observed; `changed` when its status or URL is new (a service event was
+    /// logged); `order` is set when an order moved because of it.
     Observed {
         tenant_id: String,
         kind: String,
@@ -42,6 +43,7 @@ pub enum Event {
         status: String,
         url: Option<String>,
         message: Option<String>,
+        changed: bool,
         order: Option<(String, String)>,
     },
     /// An object of a catalog kind that no order created and no other XR composed (kubectl, Terraform).
@@ -443,13 +445,14 @@ impl Aggregator {
             return !events.is_closed();
         };
         let event = match self.store.record_observation(&obs).await {
-            Ok(Recorded::Resource { tenant_id, order }) => Event::Observed {
+            Ok(Recorded::Resource { tenant_id, changed, order }) => Event::Observed {
                 tenant_id,
                 kind: obs.kind,
                 name: obs.name,
                 status: obs.status,
                 url: obs.url,
                 message: obs.message,
+                changed,
                 order,
             },
             // A Workspace's nested XRs belong to it; only objects nobody ordered or composed are unmanaged.

@@ -123,6 +123,7 @@ async fn cluster_status_reaches_the_store_and_converges_across_restarts() {
             status: "ready".into(),
             url: Some("https://web.mc-acme.example".into()),
             message: None,
+            changed: true,
             order: Some((web.id.clone(), "ready".into())),
         }
     );

@@ -122,6 +122,7 @@ impl Store {
             "resources",
             "orders",
             "order_events",
+            "service_events",
             "pull_requests",
             "pod_usage",
         ] {

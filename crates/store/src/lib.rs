@@ -22,7 +22,7 @@ mod usage;
 
 pub use invites::{Invite, Joined, Member};
 pub use observed::{Observation, Recorded};
-pub use orders::{Accepted, LoggedEvent, OrderDetails, Outcome};
+pub use orders::{Accepted, Logged, LoggedEvent, OrderDetails, Outcome};
 pub use tenants::{NewKey, Registration};
 pub use usage::{PodUsage, ServiceUsage, GIB};
 

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::orders::{event, set_state};
+use crate::orders::{event, next_seq, set_state};
 use crate::{now_us, Result, Store};
 
 /// A service's observed state, derived by the aggregator from its XR.
@@ -26,9 +26,10 @@ pub struct Observation {
 pub enum Recorded {
     /// No resource of the order service has this kind and name: created by other means (kubectl, Terraform).
     Unmanaged,
-    /// The resource row was updated (or already said the same); `order` names an order that moved to a new
-    /// state because of it: (tenant id, order id, new state).
-    Resource { tenant_id: String, order: Option<(String, String)> },
+    /// The resource row was updated (`changed`: its status or URL is new, and a service event was logged) or
+    /// already said the same; `order` names an order that moved to a new state because of it: (order id, new
+    /// state).
+    Resource { tenant_id: String, changed: bool, order: Option<(String, String)> },
     /// The resource's delete order is merged; the object is on its way out.
     Deleting,
 }
@@ -84,7 +85,8 @@ impl Store {
         let (status, url): (String, Option<String>) = (row.get("status"), row.get("url"));
         let now = now_us();
         // A resource being deleted keeps that status until its row goes.
-        if status != "deleting" && (status != obs.status || url != obs.url) {
+        let changed = status != "deleting" && (status != obs.status || url != obs.url);
+        if changed {
             sqlx::query("UPDATE resources SET status = $1, url = $2, updated_at = $3 WHERE id = $4")
                 .bind(&obs.status)
                 .bind(&obs.url)
@@ -92,6 +94,21 @@ impl Store {
                 .bind(&resource_id)
                 .execute(&mut *tx)
                 .await?;
+            let seq = next_seq(&mut tx).await?;
+            sqlx::query(
+                "INSERT INTO service_events (seq, tenant_id, kind, name, status, url, message, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(seq)
+            .bind(&tenant_id)
+            .bind(&obs.kind)
+            .bind(&obs.name)
+            .bind(&obs.status)
+            .bind(&obs.url)
+            .bind(&obs.message)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         let mut moved = None;
         if let (Some(order_id), "ready" | "failed") = (&obs.order_id, obs.status.as_str()) {
@@ -115,7 +132,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(Recorded::Resource { tenant_id, order: moved })
+        Ok(Recorded::Resource { tenant_id, changed, order: moved })
     }
 }
 

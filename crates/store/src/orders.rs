@@ -412,21 +412,28 @@ impl Store {
     }
 }
 
-/// An entry of the live-event log: an order's state change with its sequence number.
+/// An entry of the live-event log, with its sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {
     pub seq: i64,
-    pub order_id: String,
     pub kind: String,
     pub name: String,
-    pub state: String,
-    pub message: Option<String>,
+    pub what: Logged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logged {
+    /// An order changed state.
+    Order { order_id: String, state: String, message: Option<String> },
+    /// A resource's status or URL changed, as the cluster reports it.
+    Service { status: String, url: Option<String>, message: Option<String> },
 }
 
 impl Store {
-    /// The tenant's order events after sequence number `after`, oldest first, at most `limit`.
+    /// The tenant's live events (order and service events) after sequence number `after`, oldest first, at most
+    /// `limit`.
     pub async fn events_since(&self, tenant_id: &str, after: i64, limit: i64) -> Result<Vec<LoggedEvent>> {
-        let rows = sqlx::query(
+        let orders = sqlx::query(
             "SELECT e.seq, e.order_id, e.state, e.message, o.kind, o.name FROM order_events e \
              JOIN orders o ON o.id = e.order_id \
              WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
@@ -436,19 +443,46 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LoggedEvent {
-                    seq: r.try_get("seq")?,
-                    order_id: r.try_get("order_id")?,
-                    kind: r.try_get("kind")?,
-                    name: r.try_get("name")?,
-                    state: r.try_get("state")?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect::<sqlx::Result<_>>()
-            .map_err(Into::into)
+        let services = sqlx::query(
+            "SELECT seq, kind, name, status, url, message FROM service_events \
+             WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = Vec::with_capacity(orders.len() + services.len());
+        for r in &orders {
+            let what = Logged::Order {
+                order_id: r.try_get("order_id")?,
+                state: r.try_get("state")?,
+                message: r.try_get("message")?,
+            };
+            events.push(LoggedEvent {
+                seq: r.try_get("seq")?,
+                kind: r.try_get("kind")?,
+                name: r.try_get("name")?,
+                what,
+            });
+        }
+        for r in &services {
+            let what = Logged::Service {
+                status: r.try_get("status")?,
+                url: r.try_get("url")?,
+                message: r.try_get("message")?,
+            };
+            events.push(LoggedEvent {
+                seq: r.try_get("seq")?,
+                kind: r.try_get("kind")?,
+                name: r.try_get("name")?,
+                what,
+            });
+        }
+        // Each list holds every one of its events up to its own last: merged, the first `limit` are complete.
+        events.sort_by_key(|e| e.seq);
+        events.truncate(limit.max(0) as usize);
+        Ok(events)
     }
 
     /// The newest sequence number of the live-event log (0 when empty): where a new subscriber starts.
@@ -473,11 +507,7 @@ pub(crate) async fn event(
     at: i64,
     message: Option<&str>,
 ) -> Result<()> {
-    // The counter row is locked until commit: sequence order is commit order (see migration 0004).
-    let seq: i64 = sqlx::query("UPDATE event_seq SET value = value + 1 WHERE id = 1 RETURNING value")
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("value")?;
+    let seq = next_seq(tx).await?;
     sqlx::query(
         "INSERT INTO order_events (order_id, state, at, message, seq, tenant_id) \
          SELECT $1, $2, $3, $4, $5, tenant_id FROM orders WHERE id = $6",
@@ -491,6 +521,14 @@ pub(crate) async fn event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The next number of the live-event log. The counter row stays locked until commit, so sequence order is commit
+/// order (see migration 0004).
+pub(crate) async fn next_seq(tx: &mut Transaction<'_, Any>) -> Result<i64> {
+    let row =
+        sqlx::query("UPDATE event_seq SET value = value + 1 WHERE id = 1 RETURNING value").fetch_one(&mut **tx).await?;
+    Ok(row.try_get("value")?)
 }
 
 pub(crate) async fn set_state(

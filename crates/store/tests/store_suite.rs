@@ -6,7 +6,8 @@
 //! passing silently.
 
 use maxcloud_store::{
-    Accepted, NewKey, NewOrder, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store, StoreError, GIB,
+    Accepted, Logged, NewKey, NewOrder, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store,
+    StoreError, GIB,
 };
 use sqlx::{Connection, Executor};
 
@@ -345,7 +346,7 @@ async fn observations_move_orders_and_resources(store: Store) {
     };
     // Not merged yet: the resource row follows the cluster, the order does not jump ahead.
     let recorded = store.record_observation(&obs("progressing", None, None)).await.unwrap();
-    assert_eq!(recorded, Recorded::Resource { tenant_id: t.clone(), order: None });
+    assert_eq!(recorded, Recorded::Resource { tenant_id: t.clone(), changed: true, order: None });
     assert_eq!(store.resource(t, &order.resource_id).await.unwrap().unwrap().status, "progressing");
     store.record_merged(&order, pr(&order.id, "c1"), "c1", None).await.unwrap();
     // Flux applied a revision with the merge commit: merged -> applied, once.
@@ -357,14 +358,42 @@ async fn observations_move_orders_and_resources(store: Store) {
     // Ready with its URL: the order is ready, once.
     let ready = obs("ready", Some("https://web.example"), None);
     let recorded = store.record_observation(&ready).await.unwrap();
-    assert_eq!(recorded, Recorded::Resource { tenant_id: t.clone(), order: Some((order.id.clone(), "ready".into())) });
+    assert_eq!(
+        recorded,
+        Recorded::Resource { tenant_id: t.clone(), changed: true, order: Some((order.id.clone(), "ready".into())) }
+    );
     let res = store.resource(t, &order.resource_id).await.unwrap().unwrap();
     assert_eq!((res.status.as_str(), res.url.as_deref()), ("ready", Some("https://web.example")));
     assert_eq!(store.order(t, &order.id).await.unwrap().unwrap().state, "ready");
     let again = store.record_observation(&ready).await.unwrap();
-    assert_eq!(again, Recorded::Resource { tenant_id: t.clone(), order: None }, "no second transition");
+    assert_eq!(again, Recorded::Resource { tenant_id: t.clone(), changed: false, order: None }, "no second transition");
     let states: Vec<_> = store.order_events(&order.id).await.unwrap().into_iter().map(|e| e.state).collect();
     assert_eq!(states, ["accepted", "pr_open", "merged", "applied", "ready"]);
+    // One live-event log: order and service events interleaved by sequence, each once; paging is exact.
+    let log = store.events_since(t, 0, 100).await.unwrap();
+    let seen: Vec<String> = log
+        .iter()
+        .map(|e| match &e.what {
+            Logged::Order { state, .. } => format!("order {state}"),
+            Logged::Service { status, url, .. } => format!("service {status} {}", url.as_deref().unwrap_or("-")),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "order accepted",
+            "service progressing -",
+            "order pr_open",
+            "order merged",
+            "order applied",
+            "service ready https://web.example",
+            "order ready"
+        ]
+    );
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    let page: Vec<i64> = store.events_since(t, log[1].seq, 3).await.unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(page, log[2..5].iter().map(|e| e.seq).collect::<Vec<_>>());
+    assert_eq!(store.last_event_seq().await.unwrap(), log[6].seq);
 
     // A failure of a merged order carries its message.
     let Accepted::Created(update) = store.accept_order(new_order(t, "update", "web")).await.unwrap() else { panic!() };
