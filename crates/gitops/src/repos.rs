@@ -105,6 +105,8 @@ pub struct Repos {
     pool: Arc<Mutex<HashMap<String, Vec<Repository>>>>,
     /// Serialises writers of the platform repository in this process.
     platform_lock: Arc<Mutex<()>>,
+    /// Serialises commit-status writers in this process (a note is read, changed and written back).
+    notes_lock: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Repos {
@@ -160,11 +162,15 @@ impl Repos {
     /// repositories.
     pub fn new(root: impl Into<PathBuf>) -> Repos {
         configure_libgit2();
-        Repos { root: root.into(), pool: Arc::default(), platform_lock: Arc::default() }
+        Repos { root: root.into(), pool: Arc::default(), platform_lock: Arc::default(), notes_lock: Arc::default() }
     }
 
     pub(crate) fn platform_lock(&self) -> &Mutex<()> {
         &self.platform_lock
+    }
+
+    pub(crate) fn notes_lock(&self) -> &Mutex<()> {
+        &self.notes_lock
     }
 
     /// The root directory.

@@ -70,6 +70,8 @@ impl Repos {
     ) -> Result<(), GitError> {
         let repo = self.open(slug)?;
         let oid = commit_oid(&repo, commit)?;
+        // Read, change, write back: one writer at a time, or a concurrent context would be lost.
+        let _writer = self.notes_lock().lock().unwrap_or_else(|p| p.into_inner());
         let mut statuses = read(&repo, oid)?;
         if statuses.get(&status.context) == Some(status) {
             return Ok(());
@@ -78,8 +80,8 @@ impl Repos {
         let text = serde_json::to_string_pretty(&statuses.values().collect::<Vec<_>>())
             .map_err(|e| GitError::InvalidInput(e.to_string()))?;
         let sig = git2::Signature::now(&author.name, &author.email)?;
-        // One writer per process (the aggregator's forwarder); a concurrent notes commit makes libgit2 fail the
-        // ref update, and one retry on the new notes tip resolves it.
+        // Writers are serialised in this process; a notes commit by another process makes libgit2 fail the ref
+        // update, and one retry on the new notes tip resolves it.
         match repo.note(&sig, &sig, Some(STATUS_NOTES_REF), oid, &text, true) {
             Ok(_) => Ok(()),
             Err(e) if e.code() == ErrorCode::Modified || e.code() == ErrorCode::Locked => {

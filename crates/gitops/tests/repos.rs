@@ -384,3 +384,26 @@ fn commit_statuses_are_notes_one_per_context_readable_with_git() {
     // `main` is untouched by notes.
     assert_eq!(repos.main_commit(SLUG).unwrap(), main);
 }
+
+#[test]
+fn concurrent_commit_statuses_of_one_commit_all_stay() {
+    use maxcloud_gitops::{CommitState, CommitStatus};
+    let (_dir, repos) = setup();
+    let main = repos.main_commit(SLUG).unwrap();
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let (repos, main) = (&repos, &main);
+            scope.spawn(move || {
+                let status = CommitStatus::new(
+                    format!("maxcloud/App/app-{i}"),
+                    CommitState::Success,
+                    "ready",
+                    None,
+                    format!("o{i}"),
+                );
+                repos.set_commit_status(SLUG, main, &status, &author()).unwrap();
+            });
+        }
+    });
+    assert_eq!(repos.commit_statuses(SLUG, &main).unwrap().len(), 8, "no context lost to a concurrent writer");
+}

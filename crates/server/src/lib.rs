@@ -343,9 +343,20 @@ fn spawn_aggregator(
             };
             let (order_id, state) = (update.order_id.clone(), update.state.clone());
             orders.publish(update);
-            if let Err(e) = orders.report_outcome(&order_id, &state, url.as_deref(), message.as_deref()).await {
-                tracing::warn!(order = %order_id, error = %e, "cannot report the outcome to Git");
-            }
+            // Off the forwarder, retried: a Git hiccup must neither delay the next events nor lose the status.
+            let orders = orders.clone();
+            tokio::spawn(async move {
+                for (attempt, pause) in [1u64, 5, 25].into_iter().enumerate() {
+                    match orders.report_outcome(&order_id, &state, url.as_deref(), message.as_deref()).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(order = %order_id, attempt, error = %e, "cannot report the outcome to Git")
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
+                }
+                tracing::error!(order = %order_id, "gave up reporting the outcome to Git");
+            });
         }
     });
     tree
