@@ -452,32 +452,17 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        let logged = |r: &AnyRow, what: Logged| -> sqlx::Result<LoggedEvent> {
+            Ok(LoggedEvent { seq: r.try_get("seq")?, kind: r.try_get("kind")?, name: r.try_get("name")?, what })
+        };
         let mut events = Vec::with_capacity(orders.len() + services.len());
         for r in &orders {
-            let what = Logged::Order {
-                order_id: r.try_get("order_id")?,
-                state: r.try_get("state")?,
-                message: r.try_get("message")?,
-            };
-            events.push(LoggedEvent {
-                seq: r.try_get("seq")?,
-                kind: r.try_get("kind")?,
-                name: r.try_get("name")?,
-                what,
-            });
+            let (order_id, state, message) = (r.try_get("order_id")?, r.try_get("state")?, r.try_get("message")?);
+            events.push(logged(r, Logged::Order { order_id, state, message })?);
         }
         for r in &services {
-            let what = Logged::Service {
-                status: r.try_get("status")?,
-                url: r.try_get("url")?,
-                message: r.try_get("message")?,
-            };
-            events.push(LoggedEvent {
-                seq: r.try_get("seq")?,
-                kind: r.try_get("kind")?,
-                name: r.try_get("name")?,
-                what,
-            });
+            let (status, url, message) = (r.try_get("status")?, r.try_get("url")?, r.try_get("message")?);
+            events.push(logged(r, Logged::Service { status, url, message })?);
         }
         // Each list holds every one of its events up to its own last: merged, the first `limit` are complete.
         events.sort_by_key(|e| e.seq);
