@@ -248,6 +248,8 @@ spec:
     }
     let db = databases.get("shop-db").await.expect("the Database is still there");
     assert!(db.metadata.deletion_timestamp.is_none(), "the Database is not being deleted: {:?}", db.metadata);
+    // The Cluster has a Usage of its own; the webhook guards it once the Usage controller has marked it in use.
+    env.wait(&clusters, "CNPG Cluster", "shop-db", |v| v["metadata"]["labels"]["crossplane.io/in-use"] == "true").await;
     let cluster_delete = clusters.delete("shop-db", &DeleteParams::default()).await;
     assert!(cluster_delete.is_err(), "deleting the protected CNPG Cluster directly is refused too");
 
