@@ -87,9 +87,8 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
                "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-21T08:00:02Z"}]}),
     )
     .await;
-    let out = tokio::task::spawn_blocking(move || deploy.wait_with_output()).await.expect("join").expect("wait");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "deploy --wait failed:\n{stderr}\n{stdout}");
+    let (ok, stdout, stderr) = finish(deploy).await;
+    assert!(ok, "deploy --wait failed:\n{stderr}\n{stdout}");
     assert!(stderr.contains("deploying shop") && stderr.contains(": ready"), "progress shown:\n{stderr}");
     assert!(stdout.contains("https://shop.mc-acme.apps.maxcloud.example"), "ends with the URL:\n{stdout}");
 
@@ -111,9 +110,8 @@ async fn orders_become_ready_or_failed_from_what_the_cluster_reports() {
                "conditions": conditions("False", "True", "")}),
     )
     .await;
-    let out = tokio::task::spawn_blocking(move || watch.wait_with_output()).await.expect("join").expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a failed service makes --watch fail:\n{stderr}");
+    let (ok, _, stderr) = finish(watch).await;
+    assert!(!ok, "a failed service makes --watch fail:\n{stderr}");
     assert!(stderr.contains("ImagePullBackOff"), "the error names the cause:\n{stderr}");
 
     // An App created behind the order service's back (kubectl) is listed as unmanaged, with its state; the

@@ -2,11 +2,13 @@
 //! derives from xrds/) are watched; their status moves resources and merged orders in the store; unmanaged
 //! objects are reported; a kind installed later is picked up; states converge across an API-server restart.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use maxcloud_status::{Aggregator, Event};
-use maxcloud_store::{Accepted, NewKey, NewOrder, NewPullRequest, Store};
+use maxcloud_store::{Accepted, NewOrder, NewPullRequest};
 use maxcloud_testenv::tools::catalog_crd;
 use maxcloud_testenv::ControlPlane;
 use serde_json::{json, Value};
@@ -57,14 +59,7 @@ async fn cluster_status_reaches_the_store_and_converges_across_restarts() {
 
     // The order service's view: tenant acme with a merged order for App web.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/s.db", dir.path().display())).await.unwrap();
-    store.migrate().await.unwrap();
-    let key = NewKey { name: "k".into(), prefix: "mc_k".into(), hash: "h".into() };
-    let reg = store
-        .register("ops@example.com", "Acme", |n| if n == 1 { "acme".into() } else { format!("acme-{n}") }, key)
-        .await
-        .unwrap();
-    let tenant_id = reg.tenant.id.clone();
+    let (store, tenant_id) = common::store_with_acme(dir.path()).await;
     let Accepted::Created(web) = store.accept_order(order(&tenant_id, "web")).await.unwrap() else { panic!() };
     let pr = NewPullRequest { branch: "b".into(), head_commit: "c1".into(), title: "t".into(), body: "b".into() };
     store.record_merged(&web, pr, "c1", None).await.unwrap();

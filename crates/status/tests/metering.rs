@@ -3,12 +3,14 @@
 //! into exactly the expected vCPU-seconds and GiB-seconds per service; pods of no tenant service, unlabelled or
 //! pending pods cost nothing; a deletion ends a pod's interval, also one that happened while nobody watched.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use maxcloud_status::Aggregator;
-use maxcloud_store::{NewKey, ServiceUsage, Store, GIB};
+use maxcloud_store::{ServiceUsage, Store, GIB};
 use maxcloud_testenv::ControlPlane;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -104,11 +106,7 @@ async fn pods_with_known_requests_and_running_times_produce_exactly_the_expected
     .await
     .expect("namespaces");
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/s.db", dir.path().display())).await.unwrap();
-    store.migrate().await.unwrap();
-    let key = NewKey { name: "k".into(), prefix: "mc_k".into(), hash: "h".into() };
-    let reg = store.register("ops@example.com", "Acme", |_| "acme".into(), key).await.unwrap();
-    let tenant = reg.tenant.id.clone();
+    let (store, tenant) = common::store_with_acme(dir.path()).await;
 
     let client = cp.client().await.unwrap();
     let (tx, _events) = mpsc::channel(256);

@@ -42,7 +42,7 @@ pub async fn tree(
     let Some(trees) = &state.trees else {
         return Err(ApiError::unavailable("no cluster is connected: resource trees come from the status aggregator"));
     };
-    let api_version = format!("{}/{}", ty.group, ty.version);
+    let api_version = ty.api_version();
     let namespace = format!("mc-{}", p.tenant.slug);
     let node = trees.tree(&api_version, &ty.kind, &namespace, &name).unwrap_or_else(|| m::ResourceNode {
         api_version,
@@ -75,7 +75,7 @@ pub async fn unmanaged(State(state): State<AppState>, Auth(p): Auth) -> ApiResul
     let nodes = trees
         .top_level(&format!("mc-{}", p.tenant.slug))
         .into_iter()
-        .filter(|n| catalog.get(&n.kind).is_some_and(|t| n.api_version == format!("{}/{}", t.group, t.version)))
+        .filter(|n| catalog.get(&n.kind).is_some_and(|t| n.api_version == t.api_version()))
         .filter(|n| !managed.contains(&(n.kind.clone(), n.name.clone())))
         .collect();
     Ok(axum::Json(nodes))
