@@ -11,6 +11,7 @@
 
 mod audit;
 mod db;
+mod forges;
 mod invites;
 mod keys;
 mod model;
@@ -20,6 +21,7 @@ mod resources;
 mod tenants;
 mod usage;
 
+pub use forges::{MergePolicyRow, ReviewUpdate};
 pub use invites::{Invite, Joined, Member};
 pub use observed::{Observation, Recorded};
 pub use orders::{Accepted, Logged, LoggedEvent, OrderDetails, Outcome};

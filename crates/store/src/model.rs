@@ -85,6 +85,10 @@ pub struct NewOrder {
     pub request_hash: Option<String>,
     pub path: String,
     pub merge_policy: String,
+    /// Forge logins that must approve (review policy; empty: anyone with write access).
+    pub reviewers: Vec<String>,
+    /// Approving reviews needed (review policy).
+    pub required_approvals: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +108,10 @@ pub struct OrderRow {
     pub merge_policy: String,
     pub approved: bool,
     pub error: Option<String>,
+    /// Forge logins that must approve (review policy; empty: anyone with write access).
+    pub reviewers: Vec<String>,
+    /// Approving reviews needed (review policy).
+    pub required_approvals: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -128,17 +136,27 @@ pub struct PullRequestRow {
     pub merge_commit: Option<String>,
     pub title: String,
     pub body: String,
+    /// The pull request's page on the forge (`None` for the local provider).
+    pub url: Option<String>,
+    /// `pending`, `approved` or `changes_requested` for orders that need review.
+    pub review_state: Option<String>,
+    /// Who approved or asked for changes (forge logins, or the approver of a local PR).
+    pub reviewed_by: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 /// A pull request to record as opened.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewPullRequest {
     pub branch: String,
     pub head_commit: String,
     pub title: String,
     pub body: String,
+    /// The forge's number (`None`: the local provider numbers its PRs per tenant).
+    pub number: Option<i64>,
+    /// The pull request's page on the forge.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +228,8 @@ pub(crate) fn api_key(row: &AnyRow, p: &str) -> sqlx::Result<ApiKeyRow> {
 }
 
 pub(crate) const ORDER_COLUMNS: &str = "id, tenant_id, action, kind, name, parameters, state, requester, \
-    idempotency_key, request_hash, resource_id, path, merge_policy, approved, error, created_at, updated_at";
+    idempotency_key, request_hash, resource_id, path, merge_policy, approved, error, reviewers, required_approvals, \
+    created_at, updated_at";
 
 pub(crate) fn order(row: &AnyRow) -> sqlx::Result<OrderRow> {
     Ok(OrderRow {
@@ -229,13 +248,15 @@ pub(crate) fn order(row: &AnyRow) -> sqlx::Result<OrderRow> {
         merge_policy: row.try_get("merge_policy")?,
         approved: row.try_get::<i64, _>("approved")? != 0,
         error: row.try_get("error")?,
+        reviewers: split_list(&row.try_get::<String, _>("reviewers")?),
+        required_approvals: row.try_get("required_approvals")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
 pub(crate) const PR_COLUMNS: &str = "id, tenant_id, order_id, number, branch, state, merge_policy, head_commit, \
-    merge_commit, title, body, created_at, updated_at";
+    merge_commit, title, body, url, review_state, reviewed_by, created_at, updated_at";
 
 pub(crate) fn pull_request(row: &AnyRow) -> sqlx::Result<PullRequestRow> {
     Ok(PullRequestRow {
@@ -250,6 +271,9 @@ pub(crate) fn pull_request(row: &AnyRow) -> sqlx::Result<PullRequestRow> {
         merge_commit: row.try_get("merge_commit")?,
         title: row.try_get("title")?,
         body: row.try_get("body")?,
+        url: row.try_get("url")?,
+        review_state: row.try_get("review_state")?,
+        reviewed_by: split_list(&row.try_get::<Option<String>, _>("reviewed_by")?.unwrap_or_default()),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -272,4 +296,9 @@ pub(crate) fn resource(row: &AnyRow) -> sqlx::Result<ResourceRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// A comma-separated list column.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }

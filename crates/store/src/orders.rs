@@ -43,7 +43,7 @@ impl Accepted {
 impl Store {
     /// Store a new order in state `accepted` and apply its effect on the resource row:
     /// create inserts the resource (`pending`), update replaces its spec, delete marks it `deleting`.
-    pub async fn accept_order(&self, new: NewOrder) -> Result<Accepted> {
+    pub async fn accept_order(&self, mut new: NewOrder) -> Result<Accepted> {
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &new.idempotency_key {
@@ -59,28 +59,60 @@ impl Store {
                 });
             }
         }
-        // Orders on one resource apply in order; an order waiting for review would otherwise be
-        // overtaken (and, once approved, overwrite the newer change), so it must be decided first.
-        let waiting = sqlx::query(
-            "SELECT id FROM orders WHERE tenant_id = $1 AND kind = $2 AND name = $3 \
-             AND merge_policy = 'review' AND state IN ('accepted', 'pr_open') LIMIT 1",
-        )
-        .bind(&new.tenant_id)
-        .bind(&new.kind)
-        .bind(&new.name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = waiting {
-            let id: String = row.try_get("id")?;
-            return Err(StoreError::Conflict {
-                field: "name",
-                message: format!(
-                    "{} {:?} has order {id} waiting for review: approve or reject it first",
-                    new.kind, new.name
-                ),
-            });
-        }
+        // Orders on one resource apply in order. An order still waiting for review would otherwise be
+        // overtaken (and, once approved, overwrite the newer change): the newer order supersedes it.
         let now = now_us();
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND kind = $2 AND name = $3 \
+             AND merge_policy = 'review' AND state IN ('accepted', 'pr_open') LIMIT 1"
+        );
+        let waiting = sqlx::query(&sql).bind(&new.tenant_id).bind(&new.kind).bind(&new.name).fetch_optional(&mut *tx).await?;
+        let mut withdrawn = None;
+        if let Some(row) = waiting {
+            let waiting = model::order(&row)?;
+            if waiting.approved {
+                return Err(StoreError::Conflict {
+                    field: "name",
+                    message: format!(
+                        "{} {:?} has order {} approved and about to be merged: retry once it is merged",
+                        new.kind, new.name, waiting.id
+                    ),
+                });
+            }
+            let message = format!("superseded by order {}", new.id);
+            supersede(&mut tx, &waiting, &message, now).await?;
+            match (waiting.action.as_str(), new.action.as_str()) {
+                // The resource never reached main: the newer order still creates it.
+                ("create", "create" | "update") => {
+                    sqlx::query("UPDATE resources SET spec = $1, order_id = $2, updated_at = $3 WHERE id = $4")
+                        .bind(&new.parameters)
+                        .bind(&new.id)
+                        .bind(now)
+                        .bind(&waiting.resource_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    new.action = "create".into();
+                    withdrawn = Some((waiting.resource_id.clone(), None));
+                }
+                // Deleting what was never created: nothing is left to do in Git.
+                ("create", _) => {
+                    sqlx::query("DELETE FROM resources WHERE id = $1").bind(&waiting.resource_id).execute(&mut *tx).await?;
+                    withdrawn = Some((
+                        waiting.resource_id.clone(),
+                        Some(format!("nothing to delete: create order {} was withdrawn before it was merged", waiting.id)),
+                    ));
+                }
+                // A withdrawn delete leaves the resource as it was.
+                ("delete", _) => {
+                    sqlx::query("UPDATE resources SET status = 'pending', updated_at = $1 WHERE id = $2 AND status = 'deleting'")
+                        .bind(now)
+                        .bind(&waiting.resource_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
         let existing = sqlx::query("SELECT id, status FROM resources WHERE tenant_id = $1 AND kind = $2 AND name = $3")
             .bind(&new.tenant_id)
             .bind(&new.kind)
@@ -89,6 +121,7 @@ impl Store {
             .await?;
         let existing: Option<(String, String)> = existing.map(|r| (r.get("id"), r.get("status")));
         let resource_id = match (new.action.as_str(), existing) {
+            _ if withdrawn.is_some() => withdrawn.as_ref().map(|(id, _)| id.clone()).unwrap_or_default(),
             ("create", Some(_)) => {
                 return Err(StoreError::Conflict {
                     field: "name",
@@ -165,13 +198,15 @@ impl Store {
             merge_policy: new.merge_policy,
             approved: false,
             error: None,
+            reviewers: new.reviewers,
+            required_approvals: new.required_approvals,
             created_at: now,
             updated_at: now,
         };
         let res = sqlx::query(
             "INSERT INTO orders (id, tenant_id, action, kind, name, parameters, state, requester, idempotency_key, \
-             request_hash, resource_id, path, merge_policy, approved, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14)",
+             request_hash, resource_id, path, merge_policy, approved, reviewers, required_approvals, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $16, $16)",
         )
         .bind(&row.id)
         .bind(&row.tenant_id)
@@ -186,6 +221,8 @@ impl Store {
         .bind(&row.resource_id)
         .bind(&row.path)
         .bind(&row.merge_policy)
+        .bind(row.reviewers.join(","))
+        .bind(row.required_approvals)
         .bind(now)
         .execute(&mut *tx)
         .await;
@@ -199,6 +236,11 @@ impl Store {
             other => other?,
         };
         event(&mut tx, &row.id, "accepted", now, None).await?;
+        let mut row = row;
+        if let Some((_, Some(message))) = &withdrawn {
+            set_state(&mut tx, &row.id, "ready", now, Some(message)).await?;
+            row.state = "ready".into();
+        }
         tx.commit().await?;
         Ok(Accepted::Created(row))
     }
@@ -298,6 +340,12 @@ impl Store {
         }
         let now = now_us();
         sqlx::query("UPDATE orders SET approved = 1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE pull_requests SET review_state = 'approved', reviewed_by = $1, updated_at = $2 WHERE order_id = $3")
+            .bind(approver)
             .bind(now)
             .bind(order_id)
             .execute(&mut *tx)
@@ -538,11 +586,14 @@ async fn open_pr(tx: &mut Transaction<'_, Any>, order: &OrderRow, pr: &NewPullRe
     if let Some(row) = sqlx::query(&sql).bind(&order.id).fetch_optional(&mut **tx).await? {
         return Ok(model::pull_request(&row)?);
     }
-    let number: i64 = sqlx::query("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM pull_requests WHERE tenant_id = $1")
-        .bind(&order.tenant_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("n")?;
+    let number: i64 = match pr.number {
+        Some(n) => n,
+        None => sqlx::query("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM pull_requests WHERE tenant_id = $1")
+            .bind(&order.tenant_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?,
+    };
     let now = now_us();
     let row = PullRequestRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -556,12 +607,16 @@ async fn open_pr(tx: &mut Transaction<'_, Any>, order: &OrderRow, pr: &NewPullRe
         merge_commit: None,
         title: pr.title.clone(),
         body: pr.body.clone(),
+        url: pr.url.clone(),
+        review_state: (order.merge_policy == "review").then(|| "pending".to_string()),
+        reviewed_by: Vec::new(),
         created_at: now,
         updated_at: now,
     };
     sqlx::query(
         "INSERT INTO pull_requests (id, tenant_id, order_id, number, branch, state, merge_policy, head_commit, \
-         title, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         title, body, url, review_state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
     )
     .bind(&row.id)
     .bind(&row.tenant_id)
@@ -573,6 +628,8 @@ async fn open_pr(tx: &mut Transaction<'_, Any>, order: &OrderRow, pr: &NewPullRe
     .bind(&row.head_commit)
     .bind(&row.title)
     .bind(&row.body)
+    .bind(&row.url)
+    .bind(&row.review_state)
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -623,7 +680,7 @@ async fn merge_pr(
     Ok(row)
 }
 
-async fn fail_order(tx: &mut Transaction<'_, Any>, order: &OrderRow, state: &str, error: &str) -> Result<()> {
+pub(crate) async fn fail_order(tx: &mut Transaction<'_, Any>, order: &OrderRow, state: &str, error: &str) -> Result<()> {
     let now = now_us();
     sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4")
         .bind(state)
@@ -644,5 +701,23 @@ async fn fail_order(tx: &mut Transaction<'_, Any>, order: &OrderRow, state: &str
         _ => "UPDATE resources SET updated_at = $1 WHERE id = $2 AND order_id = $3",
     };
     sqlx::query(undo).bind(now).bind(&order.resource_id).bind(&order.id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Mark a waiting order `superseded` by a newer one: its PR is closed; the resource row is the newer order's to
+/// change.
+async fn supersede(tx: &mut Transaction<'_, Any>, order: &OrderRow, message: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE orders SET state = 'superseded', error = $1, updated_at = $2 WHERE id = $3")
+        .bind(message)
+        .bind(now)
+        .bind(&order.id)
+        .execute(&mut **tx)
+        .await?;
+    event(tx, &order.id, "superseded", now, Some(message)).await?;
+    sqlx::query("UPDATE pull_requests SET state = 'closed', updated_at = $1 WHERE order_id = $2 AND state = 'open'")
+        .bind(now)
+        .bind(&order.id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -52,6 +52,8 @@ on_both!(
     order_conflicts_and_idempotency,
     review_and_approval,
     review_rejection,
+    forge_reviews_and_closing,
+    merge_policies_per_tenant,
     invites_add_members,
     failure_undoes_resource_effect,
     tenants_are_isolated,
@@ -82,6 +84,8 @@ fn new_order(tenant: &str, action: &str, name: &str) -> NewOrder {
         request_hash: None,
         path: format!("apps/{name}.yaml"),
         merge_policy: "auto".into(),
+        reviewers: Vec::new(),
+        required_approvals: 1,
     }
 }
 
@@ -91,6 +95,7 @@ fn pr(order_id: &str, head: &str) -> NewPullRequest {
         head_commit: head.into(),
         title: "create App shop".into(),
         body: "body".into(),
+        ..Default::default()
     }
 }
 
@@ -208,10 +213,30 @@ async fn review_and_approval(store: Store) {
     let Accepted::Created(order) = store.accept_order(o).await.unwrap() else { panic!() };
     store.record_pr_opened(&order, pr(&order.id, "c1")).await.unwrap();
     assert!(store.pending_orders(t, 10).await.unwrap().is_empty(), "an unapproved review PR waits");
-    let err = store.accept_order(new_order(t, "update", "db")).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { field: "name", .. }), "no overtaking a review: {err:?}");
+    assert_eq!(store.pending_reviews(t).await.unwrap().len(), 1);
+    // A newer order on the resource supersedes the waiting one; as the resource never reached main, it still
+    // creates it.
+    let mut newer = new_order(t, "update", "db");
+    newer.merge_policy = "review".into();
+    newer.parameters = r#"{"image":"nginx:2"}"#.into();
+    let Accepted::Created(newer) = store.accept_order(newer).await.unwrap() else { panic!() };
+    assert_eq!((newer.action.as_str(), newer.resource_id.as_str()), ("create", order.resource_id.as_str()));
+    let old = store.order(t, &order.id).await.unwrap().unwrap();
+    assert_eq!(old.state, "superseded");
+    assert_eq!(old.error.as_deref(), Some(format!("superseded by order {}", newer.id).as_str()));
+    assert_eq!(store.pull_request_for(&order.id).await.unwrap().unwrap().state, "closed");
+    let resource = store.resource(t, &order.resource_id).await.unwrap().unwrap();
+    assert_eq!((resource.spec.as_str(), resource.order_id.as_str()), (r#"{"image":"nginx:2"}"#, newer.id.as_str()));
+    let order = newer;
+    let opened = store.record_pr_opened(&order, pr(&order.id, "c2")).await.unwrap();
+    assert_eq!(opened.review_state.as_deref(), Some("pending"));
     let approved = store.approve_order(t, &order.id, "a@example.com").await.unwrap();
     assert!(approved.approved);
+    let pr_row = store.pull_request_for(&order.id).await.unwrap().unwrap();
+    assert_eq!((pr_row.review_state.as_deref(), pr_row.reviewed_by.clone()), (Some("approved"), vec!["a@example.com".to_string()]));
+    // An approved order is about to be merged: it is not superseded.
+    let err = store.accept_order(new_order(t, "update", "db")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { field: "name", .. }), "{err:?}");
     assert_eq!(store.pending_orders(t, 10).await.unwrap().len(), 1);
     let err = store.approve_order(t, &order.id, "a@example.com").await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
@@ -240,6 +265,95 @@ async fn review_rejection(store: Store) {
     assert!(matches!(err, StoreError::InvalidState(_)), "{err:?}");
     // The name is free again.
     store.accept_order(new_order(t, "create", "db")).await.unwrap();
+
+    // Withdrawing a create that waits for review by deleting: nothing is left to do in Git.
+    let mut o = new_order(t, "create", "cache");
+    o.merge_policy = "review".into();
+    let Accepted::Created(waiting) = store.accept_order(o).await.unwrap() else { panic!() };
+    let Accepted::Created(delete) = store.accept_order(new_order(t, "delete", "cache")).await.unwrap() else { panic!() };
+    assert_eq!(delete.state, "ready");
+    assert!(delete_message(&store, &delete.id).await.contains(&waiting.id));
+    assert_eq!(store.order(t, &waiting.id).await.unwrap().unwrap().state, "superseded");
+    assert!(store.resource(t, &waiting.resource_id).await.unwrap().is_none());
+}
+
+async fn delete_message(store: &Store, order_id: &str) -> String {
+    store.order_events(order_id).await.unwrap().into_iter().filter_map(|e| e.message).collect::<Vec<_>>().join(" | ")
+}
+
+async fn forge_reviews_and_closing(store: Store) {
+    use maxcloud_store::ReviewUpdate;
+    let reg = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let t = &reg.tenant.id;
+    let mut o = new_order(t, "create", "db");
+    o.merge_policy = "review".into();
+    o.reviewers = vec!["dba".into(), "lead".into()];
+    o.required_approvals = 2;
+    let Accepted::Created(order) = store.accept_order(o).await.unwrap() else { panic!() };
+    assert_eq!((order.reviewers.clone(), order.required_approvals), (vec!["dba".to_string(), "lead".to_string()], 2));
+    let forge_pr = NewPullRequest { number: Some(41), url: Some("https://git.example/t/acme/pulls/41".into()), ..pr(&order.id, "c1") };
+    let row = store.record_pr_opened(&order, forge_pr).await.unwrap();
+    assert_eq!((row.number, row.url.as_deref()), (41, Some("https://git.example/t/acme/pulls/41")));
+    let (found, _) = store.order_by_pull_request(t, 41).await.unwrap().unwrap();
+    assert_eq!(found.id, order.id);
+    assert!(store.order_by_pull_request(t, 42).await.unwrap().is_none());
+    assert_eq!(store.open_forge_pull_requests(10).await.unwrap().len(), 1);
+
+    let changes = ReviewUpdate { state: "changes_requested".into(), reviewed_by: vec!["dba".into()] };
+    let now = store.record_review(&order, &changes, false).await.unwrap();
+    assert!(!now.approved);
+    let approved = ReviewUpdate { state: "approved".into(), reviewed_by: vec!["dba".into(), "lead".into()] };
+    let now = store.record_review(&order, &approved, true).await.unwrap();
+    assert!(now.approved);
+    let messages = delete_message(&store, &order.id).await;
+    assert!(messages.contains("changes requested by dba") && messages.contains("approved by dba,lead on the pull request"), "{messages}");
+    let row = store.pull_request_for(&order.id).await.unwrap().unwrap();
+    assert_eq!((row.review_state.as_deref(), row.reviewed_by.len()), (Some("approved"), 2));
+    // Recording the same review again changes nothing.
+    let before = store.order_events(&order.id).await.unwrap().len();
+    store.record_review(&order, &approved, true).await.unwrap();
+    assert_eq!(store.order_events(&order.id).await.unwrap().len(), before);
+
+    // Closed on the forge: rejected, the resource of the create is gone; a second close is a no-op.
+    let mut o = new_order(t, "create", "web");
+    o.merge_policy = "review".into();
+    let Accepted::Created(web) = store.accept_order(o).await.unwrap() else { panic!() };
+    store.record_pr_opened(&web, NewPullRequest { number: Some(43), url: Some("u".into()), ..pr(&web.id, "c3") }).await.unwrap();
+    let closed = store.record_pr_closed(&web, "closed by alice without merging").await.unwrap().unwrap();
+    assert_eq!((closed.state.as_str(), closed.error.as_deref()), ("rejected", Some("closed by alice without merging")));
+    assert!(store.resource(t, &web.resource_id).await.unwrap().is_none());
+    assert!(store.record_pr_closed(&web, "again").await.unwrap().is_none());
+    assert_eq!(store.pull_request_for(&web.id).await.unwrap().unwrap().state, "closed");
+
+    // Webhook deliveries: the first time only.
+    assert!(store.record_delivery("gitea", "d-1", "pull_request").await.unwrap());
+    assert!(!store.record_delivery("gitea", "d-1", "pull_request").await.unwrap());
+    assert!(store.record_delivery("github", "d-1", "pull_request").await.unwrap());
+}
+
+async fn merge_policies_per_tenant(store: Store) {
+    use maxcloud_store::MergePolicyRow;
+    let a = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let b = store.register("b@example.com", "Beta", slug("beta"), key("b")).await.unwrap();
+    let row = MergePolicyRow {
+        tenant_id: a.tenant.id.clone(),
+        kind: "App".into(),
+        action: "create".into(),
+        policy: "review".into(),
+        reviewers: vec!["lead".into()],
+        required_approvals: 1,
+        updated_by: "a@example.com".into(),
+        updated_at: 1,
+    };
+    store.set_merge_policy(&row).await.unwrap();
+    store.set_merge_policy(&MergePolicyRow { required_approvals: 2, ..row.clone() }).await.unwrap();
+    let got = store.merge_policy(&a.tenant.id, "App", "create").await.unwrap().unwrap();
+    assert_eq!(got.required_approvals, 2);
+    assert_eq!(store.merge_policies(&a.tenant.id).await.unwrap().len(), 1);
+    assert!(store.merge_policies(&b.tenant.id).await.unwrap().is_empty(), "policies are per tenant");
+    assert!(store.merge_policy(&b.tenant.id, "App", "create").await.unwrap().is_none());
+    assert!(store.delete_merge_policy(&a.tenant.id, "App", "create").await.unwrap());
+    assert!(!store.delete_merge_policy(&a.tenant.id, "App", "create").await.unwrap());
 }
 
 async fn invites_add_members(store: Store) {
