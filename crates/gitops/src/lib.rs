@@ -29,6 +29,7 @@ mod batch;
 pub mod http_backend;
 mod pack;
 mod platform;
+mod remote;
 mod repos;
 mod status;
 mod templates;
@@ -39,6 +40,7 @@ pub use platform::{
     render_tenant, render_tenants_kustomization, PlatformCommit, RenderedFile, ServiceAccountRef, TenantContext,
     PLATFORM_REPO, TENANTS_DIR, TENANT_FLUX_NAME, TENANT_GIT_SECRET, TENANT_WEBHOOK_SECRET,
 };
+pub use remote::{Rebased, RemoteAuth};
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
 pub use status::{CommitState, CommitStatus, DESCRIPTION_MAX_CHARS, STATUS_NOTES_REF};
 pub use templates::{

@@ -528,7 +528,7 @@ impl Repos {
 }
 
 /// Write the order's commit on top of `parent` (not referenced by anything yet).
-fn build_commit(
+pub(crate) fn build_commit(
     repo: &Repository,
     parent: Oid,
     change: &Change,
