@@ -8,11 +8,15 @@
 
 mod events;
 mod failpoint;
+mod forge_lane;
 mod receiver;
 mod service;
+mod webhooks;
 mod worker;
 
 pub use events::{Announcement, EventBus};
+pub use forge_lane::ForgeSettings;
 pub use receiver::FluxReceiver;
 pub use service::{OrderError, OrderService, OrderUpdate, PlaceOrder, Placed};
+pub use webhooks::{SetPolicy, WebhookOutcome, WebhookRefused};
 pub use worker::WorkerConfig;

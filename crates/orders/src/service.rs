@@ -83,9 +83,9 @@ impl From<StoreError> for OrderError {
 /// Entry point of the order workflow; cheap to clone.
 #[derive(Clone)]
 pub struct OrderService {
-    store: Store,
-    catalog: Arc<Catalog>,
-    worker: Worker,
+    pub(crate) store: Store,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) worker: Worker,
     events: std::sync::Arc<crate::EventBus>,
 }
 
@@ -139,6 +139,12 @@ impl OrderService {
             Action::Create | Action::Update => ty.validate(&req.parameters).map_err(OrderError::Invalid)?,
         };
         let request_hash = req.idempotency_key.as_ref().map(|_| request_hash(ty, &req));
+        // The tenant's own policy for this kind and action, else the catalog's.
+        let own = self.store.merge_policy(&req.tenant.id, &ty.kind, req.action.as_str()).await?;
+        let (merge_policy, reviewers, required_approvals) = match own {
+            Some(p) => (p.policy, p.reviewers, p.required_approvals),
+            None => (ty.merge_policy(req.action).as_str().to_string(), Vec::new(), 1),
+        };
         let new = NewOrder {
             id: uuid::Uuid::new_v4().to_string(),
             tenant_id: req.tenant.id.clone(),
@@ -150,7 +156,9 @@ impl OrderService {
             idempotency_key: req.idempotency_key,
             request_hash,
             path: ty.path_for(&req.name),
-            merge_policy: ty.merge_policy(req.action).as_str().to_string(),
+            merge_policy,
+            reviewers,
+            required_approvals,
         };
         let accepted = self.store.accept_order(new).await?;
         let created = matches!(accepted, Accepted::Created(_));
@@ -159,13 +167,56 @@ impl OrderService {
         };
         if created {
             self.events.publish(crate::Announcement::Order(OrderUpdate::new(&order, &order.state)));
+            self.withdraw_superseded(&req.tenant, &order).await;
             self.worker.notify(&order.tenant_id);
         }
         Ok(Placed { order, created })
     }
 
-    /// Approve a review-required order; the worker merges it.
+    /// Orders `newer` superseded: announced, and their pull requests closed (on the forge with a comment naming the
+    /// newer order; locally their branches deleted). Best effort: the store already says superseded.
+    async fn withdraw_superseded(&self, tenant: &Tenant, newer: &OrderRow) {
+        let superseded = match self.store.orders_superseded_by(&tenant.id, &newer.id).await {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(order = %newer.id, error = %e, "cannot list superseded orders"),
+        };
+        for old in superseded {
+            self.events.publish(crate::Announcement::Order(OrderUpdate::new(&old, "superseded")));
+            let why = format!("Superseded by order `{}` ({} {} `{}`): closed by max-cloud.", newer.id, newer.action, newer.kind, newer.name);
+            self.withdraw(tenant, &old, &why).await;
+        }
+    }
+
+    /// Close an order's pull request that the store already closed (rejected, superseded).
+    async fn withdraw(&self, tenant: &Tenant, order: &OrderRow, why: &str) {
+        let result = match self.store.pull_request_for(&order.id).await {
+            Ok(Some(row)) if row.url.is_some() && self.worker.has_forge() => {
+                self.worker.close_on_forge(tenant, &row, why).await.map_err(|e| e.to_string())
+            }
+            Ok(_) => self.worker.delete_branch(tenant, &order.id).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            // The store is the truth: a leftover open pull request or branch harms nothing.
+            tracing::warn!(order = %order.id, error = %e, "cannot close the withdrawn order's pull request");
+        }
+    }
+
+    /// Approve a review-required order; the worker merges it. On a Git hosting provider orders are approved by
+    /// reviewing their pull request there.
     pub async fn approve(&self, tenant: &Tenant, order_id: &str, approver: &str) -> Result<OrderRow, OrderError> {
+        if self.worker.has_forge() {
+            let pr = self.store.pull_request_for(order_id).await?;
+            let order = self.store.order(&tenant.id, order_id).await?.ok_or(OrderError::NotFound("order"))?;
+            let place = match pr.and_then(|p| p.url) {
+                Some(url) => format!("approve its pull request: {url}"),
+                None => "approve its pull request once it is open".to_string(),
+            };
+            return Err(OrderError::InvalidState(format!(
+                "order {} is reviewed on the Git provider: {place}",
+                order.id
+            )));
+        }
         let order = self.store.approve_order(&tenant.id, order_id, approver).await?;
         self.worker.notify(&tenant.id);
         Ok(order)
@@ -175,10 +226,7 @@ impl OrderService {
     pub async fn reject(&self, tenant: &Tenant, order_id: &str, reason: &str) -> Result<OrderRow, OrderError> {
         let order = self.store.reject_order(&tenant.id, order_id, reason).await?;
         self.events.publish(crate::Announcement::Order(OrderUpdate::new(&order, &order.state)));
-        if let Err(e) = self.worker.delete_branch(tenant, &order.id).await {
-            // The store is the truth: a leftover branch of a closed PR harms nothing.
-            tracing::warn!(order = %order.id, error = %e, "cannot delete the rejected order's branch");
-        }
+        self.withdraw(tenant, &order, &format!("Rejected through max-cloud: {reason}")).await;
         Ok(order)
     }
 
@@ -216,7 +264,7 @@ impl OrderService {
         message: Option<&str>,
     ) -> Result<(), OrderError> {
         let Some(pr) = self.store.pull_request_for(order_id).await? else { return Ok(()) };
-        let Some(commit) = pr.merge_commit else { return Ok(()) };
+        let Some(commit) = pr.merge_commit.clone() else { return Ok(()) };
         let tenant = self.store.tenant_by_id(&pr.tenant_id).await?.ok_or(OrderError::NotFound("tenant"))?;
         let order = self.store.order(&tenant.id, order_id).await?.ok_or(OrderError::NotFound("order"))?;
         let (commit_state, description) = match state {
@@ -234,6 +282,19 @@ impl OrderService {
             url.map(str::to_string),
             order.id.clone(),
         );
+        if self.worker.has_forge() && pr.url.is_some() {
+            let comment = match commit_state {
+                maxcloud_gitops::CommitState::Success | maxcloud_gitops::CommitState::Failure => {
+                    Some(outcome_comment(&order, state, url, message))
+                }
+                _ => None,
+            };
+            return self
+                .worker
+                .report_on_forge(&tenant, &pr, &commit, &status, comment.as_deref())
+                .await
+                .map_err(|e| OrderError::Internal(format!("cannot report to the Git provider: {e}")));
+        }
         self.worker
             .set_commit_status(&tenant.slug, &commit, status)
             .await
@@ -243,6 +304,19 @@ impl OrderService {
     /// Wait until the worker has nothing left to do (tests and benches).
     pub async fn idle(&self) {
         self.worker.idle().await
+    }
+}
+
+/// The comment on an order's pull request once the cluster has carried it out (or failed to).
+fn outcome_comment(order: &OrderRow, state: &str, url: Option<&str>, message: Option<&str>) -> String {
+    let what = format!("{} `{}`", order.kind, order.name);
+    match (state, order.action.as_str()) {
+        ("ready", "delete") => format!("✅ {what} was deleted from the cluster."),
+        ("ready", _) => match url {
+            Some(url) => format!("✅ {what} is ready at {url}"),
+            None => format!("✅ {what} is ready."),
+        },
+        _ => format!("❌ {what} failed: {}", message.unwrap_or("no reason given")),
     }
 }
 

@@ -23,11 +23,13 @@ use crate::service::OrderUpdate;
 
 /// Why a lane stopped; its orders stay pending and the sweep retries them.
 #[derive(Debug, thiserror::Error)]
-enum LaneError {
+pub(crate) enum LaneError {
     #[error(transparent)]
     Store(#[from] maxcloud_store::StoreError),
     #[error("git: {0}")]
     Git(String),
+    #[error("{0}")]
+    Forge(maxcloud_forge::ForgeError),
 }
 
 /// How the worker runs.
@@ -49,6 +51,8 @@ pub struct WorkerConfig {
     /// The order service's ServiceAccount, when it creates the tenants' Flux Secrets itself: each tenant
     /// directory then grants it access to exactly those.
     pub order_service: Option<gitops::ServiceAccountRef>,
+    /// The Git hosting provider the tenant repositories live on (`None`: the embedded local provider).
+    pub forge: Option<crate::ForgeSettings>,
 }
 
 impl Default for WorkerConfig {
@@ -61,6 +65,7 @@ impl Default for WorkerConfig {
             tenant_git_base_url: "http://127.0.0.1:8080/git".into(),
             flux_receiver: None,
             order_service: None,
+            forge: None,
         }
     }
 }
@@ -71,12 +76,12 @@ struct Lanes {
     running: HashMap<String, bool>,
 }
 
-struct Inner {
-    store: Store,
+pub(crate) struct Inner {
+    pub(crate) store: Store,
     catalog: Arc<Catalog>,
-    repos: Arc<Repos>,
+    pub(crate) repos: Arc<Repos>,
     events: std::sync::Arc<crate::EventBus>,
-    config: WorkerConfig,
+    pub(crate) config: WorkerConfig,
     lanes: Mutex<Lanes>,
     idle: Notify,
     /// Tenants whose repository is being packed in the background.
@@ -85,7 +90,7 @@ struct Inner {
 
 #[derive(Clone)]
 pub(crate) struct Worker {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Worker {
@@ -111,8 +116,21 @@ impl Worker {
         if worker.inner.config.run_worker {
             let sweeper = worker.clone();
             tokio::spawn(async move { sweeper.sweep_forever().await });
+            if worker.inner.config.forge.is_some() {
+                let poller = worker.clone();
+                tokio::spawn(async move { poller.poll_forever().await });
+            }
         }
         worker
+    }
+
+    /// Whether orders go to a Git hosting provider.
+    pub(crate) fn has_forge(&self) -> bool {
+        self.inner.config.forge.is_some()
+    }
+
+    pub(crate) fn forge_settings(&self) -> Option<&crate::ForgeSettings> {
+        self.inner.config.forge.as_ref()
     }
 
     /// Wake the lane of `tenant_id`.
@@ -201,6 +219,31 @@ impl Worker {
         run_blocking(move || repos.set_commit_status(&slug, &commit, &status, &committer)).await
     }
 
+    /// The polling fallback: every open pull request on the forge is looked at, for the webhook deliveries that
+    /// were never configured or got lost.
+    async fn poll_forever(&self) {
+        let Some(interval) = self.inner.config.forge.as_ref().map(|f| f.poll_interval) else { return };
+        loop {
+            tokio::time::sleep(interval).await;
+            let open = match self.inner.store.open_forge_pull_requests(1_000).await {
+                Ok(open) => open,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list open pull requests");
+                    continue;
+                }
+            };
+            for (order, row) in open {
+                let tenant = match self.inner.store.tenant_by_id(&order.tenant_id).await {
+                    Ok(Some(t)) => t,
+                    _ => continue,
+                };
+                if let Err(e) = self.sync_pull_request(&tenant, &order, &row).await {
+                    tracing::warn!(order = %order.id, error = %e, "cannot look at the pull request");
+                }
+            }
+        }
+    }
+
     async fn sweep_forever(&self) {
         loop {
             match self.inner.store.tenants_with_pending_orders().await {
@@ -258,6 +301,11 @@ impl Worker {
                     self.inner.idle.notify_waiters();
                 }
                 return Ok(());
+            }
+            if self.inner.config.forge.is_some() {
+                // On a forge, orders go one by one (each is a pushed branch and a pull request).
+                self.forge_pass(&tenant, orders).await?;
+                continue;
             }
             let drained = (orders.len() as i64) < batch;
             let ids: HashSet<String> = orders.iter().map(|o| o.id.clone()).collect();
@@ -386,6 +434,7 @@ impl Worker {
                 head_commit: applied.committed.commit.clone(),
                 title: texts.pr_title,
                 body: texts.pr_body,
+                ..Default::default()
             };
             match applied.merged {
                 None => {
@@ -411,7 +460,7 @@ impl Worker {
 
     /// Record a batch's outcomes in one store transaction, publish them, and delete the branches of
     /// merged review PRs.
-    async fn record_batch(&self, tenant: &Tenant, batch: AppliedBatch) -> Result<(), LaneError> {
+    pub(crate) async fn record_batch(&self, tenant: &Tenant, batch: AppliedBatch) -> Result<(), LaneError> {
         let AppliedBatch { outcomes, published, git_us, t0 } = batch;
         let last_merge = outcomes.iter().rev().find_map(|o| match o {
             Outcome::Merged { merge_commit, .. } => Some(merge_commit.clone()),
@@ -453,7 +502,7 @@ impl Worker {
         Ok(())
     }
 
-    fn prepare(&self, tenant: &Tenant, order: &OrderRow) -> Result<OrderTexts, String> {
+    pub(crate) fn prepare(&self, tenant: &Tenant, order: &OrderRow) -> Result<OrderTexts, String> {
         let ty = self.inner.catalog.get(&order.kind).ok_or_else(|| format!("kind {} left the catalog", order.kind))?;
         let slug = TenantSlug::parse(&tenant.slug).map_err(|e| e.to_string())?;
         let name = ResourceName::parse(&order.name).map_err(|e| e.to_string())?;
@@ -484,17 +533,24 @@ impl Worker {
         })
     }
 
-    fn publish(&self, order: &OrderRow, state: &str) {
+    pub(crate) fn publish(&self, order: &OrderRow, state: &str) {
         self.inner.events.publish(crate::Announcement::Order(OrderUpdate::new(order, state)));
     }
 }
 
 /// A batch whose Git work is done, waiting to be recorded.
-struct AppliedBatch {
+pub(crate) struct AppliedBatch {
     outcomes: Vec<Outcome>,
     published: Vec<(OrderRow, &'static str)>,
     git_us: u64,
     t0: std::time::Instant,
+}
+
+impl AppliedBatch {
+    /// Outcomes reached one by one (the forge lane).
+    pub(crate) fn of(outcomes: Vec<Outcome>, published: Vec<(OrderRow, &'static str)>) -> AppliedBatch {
+        AppliedBatch { outcomes, published, git_us: 0, t0: std::time::Instant::now() }
+    }
 }
 
 /// A batch being recorded in the background.
@@ -507,14 +563,14 @@ async fn join_record(handle: RecordTask) -> Result<(), LaneError> {
 
 /// Everything the Git steps of one order need, rendered up front.
 #[derive(Debug, Clone)]
-struct OrderTexts {
-    order_id: String,
-    path: String,
-    content: Option<Vec<u8>>,
-    message: String,
-    pr_title: String,
-    pr_body: String,
-    requester: String,
+pub(crate) struct OrderTexts {
+    pub(crate) order_id: String,
+    pub(crate) path: String,
+    pub(crate) content: Option<Vec<u8>>,
+    pub(crate) message: String,
+    pub(crate) pr_title: String,
+    pub(crate) pr_body: String,
+    pub(crate) requester: String,
 }
 
 /// Render the tenant's platform directory and commit it (idempotent).
@@ -548,7 +604,7 @@ fn init_repo(repos: &Repos, tenant: &Tenant, committer: &Signature) -> Result<()
     Ok(())
 }
 
-async fn run_blocking<T: Send + 'static>(
+pub(crate) async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
 ) -> Result<T, GitError> {
     match tokio::task::spawn_blocking(f).await {

@@ -234,6 +234,43 @@ impl Store {
         Ok(Some(current))
     }
 
+    /// Orders that order `new_id` superseded (their pull requests are to be closed on the forge).
+    pub async fn orders_superseded_by(&self, tenant_id: &str, new_id: &str) -> Result<Vec<OrderRow>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND state = 'superseded' AND error = $2"
+        );
+        let rows =
+            sqlx::query(&sql).bind(tenant_id).bind(format!("superseded by order {new_id}")).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(model::order).collect::<sqlx::Result<_>>()?)
+    }
+
+    /// The order cannot move on for now (the forge is unreachable or refuses the credentials): its state stays,
+    /// `message` is logged once (not again while it repeats) and kept as the order's error.
+    pub async fn record_blocked(&self, order: &OrderRow, message: &str) -> Result<bool> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let last: Option<String> = sqlx::query(
+            "SELECT message FROM order_events WHERE order_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&order.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .and_then(|r| r.get("message"));
+        if last.as_deref() == Some(message) {
+            return Ok(false);
+        }
+        let now = now_us();
+        sqlx::query("UPDATE orders SET error = $1, updated_at = $2 WHERE id = $3")
+            .bind(message)
+            .bind(now)
+            .bind(&order.id)
+            .execute(&mut *tx)
+            .await?;
+        event(&mut tx, &order.id, &order.state, now, Some(message)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The order's branch was regenerated (pushed again on a newer main): its PR's head is now `head_commit`.
     pub async fn record_pr_head(&self, order_id: &str, head_commit: &str) -> Result<()> {
         let _w = self.writer().await;
