@@ -341,6 +341,69 @@ pub struct PullRequest {
     pub merge_commit: Option<String>,
     pub title: String,
     pub body: String,
+    /// The pull request's page on the Git hosting provider (absent for the embedded local provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// For orders that need review: `pending`, `approved` or `changes_requested`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_state: Option<String>,
+    /// Who approved or asked for changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewed_by: Vec<String>,
+    /// Reviewers the merge policy requires (besides the number of approvals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_reviewers: Vec<String>,
+    /// Approving reviews the merge policy requires (review policy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<i64>,
+}
+
+/// A tenant's merge policy for one kind and action: `GET /api/v1/policies`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MergePolicy {
+    pub kind: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    /// `auto` (merged at once) or `review` (merged once approved on the pull request).
+    pub policy: String,
+    /// Reviewers who must approve (review policy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
+    /// Approving reviews needed (review policy).
+    pub required_approvals: i64,
+    /// `true`: set by the organisation; `false`: the catalog's default.
+    pub custom: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// `PUT /api/v1/policies/{kind}/{action}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMergePolicyRequest {
+    /// `auto` or `review`.
+    pub policy: String,
+    /// Git provider logins that must approve (review policy).
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+    /// Approving reviews needed, 1 to 10 (review policy; default 1, at least the number of reviewers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<i64>,
+}
+
+/// Answer to a webhook delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookResult {
+    /// `handled`, `duplicate` or `ignored`.
+    pub result: String,
+    /// The order whose pull request it is about (`handled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// Why it was ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -16,6 +16,8 @@ use crate::routes;
         routes::auth::create_invite, routes::auth::accept_invite, routes::auth::members,
         routes::catalog::list, routes::catalog::get,
         routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
+        routes::policies::list, routes::policies::set, routes::policies::reset,
+        routes::webhooks::github, routes::webhooks::gitea,
         routes::resources::list,
         routes::resources::tree,
         routes::resources::unmanaged,

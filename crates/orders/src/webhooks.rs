@@ -60,7 +60,7 @@ impl OrderService {
         };
         let Some(secret) = settings.webhook_secret.as_deref() else {
             return Err(WebhookRefused::NotConfigured(format!(
-                "webhooks from {kind} are not configured (set MAXCLOUD_FORGE_WEBHOOK_SECRET)"
+                "webhooks from {kind} are not configured (set MAXCLOUD_GIT_PROVIDER_WEBHOOK_SECRET)"
             )));
         };
         webhook::verify(kind, secret.as_bytes(), headers, body).map_err(WebhookRefused::Signature)?;

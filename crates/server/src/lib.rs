@@ -1,7 +1,10 @@
 //! Wiring of the order service: configuration -> store, catalog, repos, order service, HTTP server.
 //! The binary (`main.rs`) parses flags into [`Config`]; tests and benches call [`start`] directly.
 
+mod forge;
 mod tenant_secrets;
+
+pub use forge::{ForgeAuth, ForgeConfig};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,8 @@ pub struct Config {
     /// The server's own ServiceAccount: with a cluster and `flux_receiver`, it creates the tenants' Flux Secrets
     /// (`tenant_secrets`), and the tenant directories grant it that.
     pub service_account: Option<maxcloud_gitops::ServiceAccountRef>,
+    /// The Git hosting provider of the tenant repositories (`None`: the embedded local provider).
+    pub forge: Option<ForgeConfig>,
 }
 
 impl Config {
@@ -58,6 +63,7 @@ impl Config {
             cluster: None,
             price_list: PriceList::default(),
             service_account: None,
+            forge: None,
         }
     }
 
@@ -164,9 +170,22 @@ async fn start_with(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let repos = Arc::new(Repos::new(config.repos_dir()));
+    let forge = match &config.forge {
+        Some(f) => Some(maxcloud_orders::ForgeSettings {
+            forge: f.client()?,
+            webhook_secret: f.webhook_secret.clone(),
+            poll_interval: f.poll_interval,
+        }),
+        None => None,
+    };
+    let default_base = match &config.forge {
+        Some(f) => f.default_git_base_url(),
+        None => default_git_base_url(addr),
+    };
     let worker = WorkerConfig {
         run_worker: config.run_worker,
-        tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or_else(|| default_git_base_url(addr)),
+        forge,
+        tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or(default_base),
         flux_receiver: config.flux_receiver.as_ref().map(|(url, token)| maxcloud_orders::FluxReceiver::new(url, token)),
         order_service: config.service_account.clone(),
         ..WorkerConfig::default()

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use maxcloud_api::pricing::PriceList;
-use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config};
+use maxcloud_forge::ForgeKind;
+use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config, ForgeAuth, ForgeConfig};
 
 #[derive(Parser)]
 #[command(name = "maxcloud-server", version, about = "max-cloud order service")]
@@ -84,6 +85,35 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "MAXCLOUD_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Where the tenant repositories live: `local` (bare repositories in the data directory, served over
+    /// /git), `github` (GitHub or GitHub Enterprise) or `gitea` (Gitea or Forgejo).
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER", default_value = "local", value_parser = ["local", "github", "gitea", "forgejo"])]
+    git_provider: String,
+    /// Gitea/Forgejo: the server URL; GitHub: the API URL (default https://api.github.com; GitHub Enterprise:
+    /// https://HOST/api/v3).
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_URL")]
+    git_provider_url: Option<String>,
+    /// Organisation that holds the tenant repositories (one per tenant, named after its slug).
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_OWNER")]
+    git_provider_owner: Option<String>,
+    /// Access token of the provider (Gitea, or GitHub without an App). Pass it by environment.
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_TOKEN", hide_env_values = true)]
+    git_provider_token: Option<String>,
+    /// GitHub App id (with --github-app-installation-id and --github-app-private-key instead of a token).
+    #[arg(long, env = "MAXCLOUD_GITHUB_APP_ID", requires_all = ["github_app_installation_id", "github_app_private_key"])]
+    github_app_id: Option<u64>,
+    /// Installation of the GitHub App in the organisation.
+    #[arg(long, env = "MAXCLOUD_GITHUB_APP_INSTALLATION_ID", requires = "github_app_id")]
+    github_app_installation_id: Option<u64>,
+    /// PEM file of the GitHub App's private key.
+    #[arg(long, env = "MAXCLOUD_GITHUB_APP_PRIVATE_KEY", value_name = "FILE", requires = "github_app_id")]
+    github_app_private_key: Option<PathBuf>,
+    /// Secret of the provider's webhook (HMAC key), sent to /api/v1/webhooks/<provider>. Unset: polling only.
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_WEBHOOK_SECRET", hide_env_values = true)]
+    git_provider_webhook_secret: Option<String>,
+    /// Seconds between polls of open pull requests (the fallback for missed webhooks).
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_POLL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    git_provider_poll_seconds: u64,
 }
 
 fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRef, String> {
@@ -91,6 +121,62 @@ fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRe
 }
 
 impl RunArgs {
+    /// The forge, from the `--git-provider*` flags; every missing or contradictory flag is named.
+    fn forge(&self) -> anyhow::Result<Option<ForgeConfig>> {
+        let kind = match self.git_provider.as_str() {
+            "local" => {
+                let stray = [
+                    ("--git-provider-url", self.git_provider_url.is_some()),
+                    ("--git-provider-owner", self.git_provider_owner.is_some()),
+                    ("--git-provider-token", self.git_provider_token.is_some()),
+                    ("--github-app-id", self.github_app_id.is_some()),
+                    ("--git-provider-webhook-secret", self.git_provider_webhook_secret.is_some()),
+                ];
+                if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
+                    anyhow::bail!("{flag} needs --git-provider github or gitea (the local provider is in use)");
+                }
+                return Ok(None);
+            }
+            other => ForgeKind::parse(other).context("unknown --git-provider")?,
+        };
+        let url = match (kind, &self.git_provider_url) {
+            (_, Some(url)) => url.clone(),
+            (ForgeKind::GitHub, None) => "https://api.github.com".to_string(),
+            (ForgeKind::Gitea, None) => anyhow::bail!("--git-provider gitea needs --git-provider-url (the Gitea server)"),
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            anyhow::bail!("--git-provider-url must be an http(s) URL, got {url:?}");
+        }
+        let owner = self
+            .git_provider_owner
+            .clone()
+            .context("--git-provider-owner is required: the organisation that holds the tenant repositories")?;
+        let auth = match (&self.git_provider_token, self.github_app_id) {
+            (Some(_), Some(_)) => anyhow::bail!("give either --git-provider-token or --github-app-id, not both"),
+            (Some(token), None) => ForgeAuth::Token(token.clone()),
+            (None, Some(app_id)) => {
+                if kind != ForgeKind::GitHub {
+                    anyhow::bail!("--github-app-id needs --git-provider github");
+                }
+                let path = self.github_app_private_key.as_ref().context("--github-app-private-key is required")?;
+                let private_key_pem = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --github-app-private-key {}", path.display()))?;
+                let installation_id =
+                    self.github_app_installation_id.context("--github-app-installation-id is required")?;
+                ForgeAuth::GitHubApp { app_id, installation_id, private_key_pem }
+            }
+            (None, None) => anyhow::bail!("--git-provider {kind} needs --git-provider-token (or a GitHub App)"),
+        };
+        Ok(Some(ForgeConfig {
+            kind,
+            url,
+            owner,
+            auth,
+            webhook_secret: self.git_provider_webhook_secret.clone(),
+            poll_interval: std::time::Duration::from_secs(self.git_provider_poll_seconds),
+        }))
+    }
+
     fn config(&self) -> anyhow::Result<Config> {
         let price_list = match &self.price_list {
             Some(path) => PriceList::load(path)?,
@@ -112,6 +198,7 @@ impl RunArgs {
             },
             price_list,
             service_account: self.service_account.clone(),
+            forge: self.forge()?,
         })
     }
 }

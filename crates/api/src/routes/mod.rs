@@ -6,14 +6,16 @@ pub mod events;
 pub mod git;
 pub mod health;
 pub mod orders;
+pub mod policies;
 pub mod resources;
 pub mod services;
 pub mod usage;
+pub mod webhooks;
 
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::AppState;
@@ -38,6 +40,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/orders/{id}", get(orders::get))
         .route("/orders/{id}/approve", post(orders::approve))
         .route("/orders/{id}/reject", post(orders::reject))
+        .route("/policies", get(policies::list))
+        .route("/policies/{kind}/{action}", put(policies::set).delete(policies::reset))
+        .route("/webhooks/github", post(webhooks::github))
+        .route("/webhooks/gitea", post(webhooks::gitea))
         .route("/resources", get(resources::list))
         .route("/resources/unmanaged", get(resources::unmanaged))
         .route("/resources/{kind}/{name}/tree", get(resources::tree))

@@ -89,9 +89,11 @@ pub async fn create(
     Ok((status, Extension(AuditTarget(format!("{target} order/{}", order.id))), axum::Json(view)))
 }
 
-/// The organisation's orders, newest first (`?limit=`, default 100, at most 1000).
+/// The organisation's orders, newest first (`?limit=`, default 100, at most 1000). `?review=pending`: only the
+/// orders waiting for a review, oldest first.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
-    params(("limit" = Option<i64>, Query)), responses((status = 200, body = [m::Order]), (status = 400, body = m::ErrorBody)))]
+    params(("limit" = Option<i64>, Query), ("review" = Option<String>, Query, description = "`pending`")),
+    responses((status = 200, body = [m::Order]), (status = 400, body = m::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -104,6 +106,16 @@ pub async fn list(
             _ => return Err(ApiError::bad_request("limit must be an integer from 1 to 1000").field("limit")),
         },
     };
+    if let Some(review) = q.get("review") {
+        if review != "pending" {
+            return Err(ApiError::bad_request(format!("review: expected `pending`, got {review:?}")).field("review"));
+        }
+        let mut out = Vec::new();
+        for order in state.store.pending_reviews(&p.tenant.id).await?.iter().take(limit as usize) {
+            out.push(view(&state, &p.tenant, order).await?);
+        }
+        return Ok(axum::Json(out));
+    }
     let rows = state.store.orders_with_details(&p.tenant.id, limit).await?;
     Ok(axum::Json(rows.iter().map(|(o, pr, history)| convert::order(&p.tenant, o, pr.as_ref(), history)).collect()))
 }
