@@ -47,18 +47,30 @@ build() {
     log "built $name $version in $((SECONDS - started))s"
 }
 
-# build_in_module NAME VERSION MODULE BINARY: build the module's root package with the module itself as the main
-# module. For modules the proxy serves under a path other than the one their go.mod declares (function-auto-ready
-# moved from crossplane-contrib to crossplane), which `go get` refuses.
+# build_in_module NAME VERSION MODULE BINARY [--keep DIR]... [GO-BUILD-FLAG...]: build the module's root package
+# with the module itself as the main module, so its own replace directives hold. For modules the proxy serves under
+# a path other than the one their go.mod declares (function-auto-ready moved from crossplane-contrib to crossplane),
+# which `go get` refuses, and for modules whose replaces cannot be restated as requirements (Gitea).
+# Each --keep DIR of the module tree (runtime files the binary reads) is copied next to the binary. GO-BUILD-FLAGs
+# replace the default `-ldflags "-s -w"`; the caller's environment applies (`CGO_ENABLED=1 build_in_module ...`).
 build_in_module() {
     local name=$1 version=$2 module=$3 binary=$4
+    shift 4
+    local keep=()
+    while [ "${1:-}" = "--keep" ]; do
+        keep+=("$2")
+        shift 2
+    done
+    [ $# -gt 0 ] || set -- -ldflags "-s -w"
     local dir="$TESTBIN/$name-$version"
     [ -x "$dir/$binary" ] && return 0
     local started=$SECONDS
     local scratch="$TESTBIN/.build/$name-$version"
-    rm -rf "$scratch" && mkdir -p "$(dirname "$scratch")"
+    rm -rf "$scratch" "$dir.tmp" && mkdir -p "$(dirname "$scratch")"
     cp -r "$(module_dir "$module" "$version")" "$scratch" && chmod -R u+w "$scratch"
-    (cd "$scratch" && go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$binary" .)
+    (cd "$scratch" && go build -trimpath "$@" -o "$dir.tmp/$binary" .)
+    local kept
+    for kept in "${keep[@]}"; do cp -r "$scratch/$kept" "$dir.tmp/"; done
     rm -rf "$dir" && mv "$dir.tmp" "$dir" && rm -rf "$scratch"
     log "built $name $version in $((SECONDS - started))s"
 }
@@ -202,6 +214,15 @@ fi
 # live only in this cache: it is always given local -schema-location templates and never touches the network.
 build kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform \
     github.com/yannh/kubeconform/cmd/kubeconform kubeconform
+
+# Gitea, the Git hosting provider of the provider tests (crates/testenv/src/gitea.rs): its go.mod carries replace
+# directives `go install` refuses, so it is built as the main module; cgo for its SQLite driver (the other tools
+# build without cgo). It reads options/ (locales, licences, ...) and templates/ at run time: copied next to the
+# binary, the entry is its STATIC_ROOT_PATH. The module has no built frontend (JS/CSS): the API, Git over HTTP and
+# webhooks do not need it.
+gitea_tags="sqlite sqlite_unlock_notify"
+CGO_ENABLED=1 build_in_module gitea "$GITEA_VERSION" code.gitea.io/gitea gitea --keep options --keep templates \
+    -tags "$gitea_tags" -ldflags "-s -w -X \"main.Version=${GITEA_VERSION#v}\" -X \"main.Tags=$gitea_tags\""
 
 # PyYAML for the converters below (Debian's python3 may lack it).
 if ! python3 -c 'import yaml' 2>/dev/null; then

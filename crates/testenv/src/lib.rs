@@ -1,17 +1,20 @@
-//! Test support for the parts of max-cloud that meet a cluster: a real Kubernetes control plane (etcd,
-//! kube-apiserver, kube-controller-manager) and Flux (source-, kustomize- and notification-controller) built from
-//! their Go modules at the versions pinned in `scripts/versions.env`, started on loopback with free ports and
-//! temporary directories, RBAC on, torn down on drop. Used by the cross-crate tests and the aggregator bench.
+//! Test support for the parts of max-cloud that meet a cluster or a Git host: a real Kubernetes control plane
+//! (etcd, kube-apiserver, kube-controller-manager), Flux (source-, kustomize- and notification-controller) and a
+//! Gitea server, built from their Go modules at the versions pinned in `scripts/versions.env`, started on loopback
+//! with free ports and temporary directories, RBAC on, torn down on drop. Used by the cross-crate tests and the
+//! aggregator bench.
 
 pub mod controlplane;
 pub mod crossplane;
 pub mod flux;
+pub mod gitea;
 pub mod process;
 pub mod tools;
 
 pub use controlplane::ControlPlane;
 pub use crossplane::Crossplane;
 pub use flux::Flux;
+pub use gitea::Gitea;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +24,8 @@ pub enum Error {
     Start(String),
     #[error("kubernetes: {0}")]
     Kube(String),
+    #[error("gitea: {0}")]
+    Gitea(String),
     #[error("YAML: {0}")]
     Yaml(String),
     #[error(transparent)]
