@@ -45,14 +45,25 @@ async fn review_required_orders_wait_for_approval() {
     assert_eq!(order["pull_request"]["merge_policy"], "review");
     assert!(git(&repo, &["branch", "--list", &format!("order/{id}")]).contains(&id), "the PR branch exists");
     assert!(!git(&repo, &["ls-tree", "-r", "--name-only", "main"]).contains("widgets/w1.yaml"), "not merged yet");
-    let (status, body) = api
+    // A newer order on the resource supersedes the one in review: its PR is closed, its branch deleted, and the
+    // newer one (still a create, since w1 never reached main) waits for review instead.
+    let (status, newer) = api
         .post("/orders", &json!({"action": "update", "kind": "Widget", "name": "w1", "parameters": {"size": 4}}))
         .await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("name")),
-        "no overtaking an order in review: {body}"
-    );
+    assert_eq!(status, 201, "{newer}");
+    assert_eq!(newer["action"], "create", "{newer}");
+    let old = id;
+    let id = newer["id"].as_str().unwrap().to_string();
+    let (_, superseded) = api.get(&format!("/orders/{old}")).await;
+    assert_eq!(superseded["state"], "superseded", "{superseded}");
+    assert_eq!(superseded["pull_request"]["state"], "closed");
+    assert!(superseded["error"].as_str().unwrap().contains(&id), "{superseded}");
+    assert!(git(&repo, &["branch", "--list", &format!("order/{old}")]).trim().is_empty(), "superseded branch deleted");
+    api.wait_order(&id, "pr_open", Duration::from_secs(20)).await;
+    let (_, pending) = api.get("/orders?review=pending").await;
+    let pending: Vec<&str> = pending.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(pending, [id.as_str()], "pending reviews");
+    assert_eq!(api.get("/orders?review=all").await.0, 400);
 
     // main moves on meanwhile (an auto-merged App), so the approved PR is regenerated on the new main.
     let (status, app) =
@@ -74,6 +85,9 @@ async fn review_required_orders_wait_for_approval() {
     assert!(notes.iter().any(|n| n.contains("regenerated")), "{notes:?}");
     let files = git(&repo, &["ls-tree", "-r", "--name-only", "main"]);
     assert!(files.contains("widgets/w1.yaml") && files.contains("apps/web.yaml"), "{files}");
+    assert!(git(&repo, &["show", "main:widgets/w1.yaml"]).contains("size: 4"), "the newer order's parameters");
+    assert_eq!(order["pull_request"]["review_state"], "approved");
+    assert_eq!(order["pull_request"]["reviewed_by"], json!(["a@example.com"]));
     assert_eq!(order_ids_on_main(&repo).len(), 2);
     assert!(git(&repo, &["rev-list", "--merges", "main"]).trim().is_empty(), "linear history");
 

@@ -126,10 +126,11 @@ struct PayloadRepo {
     owner: PayloadOwner,
 }
 
+/// GitHub names the owner by `login`; Gitea sends both `login` and `username`.
 #[derive(Deserialize)]
 struct PayloadOwner {
-    #[serde(alias = "username")]
-    login: String,
+    login: Option<String>,
+    username: Option<String>,
 }
 
 /// Read a delivery (verify it first). Events that are not about a pull request have `pull_request: None`.
@@ -149,7 +150,11 @@ pub fn read(kind: ForgeKind, headers: &HeaderMap, body: &[u8]) -> Result<Deliver
     let payload: Payload = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let pull_request = match (payload.pull_request, payload.repository) {
         (Some(pr), Some(repo)) => Some(PullRequestRef {
-            owner: repo.owner.login,
+            owner: repo
+                .owner
+                .login
+                .or(repo.owner.username)
+                .ok_or_else(|| WebhookError::Malformed("repository.owner has no login".into()))?,
             repo: repo.name,
             number: pr.number,
             head_branch: pr.head.branch,
@@ -171,7 +176,7 @@ mod tests {
         h
     }
 
-    const BODY: &[u8] = br#"{"action":"closed","number":7,"pull_request":{"number":7,"head":{"ref":"order/abc"}},"repository":{"name":"acme","owner":{"login":"tenants"}}}"#;
+    const BODY: &[u8] = br#"{"action":"closed","number":7,"pull_request":{"number":7,"head":{"ref":"order/abc"}},"repository":{"name":"acme","owner":{"login":"tenants","username":"tenants"}}}"#;
 
     #[test]
     fn valid_signatures_pass_and_everything_else_fails() {

@@ -147,7 +147,10 @@ impl Repos {
         };
         let tip_commit = repo.find_commit(tip)?;
         if !has_order_trailer(&tip_commit, change.order_id) {
-            return Err(GitError::Conflict(format!("branch {branch} holds a commit not made for order {}", change.order_id)));
+            return Err(GitError::Conflict(format!(
+                "branch {branch} holds a commit not made for order {}",
+                change.order_id
+            )));
         }
         if tip_commit.parent_ids().any(|p| p == main) {
             return Ok(Rebased::Current { commit: tip.to_string() });

@@ -73,7 +73,8 @@ impl Worker {
         };
         let auth = forge.git_auth().await?;
         let auth = RemoteAuth { username: auth.username, password: auth.password };
-        let (repos, slug, url, a) = (self.inner.repos.clone(), tenant.slug.clone(), repo.clone_url.clone(), auth.clone());
+        let (repos, slug, url, a) =
+            (self.inner.repos.clone(), tenant.slug.clone(), repo.clone_url.clone(), auth.clone());
         let main = run_blocking(move || repos.fetch_remote(&slug, &url, &a)).await.map_err(git)?;
         if main.is_none() || repo.empty {
             // A new repository: its first commit is the README, then main is protected.
@@ -84,7 +85,8 @@ impl Worker {
                 clone_url_path: repo.clone_url.clone(),
             })
             .map_err(git)?;
-            let (repos, slug, url, a) = (self.inner.repos.clone(), tenant.slug.clone(), repo.clone_url.clone(), auth.clone());
+            let (repos, slug, url, a) =
+                (self.inner.repos.clone(), tenant.slug.clone(), repo.clone_url.clone(), auth.clone());
             let committer = self.inner.config.committer.clone();
             run_blocking(move || {
                 repos.init_tenant(&slug, &readme, &committer)?;
@@ -122,7 +124,13 @@ impl Worker {
         Ok(())
     }
 
-    async fn forge_order(&self, tenant: &Tenant, order: &OrderRow, url: &str, auth: &RemoteAuth) -> Result<(), LaneError> {
+    async fn forge_order(
+        &self,
+        tenant: &Tenant,
+        order: &OrderRow,
+        url: &str,
+        auth: &RemoteAuth,
+    ) -> Result<(), LaneError> {
         let texts = match self.prepare(tenant, order) {
             Ok(t) => t,
             Err(error) => return self.fail(tenant, order, error).await,
@@ -326,7 +334,8 @@ impl Worker {
                 }
                 Merge::NotMergeable { reason } if attempt == 0 => {
                     tracing::info!(order = %order.id, %reason, "merge refused; rebuilding the branch on main");
-                    let (repos, slug, u, a) = (self.inner.repos.clone(), tenant.slug.clone(), url.to_string(), auth.clone());
+                    let (repos, slug, u, a) =
+                        (self.inner.repos.clone(), tenant.slug.clone(), url.to_string(), auth.clone());
                     run_blocking(move || repos.fetch_remote(&slug, &u, &a).map(|_| ())).await.map_err(git)?;
                     let head = match self.push_branch(tenant, order, texts, url, auth).await? {
                         Ok(head) => head,
@@ -388,7 +397,12 @@ impl Worker {
 
     /// Look at an order's pull request now (a webhook delivery, the polling fallback): record what happened on
     /// the forge and wake the lane if the order can be merged.
-    pub(crate) async fn sync_pull_request(&self, tenant: &Tenant, order: &OrderRow, row: &PullRequestRow) -> Result<(), LaneError> {
+    pub(crate) async fn sync_pull_request(
+        &self,
+        tenant: &Tenant,
+        order: &OrderRow,
+        row: &PullRequestRow,
+    ) -> Result<(), LaneError> {
         if order.state != "pr_open" {
             return Ok(());
         }
@@ -401,7 +415,12 @@ impl Worker {
 
     /// Close the pull requests of orders that were rejected through the API or superseded: a comment saying why,
     /// then closed, its branch deleted.
-    pub(crate) async fn close_on_forge(&self, tenant: &Tenant, row: &PullRequestRow, why: &str) -> Result<(), ForgeError> {
+    pub(crate) async fn close_on_forge(
+        &self,
+        tenant: &Tenant,
+        row: &PullRequestRow,
+        why: &str,
+    ) -> Result<(), ForgeError> {
         let forge = self.settings().forge.clone();
         let number = row.number as u64;
         forge.comment(&tenant.slug, number, why).await?;

@@ -182,7 +182,10 @@ impl OrderService {
         };
         for old in superseded {
             self.events.publish(crate::Announcement::Order(OrderUpdate::new(&old, "superseded")));
-            let why = format!("Superseded by order `{}` ({} {} `{}`): closed by max-cloud.", newer.id, newer.action, newer.kind, newer.name);
+            let why = format!(
+                "Superseded by order `{}` ({} {} `{}`): closed by max-cloud.",
+                newer.id, newer.action, newer.kind, newer.name
+            );
             self.withdraw(tenant, &old, &why).await;
         }
     }

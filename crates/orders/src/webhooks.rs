@@ -102,7 +102,8 @@ impl OrderService {
             return Err(invalid("requiredApprovals", "must be between 1 and 10".into()));
         }
         for (i, r) in set.reviewers.iter().enumerate() {
-            let ok = !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.[]".contains(&b));
+            let ok =
+                !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.[]".contains(&b));
             if !ok {
                 return Err(invalid(&format!("reviewers[{i}]"), format!("{r:?} is not a Git provider login")));
             }

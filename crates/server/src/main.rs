@@ -142,7 +142,9 @@ impl RunArgs {
         let url = match (kind, &self.git_provider_url) {
             (_, Some(url)) => url.clone(),
             (ForgeKind::GitHub, None) => "https://api.github.com".to_string(),
-            (ForgeKind::Gitea, None) => anyhow::bail!("--git-provider gitea needs --git-provider-url (the Gitea server)"),
+            (ForgeKind::Gitea, None) => {
+                anyhow::bail!("--git-provider gitea needs --git-provider-url (the Gitea server)")
+            }
         };
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             anyhow::bail!("--git-provider-url must be an http(s) URL, got {url:?}");

@@ -63,7 +63,13 @@ async fn cluster_status_reaches_the_store_and_converges_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let (store, tenant_id) = common::store_with_acme(dir.path()).await;
     let Accepted::Created(web) = store.accept_order(order(&tenant_id, "web")).await.unwrap() else { panic!() };
-    let pr = NewPullRequest { branch: "b".into(), head_commit: "c1".into(), title: "t".into(), body: "b".into(), ..Default::default() };
+    let pr = NewPullRequest {
+        branch: "b".into(),
+        head_commit: "c1".into(),
+        title: "t".into(),
+        body: "b".into(),
+        ..Default::default()
+    };
     store.record_merged(&web, pr, "c1", None).await.unwrap();
 
     let (tx, mut rx) = mpsc::channel(256);

@@ -92,9 +92,8 @@ impl Store {
 
     /// The tenant's own merge policy for `kind` and `action`, if it set one.
     pub async fn merge_policy(&self, tenant_id: &str, kind: &str, action: &str) -> Result<Option<MergePolicyRow>> {
-        let sql = format!(
-            "SELECT {POLICY_COLUMNS} FROM merge_policies WHERE tenant_id = $1 AND kind = $2 AND action = $3"
-        );
+        let sql =
+            format!("SELECT {POLICY_COLUMNS} FROM merge_policies WHERE tenant_id = $1 AND kind = $2 AND action = $3");
         let row = sqlx::query(&sql).bind(tenant_id).bind(kind).bind(action).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(policy_row).transpose()?)
     }
@@ -119,7 +118,11 @@ impl Store {
     }
 
     /// The order whose pull request has forge number `number` in the tenant's repository.
-    pub async fn order_by_pull_request(&self, tenant_id: &str, number: i64) -> Result<Option<(OrderRow, PullRequestRow)>> {
+    pub async fn order_by_pull_request(
+        &self,
+        tenant_id: &str,
+        number: i64,
+    ) -> Result<Option<(OrderRow, PullRequestRow)>> {
         let sql = format!("SELECT {PR_COLUMNS} FROM pull_requests WHERE tenant_id = $1 AND number = $2");
         let Some(row) = sqlx::query(&sql).bind(tenant_id).bind(number).fetch_optional(&self.pool).await? else {
             return Ok(None);
@@ -171,17 +174,19 @@ impl Store {
                 .map(|r| (r.get("review_state"), r.get("reviewed_by")))
                 .map(|(s, b): (Option<String>, Option<String>)| (s, b));
         let by = review.reviewed_by.join(",");
-        let changed = prev.as_ref().is_none_or(|(s, b)| {
-            s.as_deref() != Some(review.state.as_str()) || b.as_deref().unwrap_or("") != by
-        });
+        let changed = prev
+            .as_ref()
+            .is_none_or(|(s, b)| s.as_deref() != Some(review.state.as_str()) || b.as_deref().unwrap_or("") != by);
         if changed {
-            sqlx::query("UPDATE pull_requests SET review_state = $1, reviewed_by = $2, updated_at = $3 WHERE order_id = $4")
-                .bind(&review.state)
-                .bind(&by)
-                .bind(now)
-                .bind(&order.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE pull_requests SET review_state = $1, reviewed_by = $2, updated_at = $3 WHERE order_id = $4",
+            )
+            .bind(&review.state)
+            .bind(&by)
+            .bind(now)
+            .bind(&order.id)
+            .execute(&mut *tx)
+            .await?;
         }
         let waiting = current.state == "pr_open" && !current.approved;
         if waiting && approve {
@@ -236,11 +241,13 @@ impl Store {
 
     /// Orders that order `new_id` superseded (their pull requests are to be closed on the forge).
     pub async fn orders_superseded_by(&self, tenant_id: &str, new_id: &str) -> Result<Vec<OrderRow>> {
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND state = 'superseded' AND error = $2"
-        );
-        let rows =
-            sqlx::query(&sql).bind(tenant_id).bind(format!("superseded by order {new_id}")).fetch_all(&self.pool).await?;
+        let sql =
+            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND state = 'superseded' AND error = $2");
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(format!("superseded by order {new_id}"))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(model::order).collect::<sqlx::Result<_>>()?)
     }
 
@@ -249,13 +256,12 @@ impl Store {
     pub async fn record_blocked(&self, order: &OrderRow, message: &str) -> Result<bool> {
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
-        let last: Option<String> = sqlx::query(
-            "SELECT message FROM order_events WHERE order_id = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(&order.id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .and_then(|r| r.get("message"));
+        let last: Option<String> =
+            sqlx::query("SELECT message FROM order_events WHERE order_id = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(&order.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .and_then(|r| r.get("message"));
         if last.as_deref() == Some(message) {
             return Ok(false);
         }
@@ -274,12 +280,14 @@ impl Store {
     /// The order's branch was regenerated (pushed again on a newer main): its PR's head is now `head_commit`.
     pub async fn record_pr_head(&self, order_id: &str, head_commit: &str) -> Result<()> {
         let _w = self.writer().await;
-        sqlx::query("UPDATE pull_requests SET head_commit = $1, updated_at = $2 WHERE order_id = $3 AND state = 'open'")
-            .bind(head_commit)
-            .bind(now_us())
-            .bind(order_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE pull_requests SET head_commit = $1, updated_at = $2 WHERE order_id = $3 AND state = 'open'",
+        )
+        .bind(head_commit)
+        .bind(now_us())
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -43,6 +43,11 @@ impl Accepted {
 impl Store {
     /// Store a new order in state `accepted` and apply its effect on the resource row:
     /// create inserts the resource (`pending`), update replaces its spec, delete marks it `deleting`.
+    ///
+    /// An order of the same resource still waiting for review (not approved) is `superseded` by the new one, which
+    /// then needs at least that review too (its policy, reviewers and approvals). If the waiting order was a create,
+    /// the new one still creates the resource (an update becomes a create; a delete withdraws it: nothing is left to
+    /// do in Git and the new order is `ready` at once).
     pub async fn accept_order(&self, mut new: NewOrder) -> Result<Accepted> {
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
@@ -66,7 +71,8 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND kind = $2 AND name = $3 \
              AND merge_policy = 'review' AND state IN ('accepted', 'pr_open') LIMIT 1"
         );
-        let waiting = sqlx::query(&sql).bind(&new.tenant_id).bind(&new.kind).bind(&new.name).fetch_optional(&mut *tx).await?;
+        let waiting =
+            sqlx::query(&sql).bind(&new.tenant_id).bind(&new.kind).bind(&new.name).fetch_optional(&mut *tx).await?;
         let mut withdrawn = None;
         if let Some(row) = waiting {
             let waiting = model::order(&row)?;
@@ -81,6 +87,14 @@ impl Store {
             }
             let message = format!("superseded by order {}", new.id);
             supersede(&mut tx, &waiting, &message, now).await?;
+            // Superseding never skips a review: the newer order needs at least the review the waiting one needed.
+            new.merge_policy = "review".into();
+            new.required_approvals = new.required_approvals.max(waiting.required_approvals);
+            for r in &waiting.reviewers {
+                if !new.reviewers.contains(r) {
+                    new.reviewers.push(r.clone());
+                }
+            }
             match (waiting.action.as_str(), new.action.as_str()) {
                 // The resource never reached main: the newer order still creates it.
                 ("create", "create" | "update") => {
@@ -96,10 +110,16 @@ impl Store {
                 }
                 // Deleting what was never created: nothing is left to do in Git.
                 ("create", _) => {
-                    sqlx::query("DELETE FROM resources WHERE id = $1").bind(&waiting.resource_id).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM resources WHERE id = $1")
+                        .bind(&waiting.resource_id)
+                        .execute(&mut *tx)
+                        .await?;
                     withdrawn = Some((
                         waiting.resource_id.clone(),
-                        Some(format!("nothing to delete: create order {} was withdrawn before it was merged", waiting.id)),
+                        Some(format!(
+                            "nothing to delete: create order {} was withdrawn before it was merged",
+                            waiting.id
+                        )),
                     ));
                 }
                 // A withdrawn delete leaves the resource as it was.
@@ -344,12 +364,14 @@ impl Store {
             .bind(order_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE pull_requests SET review_state = 'approved', reviewed_by = $1, updated_at = $2 WHERE order_id = $3")
-            .bind(approver)
-            .bind(now)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE pull_requests SET review_state = 'approved', reviewed_by = $1, updated_at = $2 WHERE order_id = $3",
+        )
+        .bind(approver)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
         event(&mut tx, order_id, &order.state, now, Some(&format!("approved by {approver}"))).await?;
         tx.commit().await?;
         order.approved = true;
@@ -680,7 +702,12 @@ async fn merge_pr(
     Ok(row)
 }
 
-pub(crate) async fn fail_order(tx: &mut Transaction<'_, Any>, order: &OrderRow, state: &str, error: &str) -> Result<()> {
+pub(crate) async fn fail_order(
+    tx: &mut Transaction<'_, Any>,
+    order: &OrderRow,
+    state: &str,
+    error: &str,
+) -> Result<()> {
     let now = now_us();
     sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4")
         .bind(state)

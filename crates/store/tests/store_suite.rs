@@ -217,10 +217,11 @@ async fn review_and_approval(store: Store) {
     // A newer order on the resource supersedes the waiting one; as the resource never reached main, it still
     // creates it.
     let mut newer = new_order(t, "update", "db");
-    newer.merge_policy = "review".into();
+    assert_eq!(newer.merge_policy, "auto", "an update would be merged at once…");
     newer.parameters = r#"{"image":"nginx:2"}"#.into();
     let Accepted::Created(newer) = store.accept_order(newer).await.unwrap() else { panic!() };
     assert_eq!((newer.action.as_str(), newer.resource_id.as_str()), ("create", order.resource_id.as_str()));
+    assert_eq!(newer.merge_policy, "review", "…but it replaces an order in review, so it needs review too");
     let old = store.order(t, &order.id).await.unwrap().unwrap();
     assert_eq!(old.state, "superseded");
     assert_eq!(old.error.as_deref(), Some(format!("superseded by order {}", newer.id).as_str()));
@@ -233,7 +234,10 @@ async fn review_and_approval(store: Store) {
     let approved = store.approve_order(t, &order.id, "a@example.com").await.unwrap();
     assert!(approved.approved);
     let pr_row = store.pull_request_for(&order.id).await.unwrap().unwrap();
-    assert_eq!((pr_row.review_state.as_deref(), pr_row.reviewed_by.clone()), (Some("approved"), vec!["a@example.com".to_string()]));
+    assert_eq!(
+        (pr_row.review_state.as_deref(), pr_row.reviewed_by.clone()),
+        (Some("approved"), vec!["a@example.com".to_string()])
+    );
     // An approved order is about to be merged: it is not superseded.
     let err = store.accept_order(new_order(t, "update", "db")).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict { field: "name", .. }), "{err:?}");
@@ -270,7 +274,9 @@ async fn review_rejection(store: Store) {
     let mut o = new_order(t, "create", "cache");
     o.merge_policy = "review".into();
     let Accepted::Created(waiting) = store.accept_order(o).await.unwrap() else { panic!() };
-    let Accepted::Created(delete) = store.accept_order(new_order(t, "delete", "cache")).await.unwrap() else { panic!() };
+    let Accepted::Created(delete) = store.accept_order(new_order(t, "delete", "cache")).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(delete.state, "ready");
     assert!(delete_message(&store, &delete.id).await.contains(&waiting.id));
     assert_eq!(store.order(t, &waiting.id).await.unwrap().unwrap().state, "superseded");
@@ -291,7 +297,11 @@ async fn forge_reviews_and_closing(store: Store) {
     o.required_approvals = 2;
     let Accepted::Created(order) = store.accept_order(o).await.unwrap() else { panic!() };
     assert_eq!((order.reviewers.clone(), order.required_approvals), (vec!["dba".to_string(), "lead".to_string()], 2));
-    let forge_pr = NewPullRequest { number: Some(41), url: Some("https://git.example/t/acme/pulls/41".into()), ..pr(&order.id, "c1") };
+    let forge_pr = NewPullRequest {
+        number: Some(41),
+        url: Some("https://git.example/t/acme/pulls/41".into()),
+        ..pr(&order.id, "c1")
+    };
     let row = store.record_pr_opened(&order, forge_pr).await.unwrap();
     assert_eq!((row.number, row.url.as_deref()), (41, Some("https://git.example/t/acme/pulls/41")));
     let (found, _) = store.order_by_pull_request(t, 41).await.unwrap().unwrap();
@@ -306,7 +316,10 @@ async fn forge_reviews_and_closing(store: Store) {
     let now = store.record_review(&order, &approved, true).await.unwrap();
     assert!(now.approved);
     let messages = delete_message(&store, &order.id).await;
-    assert!(messages.contains("changes requested by dba") && messages.contains("approved by dba,lead on the pull request"), "{messages}");
+    assert!(
+        messages.contains("changes requested by dba") && messages.contains("approved by dba,lead on the pull request"),
+        "{messages}"
+    );
     let row = store.pull_request_for(&order.id).await.unwrap().unwrap();
     assert_eq!((row.review_state.as_deref(), row.reviewed_by.len()), (Some("approved"), 2));
     // Recording the same review again changes nothing.
@@ -318,7 +331,10 @@ async fn forge_reviews_and_closing(store: Store) {
     let mut o = new_order(t, "create", "web");
     o.merge_policy = "review".into();
     let Accepted::Created(web) = store.accept_order(o).await.unwrap() else { panic!() };
-    store.record_pr_opened(&web, NewPullRequest { number: Some(43), url: Some("u".into()), ..pr(&web.id, "c3") }).await.unwrap();
+    store
+        .record_pr_opened(&web, NewPullRequest { number: Some(43), url: Some("u".into()), ..pr(&web.id, "c3") })
+        .await
+        .unwrap();
     let closed = store.record_pr_closed(&web, "closed by alice without merging").await.unwrap().unwrap();
     assert_eq!((closed.state.as_str(), closed.error.as_deref()), ("rejected", Some("closed by alice without merging")));
     assert!(store.resource(t, &web.resource_id).await.unwrap().is_none());

@@ -30,7 +30,9 @@ fn view(row: &MergePolicyRow, custom: bool) -> m::MergePolicy {
 }
 
 fn parse_action(action: &str) -> ApiResult<Action> {
-    action.parse().map_err(|_| ApiError::invalid("action", format!("action {action:?} is not one of: create, update, delete")))
+    action
+        .parse()
+        .map_err(|_| ApiError::invalid("action", format!("action {action:?} is not one of: create, update, delete")))
 }
 
 /// Every kind and action with the policy that applies.
@@ -63,16 +65,17 @@ pub async fn set(
     if (req.reviewers.len() as i64) > required_approvals {
         return Err(ApiError::invalid(
             "required_approvals",
-            format!("required_approvals ({required_approvals}) is less than the number of reviewers ({})", req.reviewers.len()),
+            format!(
+                "required_approvals ({required_approvals}) is less than the number of reviewers ({})",
+                req.reviewers.len()
+            ),
         ));
     }
     let set = SetPolicy { kind, action, review, reviewers: req.reviewers, required_approvals };
     let p = &auth.0;
-    let row = state
-        .orders
-        .set_policy(&p.tenant, set, &p.user.email)
-        .await
-        .map_err(|e| ApiError::from_order(e, "", &|f| (f == "requiredApprovals").then(|| "required_approvals".into())))?;
+    let row = state.orders.set_policy(&p.tenant, set, &p.user.email).await.map_err(|e| {
+        ApiError::from_order(e, "", &|f| (f == "requiredApprovals").then(|| "required_approvals".into()))
+    })?;
     let target = format!("policy/{}/{}", row.kind, row.action);
     Ok((Extension(AuditTarget(target)), axum::Json(view(&row, true))))
 }
@@ -88,6 +91,10 @@ pub async fn reset(
 ) -> ApiResult<(StatusCode, Extension<AuditTarget>)> {
     auth.require_admin()?;
     let action = parse_action(&action)?;
-    state.orders.reset_policy(&auth.0.tenant, &kind, action).await.map_err(|e| ApiError::from_order(e, "", &|_| None))?;
+    state
+        .orders
+        .reset_policy(&auth.0.tenant, &kind, action)
+        .await
+        .map_err(|e| ApiError::from_order(e, "", &|_| None))?;
     Ok((StatusCode::NO_CONTENT, Extension(AuditTarget(format!("policy/{kind}/{}", action.as_str())))))
 }
