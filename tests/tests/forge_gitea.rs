@@ -333,3 +333,67 @@ async fn orders_become_pull_requests_on_gitea() {
     assert_eq!(count, 7, "{heads:?}");
     running.stop().await.unwrap();
 }
+
+/// Without webhooks the order service polls; revoked credentials and an unknown organisation leave orders waiting
+/// with the reason (nothing lost); after a restart with working credentials they go on, never with a second PR.
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_restarts_and_refused_credentials() {
+    let env = Env::start().await;
+    let config = env.config(Duration::from_secs(1));
+    let running = maxcloud_server::start(&config).await.unwrap();
+    let api = api_of(&running);
+    let (key, slug) = api.register("ops@beta.example", "Beta").await;
+    let api = api.with_key(&key);
+    let repo = format!("/repos/{ORG}/{slug}");
+
+    // No webhook is configured on Gitea: the approval is found by polling.
+    let ledger = place(&api, db("ledger-db")).await;
+    let n = wait_state(&api, &ledger, "pr_open").await["pull_request"]["number"].as_i64().unwrap();
+    env.gitea.add_collaborator(ORG, &slug, "reviewer", "write").await.unwrap();
+    let (status, body) = env
+        .call(Method::POST, &format!("{repo}/pulls/{n}/reviews"), &env.reviewer_token, Some(json!({"event": "APPROVED"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let order = wait_state(&api, &ledger, "merged").await;
+    assert!(history(&order).contains("approved by reviewer"), "{}", history(&order));
+    let audit = running.store.audit_log(None, 1000).await.unwrap();
+    assert!(!audit.iter().any(|e| e.entry.path.contains("webhooks")), "no webhook was involved");
+
+    // The bot's credentials stop working: the order waits, saying why.
+    let (status, body) =
+        env.admin(Method::PATCH, "/admin/users/maxcloud-bot", Some(json!({"login_name": "maxcloud-bot", "source_id": 0, "prohibit_login": true}))).await;
+    assert_eq!(status, 200, "{body}");
+    let web = place(&api, json!({"kind": "App", "name": "web", "parameters": {"image": "nginx:1.27"}})).await;
+    let order = wait_for(&api, &web, "the reason", Duration::from_secs(20), |o| o["error"].is_string()).await;
+    assert_eq!(order["state"], "accepted", "{order:#}");
+    let error = order["error"].as_str().unwrap();
+    assert!(error.starts_with("waiting for the Git provider: access denied"), "{error}");
+    running.stop().await.unwrap();
+
+    // Credentials back, server restarted: the order goes on, with one pull request.
+    let (status, body) =
+        env.admin(Method::PATCH, "/admin/users/maxcloud-bot", Some(json!({"login_name": "maxcloud-bot", "source_id": 0, "prohibit_login": false}))).await;
+    assert_eq!(status, 200, "{body}");
+    let running = maxcloud_server::start(&config).await.unwrap();
+    let api = Api { base: format!("http://{}", running.addr), ..api };
+    wait_state(&api, &web, "merged").await;
+    let (_, all) = env.admin(Method::GET, &format!("{repo}/pulls?state=all&limit=50"), None).await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "one PR per order: {all:#}");
+    running.stop().await.unwrap();
+
+    // An organisation that does not exist on Gitea: the order waits with the forge's answer.
+    let mut config = env.config(Duration::from_secs(3600));
+    config.data_dir = env.tmp.path().join("other");
+    if let Some(forge) = config.forge.as_mut() {
+        forge.owner = "no-such-org".into();
+    }
+    let running = maxcloud_server::start(&config).await.unwrap();
+    let api = api_of(&running);
+    let (key, _) = api.register("ops@gamma.example", "Gamma").await;
+    let api = api.with_key(&key);
+    let id = place(&api, json!({"kind": "App", "name": "web", "parameters": {"image": "nginx:1.27"}})).await;
+    let order = wait_for(&api, &id, "the reason", Duration::from_secs(20), |o| o["error"].is_string()).await;
+    assert_eq!(order["state"], "accepted");
+    assert!(order["error"].as_str().unwrap().contains("no-such-org"), "{order:#}");
+    running.stop().await.unwrap();
+}
