@@ -66,7 +66,7 @@ pub enum Command {
     #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
 
-    /// List orders, or show / approve / reject one
+    /// List orders (--pending: those waiting for review), or show / approve / reject one
     #[command(args_conflicts_with_subcommands = true)]
     Orders(OrdersArgs),
 
@@ -84,6 +84,12 @@ pub enum Command {
 
     /// Show what the organisation's services used (requested vCPU and memory × running time) and what it costs
     Usage(UsageArgs),
+
+    /// Show the organisation's merge policies (auto-merge or review, per kind and action), or set / reset one
+    Policies {
+        #[command(subcommand)]
+        command: Option<PoliciesCommand>,
+    },
 
     /// Print a shell completion script to stdout
     Completions {
@@ -229,6 +235,9 @@ pub struct OrdersArgs {
     /// Show at most this many orders (newest first)
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+    /// Only the orders waiting for a review, with their pull requests (oldest first)
+    #[arg(long)]
+    pub pending: bool,
     #[command(subcommand)]
     pub command: Option<OrdersCommand>,
 }
@@ -275,6 +284,33 @@ fn parse_time(text: &str) -> Result<i64, String> {
         .map(|t| t.unix_timestamp())
         .or_else(|_| time::Date::parse(text, &date).map(|d| d.midnight().assume_utc().unix_timestamp()))
         .map_err(|_| "expected an RFC 3339 time (2026-01-01T00:00:00Z) or a date (2026-01-01)".to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Set the policy of one kind and action (admins): `maxcloud policies set Database delete review --reviewer dba`
+    Set {
+        /// Kind (e.g. Database) or plural, case-insensitive
+        kind: String,
+        action: Action,
+        policy: MergePolicyArg,
+        /// Git provider login that must approve (repeatable; review only)
+        #[arg(long = "reviewer", value_name = "LOGIN")]
+        reviewers: Vec<String>,
+        /// Approving reviews needed (review only; default 1, at least the number of reviewers)
+        #[arg(long, value_name = "N")]
+        approvals: Option<i64>,
+    },
+    /// Return one kind and action to the catalog's default (admins)
+    Reset { kind: String, action: Action },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MergePolicyArg {
+    /// Merged as soon as the pull request is open
+    Auto,
+    /// Merged once approved on the pull request
+    Review,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -341,7 +377,9 @@ mod tests {
             ));
         }
         let cli = parse(&["orders", "--limit", "5"]).unwrap();
-        assert!(matches!(cli.command, Command::Orders(OrdersArgs { limit: Some(5), command: None })));
+        assert!(matches!(cli.command, Command::Orders(OrdersArgs { limit: Some(5), pending: false, command: None })));
+        let cli = parse(&["orders", "--pending"]).unwrap();
+        assert!(matches!(cli.command, Command::Orders(OrdersArgs { pending: true, command: None, .. })));
         let cli = parse(&["orders", "show", "ord_1"]).unwrap();
         assert!(matches!(cli.command, Command::Orders(OrdersArgs { command: Some(OrdersCommand::Show { .. }), .. })));
         let cli = parse(&["-o", "json", "orders", "approve", "ord_1"]).unwrap();

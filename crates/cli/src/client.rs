@@ -205,6 +205,10 @@ impl Client {
         self.send_json(Method::PATCH, path, body).await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        self.send_json(Method::PUT, path, body).await
+    }
+
     async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,

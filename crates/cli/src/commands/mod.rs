@@ -13,6 +13,7 @@ pub mod auth;
 pub mod catalog;
 pub mod completions;
 pub mod orders;
+pub mod policies;
 pub mod services;
 pub mod usage;
 pub mod wait;
@@ -68,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status { name, watch, timeout } => services::status(&ctx, &name, watch.then_some(timeout)).await,
         Command::Delete(args) => services::delete(&ctx, args).await,
         Command::Orders(args) => match args.command {
-            None => orders::list(&ctx, args.limit).await,
+            None => orders::list(&ctx, args.limit, args.pending).await,
             Some(OrdersCommand::Show { id }) => orders::show(&ctx, &id).await,
             Some(OrdersCommand::Approve { id }) => orders::approve(&ctx, &id).await,
             Some(OrdersCommand::Reject { id, reason }) => orders::reject(&ctx, &id, reason.as_deref()).await,
@@ -77,6 +78,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Catalog { kind } => catalog::run(&ctx, kind.as_deref()).await,
         Command::Resources => services::resources(&ctx).await,
         Command::Usage(args) => usage::run(&ctx, args).await,
+        Command::Policies { command } => policies::run(&ctx, command).await,
         Command::Completions { .. } => Ok(()),
     }
 }

@@ -17,16 +17,42 @@ fn order_path(id: &str) -> String {
     format!("/api/v1/orders/{}", segment(id))
 }
 
-pub async fn list(ctx: &Ctx, limit: Option<u32>) -> Result<()> {
-    let path = match limit {
-        Some(n) => format!("/api/v1/orders?limit={n}"),
-        None => "/api/v1/orders".to_string(),
+pub async fn list(ctx: &Ctx, limit: Option<u32>, pending: bool) -> Result<()> {
+    let mut query = Vec::new();
+    if let Some(n) = limit {
+        query.push(format!("limit={n}"));
+    }
+    if pending {
+        query.push("review=pending".to_string());
+    }
+    let path = match query.is_empty() {
+        true => "/api/v1/orders".to_string(),
+        false => format!("/api/v1/orders?{}", query.join("&")),
     };
     let orders: Vec<Order> = ctx.client.get(&path).await?;
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, &orders);
     }
-    let mut table = Table::new(["ID", "STATE", "ACTION", "KIND", "NAME", "CREATED"]);
+    if pending {
+        if orders.is_empty() {
+            eprintln!("no orders wait for a review");
+        }
+        let mut table = Table::new(["ID", "ACTION", "KIND", "NAME", "REVIEW", "REQUESTER", "PULL REQUEST"]);
+        for o in &orders {
+            let pr = o.pull_request.as_ref();
+            table.row([
+                o.id.clone(),
+                o.action.clone(),
+                o.kind.clone(),
+                o.name.clone(),
+                pr.and_then(|p| p.review_state.clone()).unwrap_or_else(|| "pending".into()),
+                o.requester.clone(),
+                pr.map(pr_link).unwrap_or_else(|| "(opening)".into()),
+            ]);
+        }
+        return write_stdout(&table.render());
+    }
+    let mut table = Table::new(["ID", "STATE", "ACTION", "KIND", "NAME", "PR", "CREATED"]);
     for o in &orders {
         table.row([
             o.id.clone(),
@@ -34,10 +60,16 @@ pub async fn list(ctx: &Ctx, limit: Option<u32>) -> Result<()> {
             o.action.clone(),
             o.kind.clone(),
             o.name.clone(),
+            o.pull_request.as_ref().map(pr_link).unwrap_or_default(),
             o.created_at.clone(),
         ]);
     }
     write_stdout(&table.render())
+}
+
+/// The pull request's page on the Git provider, else `#N`.
+fn pr_link(pr: &maxcloud_api_model::PullRequest) -> String {
+    pr.url.clone().unwrap_or_else(|| format!("#{}", pr.number))
 }
 
 /// Human view of one order: summary, pull request, history.
@@ -60,10 +92,24 @@ pub fn order_details(o: &Order) -> String {
     }
     kv.add("created", &o.created_at).add("updated", &o.updated_at);
     if let Some(pr) = &o.pull_request {
-        kv.add("pull request", format!("#{} {}", pr.number, pr.title))
-            .add("  state", &pr.state)
-            .add("  merge policy", &pr.merge_policy)
-            .add("  branch", &pr.branch)
+        kv.add("pull request", format!("#{} {}", pr.number, pr.title));
+        if let Some(url) = &pr.url {
+            kv.add("  url", url);
+        }
+        kv.add("  state", &pr.state).add("  merge policy", &pr.merge_policy);
+        if let Some(review) = &pr.review_state {
+            let by = if pr.reviewed_by.is_empty() { String::new() } else { format!(" ({})", pr.reviewed_by.join(", ")) };
+            kv.add("  review", format!("{}{by}", review.replace('_', " ")));
+        }
+        if let Some(n) = pr.required_approvals {
+            let who = if pr.required_reviewers.is_empty() {
+                String::new()
+            } else {
+                format!(", including {}", pr.required_reviewers.join(", "))
+            };
+            kv.add("  required", format!("{n} approval{}{who}", if n == 1 { "" } else { "s" }));
+        }
+        kv.add("  branch", &pr.branch)
             .add("  head commit", &pr.head_commit)
             .add("  merge commit", opt(pr.merge_commit.as_deref()));
     }
@@ -121,7 +167,7 @@ async fn review(ctx: &Ctx, id: &str, verb: &str, done: &str, body: Value) -> Res
     let mut kv = KeyValues::new();
     kv.add(done, &order.id).add("state", &order.state);
     if let Some(pr) = &order.pull_request {
-        kv.add("pull request", format!("#{} ({})", pr.number, pr.state));
+        kv.add("pull request", format!("{} ({})", pr_link(pr), pr.state));
     }
     write_stdout(&kv.render())
 }
@@ -161,7 +207,7 @@ pub async fn order(ctx: &Ctx, args: OrderArgs) -> Result<()> {
         .add("name", &order.name)
         .add("path", &order.path);
     if let Some(pr) = &order.pull_request {
-        kv.add("pull request", format!("#{} ({}, {})", pr.number, pr.state, pr.merge_policy));
+        kv.add("pull request", format!("{} ({}, {})", pr_link(pr), pr.state, pr.merge_policy));
     }
     write_stdout(&kv.render())
 }

@@ -25,8 +25,14 @@ pub fn state_line(order: &Order) -> String {
     let mut line = format!("order {}: {}", order.id, order.state);
     if order.state == "pr_open" {
         if let Some(pr) = &order.pull_request {
-            if pr.merge_policy == "review" {
-                line.push_str(&format!(" (awaiting review: maxcloud orders approve {})", order.id));
+            match (pr.merge_policy.as_str(), &pr.url) {
+                // On a Git hosting provider the review happens on the pull request.
+                ("review", Some(url)) => {
+                    let state = pr.review_state.as_deref().unwrap_or("pending").replace('_', " ");
+                    line.push_str(&format!(" (review {state}: {url})"));
+                }
+                ("review", None) => line.push_str(&format!(" (awaiting review: maxcloud orders approve {})", order.id)),
+                _ => {}
             }
         }
     }
@@ -263,7 +269,16 @@ mod tests {
             merge_commit: None,
             title: "t".into(),
             body: "b".into(),
+            url: None,
+            review_state: Some("pending".into()),
+            reviewed_by: vec![],
+            required_reviewers: vec![],
+            required_approvals: Some(1),
         });
         assert_eq!(state_line(&o), "order ord_1: pr_open (awaiting review: maxcloud orders approve ord_1)");
+        let pr = o.pull_request.as_mut().unwrap();
+        pr.url = Some("https://git.example/t/acme/pulls/3".into());
+        pr.review_state = Some("changes_requested".into());
+        assert_eq!(state_line(&o), "order ord_1: pr_open (review changes requested: https://git.example/t/acme/pulls/3)");
     }
 }
