@@ -12,9 +12,11 @@
 //! `X-RateLimit-Remaining` and its `X-RateLimit-Reset`) wait until the limit resets. Webhook deliveries are
 //! verified and read by [`webhook`].
 //!
-//! Implementations: [`gitea::Gitea`] (Gitea/Forgejo REST API v1, reqwest).
+//! Implementations: [`github::GitHub`] (GitHub and GitHub Enterprise Server REST API, octocrab; token or GitHub
+//! App authentication), [`gitea::Gitea`] (Gitea/Forgejo REST API v1, reqwest).
 
 pub mod gitea;
+pub mod github;
 pub mod retry;
 pub mod webhook;
 
