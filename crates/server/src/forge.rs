@@ -59,7 +59,19 @@ impl ForgeConfig {
             (ForgeKind::Gitea, ForgeAuth::GitHubApp { .. }) => {
                 anyhow::bail!("a GitHub App cannot sign in to Gitea: give a Gitea access token")
             }
-            (ForgeKind::GitHub, _) => anyhow::bail!("the GitHub provider is not built in yet"),
+            (ForgeKind::GitHub, auth) => {
+                use maxcloud_forge::github::{GitHub, GitHubAuth, GitHubConfig};
+                let auth = match auth {
+                    ForgeAuth::Token(token) => GitHubAuth::Token(token.clone()),
+                    ForgeAuth::GitHubApp { app_id, installation_id, private_key_pem } => GitHubAuth::App {
+                        app_id: *app_id,
+                        installation_id: *installation_id,
+                        private_key_pem: private_key_pem.clone(),
+                    },
+                };
+                let config = GitHubConfig { api_url: self.url.clone(), owner: self.owner.clone(), auth, retry };
+                Ok(Arc::new(GitHub::new(config)?))
+            }
         }
     }
 
