@@ -124,7 +124,49 @@ impl PriceList {
         let denominator = 1000 * GIB * 10u128.pow(PRICE_DECIMALS - COST_DECIMALS);
         numerator.saturating_add(denominator / 2) / denominator
     }
+
+    /// What a resource with this footprint costs in a month of 730 hours, at its fewest and its most instances,
+    /// in 10^-6 units of the currency.
+    pub fn monthly_micros(&self, f: &maxcloud_catalog::Footprint) -> (u128, u128) {
+        let at = |instances: i64| {
+            let seconds = MONTH_SECONDS * instances.max(0) as u128;
+            self.cost_micros(&ServiceUsage {
+                kind: String::new(),
+                name: String::new(),
+                pods: 0,
+                cpu_milli_seconds: (f.cpu_milli.max(0) as u128).saturating_mul(seconds),
+                memory_byte_seconds: (f.memory_bytes.max(0) as u128).saturating_mul(seconds),
+            })
+        };
+        (at(f.min_instances), at(f.max_instances))
+    }
+
+    /// The estimate as one line for a pull request: `EUR 0.00–126.14 per month (0–3 instances of 1 vCPU,
+    /// 512 MiB; 730 h, list prices)`.
+    pub fn monthly_estimate(&self, f: &maxcloud_catalog::Footprint) -> String {
+        let (low, high) = self.monthly_micros(f);
+        let money = |m: u128| format!("{:.2}", micros_to_units(m));
+        let amount = if low == high { money(low) } else { format!("{}–{}", money(low), money(high)) };
+        let instances = if f.min_instances == f.max_instances {
+            format!("{} instance{}", f.max_instances, if f.max_instances == 1 { "" } else { "s" })
+        } else {
+            format!("{}–{} instances", f.min_instances, f.max_instances)
+        };
+        let cpu = if f.cpu_milli % 1000 == 0 {
+            format!("{}", f.cpu_milli / 1000)
+        } else {
+            format!("{}", f.cpu_milli as f64 / 1000.0)
+        };
+        let mib = f.memory_bytes as f64 / (1u64 << 20) as f64;
+        format!(
+            "{} {amount} per month ({instances} of {cpu} vCPU, {mib:.0} MiB; 730 h at {} per vCPU-second and {} per GiB-second)",
+            self.currency, self.vcpu_second, self.gib_second
+        )
+    }
 }
+
+/// Seconds in the month of an estimate (730 hours, the usual cloud billing month).
+const MONTH_SECONDS: u128 = 730 * 3600;
 
 /// A cost in 10^-6 units as a number of currency units.
 pub fn micros_to_units(micros: u128) -> f64 {
@@ -134,6 +176,27 @@ pub fn micros_to_units(micros: u128) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monthly_estimates_cover_the_instance_range() {
+        let prices = PriceList::default();
+        let f =
+            maxcloud_catalog::Footprint { cpu_milli: 1000, memory_bytes: 1 << 30, min_instances: 0, max_instances: 2 };
+        // One instance for 730 h: 2,628,000 s × (0.000024 + 0.0000025) = 69.642 EUR.
+        assert_eq!(prices.monthly_micros(&f), (0, 2 * 69_642_000));
+        assert_eq!(
+            prices.monthly_estimate(&f),
+            "EUR 0.00–139.28 per month (0–2 instances of 1 vCPU, 1024 MiB; 730 h at 0.000024 per vCPU-second and \
+             0.0000025 per GiB-second)"
+        );
+        let f =
+            maxcloud_catalog::Footprint { cpu_milli: 250, memory_bytes: 512 << 20, min_instances: 1, max_instances: 1 };
+        assert!(
+            prices.monthly_estimate(&f).starts_with("EUR 19.05 per month (1 instance of 0.25 vCPU, 512 MiB;"),
+            "{}",
+            prices.monthly_estimate(&f)
+        );
+    }
 
     #[test]
     fn prices_are_exact_decimals() {

@@ -159,6 +159,7 @@ pub struct ServiceType {
     validator: jsonschema::Validator,
     rules: Vec<Rule>,
     merge_policies: [MergePolicy; 3],
+    price_paths: Option<crate::footprint::PricePaths>,
 }
 
 impl fmt::Debug for ServiceType {
@@ -273,6 +274,13 @@ impl ServiceType {
             }
         }
 
+        let price_paths = crate::footprint::PricePaths::parse(
+            annotation(crate::footprint::ANNOTATION_PRICE_CPU),
+            annotation(crate::footprint::ANNOTATION_PRICE_MEMORY),
+            annotation(crate::footprint::ANNOTATION_PRICE_INSTANCES),
+            &spec,
+        )?;
+
         Ok(ServiceType {
             kind,
             plural,
@@ -288,7 +296,13 @@ impl ServiceType {
             validator,
             rules,
             merge_policies,
+            price_paths,
         })
+    }
+
+    /// What one resource with this (defaulted) spec requests, if the XRD says where (`maxcloud.dev/price-*`).
+    pub fn footprint(&self, spec: &Value) -> Option<crate::Footprint> {
+        self.price_paths.as_ref()?.footprint(spec)
     }
 
     /// `<group>/<version>`, e.g. `maxcloud.dev/v1alpha1`.

@@ -553,3 +553,36 @@ fn action_and_policy_strings() {
     assert_eq!(serde_json::to_value(MergePolicy::Auto).unwrap(), "auto");
     assert_eq!(serde_json::from_value::<MergePolicy>(json!("review")).unwrap(), MergePolicy::Review);
 }
+
+#[test]
+fn footprints_follow_the_price_annotations() {
+    let catalog = catalog();
+    let app = catalog.get("App").unwrap();
+    let spec =
+        app.validate(&json!({"image": "nginx", "scaling": {"maxScale": 3}, "resources": {"cpu": "250m"}})).unwrap();
+    let f = app.footprint(&spec).unwrap();
+    assert_eq!((f.cpu_milli, f.memory_bytes, f.min_instances, f.max_instances), (250, 512 << 20, 0, 3));
+    let db = catalog.get("Database").unwrap();
+    let spec = db.validate(&json!({"instances": 2})).unwrap();
+    let f = db.footprint(&spec).unwrap();
+    assert_eq!((f.cpu_milli, f.memory_bytes, f.min_instances, f.max_instances), (1000, 1 << 30, 2, 2));
+    assert!(catalog.get("DNSRecord").unwrap().footprint(&json!({})).is_none(), "no annotations, no footprint");
+}
+
+#[test]
+fn price_annotations_are_checked() {
+    let dir = std::env::temp_dir().join(format!("maxcloud-catalog-price-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xrd = std::fs::read_to_string(Path::new(XRDS).join("database.yaml")).unwrap();
+    let load = |text: &str| {
+        std::fs::write(dir.join("database.yaml"), text).unwrap();
+        Catalog::load_dir(&dir).map(|_| ()).unwrap_err().to_string()
+    };
+    let e = load(&xrd.replace("price-instances: instances", "price-instances: replicas"));
+    assert!(e.contains("maxcloud.dev/price-instances: replicas is not a spec field"), "{e}");
+    let e = load(&xrd.replace("price-cpu: resources.cpu", "price-cpu: instances"));
+    assert!(e.contains("not string"), "{e}");
+    let e = load(&xrd.replace("    maxcloud.dev/price-memory: resources.memory\n", ""));
+    assert!(e.contains("go together"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

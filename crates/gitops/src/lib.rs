@@ -44,7 +44,8 @@ pub use remote::{Rebased, RemoteAuth};
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};
 pub use status::{CommitState, CommitStatus, DESCRIPTION_MAX_CHARS, STATUS_NOTES_REF};
 pub use templates::{
-    render_commit_message, render_pr_body, render_pr_title, render_readme, OrderText, ReadmeContext, MAX_SUBJECT_CHARS,
+    render_commit_message, render_pr_body, render_pr_title, render_readme, unified_diff, OrderText, ReadmeContext,
+    MAX_SUBJECT_CHARS,
 };
 
 /// Errors of this crate.

@@ -59,6 +59,12 @@ pub struct OrderText {
     pub requester: String,
     /// Tenant slug.
     pub tenant: String,
+    /// The ordered parameters as YAML (none for deletes).
+    pub parameters: Option<String>,
+    /// Unified diff of the resource file against main, when known.
+    pub diff: Option<String>,
+    /// Estimated monthly price, when the type has a footprint.
+    pub estimate: Option<String>,
 }
 
 impl OrderText {
@@ -76,8 +82,34 @@ impl OrderText {
             path: clean(&self.path),
             requester: clean(&self.requester),
             tenant: clean(&self.tenant),
+            // Multi-line, shown in code blocks whose fence is longer than any backtick run inside.
+            parameters: self.parameters.clone(),
+            diff: self.diff.clone(),
+            estimate: self.estimate.as_deref().map(clean),
         }
     }
+}
+
+/// The unified diff of a file from `old` (none: it does not exist) to `new` (none: deleted), with 3 lines of
+/// context, as `git diff` shows it.
+pub fn unified_diff(path: &str, old: Option<&str>, new: Option<&str>) -> String {
+    let diff = similar::TextDiff::from_lines(old.unwrap_or(""), new.unwrap_or(""));
+    let a = if old.is_some() { format!("a/{path}") } else { "/dev/null".to_string() };
+    let b = if new.is_some() { format!("b/{path}") } else { "/dev/null".to_string() };
+    diff.unified_diff().context_radius(3).header(&a, &b).to_string()
+}
+
+/// A Markdown code fence longer than any run of backticks in `texts` (at least three).
+fn fence<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut longest = 0;
+    for text in texts {
+        let mut run = 0;
+        for c in text.chars() {
+            run = if c == '`' { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+    }
+    "`".repeat((longest + 1).max(3))
 }
 
 /// A minijinja environment as every text template of the repositories uses it: strict about undefined values,
@@ -151,7 +183,15 @@ pub fn render_pr_title(ctx: &OrderText) -> Result<String, GitError> {
 
 /// Render the pull-request body (Markdown) of an order.
 pub fn render_pr_body(ctx: &OrderText) -> Result<String, GitError> {
-    render(PR_BODY, &ctx.sanitized())
+    #[derive(Serialize)]
+    struct Body<'a> {
+        #[serde(flatten)]
+        order: &'a OrderText,
+        fence: String,
+    }
+    let order = ctx.sanitized();
+    let fence = fence([order.parameters.as_deref().unwrap_or(""), order.diff.as_deref().unwrap_or("")]);
+    render(PR_BODY, &Body { order: &order, fence })
 }
 
 #[cfg(test)]
@@ -167,7 +207,28 @@ mod tests {
             path: format!("apps/{name}.yaml"),
             requester: "alice@example.com".into(),
             tenant: "acme-shop".into(),
+            parameters: None,
+            diff: None,
+            estimate: None,
         }
+    }
+
+    #[test]
+    fn pr_body_shows_parameters_diff_and_estimate_in_safe_fences() {
+        let mut o = order("update", "shop");
+        o.parameters = Some("image: nginx:1.27\nenv:\n- name: X\n  value: '```'\n".into());
+        o.diff = Some(unified_diff("apps/shop.yaml", Some("image: nginx:1.26\n"), Some("image: nginx:1.27\n")));
+        o.estimate = Some("EUR 0.00–139.28 per month\n| injected |".into());
+        let body = render_pr_body(&o).unwrap();
+        assert!(body.contains("| Estimated price | EUR 0.00–139.28 per month | injected | |"), "{body}");
+        assert!(body.contains("````yaml\nimage: nginx:1.27\n"), "a fence longer than the value's backticks: {body}");
+        assert!(body.contains("````diff\n--- a/apps/shop.yaml\n+++ b/apps/shop.yaml\n@@ -1 +1 @@\n-image: nginx:1.26\n+image: nginx:1.27\n````"), "{body}");
+        let plain = render_pr_body(&order("create", "shop")).unwrap();
+        assert!(!plain.contains("###") && !plain.contains("Estimated"), "{plain}");
+        assert_eq!(
+            unified_diff("a.yaml", None, Some("x: 1\n")).lines().take(2).collect::<Vec<_>>(),
+            ["--- /dev/null", "+++ b/a.yaml"]
+        );
     }
 
     #[test]

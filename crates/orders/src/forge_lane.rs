@@ -131,7 +131,10 @@ impl Worker {
         url: &str,
         auth: &RemoteAuth,
     ) -> Result<(), LaneError> {
-        let texts = match self.prepare(tenant, order) {
+        // The resource file on the forge's main (the mirror was fetched for this pass), for the PR's diff.
+        let (repos, slug, path) = (self.inner.repos.clone(), tenant.slug.clone(), order.path.clone());
+        let old = run_blocking(move || repos.read_main_file(&slug, &path)).await.map_err(git)?;
+        let texts = match self.prepare(tenant, order, Some(old.as_deref())) {
             Ok(t) => t,
             Err(error) => return self.fail(tenant, order, error).await,
         };

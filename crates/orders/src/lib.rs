@@ -19,4 +19,4 @@ pub use forge_lane::ForgeSettings;
 pub use receiver::FluxReceiver;
 pub use service::{OrderError, OrderService, OrderUpdate, PlaceOrder, Placed};
 pub use webhooks::{SetPolicy, WebhookOutcome, WebhookRefused};
-pub use worker::WorkerConfig;
+pub use worker::{PriceEstimate, WorkerConfig};

@@ -33,7 +33,7 @@ pub(crate) enum LaneError {
 }
 
 /// How the worker runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// Drive orders at all (`false`: accept-only API node; another process runs the worker).
     pub run_worker: bool,
@@ -53,7 +53,12 @@ pub struct WorkerConfig {
     pub order_service: Option<gitops::ServiceAccountRef>,
     /// The Git hosting provider the tenant repositories live on (`None`: the embedded local provider).
     pub forge: Option<crate::ForgeSettings>,
+    /// The monthly price of a footprint, for pull request bodies (`None`: no estimate shown).
+    pub price_estimate: Option<PriceEstimate>,
 }
+
+/// Prices a resource's footprint for a month: one line of text.
+pub type PriceEstimate = Arc<dyn Fn(&maxcloud_catalog::Footprint) -> String + Send + Sync>;
 
 impl Default for WorkerConfig {
     fn default() -> Self {
@@ -66,6 +71,7 @@ impl Default for WorkerConfig {
             flux_receiver: None,
             order_service: None,
             forge: None,
+            price_estimate: None,
         }
     }
 }
@@ -376,7 +382,7 @@ impl Worker {
         let mut published = Vec::with_capacity(orders.len());
         let mut jobs = Vec::with_capacity(orders.len());
         for order in orders {
-            match self.prepare(tenant, &order) {
+            match self.prepare(tenant, &order, None) {
                 Ok(texts) => jobs.push((order, texts)),
                 Err(error) => {
                     published.push((order.clone(), "failed"));
@@ -502,17 +508,33 @@ impl Worker {
         Ok(())
     }
 
-    pub(crate) fn prepare(&self, tenant: &Tenant, order: &OrderRow) -> Result<OrderTexts, String> {
+    /// Render everything the Git steps of an order need. `old`: the resource file on main (`Some(None)`: it does not
+    /// exist), when known, for the diff in the pull request body.
+    pub(crate) fn prepare(
+        &self,
+        tenant: &Tenant,
+        order: &OrderRow,
+        old: Option<Option<&[u8]>>,
+    ) -> Result<OrderTexts, String> {
         let ty = self.inner.catalog.get(&order.kind).ok_or_else(|| format!("kind {} left the catalog", order.kind))?;
         let slug = TenantSlug::parse(&tenant.slug).map_err(|e| e.to_string())?;
         let name = ResourceName::parse(&order.name).map_err(|e| e.to_string())?;
-        let content = if order.action == "delete" {
-            None
+        let (content, parameters, estimate) = if order.action == "delete" {
+            (None, None, None)
         } else {
             let spec: serde_json::Value = serde_json::from_str(&order.parameters).map_err(|e| e.to_string())?;
             let object = ty.build_resource(&slug, &name, &order.id, &spec);
-            Some(maxcloud_catalog::to_yaml(&object).map_err(|e| e.to_string())?.into_bytes())
+            let content = maxcloud_catalog::to_yaml(&object).map_err(|e| e.to_string())?.into_bytes();
+            let parameters = maxcloud_catalog::to_yaml(&spec).map_err(|e| e.to_string())?;
+            let estimate =
+                self.inner.config.price_estimate.as_ref().and_then(|price| ty.footprint(&spec).map(|f| price(&f)));
+            (Some(content), Some(parameters), estimate)
         };
+        let diff = old.map(|old| {
+            let old = old.map(String::from_utf8_lossy);
+            let new = content.as_deref().map(String::from_utf8_lossy);
+            gitops::unified_diff(&order.path, old.as_deref(), new.as_deref())
+        });
         let text = OrderText {
             order_id: order.id.clone(),
             action: order.action.clone(),
@@ -521,6 +543,9 @@ impl Worker {
             path: order.path.clone(),
             requester: order.requester.clone(),
             tenant: tenant.slug.clone(),
+            parameters,
+            diff,
+            estimate,
         };
         Ok(OrderTexts {
             order_id: order.id.clone(),

@@ -182,9 +182,11 @@ async fn start_with(
         Some(f) => f.default_git_base_url(),
         None => default_git_base_url(addr),
     };
+    let prices = config.price_list.clone();
     let worker = WorkerConfig {
         run_worker: config.run_worker,
         forge,
+        price_estimate: Some(Arc::new(move |f: &maxcloud_catalog::Footprint| prices.monthly_estimate(f))),
         tenant_git_base_url: config.tenant_git_base_url.clone().unwrap_or(default_base),
         flux_receiver: config.flux_receiver.as_ref().map(|(url, token)| maxcloud_orders::FluxReceiver::new(url, token)),
         order_service: config.service_account.clone(),

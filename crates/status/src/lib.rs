@@ -13,7 +13,6 @@
 pub mod aggregator;
 pub mod derive;
 pub mod metering;
-mod quantity;
 pub mod tree;
 
 pub use aggregator::{Aggregator, Ancestry, Event, CATALOG_GROUP, TENANT_KUSTOMIZATION};

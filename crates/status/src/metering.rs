@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use maxcloud_store::PodUsage;
 
 use crate::derive::NAMESPACE_PREFIX;
-use crate::quantity;
+use maxcloud_catalog::quantity;
 
 /// Label with the catalog kind of the service a pod runs for (`App`, `Database`).
 pub const LABEL_KIND: &str = "maxcloud.dev/kind";
