@@ -58,6 +58,9 @@ async fn invited_members_order_but_do_not_administer() {
     ] {
         assert_eq!(status, 403, "a member may not {what}");
     }
+    let set = api.req(reqwest::Method::PUT, "/policies/App/create").json(&json!({"policy": "review"}));
+    assert_eq!(api.send(set).await.0, 403, "a member may not set merge policies");
+    assert_eq!(api.delete("/policies/App/create").await.0, 403, "nor reset them");
     let out = cli(&member_home, &server, &["auth", "invite", "--email", "y@example.com"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin"), "the error says why");

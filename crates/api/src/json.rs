@@ -73,7 +73,16 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     format!("{path}.{f}")
                 }
             });
-            let field = unknown.clone().or_else(|| (path != "." && !path.is_empty()).then_some(path));
+            // A missing required field: name it (inside the object the path points at).
+            let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()).map(|f| {
+                if path == "." || path.is_empty() {
+                    f.to_string()
+                } else {
+                    format!("{path}.{f}")
+                }
+            });
+            let field =
+                unknown.clone().or(missing.clone()).or_else(|| (path != "." && !path.is_empty()).then_some(path));
             let status = match inner.classify() {
                 serde_json::error::Category::Syntax | serde_json::error::Category::Eof => StatusCode::BAD_REQUEST,
                 serde_json::error::Category::Io => StatusCode::BAD_REQUEST,
@@ -83,6 +92,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let code = if status == StatusCode::BAD_REQUEST { "malformed_request" } else { "invalid_request" };
             let message = match &field {
                 Some(f) if unknown.is_some() => format!("unknown field {f:?}"),
+                Some(f) if missing.is_some() => format!("{f}: missing (required)"),
                 Some(f) => format!("{f}: {}", strip_position(&message)),
                 None => format!("malformed JSON: {}", strip_position(&message)),
             };
