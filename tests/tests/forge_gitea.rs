@@ -51,6 +51,7 @@ impl Env {
             auth: ForgeAuth::Token(self.bot_token.clone()),
             webhook_secret: Some(SECRET.into()),
             poll_interval: poll,
+            flux_read_token: None,
         });
         config
     }

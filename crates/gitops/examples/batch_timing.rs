@@ -73,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         path: path.clone(),
                         requester: "alice@example.com".into(),
                         tenant: slug.into(),
+                        ..Default::default()
                     })?;
                     let content = format!("kind: App\nname: {name}\n").into_bytes();
                     Ok(Order { id, path, content, message })

@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             path: path.clone(),
             requester: "alice@example.com".into(),
             tenant: slug.into(),
+            ..Default::default()
         })?;
         let content = format!("kind: App\nname: {name}\n");
         let change = Change {

@@ -43,7 +43,7 @@ impl ReadmeContext {
 }
 
 /// Values describing one order, for commit messages and pull requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OrderText {
     /// Order id (uuid).
     pub order_id: String,

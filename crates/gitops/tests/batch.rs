@@ -65,6 +65,7 @@ impl Order {
             path: path.clone(),
             requester: "alice@example.com".into(),
             tenant: SLUG.into(),
+            ..Default::default()
         })
         .unwrap();
         Order { id, path, content: content.map(|c| c.as_bytes().to_vec()), message, author: author() }

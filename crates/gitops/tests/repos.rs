@@ -31,6 +31,7 @@ fn message(order_id: &str, action: &str, name: &str) -> String {
         path: format!("apps/{name}.yaml"),
         requester: "alice@example.com".into(),
         tenant: SLUG.into(),
+        ..Default::default()
     })
     .unwrap()
 }

@@ -20,6 +20,9 @@ pub struct ForgeConfig {
     pub webhook_secret: Option<String>,
     /// How often open pull requests are polled (the webhook fallback).
     pub poll_interval: Duration,
+    /// (username, token) Flux reads the tenant repositories with: a read-only credential of the forge, written
+    /// into every tenant's `maxcloud-git-token` Secret (never the order service's own token).
+    pub flux_read_token: Option<(String, String)>,
 }
 
 /// Credentials for the forge.

@@ -222,7 +222,17 @@ async fn start_with(
             match (&config.service_account, &config.flux_receiver) {
                 (Some(_), Some((url, token))) => {
                     let receiver = maxcloud_orders::FluxReceiver::new(url, token);
-                    tenant_secrets::spawn(client.clone(), store.clone(), token.clone(), Some(receiver));
+                    let git = match config.forge.as_ref().and_then(|f| f.flux_read_token.clone()) {
+                        Some((username, password)) => tenant_secrets::GitCredentials::Static { username, password },
+                        None if config.forge.is_some() => {
+                            tracing::warn!(
+                                "no --git-provider-read-token: Flux gets no credentials for the tenant repositories"
+                            );
+                            tenant_secrets::GitCredentials::Unset
+                        }
+                        None => tenant_secrets::GitCredentials::Mint,
+                    };
+                    tenant_secrets::spawn(client.clone(), store.clone(), token.clone(), git, Some(receiver));
                 }
                 (Some(_), None) => {
                     tracing::warn!("--service-account without --flux-webhook-token: tenant Flux secrets not created")

@@ -111,6 +111,13 @@ struct RunArgs {
     /// Secret of the provider's webhook (HMAC key), sent to /api/v1/webhooks/<provider>. Unset: polling only.
     #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_WEBHOOK_SECRET", hide_env_values = true)]
     git_provider_webhook_secret: Option<String>,
+    /// Read-only token Flux clones the tenant repositories with (written into each tenant's `maxcloud-git-token`
+    /// Secret; never the order service's own token). Pass it by environment.
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_READ_TOKEN", hide_env_values = true)]
+    git_provider_read_token: Option<String>,
+    /// User name that goes with --git-provider-read-token (Gitea: the token's owner).
+    #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_READ_USER", default_value = "flux")]
+    git_provider_read_user: String,
     /// Seconds between polls of open pull requests (the fallback for missed webhooks).
     #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_POLL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     git_provider_poll_seconds: u64,
@@ -131,6 +138,7 @@ impl RunArgs {
                     ("--git-provider-token", self.git_provider_token.is_some()),
                     ("--github-app-id", self.github_app_id.is_some()),
                     ("--git-provider-webhook-secret", self.git_provider_webhook_secret.is_some()),
+                    ("--git-provider-read-token", self.git_provider_read_token.is_some()),
                 ];
                 if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
                     anyhow::bail!("{flag} needs --git-provider github or gitea (the local provider is in use)");
@@ -176,6 +184,7 @@ impl RunArgs {
             auth,
             webhook_secret: self.git_provider_webhook_secret.clone(),
             poll_interval: std::time::Duration::from_secs(self.git_provider_poll_seconds),
+            flux_read_token: self.git_provider_read_token.clone().map(|t| (self.git_provider_read_user.clone(), t)),
         }))
     }
 

@@ -1,6 +1,10 @@
 //! The two Secrets each tenant namespace needs for Flux, created by the order service so that no credential is
-//! ever committed: `maxcloud-git-token` (username `flux` and a Git read token for the tenant's repository,
-//! minted here and stored only hashed) and `maxcloud-webhook-token` (the platform's Receiver token).
+//! ever committed: `maxcloud-git-token` and `maxcloud-webhook-token` (the platform's Receiver token).
+//!
+//! What `maxcloud-git-token` holds depends on where the tenant repositories live ([`GitCredentials`]): with the
+//! embedded local provider, username `flux` and a Git read token for the tenant's repository, minted here and
+//! stored only hashed; with a forge, the read-only credentials the platform configured for Flux
+//! (`--git-provider-read-token`), kept up to date when they are rotated.
 //!
 //! The server may touch exactly these two Secrets in tenant namespaces: the tenant directory of the platform
 //! repository grants its ServiceAccount a Role there (`gitops/tenant/rbac.yaml.j2`, rendered when
@@ -20,8 +24,25 @@ use serde_json::json;
 /// How often tenants still missing their Secrets are retried (and new tenants picked up).
 const PASS: Duration = Duration::from_secs(3);
 
+/// What Flux reads the tenant repositories with.
+#[derive(Clone)]
+pub enum GitCredentials {
+    /// A read token of the local provider, one per tenant, minted when the Secret is created.
+    Mint,
+    /// Fixed credentials for the forge (a read-only token of the Git hosting provider).
+    Static { username: String, password: String },
+    /// None are configured: only the webhook token is written.
+    Unset,
+}
+
 /// Keeps every tenant's Flux Secrets in place, forever (one pass every few seconds over the tenants not done).
-pub fn spawn(client: kube::Client, store: Store, webhook_token: String, receiver: Option<FluxReceiver>) {
+pub fn spawn(
+    client: kube::Client,
+    store: Store,
+    webhook_token: String,
+    git: GitCredentials,
+    receiver: Option<FluxReceiver>,
+) {
     tokio::spawn(async move {
         let mut done: HashSet<String> = HashSet::new();
         loop {
@@ -29,7 +50,7 @@ pub fn spawn(client: kube::Client, store: Store, webhook_token: String, receiver
                 Ok(tenants) => {
                     let pending: Vec<&Tenant> = tenants.iter().filter(|t| !done.contains(&t.id)).collect();
                     for tenant in pending {
-                        match ensure(&client, &store, tenant, &webhook_token).await {
+                        match ensure(&client, &store, tenant, &webhook_token, &git).await {
                             Ok(created) => {
                                 done.insert(tenant.id.clone());
                                 if created {
@@ -56,27 +77,25 @@ pub fn spawn(client: kube::Client, store: Store, webhook_token: String, receiver
 }
 
 /// Creates what is missing and brings the webhook token up to date; true when something was written.
-async fn ensure(client: &kube::Client, store: &Store, tenant: &Tenant, webhook_token: &str) -> Result<bool, String> {
+async fn ensure(
+    client: &kube::Client,
+    store: &Store,
+    tenant: &Tenant,
+    webhook_token: &str,
+    git: &GitCredentials,
+) -> Result<bool, String> {
     let namespace = format!("mc-{}", tenant.slug);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let mut wrote = false;
     let webhook_data = json!({"token": webhook_token});
-    match secrets.get_opt(maxcloud_gitops::TENANT_WEBHOOK_SECRET).await.map_err(|e| e.to_string())? {
-        Some(existing) if token_of(&existing, "token").as_deref() == Some(webhook_token) => {}
-        Some(mut existing) => {
-            // The platform's token was rotated.
-            existing.data = None;
-            existing.string_data = Some(serde_json::from_value(webhook_data).map_err(|e| e.to_string())?);
-            secrets
-                .replace(maxcloud_gitops::TENANT_WEBHOOK_SECRET, &PostParams::default(), &existing)
-                .await
-                .map_err(|e| e.to_string())?;
-            wrote = true;
+    let mut wrote = keep(&secrets, &namespace, maxcloud_gitops::TENANT_WEBHOOK_SECRET, webhook_data).await?;
+    match git {
+        GitCredentials::Static { username, password } => {
+            let data = json!({"username": username, "password": password});
+            wrote |= keep(&secrets, &namespace, maxcloud_gitops::TENANT_GIT_SECRET, data).await?;
+            return Ok(wrote);
         }
-        None => {
-            create(&secrets, &namespace, maxcloud_gitops::TENANT_WEBHOOK_SECRET, webhook_data).await?;
-            wrote = true;
-        }
+        GitCredentials::Unset => return Ok(wrote),
+        GitCredentials::Mint => {}
     }
     if secrets.get_opt(maxcloud_gitops::TENANT_GIT_SECRET).await.map_err(|e| e.to_string())?.is_none() {
         let (token, key) = maxcloud_api::auth::generate_key(maxcloud_api::auth::GIT_TOKEN_PREFIX, "flux");
@@ -104,6 +123,24 @@ async fn ensure(client: &kube::Client, store: &Store, tenant: &Tenant, webhook_t
         wrote = true;
     }
     Ok(wrote)
+}
+
+/// Create the Secret `name` with `data`, or bring it up to date (a rotated token); true when something was written.
+async fn keep(secrets: &Api<Secret>, namespace: &str, name: &str, data: serde_json::Value) -> Result<bool, String> {
+    let wanted: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+    match secrets.get_opt(name).await.map_err(|e| e.to_string())? {
+        Some(existing) if wanted.iter().all(|(k, v)| token_of(&existing, k).as_deref() == Some(v.as_str())) => {
+            Ok(false)
+        }
+        Some(mut existing) => {
+            existing.data = None;
+            existing.string_data = Some(wanted);
+            secrets.replace(name, &PostParams::default(), &existing).await.map_err(|e| e.to_string())?;
+            Ok(true)
+        }
+        None => create(secrets, namespace, name, data).await.map(|_| true),
+    }
 }
 
 async fn create(secrets: &Api<Secret>, namespace: &str, name: &str, data: serde_json::Value) -> Result<(), String> {
