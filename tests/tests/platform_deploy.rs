@@ -203,6 +203,19 @@ fn full_values_render_every_feature_with_secrets_by_reference() {
         serde_json::json!({"name": "maxcloud-platform-git", "key": "token"})
     );
     assert_eq!(env(&docs, "MAXCLOUD_TENANT_GIT_BASE_URL").unwrap()["value"], "https://git.maxcloud.de/git");
+    // The tenant repositories on GitHub as a GitHub App: settings as values, credentials from the named Secret.
+    assert_eq!(env(&docs, "MAXCLOUD_GIT_PROVIDER").expect("MAXCLOUD_GIT_PROVIDER")["value"], "github");
+    assert_eq!(env(&docs, "MAXCLOUD_GIT_PROVIDER_OWNER").unwrap()["value"], "acme-tenants");
+    assert_eq!(env(&docs, "MAXCLOUD_GITHUB_APP_ID").unwrap()["value"], "123456");
+    assert_eq!(env(&docs, "MAXCLOUD_GITHUB_APP_INSTALLATION_ID").unwrap()["value"], "7890123");
+    let key_file = env(&docs, "MAXCLOUD_GITHUB_APP_PRIVATE_KEY").unwrap()["value"].as_str().unwrap().to_string();
+    let mount = container(&docs)["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "git-provider").cloned();
+    assert!(key_file.starts_with(mount.expect("private key mount")["mountPath"].as_str().unwrap()));
+    assert!(env(&docs, "MAXCLOUD_GIT_PROVIDER_TOKEN").is_none(), "an App, not a token");
+    assert_eq!(
+        env(&docs, "MAXCLOUD_GIT_PROVIDER_WEBHOOK_SECRET").unwrap()["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "maxcloud-github", "key": "webhook-secret", "optional": true})
+    );
     let token = env(&docs, "MAXCLOUD_EXAMPLE_TOKEN").expect("secretEnv entry");
     assert_eq!(token["valueFrom"]["secretKeyRef"], serde_json::json!({"name": "maxcloud-example", "key": "token"}));
     assert_eq!(one(&docs, "Deployment")["spec"]["replicas"], 2);
@@ -344,6 +357,10 @@ fn bad_values_fail_helm_template_naming_the_field() {
         (&["--set", "ingress.enabled=yes"], "/ingress/enabled"),
         (&["--set", "git.tenantBaseUrl=git.example.de/git"], "/git/tenantBaseUrl"),
         (&["--set", "git.platformToken.secretKey="], "/git/platformToken/secretKey"),
+        (&["--set", "git.provider.type=svn"], "/git/provider/type"),
+        (&["--set", "git.provider.url=git.example.de"], "/git/provider/url"),
+        (&["--set", "git.provider.type=gitea", "--set", "git.provider.existingSecret=g"], "git.provider.owner"),
+        (&["--set", "git.provider.type=gitea", "--set", "git.provider.owner=t"], "git.provider.existingSecret"),
         (&["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
         (&["--set", "replicaCont=2"], "replicaCont"),
         // settings that cannot work together
