@@ -209,7 +209,8 @@ fn full_values_render_every_feature_with_secrets_by_reference() {
     assert_eq!(env(&docs, "MAXCLOUD_GITHUB_APP_ID").unwrap()["value"], "123456");
     assert_eq!(env(&docs, "MAXCLOUD_GITHUB_APP_INSTALLATION_ID").unwrap()["value"], "7890123");
     let key_file = env(&docs, "MAXCLOUD_GITHUB_APP_PRIVATE_KEY").unwrap()["value"].as_str().unwrap().to_string();
-    let mount = container(&docs)["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "git-provider").cloned();
+    let mount =
+        container(&docs)["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "git-provider").cloned();
     assert!(key_file.starts_with(mount.expect("private key mount")["mountPath"].as_str().unwrap()));
     assert!(env(&docs, "MAXCLOUD_GIT_PROVIDER_TOKEN").is_none(), "an App, not a token");
     assert_eq!(

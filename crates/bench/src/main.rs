@@ -10,9 +10,11 @@
 //! Then the same at 1 and 8 clients in a tenant repo that already holds 10,000 resource files, and the
 //! Git step of one order (`apply_batch` with a single item) in that repo.
 //!
-//! `aggregator`: see `aggregator.rs`; `sync` (merge → applied through Flux): see `sync.rs`.
+//! `aggregator`: see `aggregator.rs`; `sync` (merge → applied through Flux): see `sync.rs`; `forge` (orders as
+//! pull requests on a real Gitea): see `forge.rs`.
 
 mod aggregator;
+mod forge;
 mod sync;
 
 use std::collections::HashMap;
@@ -68,6 +70,15 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         orders: usize,
     },
+    /// Orders as pull requests on a real Gitea: accepted -> PR open -> merged; approval -> merged by webhook.
+    Forge {
+        /// App orders placed one after another.
+        #[arg(long, default_value_t = 30)]
+        orders: usize,
+        /// Database orders approved on Gitea one after another.
+        #[arg(long, default_value_t = 10)]
+        reviews: usize,
+    },
 }
 
 #[tokio::main]
@@ -79,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Aggregator { xrs, changes } => aggregator::run(xrs, changes).await,
         Bench::Sync { orders } => sync::run(orders).await,
+        Bench::Forge { orders, reviews } => forge::run(orders, reviews).await,
         Bench::Orders { per_client, clients, large_repo_files, work_dir } => {
             orders(per_client, &clients, large_repo_files, &work_dir).await
         }

@@ -34,6 +34,8 @@ pub struct Gitea {
     token: String,
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// The token's user, read once.
+    login: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl std::fmt::Debug for Gitea {
@@ -57,6 +59,7 @@ impl Gitea {
             token: token.to_string(),
             http,
             retry,
+            login: Default::default(),
         })
     }
 
@@ -233,8 +236,14 @@ impl Forge for Gitea {
     }
 
     async fn login(&self) -> Result<String> {
-        let user: GiteaUser = self.json(Method::GET, "/user", None).await?;
-        Ok(user.login)
+        let login = self
+            .login
+            .get_or_try_init(|| async {
+                let user: GiteaUser = self.json(Method::GET, "/user", None).await?;
+                Ok::<_, ForgeError>(user.login)
+            })
+            .await?;
+        Ok(login.clone())
     }
 
     async fn repo(&self, name: &str) -> Result<Option<Repo>> {

@@ -66,13 +66,23 @@ impl Worker {
     /// missing, and the local mirror fetched. Returns its clone URL and the Git credentials.
     async fn forge_repo(&self, tenant: &Tenant) -> Result<(String, RemoteAuth), LaneError> {
         let forge = self.settings().forge.clone();
+        let auth = forge.git_auth().await?;
+        let auth = RemoteAuth { username: auth.username, password: auth.password };
+        // A repository seen set up before needs only a fetch (forgotten again after any error of the lane).
+        let known = self.inner.forge_repos.lock().unwrap_or_else(|p| p.into_inner()).get(&tenant.slug).cloned();
+        if let Some(url) = known {
+            let (repos, slug, u, a) = (self.inner.repos.clone(), tenant.slug.clone(), url.clone(), auth.clone());
+            // A failing fetch goes the long way, where the forge's API says what is wrong.
+            if let Ok(Some(_)) = run_blocking(move || repos.fetch_remote(&slug, &u, &a)).await {
+                return Ok((url, auth));
+            }
+            self.forget_repo(tenant);
+        }
         let name = tenant.slug.as_str();
         let repo = match forge.repo(name).await? {
             Some(repo) => repo,
             None => forge.create_repo(name, &format!("max-cloud GitOps repository of {}", tenant.name)).await?,
         };
-        let auth = forge.git_auth().await?;
-        let auth = RemoteAuth { username: auth.username, password: auth.password };
         let (repos, slug, url, a) =
             (self.inner.repos.clone(), tenant.slug.clone(), repo.clone_url.clone(), auth.clone());
         let main = run_blocking(move || repos.fetch_remote(&slug, &url, &a)).await.map_err(git)?;
@@ -96,7 +106,17 @@ impl Worker {
             .map_err(git)?;
             forge.protect_branch(name, "main", &maxcloud_forge::Protection { required_approvals: 1 }).await?;
         }
+        self.inner
+            .forge_repos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.slug.clone(), repo.clone_url.clone());
         Ok((repo.clone_url, auth))
+    }
+
+    /// Forget what is known about the tenant's repository (after an error: it may have been deleted or moved).
+    fn forget_repo(&self, tenant: &Tenant) {
+        self.inner.forge_repos.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant.slug);
     }
 
     /// One pass over the tenant's pending orders on the forge, one order at a time. An unreachable forge or
@@ -106,6 +126,7 @@ impl Worker {
         let (url, auth) = match self.forge_repo(tenant).await {
             Ok(ok) => ok,
             Err(e) => {
+                self.forget_repo(tenant);
                 for order in &orders {
                     self.inner.store.record_blocked(order, &format!("waiting for the Git provider: {e}")).await?;
                 }
@@ -114,6 +135,7 @@ impl Worker {
         };
         for order in orders {
             if let Err(e) = self.forge_order(tenant, &order, &url, &auth).await {
+                self.forget_repo(tenant);
                 if let LaneError::Store(_) = e {
                     return Err(e);
                 }

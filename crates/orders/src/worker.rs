@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     idle: Notify,
     /// Tenants whose repository is being packed in the background.
     gc_running: Mutex<std::collections::HashSet<String>>,
+    /// Clone URLs of forge repositories known to be set up (slug → URL).
+    pub(crate) forge_repos: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -117,6 +119,7 @@ impl Worker {
                 lanes: Mutex::new(Lanes::default()),
                 idle: Notify::new(),
                 gc_running: Mutex::default(),
+                forge_repos: Mutex::default(),
             }),
         };
         if worker.inner.config.run_worker {
