@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test of the workspace on a fresh machine:
-#   - installs the Debian packages the tests need when missing (git, PostgreSQL 15),
+#   - installs the Debian packages the tests need when missing (git, OpenSSL headers, shellcheck, PostgreSQL 15),
 #   - starts a throwaway PostgreSQL 15 on a free loopback port (the store suite runs on it and on SQLite),
 #   - builds the pinned upstream tools the platform tests run (scripts/testbin.sh, cached in ~/.cache/maxcloud),
 #   - builds the binaries the end-to-end tests run as processes (maxcloud-server, maxcloud),
@@ -12,6 +12,12 @@ if ! command -v git >/dev/null 2>&1 || [ ! -x "$(git --exec-path 2>/dev/null)/gi
     echo "test.sh: installing git" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq git
+fi
+# libgit2 speaks HTTPS to Git hosting providers through OpenSSL (git2's `https` feature).
+if ! pkg-config --exists openssl 2>/dev/null; then
+    echo "test.sh: installing libssl-dev and pkg-config" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config
 fi
 if ! command -v shellcheck >/dev/null 2>&1; then
     echo "test.sh: installing shellcheck" >&2

@@ -2,7 +2,7 @@
 //! The binary (`main.rs`) parses flags into [`Config`]; tests and benches call [`start`] directly.
 
 mod forge;
-mod tenant_secrets;
+pub mod tenant_secrets;
 
 pub use forge::{ForgeAuth, ForgeConfig};
 

@@ -76,8 +76,9 @@ pub fn spawn(
     });
 }
 
-/// Creates what is missing and brings the webhook token up to date; true when something was written.
-async fn ensure(
+/// Creates what is missing in the tenant's namespace and brings rotated credentials up to date; true when
+/// something was written. An error (namespace or Role not there yet) means: try again later.
+pub async fn ensure(
     client: &kube::Client,
     store: &Store,
     tenant: &Tenant,

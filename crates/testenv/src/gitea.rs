@@ -104,8 +104,11 @@ impl Gitea {
             "all",
             "--raw",
         ])?;
-        let admin_token = out.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default().to_string();
-        if admin_token.len() != 40 || !admin_token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // The token is the one line of 40 hex digits; Gitea's root warning (stderr, captured with it) may come
+        // before or after it.
+        let is_token = |l: &&str| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit());
+        let admin_token = out.lines().map(str::trim).find(is_token).unwrap_or_default().to_string();
+        if admin_token.is_empty() {
             return Err(gitea_error(format!("generate-access-token printed no token:\n{out}")));
         }
 
