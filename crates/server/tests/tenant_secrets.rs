@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use maxcloud_server::tenant_secrets::{ensure, GitCredentials};
-use maxcloud_store::{NewKey, Store};
+use maxcloud_store::NewKey;
 use maxcloud_testenv::ControlPlane;
 
 fn data(secret: &Secret, key: &str) -> String {
@@ -16,7 +16,8 @@ async fn flux_secrets_hold_the_right_git_credentials() {
     let cp = ControlPlane::start().await.unwrap();
     let client = cp.client().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("db.sqlite").display())).await.unwrap();
+    let store =
+        maxcloud_server::open_store(&format!("sqlite://{}", dir.path().join("db.sqlite").display())).await.unwrap();
     let key = |n: &str| NewKey { name: n.into(), prefix: format!("mc_{n}"), hash: format!("hash-{n}") };
     let mut tenants = Vec::new();
     for slug in ["local", "forge", "unset"] {
