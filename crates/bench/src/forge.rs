@@ -41,15 +41,7 @@ pub async fn run(orders: usize, reviews: usize) -> anyhow::Result<()> {
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/auth/register"))
-        .json(&json!({"email": "ops@bench.example", "org_name": "Bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let key = registered["api_key"].as_str().context("api_key")?.to_string();
-    let slug = registered["organization"]["slug"].as_str().context("slug")?.to_string();
+    let (key, slug) = crate::register_org(&http, &base, "ops@bench.example", "Bench").await?;
     let hook = json!({
         "type": "gitea", "active": true, "events": ["pull_request", "pull_request_review"],
         "config": {"url": format!("http://{}/api/v1/webhooks/gitea", running.addr), "content_type": "json", "secret": SECRET},

@@ -97,6 +97,25 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Register an organisation through the API (`base`: `http://…/api/v1`); its API key and slug.
+pub(crate) async fn register_org(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    org: &str,
+) -> anyhow::Result<(String, String)> {
+    let registered: Value = http
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"email": email, "org_name": org}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = registered["api_key"].as_str().with_context(|| format!("register: {registered}"))?.to_string();
+    let slug = registered["organization"]["slug"].as_str().context("slug")?.to_string();
+    Ok((key, slug))
+}
+
 /// Routes merge notifications from the order service's event bus to waiting clients.
 #[derive(Clone, Default)]
 struct Waiters {
@@ -168,16 +187,7 @@ async fn env(work_dir: &std::path::Path) -> anyhow::Result<Env> {
 }
 
 async fn register(env: &Env, org: &str) -> anyhow::Result<(String, String)> {
-    let resp = env
-        .http
-        .post(format!("{}/auth/register", env.base))
-        .json(&json!({"email": format!("{org}@bench.example"), "org_name": org}))
-        .send()
-        .await?;
-    let body: Value = resp.json().await?;
-    let key = body["api_key"].as_str().context("api_key")?.to_string();
-    let slug = body["organization"]["slug"].as_str().context("slug")?.to_string();
-    Ok((key, slug))
+    register_org(&env.http, &env.base, &format!("{org}@bench.example"), org).await
 }
 
 struct Run {

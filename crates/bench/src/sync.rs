@@ -30,15 +30,7 @@ pub async fn run(orders: usize) -> anyhow::Result<()> {
     let running = start(&config).await?;
     let base = format!("http://{}/api/v1", running.addr);
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/auth/register"))
-        .json(&json!({"email": "ops@sync.example", "org_name": "Sync"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let key = registered["api_key"].as_str().context("api_key")?.to_string();
-    let slug = registered["organization"]["slug"].as_str().context("slug")?.to_string();
+    let (key, slug) = crate::register_org(&http, &base, "ops@sync.example", "Sync").await?;
     let token: Value =
         http.post(format!("{base}/auth/git-tokens")).bearer_auth(&key).json(&json!({})).send().await?.json().await?;
     let token = token["token"].as_str().context("git token")?;
