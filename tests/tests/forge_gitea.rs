@@ -351,7 +351,12 @@ async fn polling_restarts_and_refused_credentials() {
     let n = wait_state(&api, &ledger, "pr_open").await["pull_request"]["number"].as_i64().unwrap();
     env.gitea.add_collaborator(ORG, &slug, "reviewer", "write").await.unwrap();
     let (status, body) = env
-        .call(Method::POST, &format!("{repo}/pulls/{n}/reviews"), &env.reviewer_token, Some(json!({"event": "APPROVED"})))
+        .call(
+            Method::POST,
+            &format!("{repo}/pulls/{n}/reviews"),
+            &env.reviewer_token,
+            Some(json!({"event": "APPROVED"})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let order = wait_state(&api, &ledger, "merged").await;
@@ -360,8 +365,13 @@ async fn polling_restarts_and_refused_credentials() {
     assert!(!audit.iter().any(|e| e.entry.path.contains("webhooks")), "no webhook was involved");
 
     // The bot's credentials stop working: the order waits, saying why.
-    let (status, body) =
-        env.admin(Method::PATCH, "/admin/users/maxcloud-bot", Some(json!({"login_name": "maxcloud-bot", "source_id": 0, "prohibit_login": true}))).await;
+    let (status, body) = env
+        .admin(
+            Method::PATCH,
+            "/admin/users/maxcloud-bot",
+            Some(json!({"login_name": "maxcloud-bot", "source_id": 0, "prohibit_login": true})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let web = place(&api, json!({"kind": "App", "name": "web", "parameters": {"image": "nginx:1.27"}})).await;
     let order = wait_for(&api, &web, "the reason", Duration::from_secs(20), |o| o["error"].is_string()).await;
@@ -371,8 +381,13 @@ async fn polling_restarts_and_refused_credentials() {
     running.stop().await.unwrap();
 
     // Credentials back, server restarted: the order goes on, with one pull request.
-    let (status, body) =
-        env.admin(Method::PATCH, "/admin/users/maxcloud-bot", Some(json!({"login_name": "maxcloud-bot", "source_id": 0, "prohibit_login": false}))).await;
+    let (status, body) = env
+        .admin(
+            Method::PATCH,
+            "/admin/users/maxcloud-bot",
+            Some(json!({"login_name": "maxcloud-bot", "source_id": 0, "prohibit_login": false})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let running = maxcloud_server::start(&config).await.unwrap();
     let api = Api { base: format!("http://{}", running.addr), ..api };

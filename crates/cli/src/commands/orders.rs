@@ -98,7 +98,8 @@ pub fn order_details(o: &Order) -> String {
         }
         kv.add("  state", &pr.state).add("  merge policy", &pr.merge_policy);
         if let Some(review) = &pr.review_state {
-            let by = if pr.reviewed_by.is_empty() { String::new() } else { format!(" ({})", pr.reviewed_by.join(", ")) };
+            let by =
+                if pr.reviewed_by.is_empty() { String::new() } else { format!(" ({})", pr.reviewed_by.join(", ")) };
             kv.add("  review", format!("{}{by}", review.replace('_', " ")));
         }
         if let Some(n) = pr.required_approvals {

@@ -279,6 +279,9 @@ mod tests {
         let pr = o.pull_request.as_mut().unwrap();
         pr.url = Some("https://git.example/t/acme/pulls/3".into());
         pr.review_state = Some("changes_requested".into());
-        assert_eq!(state_line(&o), "order ord_1: pr_open (review changes requested: https://git.example/t/acme/pulls/3)");
+        assert_eq!(
+            state_line(&o),
+            "order ord_1: pr_open (review changes requested: https://git.example/t/acme/pulls/3)"
+        );
     }
 }
