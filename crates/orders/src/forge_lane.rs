@@ -254,7 +254,12 @@ impl Worker {
         match pr.state {
             PrState::Merged => {
                 let commit = pr.merge_commit.clone().unwrap_or_default();
-                let by = pr.merged_by.as_deref().map(|who| format!("merged by {who} on the Git provider"));
+                // Our own merge, recorded late (its answer lost, or a crash before the record), is not one made on
+                // the Git provider by someone.
+                let me = self.settings().forge.login().await.ok();
+                let ours = pr.merged_by.is_some() && pr.merged_by == me;
+                let by =
+                    pr.merged_by.as_deref().filter(|_| !ours).map(|who| format!("merged by {who} on the Git provider"));
                 self.record_merge(tenant, order, row, &pr, &commit, by).await?;
                 return Ok(Next::Done);
             }
@@ -406,7 +411,20 @@ impl Worker {
         if order.state != "pr_open" {
             return Ok(());
         }
-        let pr = self.settings().forge.pull_request(&tenant.slug, row.number as u64).await?;
+        let forge = self.settings().forge.clone();
+        let pr = forge.pull_request(&tenant.slug, row.number as u64).await?;
+        // Merged by the order service itself: the lane that merged it records it (an order it merges stays pending
+        // until recorded, also across a crash). Recording it here as well would race the lane — the merge taken
+        // for a human's, the mirror fetched and its branch deleted twice at once.
+        let pending = order.merge_policy == "auto" || order.approved;
+        if pending
+            && pr.state == PrState::Merged
+            && pr.merged_by.is_some()
+            && pr.merged_by == Some(forge.login().await?)
+        {
+            self.notify(&tenant.id);
+            return Ok(());
+        }
         if let Next::Merge(_) = self.judge(tenant, order, row, pr).await? {
             self.notify(&tenant.id);
         }
