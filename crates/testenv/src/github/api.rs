@@ -521,7 +521,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &HashMap<String, Str
             )
         }
         ("POST", ["orgs", org, "repos"]) => {
-            if *org != OWNER {
+            if !org.eq_ignore_ascii_case(OWNER) {
                 return not_found();
             }
             let (Some(name), Some(Value::Bool(private)), Some(Value::Bool(_)), Some(description)) = (
@@ -553,7 +553,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &HashMap<String, Str
             answer(201, v)
         }
         (_, ["repos", owner, name, rest @ ..]) => {
-            if *owner != OWNER || !s.repos.contains_key(*name) {
+            if !owner.eq_ignore_ascii_case(OWNER) || !s.repos.contains_key(*name) {
                 return not_found();
             }
             let name = name.to_string();
@@ -661,7 +661,11 @@ fn repo_route(
         ("GET", ["pulls"]) => {
             let r = s.repo(name);
             let state = query.get("state").map(String::as_str).unwrap_or("open");
-            let head = query.get("head").cloned();
+            // `owner:branch`; logins are case-insensitive.
+            let head = query.get("head").map(|h| match h.split_once(':') {
+                Some((owner, branch)) if owner.eq_ignore_ascii_case(OWNER) => branch.to_string(),
+                _ => format!("\0{h}"),
+            });
             let mut pulls: Vec<&MockPull> = r
                 .pulls
                 .iter()
@@ -670,7 +674,7 @@ fn repo_route(
                     "closed" => !p.open,
                     _ => true,
                 })
-                .filter(|p| head.as_ref().is_none_or(|h| *h == format!("{OWNER}:{}", p.head)))
+                .filter(|p| head.as_ref().is_none_or(|h| *h == p.head))
                 .collect();
             // Newest first (sort=created, direction=desc is the default).
             pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
@@ -688,7 +692,10 @@ fn repo_route(
                 return validation(json!([{ "resource": "PullRequest", "code": "missing_field", "field": "head" }]));
             };
             // `head` may be `owner:branch`.
-            let head = head.strip_prefix(&format!("{OWNER}:")).unwrap_or(head).to_string();
+            let head = match head.split_once(':') {
+                Some((owner, branch)) if owner.eq_ignore_ascii_case(OWNER) => branch.to_string(),
+                _ => head.to_string(),
+            };
             let (title, base) = (title.to_string(), base.to_string());
             let text = str_field(body, "body").map(str::to_string);
             match open_pull(s, name, &head, &base, &title, text, &acting) {

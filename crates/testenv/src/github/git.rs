@@ -243,7 +243,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             response.headers_mut().insert("www-authenticate", http::HeaderValue::from_static("Basic realm=\"GitHub\""));
             return finish(&shared, record, response);
         }
-        if owner != OWNER || !s.repos.contains_key(&name) {
+        if !owner.eq_ignore_ascii_case(OWNER) || !s.repos.contains_key(&name) {
             drop(s);
             return finish(&shared, record, plain(404, "Repository not found."));
         }

@@ -46,7 +46,7 @@ use time::OffsetDateTime;
 pub use check::{documented, ROUTES};
 pub use hooks::{signature, Delivery};
 
-/// The organisation holding the repositories.
+/// The organisation holding the repositories (its login, as GitHub spells it; requests may spell it in any case).
 pub const OWNER: &str = "acme";
 /// The API's base path (GitHub Enterprise Server's).
 pub const BASE_PATH: &str = "/api/v3";
