@@ -225,7 +225,8 @@ async fn orders_become_pull_requests_on_github() {
     // The App's token exchange used a valid JWT (the mock verifies it with the App's public key); every push
     // used x-access-token and an installation token.
     let (claims, tokens) = mock.with(|s| (s.jwt_claims.clone(), s.tokens.clone()));
-    assert!(!claims.is_empty() && claims.iter().all(|c| c["iss"] == APP_ID.to_string()), "{claims:?}");
+    let app_id = APP_ID.to_string();
+    assert!(!claims.is_empty() && claims.iter().all(|c| c["iss"] == app_id.as_str()), "{claims:?}");
     assert!(!tokens.is_empty());
     let pushes: Vec<_> = mock
         .git_requests()
@@ -309,7 +310,7 @@ async fn orders_become_pull_requests_on_github() {
     let pr = mock.pull(&slug, n_conflict);
     assert_ne!(pr.head_sha, first_head, "rebuilt");
     assert_eq!(order["pull_request"]["head_commit"], pr.head_sha.as_str());
-    assert_eq!(parents(&forge_dir, &pr.head_sha), [hand.clone()], "rebuilt on the new main");
+    assert_eq!(parents(&forge_dir, &pr.head_sha), std::slice::from_ref(&hand), "rebuilt on the new main");
     assert_eq!(parents(&forge_dir, pr.merge_commit_sha.as_deref().unwrap()), [hand, pr.head_sha.clone()]);
     let refused: Vec<u16> = mock
         .requests()

@@ -43,7 +43,7 @@ use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use check::{documented, ROUTES};
+pub use check::{documented, Route, ROUTES};
 pub use hooks::{signature, Delivery};
 
 /// The organisation holding the repositories (its login, as GitHub spells it; requests may spell it in any case).
