@@ -1,98 +1,55 @@
-//! The GitHub provider against a local mock of the GitHub REST API (`support`), served under GHES's `/api/v3`.
-
-mod support;
+//! The GitHub provider against the local mock of GitHub (`maxcloud_testenv::github`), served under GHES's
+//! `/api/v3`, with real repositories behind it.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::Method;
+use maxcloud_forge::github::{GitHub, GitHubAuth, GitHubConfig};
 use maxcloud_forge::{
-    Forge, ForgeError, ForgeKind, Label, Merge, NewPullRequest, PrState, Protection, Repo, Status, StatusState, Verdict,
+    Forge, ForgeError, ForgeKind, Label, Merge, NewPullRequest, PrState, Protection, Repo, RetryPolicy, Status,
+    StatusState, Verdict,
+};
+use maxcloud_testenv::github::{
+    Fault, GitHubMock, MockLabel, Mode, Recorded, APP_ID, APP_SLUG, INSTALLATION_ID, OWNER, PAT, PAT_LOGIN,
 };
 use serde_json::json;
-use support::{Fault, MockGitHub, Mode, Recorded, APP_ID, APP_SLUG, OWNER, PAT, PAT_LOGIN, WEB};
 
-/// The documented routes the provider may call (`{}` one segment, `{..}` one or more: a branch with slashes).
-const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/user"),
-    ("GET", "/app"),
-    ("POST", "/app/installations/{}/access_tokens"),
-    ("POST", "/orgs/{}/repos"),
-    ("GET", "/repos/{}/{}"),
-    ("GET", "/repos/{}/{}/branches/{..}"),
-    ("PUT", "/repos/{}/{}/branches/{..}/protection"),
-    ("GET", "/repos/{}/{}/pulls"),
-    ("POST", "/repos/{}/{}/pulls"),
-    ("GET", "/repos/{}/{}/pulls/{}"),
-    ("PATCH", "/repos/{}/{}/pulls/{}"),
-    ("PUT", "/repos/{}/{}/pulls/{}/merge"),
-    ("POST", "/repos/{}/{}/pulls/{}/requested_reviewers"),
-    ("GET", "/repos/{}/{}/pulls/{}/reviews"),
-    ("GET", "/repos/{}/{}/labels"),
-    ("POST", "/repos/{}/{}/labels"),
-    ("POST", "/repos/{}/{}/issues/{}/labels"),
-    ("POST", "/repos/{}/{}/issues/{}/comments"),
-    ("POST", "/repos/{}/{}/statuses/{}"),
-    ("DELETE", "/repos/{}/{}/git/refs/heads/{..}"),
-];
-
-fn matches(pattern: &[&str], path: &[&str]) -> bool {
-    match (pattern.first(), path.first()) {
-        (None, None) => true,
-        (Some(&"{..}"), Some(_)) => (1..=path.len()).any(|n| matches(&pattern[1..], &path[n..])),
-        (Some(p), Some(s)) => (*p == "{}" || p == s) && !s.is_empty() && matches(&pattern[1..], &path[1..]),
-        _ => false,
+/// Fast retries for tests.
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 5,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_rate_limit_wait: Duration::from_secs(5),
     }
 }
 
-fn documented(r: &Recorded) -> bool {
-    let path: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
-    ROUTES.iter().any(|(method, pattern)| {
-        let pattern: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
-        r.method.as_str() == *method && matches(&pattern, &path)
-    })
-}
-
-fn header(r: &Recorded, name: &str) -> Vec<String> {
-    r.headers.get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect()
+/// A provider for the mock, with the credentials of its mode.
+fn github(mock: &GitHubMock) -> GitHub {
+    let auth = match mock.mode() {
+        Mode::Token => GitHubAuth::Token(PAT.to_string()),
+        Mode::App => GitHubAuth::App {
+            app_id: APP_ID,
+            installation_id: INSTALLATION_ID,
+            private_key_pem: mock.app_private_key().to_string(),
+        },
+    };
+    GitHub::new(GitHubConfig { api_url: mock.api_url.clone(), owner: OWNER.into(), auth, retry: fast_retry() }).unwrap()
 }
 
 /// Every request: a documented route under the API base, GitHub's headers once each, `Bearer` credentials of the
-/// right kind, JSON bodies with their content type; and the mock found nothing wrong.
-fn assert_well_formed(mock: &MockGitHub) {
-    let (violations, requests, mode, tokens) =
-        mock.with(|s| (s.violations.clone(), s.requests.clone(), s.mode, s.tokens.clone()));
-    assert!(violations.is_empty(), "the mock found: {violations:#?}");
-    assert!(!requests.is_empty());
-    for r in &requests {
-        let what = format!("{} {}", r.method, r.path);
-        assert!(documented(r), "{what} is not a route the provider should use");
-        assert_eq!(header(r, "accept"), ["application/vnd.github+json"], "{what}");
-        assert_eq!(header(r, "x-github-api-version"), ["2022-11-28"], "{what}");
-        assert_eq!(header(r, "user-agent"), ["max-cloud-order-service"], "{what}");
-        assert_eq!(header(r, "authorization").len(), 1, "{what}");
-        match (mode, r.path == "/app" || r.path.starts_with("/app/")) {
-            (Mode::Token, _) => assert_eq!(r.bearer(), PAT, "{what}"),
-            (Mode::App, true) => {
-                let jwt = jsonwebtoken::decode_header(r.bearer()).expect("a JWT");
-                assert_eq!(jwt.alg, jsonwebtoken::Algorithm::RS256, "{what}");
-            }
-            (Mode::App, false) => {
-                assert!(tokens.iter().any(|(t, _)| t == r.bearer()), "{what}: {} was not issued", r.bearer())
-            }
-        }
-        match &r.body {
-            Some(_) => assert_eq!(header(r, "content-type"), ["application/json"], "{what}"),
-            None => assert!(header(r, "content-type").is_empty(), "{what}"),
-        }
-    }
+/// right kind, JSON bodies with their content type and documented fields; and the mock found nothing wrong.
+fn assert_well_formed(mock: &GitHubMock) {
+    assert!(!mock.requests().is_empty());
+    mock.assert_well_formed();
 }
 
 /// The requests as `METHOD path`.
-fn calls(mock: &MockGitHub) -> Vec<String> {
+fn calls(mock: &GitHubMock) -> Vec<String> {
     mock.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect()
 }
 
-fn only(mock: &MockGitHub, method: Method, path: &str) -> Recorded {
+fn only(mock: &GitHubMock, method: Method, path: &str) -> Recorded {
     let found: Vec<Recorded> = mock.requests().into_iter().filter(|r| r.is(&method, path)).collect();
     assert_eq!(found.len(), 1, "{method} {path}: {:#?}", calls(mock));
     found.into_iter().next().unwrap()
@@ -102,11 +59,24 @@ fn epoch() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// A repository with `main` and a branch `order/1` ahead of it.
-fn with_branches(mock: &MockGitHub, repo: &str) {
+/// A commit on `branch` writing one file.
+fn push_file(mock: &GitHubMock, repo: &str, branch: &str, path: &str, content: &str) -> String {
+    mock.commit(repo, branch, &[(path, Some(content))], &format!("write {path}"))
+}
+
+/// `git ARGS` in the mock's bare repository.
+fn git(mock: &GitHubMock, repo: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").arg("-C").arg(mock.repo_dir(repo)).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A repository with `main` and a branch `order/1` one commit ahead of it: (main, order/1).
+fn with_branches(mock: &GitHubMock, repo: &str) -> (String, String) {
     mock.add_repo(repo);
-    mock.push(repo, "main", "base-1");
-    mock.push(repo, "order/1", "head-1");
+    let base = push_file(mock, repo, "main", "README.md", "# t\n");
+    let head = push_file(mock, repo, "order/1", "databases/db.yaml", "kind: Database\n");
+    (base, head)
 }
 
 const NEW_PR: NewPullRequest<'static> =
@@ -114,8 +84,8 @@ const NEW_PR: NewPullRequest<'static> =
 
 #[tokio::test]
 async fn repositories_are_created_read_and_protected() {
-    let mock = MockGitHub::start(Mode::Token).await;
-    let gh = mock.github();
+    let mock = GitHubMock::start(Mode::Token).await;
+    let gh = github(&mock);
     assert_eq!((gh.kind(), gh.owner()), (ForgeKind::GitHub, OWNER));
     assert_eq!(gh.login().await.unwrap(), PAT_LOGIN);
     assert_eq!(gh.login().await.unwrap(), PAT_LOGIN);
@@ -125,8 +95,8 @@ async fn repositories_are_created_read_and_protected() {
     let created = gh.create_repo("tenant-a", "Tenant A's GitOps repository").await.unwrap();
     let expected = Repo {
         full_name: "acme/tenant-a".into(),
-        clone_url: format!("{WEB}/acme/tenant-a.git"),
-        html_url: format!("{WEB}/acme/tenant-a"),
+        clone_url: mock.clone_url("tenant-a"),
+        html_url: mock.html_url("tenant-a"),
         default_branch: "main".into(),
         empty: true,
     };
@@ -149,7 +119,7 @@ async fn repositories_are_created_read_and_protected() {
     assert_eq!(mock.with(|s| s.repos.len()), 1);
 
     // After the first push: `size` > 0 is trusted; a `size` GitHub has not updated yet is checked on the branch.
-    mock.push("tenant-a", "main", "c0ffee");
+    push_file(&mock, "tenant-a", "main", "README.md", "# tenant-a\n");
     mock.clear_requests();
     assert_eq!(gh.repo("tenant-a").await.unwrap(), Some(Repo { empty: false, ..expected.clone() }));
     assert_eq!(calls(&mock), ["GET /repos/acme/tenant-a"]);
@@ -182,11 +152,11 @@ async fn repositories_are_created_read_and_protected() {
 
 #[tokio::test]
 async fn pull_requests_are_found_created_labelled_and_reviewed() {
-    let mock = MockGitHub::start(Mode::Token).await;
-    let gh = mock.github();
-    with_branches(&mock, "t");
+    let mock = GitHubMock::start(Mode::Token).await;
+    let gh = github(&mock);
+    let (base, head) = with_branches(&mock, "t");
     mock.with(|s| {
-        s.repos.get_mut("t").unwrap().labels.push(support::MockLabel {
+        s.repos.get_mut("t").unwrap().labels.push(MockLabel {
             name: "order".into(),
             color: "0e8a16".into(),
             description: "Made by the order service".into(),
@@ -201,10 +171,10 @@ async fn pull_requests_are_found_created_labelled_and_reviewed() {
     let pr = gh.create_pull_request("t", &NEW_PR).await.unwrap();
     assert_eq!(
         (pr.number, pr.state, pr.head_branch.as_str(), pr.head_sha.as_str(), pr.base_branch.as_str()),
-        (1, PrState::Open, "order/1", "head-1", "main")
+        (1, PrState::Open, "order/1", head.as_str(), "main")
     );
     assert_eq!((pr.title.as_str(), pr.body.as_str()), (NEW_PR.title, NEW_PR.body));
-    assert_eq!(pr.html_url, format!("{WEB}/acme/t/pull/1"));
+    assert_eq!(pr.html_url, format!("{}/pull/1", mock.html_url("t")));
     // GitHub reports a test merge commit on open pull requests: not a merge.
     assert_eq!((pr.merge_commit.as_deref(), pr.merged_by.as_deref()), (None, None));
     assert_eq!(
@@ -259,13 +229,13 @@ async fn pull_requests_are_found_created_labelled_and_reviewed() {
 
     // Reviews: only those of the current head count, each reviewer's latest verdict wins; two pages.
     for _ in 0..100 {
-        mock.review("t", 1, "noise", "COMMENTED", "head-1");
+        mock.review_on("t", 1, "noise", "COMMENTED", &head);
     }
-    mock.review("t", 1, "carol", "APPROVED", "head-0");
-    mock.review("t", 1, "bob", "CHANGES_REQUESTED", "head-1");
-    mock.review("t", 1, "bob", "COMMENTED", "head-1");
-    mock.review("t", 1, "alice", "APPROVED", "head-1");
-    mock.review("t", 1, "dave", "DISMISSED", "head-1");
+    mock.review_on("t", 1, "carol", "APPROVED", &base);
+    mock.review_on("t", 1, "bob", "CHANGES_REQUESTED", &head);
+    mock.review_on("t", 1, "bob", "COMMENTED", &head);
+    mock.review_on("t", 1, "alice", "APPROVED", &head);
+    mock.review_on("t", 1, "dave", "DISMISSED", &head);
     mock.clear_requests();
     let reviews = gh.reviews("t", 1).await.unwrap();
     assert_eq!(reviews.verdicts, [("alice".to_string(), Verdict::Approved), ("bob".into(), Verdict::ChangesRequested)]);
@@ -277,22 +247,22 @@ async fn pull_requests_are_found_created_labelled_and_reviewed() {
     assert_eq!((requests[1].query["per_page"].as_str(), requests[1].query.get("page")), ("100", None));
     assert_eq!(requests[2].query["page"], "2");
     // A push makes them all stale.
-    mock.push("t", "order/1", "head-2");
+    push_file(&mock, "t", "order/1", "databases/db.yaml", "kind: Database\nsize: 2\n");
     assert!(gh.reviews("t", 1).await.unwrap().verdicts.is_empty());
     assert_well_formed(&mock);
 }
 
 #[tokio::test]
 async fn merges_report_what_github_did() {
-    let mock = MockGitHub::start(Mode::Token).await;
-    let gh = mock.github();
-    with_branches(&mock, "t");
+    let mock = GitHubMock::start(Mode::Token).await;
+    let gh = github(&mock);
+    let (base, head) = with_branches(&mock, "t");
     gh.protect_branch("t", "main", &Protection { required_approvals: 1 }).await.unwrap();
     let pr = gh.create_pull_request("t", &NEW_PR).await.unwrap();
     let message = "Order 1: create database\n\nRequested by ann, approved by policy.";
 
     // The head moved since it was read: 409.
-    let merge = gh.merge("t", pr.number, "head-0", message, false).await.unwrap();
+    let merge = gh.merge("t", pr.number, &base, message, false).await.unwrap();
     assert!(matches!(merge, Merge::NotMergeable { reason } if reason.contains("Head branch was modified")));
 
     // Reviews missing and no bypass for this user: 405, still open.
@@ -306,18 +276,21 @@ async fn merges_report_what_github_did() {
     let Merge::Merged { commit } = gh.merge("t", pr.number, &pr.head_sha, message, true).await.unwrap() else {
         panic!("not merged")
     };
-    assert_eq!(mock.with(|s| s.repo("t").branches["main"].clone()), commit);
+    assert_eq!(mock.branch("t", "main"), Some(commit.clone()));
     let put = only(&mock, Method::PUT, "/repos/acme/t/pulls/1/merge");
     assert_eq!(
         put.body.unwrap(),
         json!({
             "commit_title": "Order 1: create database",
             "commit_message": "Requested by ann, approved by policy.",
-            "sha": "head-1",
+            "sha": head,
             "merge_method": "merge",
         })
     );
     assert_eq!(calls(&mock), ["PUT /repos/acme/t/pulls/1/merge"], "the answer's sha is the merge commit");
+    // A merge commit (GitHub's merge method `merge`): main's old tip and the head are its parents.
+    let parents = git(&mock, "t", &["rev-list", "--parents", "-n", "1", &commit]);
+    assert_eq!(parents.split_whitespace().collect::<Vec<_>>(), [commit.as_str(), base.as_str(), head.as_str()]);
 
     // Merging again (a retry whose answer was lost): 405, and the pull request says merged.
     assert_eq!(
@@ -333,19 +306,29 @@ async fn merges_report_what_github_did() {
     assert_eq!(gh.find_pull_request("t", "order/1").await.unwrap(), Some(merged));
 
     // "Base branch was modified" is a race on GitHub's side: tried again.
-    mock.push("t", "order/2", "head-b");
+    let head_b = push_file(&mock, "t", "order/2", "apps/b.yaml", "kind: App\n");
     let second = gh.create_pull_request("t", &NewPullRequest { head: "order/2", ..NEW_PR }).await.unwrap();
     mock.with(|s| s.base_modified = 1);
-    assert!(matches!(gh.merge("t", second.number, "head-b", "Order 2", true).await.unwrap(), Merge::Merged { .. }));
+    assert!(matches!(gh.merge("t", second.number, &head_b, "Order 2", true).await.unwrap(), Merge::Merged { .. }));
     assert!(matches!(gh.merge("t", 99, "x", "nothing", true).await, Err(ForgeError::NotFound(_))));
+
+    // Two branches writing the same file differently: once one is merged, the other conflicts.
+    let head_c = push_file(&mock, "t", "order/3", "apps/c.yaml", "image: a\n");
+    let head_d = push_file(&mock, "t", "order/4", "apps/c.yaml", "image: b\n");
+    let third = gh.create_pull_request("t", &NewPullRequest { head: "order/3", ..NEW_PR }).await.unwrap();
+    let fourth = gh.create_pull_request("t", &NewPullRequest { head: "order/4", ..NEW_PR }).await.unwrap();
+    assert!(matches!(gh.merge("t", third.number, &head_c, "Order 3", true).await.unwrap(), Merge::Merged { .. }));
+    let merge = gh.merge("t", fourth.number, &head_d, "Order 4", true).await.unwrap();
+    assert!(matches!(&merge, Merge::NotMergeable { reason } if reason.contains("not mergeable")), "{merge:?}");
+    assert_eq!(gh.pull_request("t", fourth.number).await.unwrap().state, PrState::Open);
     assert_well_formed(&mock);
 }
 
 #[tokio::test]
 async fn close_comment_status_and_delete_branch() {
-    let mock = MockGitHub::start(Mode::Token).await;
-    let gh = mock.github();
-    with_branches(&mock, "t");
+    let mock = GitHubMock::start(Mode::Token).await;
+    let gh = github(&mock);
+    let (_, head) = with_branches(&mock, "t");
     let pr = gh.create_pull_request("t", &NEW_PR).await.unwrap();
 
     mock.clear_requests();
@@ -360,7 +343,7 @@ async fn close_comment_status_and_delete_branch() {
         only(&mock, Method::POST, "/repos/acme/t/issues/1/comments").body,
         Some(json!({ "body": "Superseded by a newer order." }))
     );
-    assert_eq!(mock.with(|s| s.repo("t").comments.clone()), [(1, "Superseded by a newer order.".to_string())]);
+    assert_eq!(mock.repo("t").comments_on(1), ["Superseded by a newer order."]);
 
     let status = Status {
         state: StatusState::Success,
@@ -368,19 +351,19 @@ async fn close_comment_status_and_delete_branch() {
         description: "Applied to the cluster",
         target_url: Some("https://cloud.example/orders/1"),
     };
-    gh.set_status("t", "head-1", &status).await.unwrap();
-    gh.set_status("t", "head-1", &Status { state: StatusState::Pending, target_url: None, ..status }).await.unwrap();
+    gh.set_status("t", &head, &status).await.unwrap();
+    gh.set_status("t", &head, &Status { state: StatusState::Pending, target_url: None, ..status }).await.unwrap();
     let statuses = mock.with(|s| s.repo("t").statuses.clone());
     assert_eq!(
         statuses,
         [
             (
-                "head-1".to_string(),
+                head.clone(),
                 json!({ "state": "success", "target_url": "https://cloud.example/orders/1",
                         "description": "Applied to the cluster", "context": "max-cloud/applied" })
             ),
             (
-                "head-1".to_string(),
+                head.clone(),
                 json!({ "state": "pending", "description": "Applied to the cluster", "context": "max-cloud/applied" })
             ),
         ]
@@ -388,7 +371,7 @@ async fn close_comment_status_and_delete_branch() {
 
     mock.clear_requests();
     gh.delete_branch("t", "order/1").await.unwrap();
-    assert!(!mock.with(|s| s.repo("t").branches.contains_key("order/1")));
+    assert_eq!(mock.branch("t", "order/1"), None);
     // Gone already: 422 "Reference does not exist" is fine, and so is a repository that is gone.
     gh.delete_branch("t", "order/1").await.unwrap();
     gh.delete_branch("gone", "order/1").await.unwrap();
@@ -406,10 +389,10 @@ async fn close_comment_status_and_delete_branch() {
 
 #[tokio::test]
 async fn app_installation_tokens_are_renewed_before_they_expire() {
-    let mock = MockGitHub::start(Mode::App).await;
+    let mock = GitHubMock::start(Mode::App).await;
     mock.add_repo("t");
-    mock.push("t", "main", "base-1");
-    let gh = mock.github();
+    push_file(&mock, "t", "main", "README.md", "# t\n");
+    let gh = github(&mock);
 
     // The App's login is its slug with [bot], from GET /app with a JWT.
     assert_eq!(gh.login().await.unwrap(), format!("{APP_SLUG}[bot]"));
@@ -456,11 +439,11 @@ async fn app_installation_tokens_are_renewed_before_they_expire() {
 
 #[tokio::test]
 async fn concurrent_callers_share_one_token_exchange() {
-    let mock = MockGitHub::start(Mode::App).await;
+    let mock = GitHubMock::start(Mode::App).await;
     mock.add_repo("t");
-    mock.push("t", "main", "base-1");
+    push_file(&mock, "t", "main", "README.md", "# t\n");
     mock.with(|s| s.exchange_delay = Duration::from_millis(300));
-    let gh = mock.github();
+    let gh = github(&mock);
     let calls: Vec<_> = (0..8)
         .map(|_| {
             let gh = gh.clone();
@@ -480,10 +463,10 @@ async fn concurrent_callers_share_one_token_exchange() {
 
 #[tokio::test]
 async fn a_rejected_installation_token_is_replaced_once() {
-    let mock = MockGitHub::start(Mode::App).await;
+    let mock = GitHubMock::start(Mode::App).await;
     mock.add_repo("t");
-    mock.push("t", "main", "base-1");
-    let gh = mock.github();
+    push_file(&mock, "t", "main", "README.md", "# t\n");
+    let gh = github(&mock);
     assert!(gh.repo("t").await.unwrap().is_some());
     mock.with(|s| {
         let first = s.tokens[0].0.clone();
@@ -503,10 +486,10 @@ async fn a_rejected_installation_token_is_replaced_once() {
 
 #[tokio::test]
 async fn rate_limits_are_waited_for() {
-    let mock = MockGitHub::start(Mode::Token).await;
+    let mock = GitHubMock::start(Mode::Token).await;
     mock.add_repo("t");
-    mock.push("t", "main", "base-1");
-    let gh = mock.github();
+    push_file(&mock, "t", "main", "README.md", "# t\n");
+    let gh = github(&mock);
 
     // Primary limit: 403 with X-RateLimit-Remaining: 0 until X-RateLimit-Reset.
     let reset = (epoch() + 1).to_string();
@@ -538,10 +521,10 @@ async fn rate_limits_are_waited_for() {
 
 #[tokio::test]
 async fn a_rate_limit_resetting_late_fails_at_once() {
-    let mock = MockGitHub::start(Mode::Token).await;
+    let mock = GitHubMock::start(Mode::Token).await;
     mock.add_repo("t");
-    mock.push("t", "main", "base-1");
-    let gh = mock.github();
+    push_file(&mock, "t", "main", "README.md", "# t\n");
+    let gh = github(&mock);
     let reset = (epoch() + 3600).to_string();
     mock.fault(
         Fault::before(Method::GET, "/repos/acme/t", 403, 1)
@@ -562,9 +545,9 @@ async fn a_rate_limit_resetting_late_fails_at_once() {
 
 #[tokio::test]
 async fn server_errors_are_retried_without_duplicating_writes() {
-    let mock = MockGitHub::start(Mode::Token).await;
-    let gh = mock.github();
-    with_branches(&mock, "t");
+    let mock = GitHubMock::start(Mode::Token).await;
+    let gh = github(&mock);
+    let (_, head) = with_branches(&mock, "t");
 
     // A burst of 502/503 on a read.
     mock.fault(Fault::before(Method::GET, "/repos/acme/t", 502, 2));
@@ -591,7 +574,7 @@ async fn server_errors_are_retried_without_duplicating_writes() {
     assert_eq!(mock.with(|s| s.repo("t").labels.len()), 1);
     mock.clear_requests();
     mock.fault(Fault::after(Method::PUT, "/repos/acme/t/pulls/1/merge", 502));
-    let merged = gh.merge("t", 1, "head-1", "Order 1", true).await.unwrap();
+    let merged = gh.merge("t", 1, &head, "Order 1", true).await.unwrap();
     let commit = mock.with(|s| s.repo("t").pull(1).merge_commit_sha.clone().unwrap());
     assert_eq!(merged, Merge::Merged { commit });
     assert_eq!(
@@ -600,9 +583,9 @@ async fn server_errors_are_retried_without_duplicating_writes() {
     );
 
     // A status whose first answer is a 500: written again (last write wins per context).
-    mock.fault(Fault::before(Method::POST, "/repos/acme/t/statuses/head-1", 500, 1));
+    mock.fault(Fault::before(Method::POST, &format!("/repos/acme/t/statuses/{head}"), 500, 1));
     let status = Status { state: StatusState::Success, context: "c", description: "d", target_url: None };
-    gh.set_status("t", "head-1", &status).await.unwrap();
+    gh.set_status("t", &head, &status).await.unwrap();
     assert_eq!(mock.with(|s| s.repo("t").statuses.len()), 1);
 
     // Still failing after all the tries: unavailable.
@@ -616,9 +599,9 @@ async fn server_errors_are_retried_without_duplicating_writes() {
 
 #[tokio::test]
 async fn an_app_is_allowed_to_bypass_the_review_requirement_it_sets() {
-    let mock = MockGitHub::start(Mode::App).await;
+    let mock = GitHubMock::start(Mode::App).await;
     with_branches(&mock, "t");
-    let gh = mock.github();
+    let gh = github(&mock);
     gh.protect_branch("t", "main", &Protection { required_approvals: 1 }).await.unwrap();
     let protect = only(&mock, Method::PUT, "/repos/acme/t/branches/main/protection");
     assert_eq!(

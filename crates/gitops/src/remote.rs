@@ -74,8 +74,11 @@ impl Repos {
 
     /// Fetch the forge's `main` into the local `main` (forced: the forge is the truth) and its order branches into
     /// `refs/remotes/origin/order/*` (pruned). Returns `main` after the fetch, `None` while the repository has none
-    /// (an empty forge repository; the caller learns that from the forge's API).
+    /// (an empty forge repository; the caller learns that from the forge's API). Transfers of one mirror wait for
+    /// each other (the order lane and a webhook's look at a pull request fetch at the same time).
     pub fn fetch_remote(&self, slug: &str, url: &str, auth: &RemoteAuth) -> Result<Option<String>, GitError> {
+        let lock = self.remote_lock(slug);
+        let _transfer = lock.lock().unwrap_or_else(|p| p.into_inner());
         self.init_mirror(slug)?;
         let repo = self.open(slug)?;
         let mut remote = repo.remote_anonymous(url)?;
@@ -104,6 +107,8 @@ impl Repos {
         auth: &RemoteAuth,
         branches: &[(&str, bool)],
     ) -> Result<(), GitError> {
+        let lock = self.remote_lock(slug);
+        let _transfer = lock.lock().unwrap_or_else(|p| p.into_inner());
         let repo = self.open(slug)?;
         let mut remote = repo.remote_anonymous(url)?;
         let mut refspecs = Vec::with_capacity(branches.len());
@@ -225,5 +230,44 @@ mod tests {
         forge.delete_branch("acme", "order/o-a").unwrap();
         local.fetch_remote("acme", &url, &auth).unwrap();
         assert_eq!(local.remote_branch("acme", "order/o-a").unwrap(), None);
+    }
+
+    #[test]
+    fn concurrent_fetches_and_pushes_of_one_mirror_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let forge = Repos::new(dir.path().join("forge"));
+        let local = Repos::new(dir.path().join("local"));
+        let me = Signature { name: "max-cloud".into(), email: "orders@maxcloud.dev".into() };
+        let auth = RemoteAuth { username: "bot".into(), password: "token".into() };
+        forge.init_mirror("acme").unwrap();
+        let url = forge.path("acme").to_string_lossy().into_owned();
+        local.fetch_remote("acme", &url, &auth).unwrap();
+        local.init_tenant("acme", "# acme\n", &me).unwrap();
+        local.push_remote("acme", &url, &auth, &[("main", false)]).unwrap();
+        for i in 0..4 {
+            let id = format!("o-{i}");
+            let msg = format!("create App a{i}\n\nOrder-Id: {id}\n");
+            let path = format!("apps/a{i}.yaml");
+            let c = Change { message: &msg, ..change(&id, &path, b"a: 1\n", &me) };
+            forge.commit_order("acme", &c).unwrap();
+        }
+        // The lane and a webhook's look at a pull request fetch at the same time (and the lane pushes).
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (local, url, auth) = (local.clone(), url.clone(), auth.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        local.fetch_remote("acme", &url, &auth)?;
+                        if t == 0 {
+                            local.push_remote("acme", &url, &auth, &[("main", false)])?;
+                        }
+                    }
+                    Ok::<_, GitError>(())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
     }
 }

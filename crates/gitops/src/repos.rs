@@ -107,6 +107,9 @@ pub struct Repos {
     platform_lock: Arc<Mutex<()>>,
     /// Serialises commit-status writers in this process (a note is read, changed and written back).
     notes_lock: Arc<Mutex<()>>,
+    /// One per slug: serialises fetches from and pushes to the forge of a mirror in this process (libgit2 takes
+    /// no lock to wait on: a second transfer at once fails on the ref and `FETCH_HEAD` lock files).
+    remote_locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for Repos {
@@ -162,7 +165,19 @@ impl Repos {
     /// repositories.
     pub fn new(root: impl Into<PathBuf>) -> Repos {
         configure_libgit2();
-        Repos { root: root.into(), pool: Arc::default(), platform_lock: Arc::default(), notes_lock: Arc::default() }
+        Repos {
+            root: root.into(),
+            pool: Arc::default(),
+            platform_lock: Arc::default(),
+            notes_lock: Arc::default(),
+            remote_locks: Arc::default(),
+        }
+    }
+
+    /// The lock serialising the forge transfers of `slug`'s mirror.
+    pub(crate) fn remote_lock(&self, slug: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.remote_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(slug.to_string()).or_default().clone()
     }
 
     pub(crate) fn platform_lock(&self) -> &Mutex<()> {

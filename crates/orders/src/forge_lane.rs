@@ -279,8 +279,16 @@ impl Worker {
         match pr.state {
             PrState::Merged => {
                 let commit = pr.merge_commit.clone().unwrap_or_default();
-                let by = pr.merged_by.as_deref().map(|who| format!("merged by {who} on the Git provider"));
+                // Our own merge, recorded late (its answer lost, or a crash before the record), is not one made on
+                // the Git provider by someone; its branch goes as after any merge of ours.
+                let me = self.settings().forge.login().await.ok();
+                let ours = pr.merged_by.is_some() && pr.merged_by == me;
+                let by =
+                    pr.merged_by.as_deref().filter(|_| !ours).map(|who| format!("merged by {who} on the Git provider"));
                 self.record_merge(tenant, order, row, &pr, &commit, by).await?;
+                if ours {
+                    self.delete_merged_branch(tenant, order, &pr).await;
+                }
                 return Ok(Next::Done);
             }
             PrState::Closed => {
@@ -351,10 +359,7 @@ impl Worker {
                     let row = self.inner.store.pull_request_for(&order.id).await?;
                     let Some(row) = row else { return Err(LaneError::Git("pull request row vanished".into())) };
                     self.record_merge(tenant, order, &row, &pr, &commit, None).await?;
-                    // GitHub keeps merged branches; Gitea deleted it with the merge.
-                    if let Err(e) = forge.delete_branch(&tenant.slug, &pr.head_branch).await {
-                        tracing::warn!(order = %order.id, error = %e, "cannot delete the merged branch");
-                    }
+                    self.delete_merged_branch(tenant, order, &pr).await;
                     return Ok(());
                 }
                 Merge::NotMergeable { reason } if attempt == 0 => {
@@ -375,6 +380,14 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Delete the branch of a pull request the order service merged (best effort). GitHub keeps merged branches;
+    /// Gitea deleted it with the merge.
+    async fn delete_merged_branch(&self, tenant: &Tenant, order: &OrderRow, pr: &PullRequest) {
+        if let Err(e) = self.settings().forge.delete_branch(&tenant.slug, &pr.head_branch).await {
+            tracing::warn!(order = %order.id, error = %e, "cannot delete the merged branch");
+        }
     }
 
     async fn record_merge(
@@ -431,7 +444,20 @@ impl Worker {
         if order.state != "pr_open" {
             return Ok(());
         }
-        let pr = self.settings().forge.pull_request(&tenant.slug, row.number as u64).await?;
+        let forge = self.settings().forge.clone();
+        let pr = forge.pull_request(&tenant.slug, row.number as u64).await?;
+        // Merged by the order service itself: the lane that merged it records it (an order it merges stays pending
+        // until recorded, also across a crash). Recording it here as well would race the lane — the merge taken
+        // for a human's, the mirror fetched and its branch deleted twice at once.
+        let pending = order.merge_policy == "auto" || order.approved;
+        if pending
+            && pr.state == PrState::Merged
+            && pr.merged_by.is_some()
+            && pr.merged_by == Some(forge.login().await?)
+        {
+            self.notify(&tenant.id);
+            return Ok(());
+        }
         if let Next::Merge(_) = self.judge(tenant, order, row, pr).await? {
             self.notify(&tenant.id);
         }

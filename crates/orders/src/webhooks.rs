@@ -72,7 +72,9 @@ impl OrderService {
         let Some(pr) = delivery.pull_request else {
             return Ok(WebhookOutcome::Ignored(format!("event {} is not about a pull request", delivery.event)));
         };
-        if pr.owner != settings.forge.owner() {
+        // Logins are case-insensitive on GitHub and Gitea; deliveries spell the owner as the forge does, the
+        // configuration as the operator typed it.
+        if !pr.owner.eq_ignore_ascii_case(settings.forge.owner()) {
             return Ok(WebhookOutcome::Ignored(format!("{}/{} is not a tenant repository", pr.owner, pr.repo)));
         }
         let Some(tenant) = self.store.tenant_by_slug(&pr.repo).await.map_err(internal)? else {

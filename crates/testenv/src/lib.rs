@@ -1,13 +1,14 @@
 //! Test support for the parts of max-cloud that meet a cluster or a Git host: a real Kubernetes control plane
 //! (etcd, kube-apiserver, kube-controller-manager), Flux (source-, kustomize- and notification-controller) and a
 //! Gitea server, built from their Go modules at the versions pinned in `scripts/versions.env`, started on loopback
-//! with free ports and temporary directories, RBAC on, torn down on drop. Used by the cross-crate tests and the
-//! aggregator bench.
+//! with free ports and temporary directories, RBAC on, torn down on drop; and a mock of GitHub ([`GitHubMock`]: its
+//! REST API, Git over HTTP and webhook deliveries). Used by the cross-crate tests and the aggregator bench.
 
 pub mod controlplane;
 pub mod crossplane;
 pub mod flux;
 pub mod gitea;
+pub mod github;
 pub mod process;
 pub mod tools;
 
@@ -15,6 +16,7 @@ pub use controlplane::ControlPlane;
 pub use crossplane::Crossplane;
 pub use flux::Flux;
 pub use gitea::Gitea;
+pub use github::GitHubMock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,392 +1,24 @@
-//! A local mock of the GitHub REST API endpoints `maxcloud_forge::github` uses, with GitHub's documented request
-//! and answer shapes, served under GHES's `/api/v3` base path. It keeps state (repositories, branches, pull
-//! requests, labels, reviews, statuses, comments, branch protection), checks every request (headers, JSON bodies,
-//! credentials: a personal token, or an App JWT verified with the App's public key and the installation tokens it
-//! issued) and records it; faults (5xx, rate limits) can be scripted before or after a request takes effect.
-
-#![allow(dead_code)]
-
-pub mod test_key;
+//! The REST endpoints: request checks, credentials, faults, routes, and the state changes shared with the
+//! "human" actions of [`super::GitHubMock`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State as AxumState};
+use axum::extract::{Query, Request};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use maxcloud_forge::github::{GitHub, GitHubAuth, GitHubConfig};
-use maxcloud_forge::RetryPolicy;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-pub const OWNER: &str = "acme";
-pub const BASE_PATH: &str = "/api/v3";
-pub const PAT: &str = "ghp_mockPersonalAccessToken0001";
-pub const PAT_LOGIN: &str = "maxcloud-bot";
-pub const APP_ID: u64 = 4242;
-pub const INSTALLATION_ID: u64 = 77;
-pub const APP_SLUG: &str = "max-cloud";
-pub const WEB: &str = "https://github.example";
+use super::{
+    git, hooks, MockLabel, MockPull, MockRepo, MockReview, Mode, Recorded, Shared, State, APP_ID, APP_SLUG, BASE_PATH,
+    INSTALLATION_ID, OWNER, PAT_LOGIN,
+};
 
-/// Fast retries for tests.
-pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        attempts: 5,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        max_rate_limit_wait: Duration::from_secs(5),
-    }
-}
-
-/// How the mock authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `Authorization: Bearer PAT`, acting as `PAT_LOGIN` (an organisation owner).
-    Token,
-    /// A GitHub App: JWTs for `/app...`, installation tokens for the rest, acting as `max-cloud[bot]`.
-    App,
-}
-
-/// One request as the mock saw it (path relative to the API base, without the query).
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: Method,
-    pub path: String,
-    pub query: HashMap<String, String>,
-    pub headers: HeaderMap,
-    pub body: Option<Value>,
-    pub status: u16,
-}
-
-impl Recorded {
-    pub fn bearer(&self) -> &str {
-        self.headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("")
-    }
-
-    pub fn is(&self, method: &Method, path: &str) -> bool {
-        self.method == method && self.path == path
-    }
-}
-
-/// A scripted answer: the next `times` requests `method path` get `status` (with `headers`), before the
-/// request takes effect, or after it did (the answer is lost on the way back).
-#[derive(Debug, Clone)]
-pub struct Fault {
-    pub method: Method,
-    pub path: String,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub message: String,
-    pub after: bool,
-    pub times: u32,
-}
-
-impl Fault {
-    pub fn before(method: Method, path: &str, status: u16, times: u32) -> Fault {
-        Fault {
-            method,
-            path: path.to_string(),
-            status,
-            headers: Vec::new(),
-            message: "Server Error".into(),
-            after: false,
-            times,
-        }
-    }
-
-    pub fn after(method: Method, path: &str, status: u16) -> Fault {
-        Fault { after: true, ..Fault::before(method, path, status, 1) }
-    }
-
-    pub fn header(mut self, name: &str, value: &str) -> Fault {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn message(mut self, message: &str) -> Fault {
-        self.message = message.to_string();
-        self
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct MockLabel {
-    pub name: String,
-    pub color: String,
-    pub description: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct MockReview {
-    pub id: u64,
-    pub login: String,
-    pub state: String,
-    pub commit_id: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct MockPull {
-    pub number: u64,
-    pub title: String,
-    pub body: Option<String>,
-    pub head: String,
-    pub head_sha: String,
-    pub base: String,
-    pub open: bool,
-    pub merged: bool,
-    pub merged_at: Option<String>,
-    pub merge_commit_sha: Option<String>,
-    pub merged_by: Option<String>,
-    pub user: String,
-    pub labels: Vec<String>,
-    pub requested_reviewers: Vec<String>,
-    pub reviews: Vec<MockReview>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct MockRepo {
-    pub name: String,
-    pub description: String,
-    pub private: bool,
-    pub default_branch: String,
-    /// Branch → head commit.
-    pub branches: BTreeMap<String, String>,
-    /// `size` as GitHub reports it, if not derived from the branches (GitHub updates it late).
-    pub reported_size: Option<u64>,
-    /// Branch → the protection request body.
-    pub protection: BTreeMap<String, Value>,
-    pub labels: Vec<MockLabel>,
-    pub pulls: Vec<MockPull>,
-    /// (sha, status request body)
-    pub statuses: Vec<(String, Value)>,
-    /// (issue number, comment body)
-    pub comments: Vec<(u64, String)>,
-    pub next_number: u64,
-}
-
-impl MockRepo {
-    pub fn pull(&self, number: u64) -> &MockPull {
-        self.pulls.iter().find(|p| p.number == number).expect("pull request")
-    }
-
-    fn pull_mut(&mut self, number: u64) -> Option<&mut MockPull> {
-        self.pulls.iter_mut().find(|p| p.number == number)
-    }
-}
-
-#[derive(Debug)]
-pub struct State {
-    pub mode: Mode,
-    pub repos: BTreeMap<String, MockRepo>,
-    pub requests: Vec<Recorded>,
-    pub faults: Vec<Fault>,
-    /// Everything the mock found wrong with a request.
-    pub violations: Vec<String>,
-    /// Installation tokens issued: (token, expires_at).
-    pub tokens: Vec<(String, OffsetDateTime)>,
-    /// Tokens revoked before their expiry.
-    pub revoked: Vec<String>,
-    /// Lifetime of the installation tokens issued.
-    pub token_lifetime: Duration,
-    /// How long an exchange takes (to overlap concurrent callers).
-    pub exchange_delay: Duration,
-    /// Claims of every JWT accepted.
-    pub jwt_claims: Vec<Value>,
-    /// The token user is an administrator (bypasses branch protection unless `enforce_admins`).
-    pub admin: bool,
-    /// The next merges answer 405 "Base branch was modified".
-    pub base_modified: u32,
-    next_id: u64,
-}
-
-impl State {
-    pub fn repo(&self, name: &str) -> &MockRepo {
-        self.repos.get(name).expect("repository")
-    }
-
-    pub fn exchanges(&self) -> usize {
-        self.tokens.len()
-    }
-
-    fn id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn sha(&mut self, what: &str) -> String {
-        let n = self.id();
-        format!("{:0>40}", format!("{n:x}{}", what.len()))
-    }
-
-    fn acting_login(&self) -> String {
-        match self.mode {
-            Mode::Token => PAT_LOGIN.to_string(),
-            Mode::App => format!("{APP_SLUG}[bot]"),
-        }
-    }
-}
-
-struct Shared {
-    state: Mutex<State>,
-    public_key: DecodingKey,
-}
-
-/// The running mock.
-pub struct MockGitHub {
-    /// The API URL (GHES style: `http://127.0.0.1:<port>/api/v3`).
-    pub api_url: String,
-    shared: Arc<Shared>,
-}
-
-impl MockGitHub {
-    pub async fn start(mode: Mode) -> MockGitHub {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                mode,
-                repos: BTreeMap::new(),
-                requests: Vec::new(),
-                faults: Vec::new(),
-                violations: Vec::new(),
-                tokens: Vec::new(),
-                revoked: Vec::new(),
-                token_lifetime: Duration::from_secs(3600),
-                exchange_delay: Duration::ZERO,
-                jwt_claims: Vec::new(),
-                admin: true,
-                base_modified: 0,
-                next_id: 0,
-            }),
-            public_key: DecodingKey::from_rsa_pem(test_key::TEST_APP_PUBLIC_KEY.as_bytes()).unwrap(),
-        });
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        MockGitHub { api_url: format!("http://{addr}{BASE_PATH}"), shared }
-    }
-
-    /// A provider for this mock, with the credentials of its mode.
-    pub fn github(&self) -> GitHub {
-        let auth = match self.with(|s| s.mode) {
-            Mode::Token => GitHubAuth::Token(PAT.to_string()),
-            Mode::App => GitHubAuth::App {
-                app_id: APP_ID,
-                installation_id: INSTALLATION_ID,
-                private_key_pem: test_key::TEST_APP_PRIVATE_KEY.to_string(),
-            },
-        };
-        GitHub::new(GitHubConfig { api_url: self.api_url.clone(), owner: OWNER.into(), auth, retry: fast_retry() })
-            .unwrap()
-    }
-
-    pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        f(&mut self.shared.state.lock().unwrap())
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.with(|s| s.requests.clone())
-    }
-
-    pub fn clear_requests(&self) {
-        self.with(|s| s.requests.clear())
-    }
-
-    pub fn fault(&self, fault: Fault) {
-        self.with(|s| s.faults.push(fault))
-    }
-
-    /// A repository (empty unless branches are pushed).
-    pub fn add_repo(&self, name: &str) {
-        self.with(|s| {
-            s.repos.insert(
-                name.to_string(),
-                MockRepo {
-                    name: name.to_string(),
-                    private: true,
-                    default_branch: "main".into(),
-                    next_number: 1,
-                    ..Default::default()
-                },
-            );
-        })
-    }
-
-    /// Point `branch` at `sha` (a push); open pull requests from it follow.
-    pub fn push(&self, repo: &str, branch: &str, sha: &str) {
-        self.with(|s| {
-            let r = s.repos.get_mut(repo).expect("repository");
-            r.branches.insert(branch.to_string(), sha.to_string());
-            for p in r.pulls.iter_mut().filter(|p| p.open && p.head == branch) {
-                p.head_sha = sha.to_string();
-            }
-        })
-    }
-
-    /// A review submitted on `commit_id`.
-    pub fn review(&self, repo: &str, number: u64, login: &str, state: &str, commit_id: &str) {
-        self.with(|s| {
-            let id = s.id();
-            let r = s.repos.get_mut(repo).expect("repository");
-            r.pull_mut(number).expect("pull request").reviews.push(MockReview {
-                id,
-                login: login.into(),
-                state: state.into(),
-                commit_id: commit_id.into(),
-            });
-        })
-    }
-
-    /// A pull request opened by someone else.
-    pub fn open_pull(&self, repo: &str, head: &str, base: &str, title: &str) -> u64 {
-        self.with(|s| {
-            let head_sha = s.repo(repo).branches[head].clone();
-            let r = s.repos.get_mut(repo).expect("repository");
-            let number = r.next_number;
-            r.next_number += 1;
-            r.pulls.push(new_pull(number, title, None, head, &head_sha, base, "someone"));
-            number
-        })
-    }
-}
-
-fn new_pull(
-    number: u64,
-    title: &str,
-    body: Option<String>,
-    head: &str,
-    head_sha: &str,
-    base: &str,
-    user: &str,
-) -> MockPull {
-    MockPull {
-        number,
-        title: title.into(),
-        body,
-        head: head.into(),
-        head_sha: head_sha.into(),
-        base: base.into(),
-        open: true,
-        merged: false,
-        merged_at: None,
-        merge_commit_sha: None,
-        merged_by: None,
-        user: user.into(),
-        labels: Vec::new(),
-        requested_reviewers: Vec::new(),
-        reviews: Vec::new(),
-    }
-}
-
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
 }
 
@@ -414,7 +46,7 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-type Answer = (StatusCode, Value);
+pub(crate) type Answer = (StatusCode, Value);
 
 fn answer(status: u16, body: Value) -> Answer {
     (StatusCode::from_u16(status).unwrap(), body)
@@ -435,7 +67,7 @@ fn not_found() -> Answer {
     error(404, "Not Found")
 }
 
-async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> Response {
+pub(crate) async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let query: HashMap<String, String> =
@@ -494,44 +126,52 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> 
     // An installation token exchange takes a while (outside the lock).
     let exchange = parts.method == Method::POST && path.starts_with("/app/installations/");
     if exchange {
-        let delay = shared.state.lock().unwrap().exchange_delay;
+        let delay = shared.lock().exchange_delay;
         tokio::time::sleep(delay).await;
     }
 
-    let mut guard = shared.state.lock().unwrap();
-    let s = &mut *guard;
-    let mut record = Recorded {
-        method: parts.method.clone(),
-        path: path.clone(),
-        query: query.clone(),
-        headers: parts.headers.clone(),
-        body: json_body.clone(),
-        status: 0,
-    };
-
-    let (status, value, extra_headers) = if !violations.is_empty() {
-        s.violations.extend(violations);
-        let (status, value) = error(400, "Problems parsing JSON or headers");
-        (status, value, Vec::new())
-    } else if let Some(fault) = take_fault(s, &parts.method, &path, false) {
-        let (status, value) = error(fault.status, &fault.message);
-        (status, value, fault.headers)
-    } else {
-        let (status, value) = match authenticate(s, &shared.public_key, &path, bearer.as_deref()) {
-            Err(e) => e,
-            Ok(()) => route(s, &parts.method, &path, &query, json_body.as_ref()),
+    let (status, value, extra_headers, delay) = {
+        let mut guard = shared.lock();
+        let s = &mut *guard;
+        let mut record = Recorded {
+            method: parts.method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            headers: parts.headers.clone(),
+            body: json_body.clone(),
+            status: 0,
         };
-        match take_fault(s, &parts.method, &path, true) {
-            Some(fault) => {
-                let (status, value) = error(fault.status, &fault.message);
-                (status, value, fault.headers)
+        let mut delay = std::time::Duration::ZERO;
+        let (status, value, extra_headers) = if !violations.is_empty() {
+            s.violations.extend(violations);
+            let (status, value) = error(400, "Problems parsing JSON or headers");
+            (status, value, Vec::new())
+        } else if let Some(fault) = s.take_fault(&parts.method, &path, false) {
+            fault_answer(&fault)
+        } else {
+            let (status, value) = match authenticate(s, &shared.public_key, &path, bearer.as_deref()) {
+                Err(e) => e,
+                Ok(()) => route(s, &parts.method, &path, &query, json_body.as_ref()),
+            };
+            match s.take_fault(&parts.method, &path, true) {
+                Some(fault) => {
+                    delay = fault.delay;
+                    if fault.status.is_some() {
+                        fault_answer(&fault)
+                    } else {
+                        (status, value, Vec::new())
+                    }
+                }
+                None => (status, value, Vec::new()),
             }
-            None => (status, value, Vec::new()),
-        }
+        };
+        record.status = status.as_u16();
+        s.requests.push(record);
+        (status, value, extra_headers, delay)
     };
-    record.status = status.as_u16();
-    s.requests.push(record);
-    drop(guard);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 
     let mut response = if status == StatusCode::NO_CONTENT {
         Response::builder().status(status).body(Body::empty()).unwrap()
@@ -547,14 +187,14 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> 
     response
 }
 
-fn take_fault(s: &mut State, method: &Method, path: &str, after: bool) -> Option<Fault> {
-    let i = s.faults.iter().position(|f| f.after == after && f.method == *method && f.path == path && f.times > 0)?;
-    s.faults[i].times -= 1;
-    let fault = s.faults[i].clone();
-    if s.faults[i].times == 0 {
-        s.faults.remove(i);
+/// A fault's answer: GitHub's error body, its headers, and a rate limit's reset computed now.
+fn fault_answer(fault: &super::Fault) -> (StatusCode, Value, Vec<(String, String)>) {
+    let (status, value) = error(fault.status.unwrap_or(500), &fault.message);
+    let mut headers = fault.headers.clone();
+    if let Some(secs) = fault.reset_in {
+        headers.push(("x-ratelimit-reset".into(), (now().unix_timestamp() as u64 + secs).to_string()));
     }
-    Some(fault)
+    (status, value, headers)
 }
 
 /// Credentials: JWT for the App's own routes, else the personal token or a live installation token.
@@ -565,7 +205,7 @@ fn authenticate(s: &mut State, key: &DecodingKey, path: &str, bearer: Option<&st
     };
     let app_route = path == "/app" || path.starts_with("/app/");
     match (s.mode, app_route) {
-        (Mode::Token, false) if bearer == PAT => Ok(()),
+        (Mode::Token, false) if s.token_valid(bearer) => Ok(()),
         (Mode::Token, _) => Err(error(401, "Bad credentials")),
         (Mode::App, true) => match verify_jwt(key, bearer) {
             Ok(claims) => {
@@ -577,15 +217,8 @@ fn authenticate(s: &mut State, key: &DecodingKey, path: &str, bearer: Option<&st
                 Err(error(401, &e))
             }
         },
-        (Mode::App, false) => {
-            let live = s.tokens.iter().any(|(t, expires)| t == bearer && *expires > now())
-                && !s.revoked.iter().any(|t| t == bearer);
-            if live {
-                Ok(())
-            } else {
-                Err(error(401, "Bad credentials"))
-            }
-        }
+        (Mode::App, false) if s.token_valid(bearer) => Ok(()),
+        (Mode::App, false) => Err(error(401, "Bad credentials")),
     }
 }
 
@@ -621,8 +254,9 @@ fn str_field<'a>(body: Option<&'a Value>, name: &str) -> Option<&'a str> {
     body?.get(name)?.as_str()
 }
 
-fn repo_json(s: &State, r: &MockRepo) -> Value {
-    let size = r.reported_size.unwrap_or(if r.branches.is_empty() { 0 } else { 42 });
+pub(crate) fn repo_json(s: &State, r: &MockRepo) -> Value {
+    let has_commits = !s.branches(&r.name).is_empty();
+    let size = r.reported_size.unwrap_or(if has_commits { 42 } else { 0 });
     json!({
         "id": r.name.len() as u64 * 1000,
         "name": r.name,
@@ -630,8 +264,8 @@ fn repo_json(s: &State, r: &MockRepo) -> Value {
         "owner": { "login": OWNER, "type": "Organization" },
         "private": r.private,
         "description": r.description,
-        "html_url": format!("{WEB}/{OWNER}/{}", r.name),
-        "clone_url": format!("{WEB}/{OWNER}/{}.git", r.name),
+        "html_url": format!("{}/{OWNER}/{}", s.web_url, r.name),
+        "clone_url": format!("{}/{OWNER}/{}.git", s.web_url, r.name),
         "default_branch": r.default_branch,
         "size": size,
         "visibility": if r.private { "private" } else { "public" },
@@ -639,12 +273,14 @@ fn repo_json(s: &State, r: &MockRepo) -> Value {
     })
 }
 
-fn user(login: &str) -> Value {
+pub(crate) fn user(login: &str) -> Value {
     json!({ "login": login, "type": if login.ends_with("[bot]") { "Bot" } else { "User" } })
 }
 
 /// A pull request: in full, or as a list item (`pull-request-simple`: no `merged`, `merged_by`, `mergeable`).
-fn pull_json(repo: &MockRepo, p: &MockPull, full: bool) -> Value {
+pub(crate) fn pull_json(s: &State, repo: &MockRepo, p: &MockPull, full: bool) -> Value {
+    let dir = s.repo_dir(&repo.name);
+    let mergeable = p.open && git::mergeable(&dir, &p.base, &p.head_sha);
     let merge_commit_sha = match (&p.merge_commit_sha, p.open) {
         (Some(sha), _) => Value::from(sha.clone()),
         // GitHub reports the test merge commit of an open pull request here.
@@ -652,7 +288,7 @@ fn pull_json(repo: &MockRepo, p: &MockPull, full: bool) -> Value {
         (None, false) => Value::Null,
     };
     let mut v = json!({
-        "url": format!("https://api.example/repos/{OWNER}/{}/pulls/{}", repo.name, p.number),
+        "url": format!("{}{BASE_PATH}/repos/{OWNER}/{}/pulls/{}", s.web_url, repo.name, p.number),
         "id": 100_000 + p.number,
         "number": p.number,
         "state": if p.open { "open" } else { "closed" },
@@ -661,7 +297,7 @@ fn pull_json(repo: &MockRepo, p: &MockPull, full: bool) -> Value {
         "user": user(&p.user),
         "body": p.body,
         "labels": p.labels.iter().map(|l| json!({ "name": l })).collect::<Vec<_>>(),
-        "html_url": format!("{WEB}/{OWNER}/{}/pull/{}", repo.name, p.number),
+        "html_url": format!("{}/{OWNER}/{}/pull/{}", s.web_url, repo.name, p.number),
         "merged_at": p.merged_at,
         "merge_commit_sha": merge_commit_sha,
         "requested_reviewers": p.requested_reviewers.iter().map(|r| user(r)).collect::<Vec<_>>(),
@@ -669,21 +305,26 @@ fn pull_json(repo: &MockRepo, p: &MockPull, full: bool) -> Value {
             "label": format!("{OWNER}:{}", p.head),
             "ref": p.head,
             "sha": p.head_sha,
-            "repo": { "full_name": format!("{OWNER}/{}", repo.name) },
+            "repo": { "name": repo.name, "full_name": format!("{OWNER}/{}", repo.name) },
         },
         "base": {
             "label": format!("{OWNER}:{}", p.base),
             "ref": p.base,
-            "sha": repo.branches.get(&p.base).cloned().unwrap_or_default(),
-            "repo": { "full_name": format!("{OWNER}/{}", repo.name) },
+            "sha": s.tip(&repo.name, &p.base).unwrap_or_default(),
+            "repo": { "name": repo.name, "full_name": format!("{OWNER}/{}", repo.name) },
         },
         "draft": false,
     });
     if full {
         v["merged"] = json!(p.merged);
-        v["mergeable"] = json!(p.open);
+        v["mergeable"] = json!(if p.open { Value::from(mergeable) } else { Value::Null });
+        v["mergeable_state"] = json!(match (p.open, mergeable) {
+            (false, _) => "unknown",
+            (true, true) => "clean",
+            (true, false) => "dirty",
+        });
         v["merged_by"] = p.merged_by.as_deref().map(user).unwrap_or(Value::Null);
-        v["comments"] = json!(repo.comments.iter().filter(|(n, _)| *n == p.number).count());
+        v["comments"] = json!(repo.comments_on(p.number).len());
     }
     v
 }
@@ -695,6 +336,163 @@ fn label_json(l: &MockLabel) -> Value {
 fn is_hex_color(c: &str) -> bool {
     c.len() == 6 && c.chars().all(|c| c.is_ascii_hexdigit())
 }
+
+// --- State changes (API and "human" actions alike).
+
+/// A repository and its empty bare repository on disk.
+pub(crate) fn create_repo(s: &mut State, name: &str, description: &str, private: bool) {
+    git::init_bare(&s.repo_dir(name)).expect("bare repository");
+    s.repos.insert(
+        name.to_string(),
+        MockRepo {
+            name: name.into(),
+            description: description.into(),
+            private,
+            default_branch: "main".into(),
+            next_number: 1,
+            ..Default::default()
+        },
+    );
+}
+
+/// After branches changed (a push, a branch deleted): open pull requests from a moved branch follow it
+/// (`synchronize`), those whose branch is gone are closed.
+pub(crate) fn after_push(s: &mut State, repo: &str, before: &BTreeMap<String, String>, sender: &str) {
+    let after = s.branches(repo);
+    let mut events = Vec::new();
+    let r = s.repos.get_mut(repo).expect("repository");
+    for p in r.pulls.iter_mut().filter(|p| p.open) {
+        match (before.get(&p.head), after.get(&p.head)) {
+            (Some(old), Some(new)) if old != new => {
+                p.head_sha = new.clone();
+                events.push((p.number, "synchronize", json!({ "before": old, "after": new })));
+            }
+            (_, None) => {
+                p.open = false;
+                p.closed_by = Some(sender.to_string());
+                events.push((p.number, "closed", json!({})));
+            }
+            _ => {}
+        }
+    }
+    for (number, action, extra) in events {
+        hooks::emit(s, repo, number, "pull_request", action, sender, extra);
+    }
+}
+
+/// A pull request from `head` into `base`, opened by `login`: GitHub's 422 answers for a missing branch, a
+/// duplicate, or nothing to merge.
+pub(crate) fn open_pull(
+    s: &mut State,
+    repo: &str,
+    head: &str,
+    base: &str,
+    title: &str,
+    body: Option<String>,
+    login: &str,
+) -> Result<u64, Answer> {
+    let dir = s.repo_dir(repo);
+    let Some(head_sha) = s.tip(repo, head) else {
+        return Err(validation(json!([{ "resource": "PullRequest", "code": "invalid", "field": "head" }])));
+    };
+    let Some(base_sha) = s.tip(repo, base) else {
+        return Err(validation(json!([{ "resource": "PullRequest", "code": "invalid", "field": "base" }])));
+    };
+    if s.repo(repo).pulls.iter().any(|p| p.open && p.head == head && p.base == base) {
+        return Err(validation(json!([{ "resource": "PullRequest", "code": "custom",
+            "message": format!("A pull request already exists for {OWNER}:{head}.") }])));
+    }
+    if git::contains(&dir, &base_sha, &head_sha) {
+        return Err(validation(json!([{ "resource": "PullRequest", "code": "custom",
+            "message": format!("No commits between {base} and {head}") }])));
+    }
+    let r = s.repos.get_mut(repo).expect("repository");
+    let number = r.next_number;
+    r.next_number += 1;
+    r.pulls.push(MockPull {
+        number,
+        title: title.into(),
+        body,
+        head: head.into(),
+        head_sha,
+        base: base.into(),
+        open: true,
+        merged: false,
+        merged_at: None,
+        merge_commit_sha: None,
+        merged_by: None,
+        closed_by: None,
+        user: login.into(),
+        labels: Vec::new(),
+        requested_reviewers: Vec::new(),
+        reviews: Vec::new(),
+    });
+    hooks::emit(s, repo, number, "pull_request", "opened", login, json!({}));
+    Ok(number)
+}
+
+pub(crate) fn submit_review(s: &mut State, repo: &str, number: u64, login: &str, state: &str, commit_id: &str) -> u64 {
+    let id = s.id();
+    let review = MockReview { id, login: login.into(), state: state.into(), commit_id: commit_id.into() };
+    let r = s.repos.get_mut(repo).expect("repository");
+    r.pull_mut(number).expect("pull request").reviews.push(review.clone());
+    let payload = json!({ "review": review_json(&review) });
+    hooks::emit(s, repo, number, "pull_request_review", "submitted", login, payload);
+    id
+}
+
+fn review_json(r: &MockReview) -> Value {
+    json!({
+        "id": r.id,
+        "user": user(&r.login),
+        "body": "",
+        "state": r.state,
+        "commit_id": r.commit_id,
+        "submitted_at": timestamp(now()),
+        "author_association": "MEMBER",
+    })
+}
+
+/// Close an open pull request without merging.
+pub(crate) fn close_pull(s: &mut State, repo: &str, number: u64, login: &str) {
+    let r = s.repos.get_mut(repo).expect("repository");
+    let p = r.pull_mut(number).expect("pull request");
+    if !p.open {
+        return;
+    }
+    p.open = false;
+    p.closed_by = Some(login.to_string());
+    hooks::emit(s, repo, number, "pull_request", "closed", login, json!({}));
+}
+
+/// Merge with a merge commit `title` + `message` by `login`. Returns the merge commit, or why not.
+pub(crate) fn merge_pull(
+    s: &mut State,
+    repo: &str,
+    number: u64,
+    title: &str,
+    message: &str,
+    login: &str,
+) -> Result<String, String> {
+    let p = s.repo(repo).pull(number).clone();
+    let text = if message.is_empty() { title.to_string() } else { format!("{title}\n\n{message}") };
+    let sha = git::merge(&s.repo_dir(repo), &p.base, &p.head_sha, &text, login).map_err(|e| match e {
+        git::MergeRefusal::Conflict => "Pull Request is not mergeable".to_string(),
+        git::MergeRefusal::Missing(m) => format!("cannot merge: {m}"),
+    })?;
+    let r = s.repos.get_mut(repo).expect("repository");
+    let p = r.pull_mut(number).expect("pull request");
+    p.open = false;
+    p.merged = true;
+    p.merged_at = Some(timestamp(now()));
+    p.merge_commit_sha = Some(sha.clone());
+    p.merged_by = Some(login.to_string());
+    p.closed_by = Some(login.to_string());
+    hooks::emit(s, repo, number, "pull_request", "closed", login, json!({}));
+    Ok(sha)
+}
+
+// --- Routes.
 
 /// The endpoints.
 fn route(s: &mut State, method: &Method, path: &str, query: &HashMap<String, String>, body: Option<&Value>) -> Answer {
@@ -723,7 +521,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &HashMap<String, Str
             )
         }
         ("POST", ["orgs", org, "repos"]) => {
-            if *org != OWNER {
+            if !org.eq_ignore_ascii_case(OWNER) {
                 return not_found();
             }
             let (Some(name), Some(Value::Bool(private)), Some(Value::Bool(_)), Some(description)) = (
@@ -746,20 +544,16 @@ fn route(s: &mut State, method: &Method, path: &str, query: &HashMap<String, Str
                     }),
                 );
             }
-            let repo = MockRepo {
-                name: name.into(),
-                description: description.into(),
-                private: *private,
-                default_branch: "main".into(),
-                next_number: 1,
-                ..Default::default()
-            };
-            let v = repo_json(s, &repo);
-            s.repos.insert(name.to_string(), repo);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return validation(json!([{ "resource": "Repository", "code": "invalid", "field": "name" }]));
+            }
+            let (name, description, private) = (name.to_string(), description.to_string(), *private);
+            create_repo(s, &name, &description, private);
+            let v = repo_json(s, s.repo(&name));
             answer(201, v)
         }
         (_, ["repos", owner, name, rest @ ..]) => {
-            if *owner != OWNER || !s.repos.contains_key(*name) {
+            if !owner.eq_ignore_ascii_case(OWNER) || !s.repos.contains_key(*name) {
                 return not_found();
             }
             let name = name.to_string();
@@ -781,8 +575,6 @@ fn repo_route(
     body: Option<&Value>,
 ) -> Answer {
     let acting = s.acting_login();
-    let admin = s.admin;
-    let mode = s.mode;
     match (m, rest) {
         ("GET", []) => {
             let v = repo_json(s, s.repo(name));
@@ -813,7 +605,7 @@ fn repo_route(
         }
         ("GET", ["branches", branch @ ..]) if !branch.is_empty() && branch.last() != Some(&"protection") => {
             let branch = branch.join("/");
-            match s.repo(name).branches.get(&branch) {
+            match s.tip(name, &branch) {
                 Some(sha) => answer(
                     200,
                     json!({ "name": branch, "commit": { "sha": sha }, "protected": s.repo(name).protection.contains_key(&branch) }),
@@ -840,21 +632,27 @@ fn repo_route(
                 s.violations.push(format!("protection body {b}"));
                 return answer(422, json!({ "message": "Invalid request." }));
             }
-            let r = s.repos.get_mut(name).unwrap();
-            if !r.branches.contains_key(&branch) {
+            if s.tip(name, &branch).is_none() {
                 return error(404, "Branch not found");
             }
+            let r = s.repos.get_mut(name).unwrap();
             r.protection.insert(branch.clone(), b.clone());
+            let url = format!("{}{BASE_PATH}/repos/{OWNER}/{name}/branches/{branch}/protection", s.web_url);
             answer(
                 200,
-                json!({ "url": format!("https://api.example/repos/{OWNER}/{name}/branches/{branch}/protection"),
-                                "required_pull_request_reviews": reviews, "enforce_admins": { "enabled": b["enforce_admins"] } }),
+                json!({ "url": url, "required_pull_request_reviews": reviews,
+                        "enforce_admins": { "enabled": b["enforce_admins"] } }),
             )
         }
         ("DELETE", ["git", "refs", "heads", branch @ ..]) if !branch.is_empty() => {
             let branch = branch.join("/");
-            let r = s.repos.get_mut(name).unwrap();
-            if r.branches.remove(&branch).is_some() {
+            let dir = s.repo_dir(name);
+            let before = s.branches(name);
+            if s.repo(name).protection.contains_key(&branch) {
+                return error(422, "Cannot delete this protected branch");
+            }
+            if git::delete_branch(&dir, &branch) {
+                after_push(s, name, &before, &acting);
                 answer(204, Value::Null)
             } else {
                 error(422, "Reference does not exist")
@@ -863,7 +661,11 @@ fn repo_route(
         ("GET", ["pulls"]) => {
             let r = s.repo(name);
             let state = query.get("state").map(String::as_str).unwrap_or("open");
-            let head = query.get("head").cloned();
+            // `owner:branch`; logins are case-insensitive.
+            let head = query.get("head").map(|h| match h.split_once(':') {
+                Some((owner, branch)) if owner.eq_ignore_ascii_case(OWNER) => branch.to_string(),
+                _ => format!("\0{h}"),
+            });
             let mut pulls: Vec<&MockPull> = r
                 .pulls
                 .iter()
@@ -872,7 +674,7 @@ fn repo_route(
                     "closed" => !p.open,
                     _ => true,
                 })
-                .filter(|p| head.as_ref().is_none_or(|h| *h == format!("{OWNER}:{}", p.head)))
+                .filter(|p| head.as_ref().is_none_or(|h| *h == p.head))
                 .collect();
             // Newest first (sort=created, direction=desc is the default).
             pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
@@ -880,7 +682,7 @@ fn repo_route(
                 pulls.reverse();
             }
             let per_page = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30usize);
-            answer(200, Value::Array(pulls.iter().take(per_page).map(|p| pull_json(r, p, false)).collect()))
+            answer(200, Value::Array(pulls.iter().take(per_page).map(|p| pull_json(s, r, p, false)).collect()))
         }
         ("POST", ["pulls"]) => {
             let (Some(title), Some(head), Some(base)) =
@@ -889,24 +691,20 @@ fn repo_route(
                 s.violations.push(format!("create pull request: {body:?}"));
                 return validation(json!([{ "resource": "PullRequest", "code": "missing_field", "field": "head" }]));
             };
-            let text = str_field(body, "body").map(str::to_string);
-            let r = s.repo(name);
-            let Some(head_sha) = r.branches.get(head).cloned() else {
-                return validation(json!([{ "resource": "PullRequest", "code": "invalid", "field": "head" }]));
+            // `head` may be `owner:branch`.
+            let head = match head.split_once(':') {
+                Some((owner, branch)) if owner.eq_ignore_ascii_case(OWNER) => branch.to_string(),
+                _ => head.to_string(),
             };
-            if !r.branches.contains_key(base) {
-                return validation(json!([{ "resource": "PullRequest", "code": "invalid", "field": "base" }]));
+            let (title, base) = (title.to_string(), base.to_string());
+            let text = str_field(body, "body").map(str::to_string);
+            match open_pull(s, name, &head, &base, &title, text, &acting) {
+                Ok(number) => {
+                    let r = s.repo(name);
+                    answer(201, pull_json(s, r, r.pull(number), true))
+                }
+                Err(e) => e,
             }
-            if r.pulls.iter().any(|p| p.open && p.head == head && p.base == base) {
-                return validation(json!([{ "resource": "PullRequest", "code": "custom",
-                    "message": format!("A pull request already exists for {OWNER}:{head}.") }]));
-            }
-            let r = s.repos.get_mut(name).unwrap();
-            let number = r.next_number;
-            r.next_number += 1;
-            r.pulls.push(new_pull(number, title, text, head, &head_sha, base, &acting));
-            let v = pull_json(r, r.pull(number), true);
-            answer(201, v)
         }
         (_, ["pulls", n, more @ ..]) | (_, ["issues", n, more @ ..]) => {
             let Ok(number) = n.parse::<u64>() else { return not_found() };
@@ -914,7 +712,7 @@ fn repo_route(
                 return not_found();
             }
             let issue = rest[0] == "issues";
-            pull_route(s, m, name, number, issue, more, query, body, &acting, admin, mode)
+            pull_route(s, m, name, number, issue, more, query, body, &acting)
         }
         ("POST", ["statuses", sha]) => {
             let state = str_field(body, "state");
@@ -922,6 +720,10 @@ fn repo_route(
             if !matches!(state, Some("error" | "failure" | "pending" | "success")) || context.is_none() {
                 s.violations.push(format!("status body {body:?}"));
                 return validation(json!([{ "resource": "Status", "code": "custom", "field": "state" }]));
+            }
+            if !git::has_commit(&s.repo_dir(name), sha) {
+                return validation(json!([{ "resource": "Status", "code": "custom",
+                    "message": format!("No commit found for SHA: {sha}") }]));
             }
             let sha = sha.to_string();
             let r = s.repos.get_mut(name).unwrap();
@@ -949,26 +751,36 @@ fn pull_route(
     query: &HashMap<String, String>,
     body: Option<&Value>,
     acting: &str,
-    admin: bool,
-    mode: Mode,
 ) -> Answer {
     match (m, issue, more) {
         ("GET", false, []) => {
             let r = s.repo(name);
-            answer(200, pull_json(r, r.pull(number), true))
+            answer(200, pull_json(s, r, r.pull(number), true))
         }
         ("PATCH", false, []) => {
             let Some(state @ ("open" | "closed")) = str_field(body, "state") else {
                 s.violations.push(format!("update pull request: {body:?}"));
                 return validation(json!([{ "resource": "PullRequest", "code": "invalid", "field": "state" }]));
             };
-            let r = s.repos.get_mut(name).unwrap();
-            let p = r.pull_mut(number).unwrap();
-            if !p.merged {
-                p.open = state == "open";
+            let p = s.repo(name).pull(number).clone();
+            match (state, p.open, p.merged) {
+                ("closed", true, _) => close_pull(s, name, number, acting),
+                ("open", false, false) => {
+                    let Some(head) = s.tip(name, &p.head) else {
+                        return validation(json!([{ "resource": "PullRequest", "code": "custom",
+                            "message": "state cannot be changed. The head branch was deleted." }]));
+                    };
+                    let r = s.repos.get_mut(name).unwrap();
+                    let p = r.pull_mut(number).unwrap();
+                    p.open = true;
+                    p.head_sha = head;
+                    p.closed_by = None;
+                    hooks::emit(s, name, number, "pull_request", "reopened", acting, json!({}));
+                }
+                _ => {}
             }
             let r = s.repo(name);
-            answer(200, pull_json(r, r.pull(number), true))
+            answer(200, pull_json(s, r, r.pull(number), true))
         }
         ("PUT", false, ["merge"]) => {
             let (Some(sha), Some(method)) = (str_field(body, "sha"), str_field(body, "merge_method")) else {
@@ -979,9 +791,12 @@ fn pull_route(
                 s.violations.push(format!("merge_method {method}"));
                 return validation(json!([]));
             }
-            let title = str_field(body, "commit_title").unwrap_or("").to_string();
-            let r = s.repo(name);
-            let p = r.pull(number);
+            let p = s.repo(name).pull(number).clone();
+            let title = str_field(body, "commit_title")
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("Merge pull request #{number} from {OWNER}/{}", p.head));
+            let message = str_field(body, "commit_message").map(str::to_string).unwrap_or_else(|| p.title.clone());
             if !p.open {
                 return error(405, "Pull Request is not mergeable");
             }
@@ -992,7 +807,7 @@ fn pull_route(
                 s.base_modified -= 1;
                 return error(405, "Base branch was modified. Review and try the merge again.");
             }
-            if let Some(protection) = r.protection.get(&p.base) {
+            if let Some(protection) = s.repo(name).protection.get(&p.base) {
                 let required = protection["required_pull_request_reviews"]["required_approving_review_count"]
                     .as_u64()
                     .unwrap_or(0);
@@ -1004,8 +819,8 @@ fn pull_route(
                 }
                 let approvals = latest.values().filter(|s| **s == "APPROVED").count() as u64;
                 let enforce_admins = protection["enforce_admins"].as_bool().unwrap_or(true);
-                let bypass = match mode {
-                    Mode::Token => admin && !enforce_admins,
+                let bypass = match s.mode {
+                    Mode::Token => s.admin && !enforce_admins,
                     Mode::App => protection["required_pull_request_reviews"]["bypass_pull_request_allowances"]["apps"]
                         .as_array()
                         .is_some_and(|apps| apps.iter().any(|a| a == APP_SLUG)),
@@ -1017,17 +832,12 @@ fn pull_route(
                     );
                 }
             }
-            let merge_sha = s.sha(&title);
-            let r = s.repos.get_mut(name).unwrap();
-            let base = r.pull(number).base.clone();
-            r.branches.insert(base, merge_sha.clone());
-            let p = r.pull_mut(number).unwrap();
-            p.open = false;
-            p.merged = true;
-            p.merged_at = Some(timestamp(now()));
-            p.merge_commit_sha = Some(merge_sha.clone());
-            p.merged_by = Some(acting.to_string());
-            answer(200, json!({ "sha": merge_sha, "merged": true, "message": "Pull Request successfully merged" }))
+            match merge_pull(s, name, number, &title, &message, acting) {
+                Ok(sha) => {
+                    answer(200, json!({ "sha": sha, "merged": true, "message": "Pull Request successfully merged" }))
+                }
+                Err(message) => error(405, &message),
+            }
         }
         ("POST", false, ["requested_reviewers"]) => {
             let Some(reviewers) =
@@ -1045,7 +855,7 @@ fn pull_route(
                 }
             }
             let r = s.repo(name);
-            answer(201, pull_json(r, r.pull(number), true))
+            answer(201, pull_json(s, r, r.pull(number), true))
         }
         ("GET", false, ["reviews"]) => {
             let per_page = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30usize).min(100);
@@ -1057,17 +867,7 @@ fn pull_route(
                 .iter()
                 .skip((page - 1) * per_page)
                 .take(per_page)
-                .map(|r| {
-                    json!({
-                        "id": r.id,
-                        "user": user(&r.login),
-                        "body": "",
-                        "state": r.state,
-                        "commit_id": r.commit_id,
-                        "submitted_at": timestamp(now()),
-                        "author_association": "MEMBER",
-                    })
-                })
+                .map(review_json)
                 .collect();
             answer(200, Value::Array(reviews))
         }
@@ -1104,7 +904,7 @@ fn pull_route(
             };
             let text = text.to_string();
             let id = s.id();
-            s.repos.get_mut(name).unwrap().comments.push((number, text.clone()));
+            s.repos.get_mut(name).unwrap().comments.push((number, acting.to_string(), text.clone()));
             answer(201, json!({ "id": id, "body": text, "user": user(acting) }))
         }
         _ => {

@@ -1,5 +1,6 @@
-//! A throw-away RSA key pair for the GitHub App tests ONLY (generated with `openssl genrsa -traditional 2048`).
-//! It signs JWTs for the local mock GitHub server and is trusted by nothing else. Never use it anywhere.
+//! TEST-ONLY KEY MATERIAL. A throw-away RSA key pair for the GitHub App tests ONLY (generated with
+//! `openssl genrsa -traditional 2048`). It signs JWTs for the local mock GitHub server ([`super::GitHubMock`]) and is
+//! trusted by nothing else: it is public, in this repository, and must never be used for a real GitHub App.
 
 /// TEST KEY, NOT A SECRET: the mock App's private key (PKCS#1 PEM, as GitHub hands out App keys).
 pub const TEST_APP_PRIVATE_KEY: &str = "\
