@@ -45,6 +45,7 @@ impl Env {
             },
             webhook_secret: Some(SECRET.into()),
             poll_interval: poll,
+            flux_read_token: None,
         });
         config
     }

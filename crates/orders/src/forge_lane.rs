@@ -403,7 +403,7 @@ impl Worker {
             return Ok(());
         }
         // The merge commit is needed locally (applied = Flux's revision contains it).
-        if let Ok((url, auth)) = self.forge_repo(tenant).await.map(|(u, a)| (u, a)) {
+        if let Ok((url, auth)) = self.forge_repo(tenant).await {
             let (repos, slug) = (self.inner.repos.clone(), tenant.slug.clone());
             if let Err(e) = run_blocking(move || repos.fetch_remote(&slug, &url, &auth).map(|_| ())).await {
                 tracing::warn!(tenant = %tenant.slug, error = %e, "cannot fetch main after a merge");
