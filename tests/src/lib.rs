@@ -276,5 +276,6 @@ pub fn repo_snapshot(repo: &Path) -> String {
 }
 
 pub mod cluster;
+pub mod orders;
 pub mod platform;
 pub mod sse;

@@ -4,11 +4,12 @@
 //! The order service acts as the bot user `maxcloud-bot` (an owner of the organisation `tenants`); the Gitea admin
 //! and the user `reviewer` play the humans.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use maxcloud_forge::{webhook, ForgeKind};
 use maxcloud_server::{Config, ForgeAuth, ForgeConfig, Running};
 use maxcloud_testenv::Gitea;
+use maxcloud_tests::orders::{db, history, place, wait_for};
 use maxcloud_tests::{git, Api};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -69,42 +70,8 @@ fn api_of(running: &Running) -> Api {
     Api { http: reqwest::Client::new(), base: format!("http://{}", running.addr), key: None }
 }
 
-/// Poll the order until `pred` holds; panics with the order after `timeout`.
-async fn wait_for(api: &Api, id: &str, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let (status, order) = api.get(&format!("/orders/{id}")).await;
-        assert_eq!(status, 200, "{order}");
-        if pred(&order) {
-            return order;
-        }
-        assert!(start.elapsed() < timeout, "order {id}: waited {timeout:?} for {what}: {order:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn wait_state(api: &Api, id: &str, state: &str) -> Value {
     wait_for(api, id, state, Duration::from_secs(30), |o| o["state"] == state).await
-}
-
-fn history(order: &Value) -> String {
-    order["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("{}: {}", h["state"].as_str().unwrap_or(""), h["message"].as_str().unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-async fn place(api: &Api, body: Value) -> String {
-    let (status, order) = api.post("/orders", &body).await;
-    assert_eq!(status, 201, "{order}");
-    order["id"].as_str().unwrap().to_string()
-}
-
-fn db(name: &str) -> Value {
-    json!({"kind": "Database", "name": name, "parameters": {"deletionProtection": false}})
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use maxcloud_forge::{webhook, ForgeKind};
 use maxcloud_server::{Config, ForgeAuth, ForgeConfig, Running};
 use maxcloud_testenv::github::{Fault, GitHubMock, Mode, APP_ID, APP_SLUG, GIT_USERNAME, INSTALLATION_ID, OWNER};
+use maxcloud_tests::orders::{self, db, history, place};
 use maxcloud_tests::{git, Api};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -75,16 +76,7 @@ async fn stop(running: Running) {
 
 /// Poll the order until `pred` holds; panics with the order after [`WAIT`].
 async fn wait_for(api: &Api, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let (status, order) = api.get(&format!("/orders/{id}")).await;
-        assert_eq!(status, 200, "{order}");
-        if pred(&order) {
-            return order;
-        }
-        assert!(start.elapsed() < WAIT, "order {id}: waited {WAIT:?} for {what}: {order:#}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    orders::wait_for(api, id, what, WAIT, pred).await
 }
 
 async fn wait_state(api: &Api, id: &str, state: &str) -> Value {
@@ -98,26 +90,6 @@ async fn until(what: &str, pred: impl Fn() -> bool) {
         assert!(start.elapsed() < WAIT, "waited {WAIT:?} for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-fn history(order: &Value) -> String {
-    order["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("{}: {}", h["state"].as_str().unwrap_or(""), h["message"].as_str().unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-async fn place(api: &Api, body: Value) -> String {
-    let (status, order) = api.post("/orders", &body).await;
-    assert_eq!(status, 201, "{order}");
-    order["id"].as_str().unwrap().to_string()
-}
-
-fn db(name: &str) -> Value {
-    json!({"kind": "Database", "name": name, "parameters": {"deletionProtection": false}})
 }
 
 fn app(name: &str) -> Value {

@@ -822,29 +822,15 @@ impl Forge for GitHub {
     }
 
     async fn close(&self, repo: &str, number: u64) -> Result<()> {
-        let path = format!("{}/pulls/{number}", self.repo_path(repo));
-        self.call(Method::PATCH, &path, Some(&json!({ "state": "closed" }))).await?;
-        Ok(())
+        crate::rest::close(self, repo, number).await
     }
 
     async fn comment(&self, repo: &str, number: u64, body: &str) -> Result<()> {
-        let path = format!("{}/issues/{number}/comments", self.repo_path(repo));
-        self.call(Method::POST, &path, Some(&json!({ "body": body }))).await?;
-        Ok(())
+        crate::rest::comment(self, repo, number, body).await
     }
 
     async fn set_status(&self, repo: &str, sha: &str, status: &Status<'_>) -> Result<()> {
-        let mut body = json!({
-            "state": status.state.as_str(),
-            "description": status.description,
-            "context": status.context,
-        });
-        if let Some(url) = status.target_url {
-            body["target_url"] = json!(url);
-        }
-        let path = format!("{}/statuses/{}", self.repo_path(repo), segment(sha));
-        self.call(Method::POST, &path, Some(&body)).await?;
-        Ok(())
+        crate::rest::set_status(self, repo, sha, status).await
     }
 
     async fn delete_branch(&self, repo: &str, branch: &str) -> Result<()> {
@@ -854,6 +840,17 @@ impl Forge for GitHub {
             Err(ForgeError::Refused(m)) if m.contains("Reference does not exist") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::rest::Rest for GitHub {
+    fn repo_path(&self, repo: &str) -> String {
+        GitHub::repo_path(self, repo)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
+        GitHub::call(self, method, path, body).await
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod gitea;
 pub mod github;
+mod rest;
 pub mod retry;
 pub mod webhook;
 
