@@ -525,3 +525,30 @@ async fn the_organisation_may_be_configured_in_another_case() {
     mock.assert_well_formed();
     stop(running).await;
 }
+
+/// Git transfers that fail with a 5xx are tried again at once (backoff with jitter), not only at the next sweep.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_git_transfers_are_retried() {
+    let env = Env::start().await;
+    let mock = &env.mock;
+    let (running, api) = env.serve(&env.config(Duration::from_secs(3600))).await;
+    let (key, slug) = api.register("ops@delta.example", "Delta").await;
+    let api = api.with_key(&key);
+    let first = place(&api, json!({"kind": "App", "name": "web", "parameters": {"image": "nginx:1.27"}})).await;
+    wait_state(&api, &first, "merged").await;
+
+    let repo_git = format!("/{OWNER}/{slug}.git");
+    mock.fault(Fault::before(Method::POST, &format!("{repo_git}/git-receive-pack"), 503, 2));
+    mock.fault(Fault::before(Method::GET, &format!("{repo_git}/info/refs"), 502, 1));
+    let started = Instant::now();
+    let second = place(&api, json!({"kind": "App", "name": "api", "parameters": {"image": "nginx:1.27"}})).await;
+    let order = wait_state(&api, &second, "merged").await;
+    // The lane's sweep comes every 30 s: merged well before means the transfers were retried in place.
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(!history(&order).contains("waiting for the Git provider"), "{}", history(&order));
+    let failed: Vec<u16> = mock.git_requests().iter().map(|r| r.status).filter(|s| *s >= 500).collect();
+    assert_eq!(failed.len(), 3, "the injected failures were met: {failed:?}");
+    assert_one_pull_request_per_order(mock, &slug, &[&first, &second]);
+    mock.assert_well_formed();
+    stop(running).await;
+}

@@ -44,6 +44,40 @@ impl Rebased {
     }
 }
 
+/// Tries of one transfer.
+const TRANSFER_TRIES: u32 = 4;
+
+/// Run a transfer, trying again after a transient failure — the network, an HTTP error status (a 5xx from the
+/// forge), TLS — with exponential backoff and full jitter (250 ms · 2^n at most). Refused credentials, rejected
+/// updates and every other error are final at once.
+fn with_retries<T>(mut transfer: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
+    let mut retry = 0;
+    loop {
+        match transfer() {
+            Err(e) if retry + 1 < TRANSFER_TRIES && transient(&e) => {
+                let ceiling = 250u64 << retry;
+                // Jitter from the clock: good enough to keep concurrent retries apart, no RNG needed.
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let wait = u64::from(nanos.subsec_nanos()) % (ceiling + 1);
+                tracing::debug!(error = %e, retry, wait_ms = wait, "Git transfer retried");
+                std::thread::sleep(std::time::Duration::from_millis(wait));
+                retry += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn transient(e: &git2::Error) -> bool {
+    use git2::{ErrorClass, ErrorCode};
+    let refused = matches!(e.code(), ErrorCode::Auth | ErrorCode::User | ErrorCode::Certificate)
+        || e.message().contains("credentials")
+        || e.message().contains("401")
+        || e.message().contains("403")
+        || e.message().contains("404");
+    !refused && matches!(e.class(), ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Os)
+}
+
 fn callbacks(auth: &RemoteAuth) -> RemoteCallbacks<'_> {
     let mut cb = RemoteCallbacks::new();
     let mut tries = 0;
@@ -87,7 +121,7 @@ impl Repos {
         opts.prune(git2::FetchPrune::On);
         let refspecs = [format!("+{MAIN_REF}:{MAIN_REF}"), format!("+refs/heads/order/*:{REMOTE_BRANCHES}order/*")];
         // Pruning follows the refspecs given here: tracking refs of branches the forge deleted go.
-        remote.fetch(&refspecs, Some(&mut opts), Some("max-cloud: fetch from the forge"))?;
+        with_retries(|| remote.fetch(&refspecs, Some(&mut opts), Some("max-cloud: fetch from the forge")))?;
         Ok(ref_target(&repo, MAIN_REF)?.map(|o| o.to_string()))
     }
 
@@ -117,7 +151,8 @@ impl Repos {
             refspecs.push(format!("{}{name}:{name}", if *force { "+" } else { "" }));
         }
         let rejected = std::cell::RefCell::new(Vec::new());
-        {
+        with_retries(|| {
+            rejected.borrow_mut().clear();
             let mut cb = callbacks(auth);
             cb.push_update_reference(|name, status| {
                 if let Some(status) = status {
@@ -127,8 +162,8 @@ impl Repos {
             });
             let mut opts = PushOptions::new();
             opts.remote_callbacks(cb);
-            remote.push(&refspecs, Some(&mut opts))?;
-        }
+            remote.push(&refspecs, Some(&mut opts))
+        })?;
         let rejected = rejected.into_inner();
         if !rejected.is_empty() {
             return Err(GitError::Conflict(format!("the forge rejected the push: {}", rejected.join("; "))));

@@ -232,8 +232,9 @@ pub(crate) fn problems(s: &State) -> Vec<String> {
     for g in &s.git_requests {
         let what = format!("Git {} {}", g.method, g.path);
         match (&g.username, &g.password) {
-            // libgit2 and git ask without credentials first and answer the 401's challenge.
-            (None, None) if g.status == 401 => {}
+            // libgit2 and git ask without credentials first and answer the 401's challenge (or meet an injected
+            // server error before any challenge).
+            (None, None) if g.status == 401 || g.status >= 500 => {}
             (None, None) => out.push(format!("{what}: no credentials, answered {}", g.status)),
             (Some(user), Some(password)) => {
                 if user != GIT_USERNAME {
