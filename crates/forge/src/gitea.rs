@@ -17,10 +17,11 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::rest::{self, Rest};
 use crate::retry::{short, Response, RetryPolicy};
 use crate::{
-    segment, Forge, ForgeError, ForgeKind, GitAuth, Label, Merge, NewPullRequest, PrState, Protection, PullRequest,
-    Repo, Result, Reviews, Status, Verdict,
+    branch_path, segment, Forge, ForgeError, ForgeKind, GitAuth, Label, Merge, NewPullRequest, PrState, Protection,
+    PullRequest, Repo, Result, Reviews, Status, Verdict,
 };
 
 /// How long a merge waits for Gitea to finish checking a fresh head ("Please try again later").
@@ -92,38 +93,9 @@ impl Gitea {
             .await
     }
 
-    /// A request whose 2xx answer is wanted; other answers become errors naming the call.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
-        let what = format!("{method} {path}");
-        let resp = self.send(method, path, body).await?;
-        check(&what, resp)
-    }
-
-    async fn json<T: for<'de> Deserialize<'de>>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
-        let what = format!("{method} {path}");
-        let resp = self.call(method, path, body).await?;
-        serde_json::from_slice(&resp.body).map_err(|e| ForgeError::Protocol(format!("{what}: {e}")))
-    }
-
     async fn labels(&self, repo: &str) -> Result<Vec<GiteaLabel>> {
         self.json(Method::GET, &format!("{}/labels?limit=100", self.repo_path(repo)), None).await
     }
-}
-
-/// Map a non-2xx answer to an error.
-fn check(what: &str, resp: Response) -> Result<Response> {
-    let status = resp.status.as_u16();
-    if resp.status.is_success() {
-        return Ok(resp);
-    }
-    let message = error_message(&resp);
-    let text = format!("{what}: {status} {message}");
-    Err(match status {
-        404 => ForgeError::NotFound(text),
-        401 | 403 => ForgeError::Denied(text),
-        405 | 409 | 422 => ForgeError::Refused(text),
-        _ => ForgeError::Protocol(text),
-    })
 }
 
 /// Gitea's error body is `{"message": ..., "url": ...}`.
@@ -298,11 +270,7 @@ impl Forge for Gitea {
 
     async fn find_pull_request(&self, repo: &str, branch: &str) -> Result<Option<PullRequest>> {
         // The head is the rest of the path: slashes in it stay.
-        let path = format!(
-            "{}/pulls/main/{}",
-            self.repo_path(repo),
-            branch.split('/').map(segment).collect::<Vec<_>>().join("/")
-        );
+        let path = format!("{}/pulls/main/{}", self.repo_path(repo), branch_path(branch));
         match self.json::<GiteaPull>(Method::GET, &path, None).await {
             Ok(p) => Ok(Some(p.into())),
             Err(ForgeError::NotFound(_)) => Ok(None),
@@ -414,7 +382,7 @@ impl Forge for Gitea {
                     }
                     return Ok(Merge::NotMergeable { reason: message });
                 }
-                _ => check(&format!("POST {path}"), resp).map(|_| ())?,
+                _ => rest::check(&format!("POST {path}"), resp, error_message).map(|_| ())?,
             }
         }
         let pr = self.pull_request(repo, number).await?;
@@ -440,11 +408,7 @@ impl Forge for Gitea {
     }
 
     async fn delete_branch(&self, repo: &str, branch: &str) -> Result<()> {
-        let path = format!(
-            "{}/branches/{}",
-            self.repo_path(repo),
-            branch.split('/').map(segment).collect::<Vec<_>>().join("/")
-        );
+        let path = format!("{}/branches/{}", self.repo_path(repo), branch_path(branch));
         match self.call(Method::DELETE, &path, None).await {
             Ok(_) | Err(ForgeError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
@@ -453,12 +417,16 @@ impl Forge for Gitea {
 }
 
 #[async_trait::async_trait]
-impl crate::rest::Rest for Gitea {
+impl Rest for Gitea {
     fn repo_path(&self, repo: &str) -> String {
         Gitea::repo_path(self, repo)
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
-        Gitea::call(self, method, path, body).await
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
+        Gitea::send(self, method, path, body).await
+    }
+
+    fn error_message(resp: &Response) -> String {
+        error_message(resp)
     }
 }

@@ -64,10 +64,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::rest::{self, Rest};
 use crate::retry::{short, Response, RetryPolicy};
 use crate::{
-    segment, Forge, ForgeError, ForgeKind, GitAuth, Label, Merge, NewPullRequest, PrState, Protection, PullRequest,
-    Repo, Result, Reviews, Status, Verdict,
+    branch_path, segment, Forge, ForgeError, ForgeKind, GitAuth, Label, Merge, NewPullRequest, PrState, Protection,
+    PullRequest, Repo, Result, Reviews, Status, Verdict,
 };
 
 /// The API of github.com.
@@ -282,7 +283,7 @@ impl GitHub {
         let path = format!("/app/installations/{}/access_tokens", app.installation_id);
         let what = format!("POST {path}");
         let resp = self.send_with(&app.jwt()?, Method::POST, &path, None).await?;
-        let answer: Answer = parse(&what, &check(&what, resp)?)?;
+        let answer: Answer = rest::parse(&what, &check(&what, resp)?)?;
         let expires_at = OffsetDateTime::parse(&answer.expires_at, &Rfc3339)
             .map_err(|e| ForgeError::Protocol(format!("{what}: expires_at {:?}: {e}", answer.expires_at)))?;
         tracing::debug!(installation = app.installation_id, %expires_at, "GitHub installation token renewed");
@@ -357,19 +358,6 @@ impl GitHub {
         Ok(resp)
     }
 
-    /// A request whose 2xx answer is wanted; other answers become errors naming the call.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
-        let what = format!("{method} {path}");
-        let resp = self.send(method, path, body).await?;
-        check(&what, resp)
-    }
-
-    async fn json<T: for<'de> Deserialize<'de>>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
-        let what = format!("{method} {path}");
-        let resp = self.call(method, path, body).await?;
-        parse(&what, &resp)
-    }
-
     /// All pages of a list.
     async fn list<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<Vec<T>> {
         let mut all = Vec::new();
@@ -409,7 +397,7 @@ impl GitHub {
         }
         let what = "GET /app";
         let resp = self.send_with(&app.jwt()?, Method::GET, "/app", None).await?;
-        let answer: GhApp = parse(what, &check(what, resp)?)?;
+        let answer: GhApp = rest::parse(what, &check(what, resp)?)?;
         Ok(answer.slug)
     }
 }
@@ -456,32 +444,9 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(what: &str, resp: &Response) -> Result<T> {
-    serde_json::from_slice(&resp.body).map_err(|e| ForgeError::Protocol(format!("{what}: {e}")))
-}
-
-/// Map a non-2xx answer to an error. Rate limits with their headers were waited for by [`RetryPolicy`]; a 403
-/// naming a (secondary) rate limit without them is unavailable, not denied.
+/// [`rest::check`] with GitHub's error bodies.
 fn check(what: &str, resp: Response) -> Result<Response> {
-    if resp.status.is_success() {
-        Ok(resp)
-    } else {
-        Err(error(what, &resp))
-    }
-}
-
-/// The error of a non-2xx answer.
-fn error(what: &str, resp: &Response) -> ForgeError {
-    let status = resp.status.as_u16();
-    let message = error_message(resp);
-    let text = format!("{what}: {status} {message}");
-    match status {
-        404 => ForgeError::NotFound(text),
-        403 if message.to_ascii_lowercase().contains("rate limit") => ForgeError::Unavailable(text),
-        401 | 403 => ForgeError::Denied(text),
-        405 | 409 | 422 => ForgeError::Refused(text),
-        _ => ForgeError::Protocol(text),
-    }
+    rest::check(what, resp, error_message)
 }
 
 /// GitHub's error body is `{"message", "documentation_url", "errors"?}`; `errors` holds objects
@@ -514,11 +479,6 @@ fn error_message(resp: &Response) -> String {
     } else {
         format!("{message} ({})", details.join("; "))
     }
-}
-
-/// A branch name in a path: slashes stay (GitHub's routes take the rest of the path), the parts are encoded.
-fn branch_path(branch: &str) -> String {
-    branch.split('/').map(segment).collect::<Vec<_>>().join("/")
 }
 
 #[derive(Deserialize)]
@@ -796,7 +756,7 @@ impl Forge for GitHub {
         loop {
             let resp = self.send(Method::PUT, &path, Some(&request)).await?;
             if resp.status.is_success() {
-                let merged: Merged = parse(&what, &resp)?;
+                let merged: Merged = rest::parse(&what, &resp)?;
                 return Ok(Merge::Merged { commit: merged.sha });
             }
             let message = error_message(&resp);
@@ -816,7 +776,7 @@ impl Forge for GitHub {
                     };
                 }
                 409 => return Ok(Merge::NotMergeable { reason: message }),
-                _ => return Err(error(&what, &resp)),
+                _ => return Err(rest::error(&what, &resp, error_message(&resp))),
             }
         }
     }
@@ -844,13 +804,17 @@ impl Forge for GitHub {
 }
 
 #[async_trait::async_trait]
-impl crate::rest::Rest for GitHub {
+impl Rest for GitHub {
     fn repo_path(&self, repo: &str) -> String {
         GitHub::repo_path(self, repo)
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
-        GitHub::call(self, method, path, body).await
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response> {
+        GitHub::send(self, method, path, body).await
+    }
+
+    fn error_message(resp: &Response) -> String {
+        error_message(resp)
     }
 }
 

@@ -311,6 +311,12 @@ pub(crate) fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
+/// A branch name in a path: slashes stay (both forges' branch routes take the rest of the path), the parts are
+/// encoded.
+pub(crate) fn branch_path(branch: &str) -> String {
+    branch.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,34 +160,30 @@ impl OrderService {
             reviewers,
             required_approvals,
         };
-        let accepted = self.store.accept_order(new).await?;
-        let created = matches!(accepted, Accepted::Created(_));
-        let order = match accepted {
-            Accepted::Created(o) | Accepted::Replayed(o) => o,
+        let (order, created, superseded) = match self.store.accept_order(new).await? {
+            Accepted::Created(o) => (o, true, None),
+            Accepted::Superseding { order, superseded } => (order, true, Some(superseded)),
+            Accepted::Replayed(o) => (o, false, None),
         };
         if created {
             self.events.publish(crate::Announcement::Order(OrderUpdate::new(&order, &order.state)));
-            self.withdraw_superseded(&req.tenant, &order).await;
+            if let Some(old) = superseded {
+                self.withdraw_superseded(&req.tenant, &order, &old).await;
+            }
             self.worker.notify(&order.tenant_id);
         }
         Ok(Placed { order, created })
     }
 
-    /// Orders `newer` superseded: announced, and their pull requests closed (on the forge with a comment naming the
-    /// newer order; locally their branches deleted). Best effort: the store already says superseded.
-    async fn withdraw_superseded(&self, tenant: &Tenant, newer: &OrderRow) {
-        let superseded = match self.store.orders_superseded_by(&tenant.id, &newer.id).await {
-            Ok(s) => s,
-            Err(e) => return tracing::warn!(order = %newer.id, error = %e, "cannot list superseded orders"),
-        };
-        for old in superseded {
-            self.events.publish(crate::Announcement::Order(OrderUpdate::new(&old, "superseded")));
-            let why = format!(
-                "Superseded by order `{}` ({} {} `{}`): closed by max-cloud.",
-                newer.id, newer.action, newer.kind, newer.name
-            );
-            self.withdraw(tenant, &old, &why).await;
-        }
+    /// `old` was superseded by `newer`: announced, and its pull request closed (on the forge with a comment naming
+    /// the newer order; locally its branch deleted). Best effort: the store already says superseded.
+    async fn withdraw_superseded(&self, tenant: &Tenant, newer: &OrderRow, old: &OrderRow) {
+        self.events.publish(crate::Announcement::Order(OrderUpdate::new(old, "superseded")));
+        let why = format!(
+            "Superseded by order `{}` ({} {} `{}`): closed by max-cloud.",
+            newer.id, newer.action, newer.kind, newer.name
+        );
+        self.withdraw(tenant, old, &why).await;
     }
 
     /// Close an order's pull request that the store already closed (rejected, superseded).

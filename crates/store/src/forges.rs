@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::model::{self, OrderRow, PullRequestRow, ORDER_COLUMNS, PR_COLUMNS};
-use crate::orders::{event, fail_order};
+use crate::orders::{close_unmerged, event};
 use crate::{now_us, Result, Store, StoreError};
 
 /// A tenant's merge policy for one kind and action, replacing the catalog's default.
@@ -171,8 +171,7 @@ impl Store {
                 .bind(&order.id)
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| (r.get("review_state"), r.get("reviewed_by")))
-                .map(|(s, b): (Option<String>, Option<String>)| (s, b));
+                .map(|r| (r.get("review_state"), r.get("reviewed_by")));
         let by = review.reviewed_by.join(",");
         let changed = prev
             .as_ref()
@@ -225,30 +224,11 @@ impl Store {
         if !matches!(current.state.as_str(), "accepted" | "pr_open") {
             return Ok(None);
         }
-        fail_order(&mut tx, &current, state, reason).await?;
-        if current.action == "create" {
-            sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
-                .bind(&current.resource_id)
-                .bind(&current.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        close_unmerged(&mut tx, &current, state, reason).await?;
         tx.commit().await?;
         current.state = state.to_string();
         current.error = Some(reason.to_string());
         Ok(Some(current))
-    }
-
-    /// Orders that order `new_id` superseded (their pull requests are to be closed on the forge).
-    pub async fn orders_superseded_by(&self, tenant_id: &str, new_id: &str) -> Result<Vec<OrderRow>> {
-        let sql =
-            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND state = 'superseded' AND error = $2");
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(format!("superseded by order {new_id}"))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(model::order).collect::<sqlx::Result<_>>()?)
     }
 
     /// The order cannot move on for now (the forge is unreachable or refuses the credentials): its state stays,

@@ -28,6 +28,9 @@ pub type OrderDetails = (OrderRow, Option<PullRequestRow>, Vec<OrderEvent>);
 pub enum Accepted {
     /// A new order was stored.
     Created(OrderRow),
+    /// A new order was stored and superseded `superseded`, which waited for review (now `superseded`, its PR row
+    /// closed).
+    Superseding { order: OrderRow, superseded: OrderRow },
     /// The idempotency key was seen before with the same request: the original order.
     Replayed(OrderRow),
 }
@@ -35,7 +38,7 @@ pub enum Accepted {
 impl Accepted {
     pub fn order(&self) -> &OrderRow {
         match self {
-            Accepted::Created(o) | Accepted::Replayed(o) => o,
+            Accepted::Created(o) | Accepted::Superseding { order: o, .. } | Accepted::Replayed(o) => o,
         }
     }
 }
@@ -74,6 +77,7 @@ impl Store {
         let waiting =
             sqlx::query(&sql).bind(&new.tenant_id).bind(&new.kind).bind(&new.name).fetch_optional(&mut *tx).await?;
         let mut withdrawn = None;
+        let mut superseded = None;
         if let Some(row) = waiting {
             let waiting = model::order(&row)?;
             if waiting.approved {
@@ -132,6 +136,10 @@ impl Store {
                 }
                 _ => {}
             }
+            let mut old = waiting;
+            old.state = "superseded".into();
+            old.error = Some(message);
+            superseded = Some(old);
         }
         let existing = sqlx::query("SELECT id, status FROM resources WHERE tenant_id = $1 AND kind = $2 AND name = $3")
             .bind(&new.tenant_id)
@@ -262,7 +270,10 @@ impl Store {
             row.state = "ready".into();
         }
         tx.commit().await?;
-        Ok(Accepted::Created(row))
+        Ok(match superseded {
+            Some(superseded) => Accepted::Superseding { order: row, superseded },
+            None => Accepted::Created(row),
+        })
     }
 
     /// Orders of one tenant the worker has to drive: accepted ones, and open PRs that may be merged
@@ -405,14 +416,7 @@ impl Store {
             let what = if order.approved { "approved".to_string() } else { order.state.clone() };
             return Err(StoreError::InvalidState(format!("order is {what}, not awaiting review")));
         }
-        fail_order(&mut tx, &order, "rejected", reason).await?;
-        if order.action == "create" {
-            sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
-                .bind(&order.resource_id)
-                .bind(&order.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        close_unmerged(&mut tx, &order, "rejected", reason).await?;
         tx.commit().await?;
         order.state = "rejected".into();
         order.error = Some(reason.to_string());
@@ -700,6 +704,25 @@ async fn merge_pr(
     row.merge_commit = Some(merge_commit.to_string());
     row.updated_at = now;
     Ok(row)
+}
+
+/// An order that never reached `main` ends (`rejected`, `failed`): as [`fail_order`], and a create's resource,
+/// which was never applied, goes.
+pub(crate) async fn close_unmerged(
+    tx: &mut Transaction<'_, Any>,
+    order: &OrderRow,
+    state: &str,
+    reason: &str,
+) -> Result<()> {
+    fail_order(tx, order, state, reason).await?;
+    if order.action == "create" {
+        sqlx::query("DELETE FROM resources WHERE id = $1 AND order_id = $2")
+            .bind(&order.resource_id)
+            .bind(&order.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn fail_order(

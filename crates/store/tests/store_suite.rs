@@ -219,7 +219,7 @@ async fn review_and_approval(store: Store) {
     let mut newer = new_order(t, "update", "db");
     assert_eq!(newer.merge_policy, "auto", "an update would be merged at once…");
     newer.parameters = r#"{"image":"nginx:2"}"#.into();
-    let Accepted::Created(newer) = store.accept_order(newer).await.unwrap() else { panic!() };
+    let Accepted::Superseding { order: newer, .. } = store.accept_order(newer).await.unwrap() else { panic!() };
     assert_eq!((newer.action.as_str(), newer.resource_id.as_str()), ("create", order.resource_id.as_str()));
     assert_eq!(newer.merge_policy, "review", "…but it replaces an order in review, so it needs review too");
     let old = store.order(t, &order.id).await.unwrap().unwrap();
@@ -274,7 +274,9 @@ async fn review_rejection(store: Store) {
     let mut o = new_order(t, "create", "cache");
     o.merge_policy = "review".into();
     let Accepted::Created(waiting) = store.accept_order(o).await.unwrap() else { panic!() };
-    let Accepted::Created(delete) = store.accept_order(new_order(t, "delete", "cache")).await.unwrap() else {
+    let Accepted::Superseding { order: delete, .. } =
+        store.accept_order(new_order(t, "delete", "cache")).await.unwrap()
+    else {
         panic!()
     };
     assert_eq!(delete.state, "ready");
