@@ -263,6 +263,14 @@ async fn openapi_catalog_and_health() {
         assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
     assert!(doc["components"]["schemas"].get("Order").is_some());
+    // Every operation has its own operationId: generated clients (the Backstage plugin's types) need it.
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_string()), "operationId {id} of {method} {path} is not unique");
+        }
+    }
     let (status, catalog) = api.get("/catalog").await;
     assert_eq!(status, 200);
     let app = catalog.as_array().unwrap().iter().find(|e| e["kind"] == "App").expect("App in the catalog");

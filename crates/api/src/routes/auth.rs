@@ -14,7 +14,7 @@ use crate::AppState;
 type Created<T> = (StatusCode, Extension<AuditTarget>, axum::Json<T>);
 
 /// Register an organisation and its first user (admin); answers with the only copy of the API key.
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = m::RegisterRequest,
+#[utoipa::path(post, operation_id = "auth_register", path = "/api/v1/auth/register", tag = "auth", request_body = m::RegisterRequest,
     responses((status = 201, body = m::RegisterResponse), (status = 409, body = m::ErrorBody), (status = 422, body = m::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
@@ -45,7 +45,7 @@ pub async fn register(
 }
 
 /// Who the API key belongs to.
-#[utoipa::path(get, path = "/api/v1/auth/status", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "auth_status", path = "/api/v1/auth/status", tag = "auth", security(("api_key" = [])),
     responses((status = 200, body = m::AuthStatus), (status = 401, body = m::ErrorBody)))]
 pub async fn status(Auth(p): Auth) -> axum::Json<m::AuthStatus> {
     axum::Json(m::AuthStatus {
@@ -58,7 +58,7 @@ pub async fn status(Auth(p): Auth) -> axum::Json<m::AuthStatus> {
 }
 
 /// Create another API key for the calling user; the key is shown once.
-#[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "auth_create_key", path = "/api/v1/auth/api-keys", tag = "auth", security(("api_key" = [])),
     request_body = m::CreateApiKeyRequest, responses((status = 201, body = m::CreatedApiKey), (status = 401, body = m::ErrorBody)))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -88,7 +88,7 @@ pub async fn create_key(
 }
 
 /// The organisation's active API keys (never the secrets).
-#[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "auth_list_keys", path = "/api/v1/auth/api-keys", tag = "auth", security(("api_key" = [])),
     responses((status = 200, body = [m::ApiKey]), (status = 401, body = m::ErrorBody)))]
 pub async fn list_keys(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::ApiKey>>> {
     let keys = state.store.api_keys(&p.tenant.id).await?;
@@ -96,7 +96,7 @@ pub async fn list_keys(State(state): State<AppState>, Auth(p): Auth) -> ApiResul
 }
 
 /// Revoke an API key of the organisation.
-#[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(delete, operation_id = "auth_delete_key", path = "/api/v1/auth/api-keys/{id}", tag = "auth", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 404, body = m::ErrorBody)))]
 pub async fn delete_key(
     State(state): State<AppState>,
@@ -110,7 +110,7 @@ pub async fn delete_key(
 }
 
 /// Create a read-only token for the organisation's Git repo (for Flux); admins only, shown once.
-#[utoipa::path(post, path = "/api/v1/auth/git-tokens", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "auth_create_git_token", path = "/api/v1/auth/git-tokens", tag = "auth", security(("api_key" = [])),
     responses((status = 201, body = m::CreatedGitToken), (status = 403, body = m::ErrorBody)))]
 pub async fn create_git_token(State(state): State<AppState>, auth: Auth) -> ApiResult<Created<m::CreatedGitToken>> {
     auth.require_admin()?;
@@ -133,7 +133,7 @@ pub async fn create_git_token(State(state): State<AppState>, auth: Auth) -> ApiR
 const INVITE_TTL_US: i64 = 7 * 24 * 3600 * 1_000_000;
 
 /// Invite someone into the organisation (admins only); the token is shown once.
-#[utoipa::path(post, path = "/api/v1/auth/invites", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "auth_create_invite", path = "/api/v1/auth/invites", tag = "auth", security(("api_key" = [])),
     request_body = m::CreateInviteRequest,
     responses((status = 201, body = m::CreatedInvite), (status = 403, body = m::ErrorBody), (status = 409, body = m::ErrorBody),
         (status = 422, body = m::ErrorBody)))]
@@ -166,7 +166,7 @@ pub async fn create_invite(
 }
 
 /// Accept an invite: joins the organisation and answers with the only copy of a new API key.
-#[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = m::AcceptInviteRequest,
+#[utoipa::path(post, operation_id = "auth_accept_invite", path = "/api/v1/auth/accept-invite", tag = "auth", request_body = m::AcceptInviteRequest,
     responses((status = 201, body = m::RegisterResponse), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
@@ -193,7 +193,7 @@ pub async fn accept_invite(
 }
 
 /// The organisation's members and their roles.
-#[utoipa::path(get, path = "/api/v1/auth/members", tag = "auth", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "auth_members", path = "/api/v1/auth/members", tag = "auth", security(("api_key" = [])),
     responses((status = 200, body = [m::Member]), (status = 401, body = m::ErrorBody)))]
 pub async fn members(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::Member>>> {
     let members = state.store.members(&p.tenant.id).await?;

@@ -24,13 +24,13 @@ pub fn entry(t: &ServiceType) -> m::CatalogEntry {
 }
 
 /// Every orderable service type, derived from the XRDs.
-#[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog", responses((status = 200, body = [m::CatalogEntry])))]
+#[utoipa::path(get, operation_id = "catalog_list", path = "/api/v1/catalog", tag = "catalog", responses((status = 200, body = [m::CatalogEntry])))]
 pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<m::CatalogEntry>> {
     axum::Json(state.orders.catalog().types().map(entry).collect())
 }
 
 /// One service type by kind or plural.
-#[utoipa::path(get, path = "/api/v1/catalog/{kind}", tag = "catalog", params(("kind" = String, Path)),
+#[utoipa::path(get, operation_id = "catalog_get", path = "/api/v1/catalog/{kind}", tag = "catalog", params(("kind" = String, Path)),
     responses((status = 200, body = m::CatalogEntry), (status = 404, body = m::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(kind): Path<String>) -> ApiResult<axum::Json<m::CatalogEntry>> {
     let t =

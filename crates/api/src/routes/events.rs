@@ -36,7 +36,7 @@ fn sse_event(e: &LoggedEvent) -> Event {
 /// order changes state, `event: service` when a service's status or URL changes as the cluster reports it. The events are kept in the store: a client reconnecting with `Last-Event-ID` first gets every event
 /// it missed, in order and once, also across server restarts. An id this server cannot place (malformed, or
 /// from another installation) gets a `lagged` event first: re-read the state you show.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "events_stream", path = "/api/v1/events", tag = "events", security(("api_key" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "id of the last event received; missed events are replayed")),
     responses((status = 200, content_type = "text/event-stream", description = "`order` events: {order_id, kind, name, state, message?}; `service` events: {kind, name, status, url?, message?}; `lagged` when the id is unknown")))]
 pub async fn stream(

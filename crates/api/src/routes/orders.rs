@@ -44,7 +44,7 @@ pub fn requester(p: &Principal) -> String {
 }
 
 /// Place an order: validated against the catalog and stored; a pull request follows.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "orders_create", path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
     request_body = m::CreateOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays return the original order")),
     responses((status = 201, body = m::Order), (status = 200, body = m::Order, description = "idempotent replay"),
@@ -91,7 +91,7 @@ pub async fn create(
 
 /// The organisation's orders, newest first (`?limit=`, default 100, at most 1000). `?review=pending`: only the
 /// orders waiting for a review, oldest first.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "orders_list", path = "/api/v1/orders", tag = "orders", security(("api_key" = [])),
     params(("limit" = Option<i64>, Query), ("review" = Option<String>, Query, description = "`pending`")),
     responses((status = 200, body = [m::Order]), (status = 400, body = m::ErrorBody)))]
 pub async fn list(
@@ -121,7 +121,7 @@ pub async fn list(
 }
 
 /// One order with its pull request and state history.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "orders_get", path = "/api/v1/orders/{id}", tag = "orders", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, body = m::Order), (status = 404, body = m::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn get(
 }
 
 /// Approve a review-required order (admins only); its pull request is merged next.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", tag = "orders", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "orders_approve", path = "/api/v1/orders/{id}/approve", tag = "orders", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, body = m::Order), (status = 403, body = m::ErrorBody),
         (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
 pub async fn approve(
@@ -154,7 +154,7 @@ pub async fn approve(
 }
 
 /// Reject a review-required order (admins only): its pull request is closed, nothing is merged.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", tag = "orders", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "orders_reject", path = "/api/v1/orders/{id}/reject", tag = "orders", security(("api_key" = [])),
     params(("id" = String, Path)), request_body = m::RejectOrderRequest,
     responses((status = 200, body = m::Order), (status = 403, body = m::ErrorBody),
         (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]

@@ -36,7 +36,7 @@ fn parse_action(action: &str) -> ApiResult<Action> {
 }
 
 /// Every kind and action with the policy that applies.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "policies_list", path = "/api/v1/policies", tag = "policies", security(("api_key" = [])),
     responses((status = 200, body = [m::MergePolicy]), (status = 401, body = m::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::MergePolicy>>> {
     let rows = state.orders.policies(&p.tenant).await.map_err(|e| ApiError::from_order(e, "", &|_| None))?;
@@ -44,7 +44,7 @@ pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axu
 }
 
 /// Set the organisation's policy for one kind and action (admins only). Orders placed afterwards follow it.
-#[utoipa::path(put, path = "/api/v1/policies/{kind}/{action}", tag = "policies", security(("api_key" = [])),
+#[utoipa::path(put, operation_id = "policies_set", path = "/api/v1/policies/{kind}/{action}", tag = "policies", security(("api_key" = [])),
     params(("kind" = String, Path), ("action" = String, Path)), request_body = m::SetMergePolicyRequest,
     responses((status = 200, body = m::MergePolicy), (status = 400, body = m::ErrorBody),
         (status = 403, body = m::ErrorBody), (status = 422, body = m::ErrorBody)))]
@@ -81,7 +81,7 @@ pub async fn set(
 }
 
 /// Drop the organisation's policy for one kind and action (admins only): the catalog's default applies again.
-#[utoipa::path(delete, path = "/api/v1/policies/{kind}/{action}", tag = "policies", security(("api_key" = [])),
+#[utoipa::path(delete, operation_id = "policies_reset", path = "/api/v1/policies/{kind}/{action}", tag = "policies", security(("api_key" = [])),
     params(("kind" = String, Path), ("action" = String, Path)),
     responses((status = 204), (status = 403, body = m::ErrorBody), (status = 404, body = m::ErrorBody)))]
 pub async fn reset(

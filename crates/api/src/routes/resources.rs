@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// The organisation's resources (all kinds, or `?kind=App`).
-#[utoipa::path(get, path = "/api/v1/resources", tag = "resources", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "resources_list", path = "/api/v1/resources", tag = "resources", security(("api_key" = [])),
     params(("kind" = Option<String>, Query)), responses((status = 200, body = [m::Resource]), (status = 401, body = m::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -23,7 +23,7 @@ pub async fn list(
 
 /// What a resource is made of in the cluster: the XR and the objects its composition made (nested XRs with
 /// theirs), each with its Ready/Synced conditions and the message of a condition that is not True.
-#[utoipa::path(get, path = "/api/v1/resources/{kind}/{name}/tree", tag = "resources", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "resources_tree", path = "/api/v1/resources/{kind}/{name}/tree", tag = "resources", security(("api_key" = [])),
     params(("kind" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = m::ResourceNode), (status = 401, body = m::ErrorBody),
               (status = 404, body = m::ErrorBody, description = "no such resource of the organisation"),
@@ -60,7 +60,7 @@ pub async fn tree(
 
 /// Resources of the organisation's namespace that max-cloud did not order: XRs of a catalog kind created by
 /// other means (kubectl, Terraform), with what they composed. Shown so nothing runs unnoticed; not managed.
-#[utoipa::path(get, path = "/api/v1/resources/unmanaged", tag = "resources", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "resources_unmanaged", path = "/api/v1/resources/unmanaged", tag = "resources", security(("api_key" = [])),
     responses((status = 200, body = [m::ResourceNode]), (status = 401, body = m::ErrorBody),
               (status = 503, body = m::ErrorBody, description = "no cluster is connected")))]
 pub async fn unmanaged(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::ResourceNode>>> {

@@ -146,7 +146,7 @@ fn check_fields(req: &m::PatchServiceRequest) -> ApiResult<()> {
 }
 
 /// Deploy a container image as a service (an `App` create order).
-#[utoipa::path(post, path = "/api/v1/services", tag = "services", security(("api_key" = [])),
+#[utoipa::path(post, operation_id = "services_create", path = "/api/v1/services", tag = "services", security(("api_key" = [])),
     request_body = m::CreateServiceRequest,
     responses((status = 201, body = m::Service), (status = 400, body = m::ErrorBody), (status = 401, body = m::ErrorBody),
         (status = 409, body = m::ErrorBody), (status = 422, body = m::ErrorBody)))]
@@ -202,7 +202,7 @@ fn valid_env_name(k: &str) -> bool {
 
 /// Redeploy a service: an `App` update order replacing its whole spec (fields left out return to
 /// their defaults). The name cannot change.
-#[utoipa::path(put, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+#[utoipa::path(put, operation_id = "services_update", path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
     params(("id" = String, Path)), request_body = m::CreateServiceRequest,
     responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody),
         (status = 422, body = m::ErrorBody)))]
@@ -227,7 +227,7 @@ pub async fn update(
 
 /// Change some fields of a service: an `App` update order with the current spec, the given fields
 /// merged in. `maxcloud deploy` to an existing name uses this.
-#[utoipa::path(patch, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+#[utoipa::path(patch, operation_id = "services_patch", path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
     params(("id" = String, Path)), request_body = m::PatchServiceRequest,
     responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody),
         (status = 422, body = m::ErrorBody)))]
@@ -253,7 +253,7 @@ pub async fn patch(
 }
 
 /// The organisation's services.
-#[utoipa::path(get, path = "/api/v1/services", tag = "services", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "services_list", path = "/api/v1/services", tag = "services", security(("api_key" = [])),
     responses((status = 200, body = [m::Service]), (status = 401, body = m::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<m::Service>>> {
     let rows = state.store.resources(&p.tenant.id, Some(KIND)).await?;
@@ -268,7 +268,7 @@ async fn find(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<maxcloud
 }
 
 /// One service.
-#[utoipa::path(get, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "services_get", path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, body = m::Service), (status = 404, body = m::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -279,7 +279,7 @@ pub async fn get(
 }
 
 /// Delete a service: a pull request removes its file; the service shows `deleting` until it is merged.
-#[utoipa::path(delete, path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
+#[utoipa::path(delete, operation_id = "services_delete", path = "/api/v1/services/{id}", tag = "services", security(("api_key" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,

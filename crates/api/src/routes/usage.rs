@@ -39,7 +39,7 @@ fn month_start(seconds: i64) -> i64 {
 /// What the organisation's services used in `[from, to)` — requested vCPUs and GiB of memory × seconds
 /// running, per service — and what it costs. `to` defaults to now, `from` to the start of the UTC month of
 /// `to`; times count in whole seconds; a window spans at most 366 days.
-#[utoipa::path(get, path = "/api/v1/usage", tag = "usage", security(("api_key" = [])),
+#[utoipa::path(get, operation_id = "usage_get", path = "/api/v1/usage", tag = "usage", security(("api_key" = [])),
     params(
         ("from" = Option<String>, Query, description = "Start (RFC 3339, inclusive); default: start of the UTC month"),
         ("to" = Option<String>, Query, description = "End (RFC 3339, exclusive); default: now"),

@@ -36,7 +36,7 @@ async fn deliver(
 }
 
 /// A delivery from GitHub (`X-Hub-Signature-256`, `X-GitHub-Event`, `X-GitHub-Delivery`).
-#[utoipa::path(post, path = "/api/v1/webhooks/github", tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_github", path = "/api/v1/webhooks/github", tag = "webhooks",
     responses((status = 200, body = m::WebhookResult), (status = 202, body = m::WebhookResult),
         (status = 400, body = m::ErrorBody), (status = 401, body = m::ErrorBody), (status = 404, body = m::ErrorBody)))]
 pub async fn github(
@@ -48,7 +48,7 @@ pub async fn github(
 }
 
 /// A delivery from Gitea or Forgejo (`X-Gitea-Signature`, `X-Gitea-Event`, `X-Gitea-Delivery`).
-#[utoipa::path(post, path = "/api/v1/webhooks/gitea", tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_gitea", path = "/api/v1/webhooks/gitea", tag = "webhooks",
     responses((status = 200, body = m::WebhookResult), (status = 202, body = m::WebhookResult),
         (status = 400, body = m::ErrorBody), (status = 401, body = m::ErrorBody), (status = 404, body = m::ErrorBody)))]
 pub async fn gitea(

@@ -1,0 +1,190 @@
+import { createParser } from 'eventsource-parser';
+import { MaxcloudApiError } from './errors';
+import type {
+  AuthStatus,
+  CatalogEntry,
+  CreateOrderRequest,
+  MaxcloudEvent,
+  MaxcloudIdentity,
+  Order,
+  Resource,
+  ResourceNode,
+} from './types';
+
+/** Options of {@link MaxcloudClient}. */
+export interface MaxcloudClientOptions {
+  /**
+   * The API root: the order service's `…/api/v1`, or the `maxcloud` Backstage backend plugin's
+   * `…/api/maxcloud`, which serves the same paths. A function is asked before every request (Backstage's
+   * `discoveryApi.getBaseUrl('maxcloud')`).
+   */
+  baseUrl: string | (() => Promise<string>);
+  /** The fetch to use: Backstage's `fetchApi.fetch` in the browser (it adds the user's token). */
+  fetch?: typeof fetch;
+  /** Headers sent with every request, e.g. `Authorization: Bearer mc_…` on the server side. */
+  headers?: Record<string, string>;
+}
+
+/** Options of {@link MaxcloudClient.createOrder}. */
+export interface CreateOrderOptions {
+  /** Replays with the same key return the original order instead of placing a second one. */
+  idempotencyKey?: string;
+}
+
+/**
+ * Client of the max-cloud order service API, for the browser (through the Backstage backend plugin) and for
+ * Node (the scaffolder action, the entity provider and the backend plugin itself).
+ */
+export class MaxcloudClient {
+  private readonly options: MaxcloudClientOptions;
+
+  constructor(options: MaxcloudClientOptions) {
+    this.options = options;
+  }
+
+  /** The same client, acting for `tenant` (the Backstage plugin's `X-Maxcloud-Tenant` header). */
+  forTenant(tenant: string): MaxcloudClient {
+    return new MaxcloudClient({
+      ...this.options,
+      headers: { ...this.options.headers, 'x-maxcloud-tenant': tenant },
+    });
+  }
+
+  catalog(): Promise<CatalogEntry[]> {
+    return this.json('GET', '/catalog');
+  }
+
+  catalogEntry(kind: string): Promise<CatalogEntry> {
+    return this.json('GET', `/catalog/${encodeURIComponent(kind)}`);
+  }
+
+  orders(query: { review?: 'pending'; limit?: number } = {}): Promise<Order[]> {
+    const params = new URLSearchParams();
+    if (query.review) params.set('review', query.review);
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    const qs = params.toString();
+    return this.json('GET', `/orders${qs ? `?${qs}` : ''}`);
+  }
+
+  order(id: string): Promise<Order> {
+    return this.json('GET', `/orders/${encodeURIComponent(id)}`);
+  }
+
+  createOrder(request: CreateOrderRequest, options: CreateOrderOptions = {}): Promise<Order> {
+    const headers: Record<string, string> = {};
+    if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
+    return this.json('POST', '/orders', request, headers);
+  }
+
+  approveOrder(id: string): Promise<Order> {
+    return this.json('POST', `/orders/${encodeURIComponent(id)}/approve`, {});
+  }
+
+  rejectOrder(id: string, reason: string): Promise<Order> {
+    return this.json('POST', `/orders/${encodeURIComponent(id)}/reject`, { reason });
+  }
+
+  resources(): Promise<Resource[]> {
+    return this.json('GET', '/resources');
+  }
+
+  resourceTree(kind: string, name: string): Promise<ResourceNode> {
+    return this.json(
+      'GET',
+      `/resources/${encodeURIComponent(kind)}/${encodeURIComponent(name)}/tree`,
+    );
+  }
+
+  authStatus(): Promise<AuthStatus> {
+    return this.json('GET', '/auth/status');
+  }
+
+  /** Only through the Backstage backend plugin: who the signed-in user is for max-cloud. */
+  whoami(): Promise<MaxcloudIdentity> {
+    return this.json('GET', '/whoami');
+  }
+
+  /**
+   * The live events of the tenant (`GET /events`), until `signal` aborts or the server closes the stream.
+   * Pass the id of the last event seen as `lastEventId` to get what was missed first.
+   */
+  async *events(
+    options: { signal?: AbortSignal; lastEventId?: string } = {},
+  ): AsyncGenerator<MaxcloudEvent> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (options.lastEventId) headers['last-event-id'] = options.lastEventId;
+    const response = await this.request('GET', '/events', undefined, headers, options.signal);
+    if (!response.body) {
+      throw new MaxcloudApiError(502, 'no_stream', 'the event stream has no body');
+    }
+    const queue: MaxcloudEvent[] = [];
+    const parser = createParser({
+      onEvent(event) {
+        const parsed = toEvent(event.event, event.id, event.data);
+        if (parsed) queue.push(parsed);
+      },
+    });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        parser.feed(decoder.decode(value, { stream: true }));
+        while (queue.length > 0) yield queue.shift()!;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  private async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const response = await this.request(method, path, body, headers);
+    return (await response.json()) as T;
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    body: unknown,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
+    const base =
+      typeof this.options.baseUrl === 'string'
+        ? this.options.baseUrl
+        : await this.options.baseUrl();
+    const doFetch = this.options.fetch ?? fetch;
+    const response = await doFetch(`${base.replace(/\/+$/, '')}${path}`, {
+      method,
+      headers: {
+        ...this.options.headers,
+        ...headers,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal,
+    });
+    if (!response.ok) throw await MaxcloudApiError.fromResponse(response);
+    return response;
+  }
+}
+
+function toEvent(type: string | undefined, id: string | undefined, data: string): MaxcloudEvent | undefined {
+  switch (type) {
+    case 'order':
+      return { type: 'order', id, data: JSON.parse(data) };
+    case 'service':
+      return { type: 'service', id, data: JSON.parse(data) };
+    case 'lagged':
+      return { type: 'lagged', id };
+    default:
+      // comments, keep-alives and event types this client does not know
+      return undefined;
+  }
+}

@@ -1,0 +1,44 @@
+import type { ErrorBody } from './types';
+
+/**
+ * An error answer of the order service (`{"error": {"code", "message", "field"?}}`), or of the Backstage
+ * plugin in front of it, which answers in the same shape.
+ */
+export class MaxcloudApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  /** The offending field as a dotted path, e.g. `parameters.scaling.maxScale`. */
+  readonly field?: string;
+
+  constructor(status: number, code: string, message: string, field?: string | null) {
+    super(message);
+    this.name = 'MaxcloudApiError';
+    this.status = status;
+    this.code = code;
+    this.field = field ?? undefined;
+  }
+
+  /** Reads an error answer; an answer that is not the JSON error shape becomes `http_<status>`. */
+  static async fromResponse(response: Response): Promise<MaxcloudApiError> {
+    const text = await response.text();
+    try {
+      const body = JSON.parse(text) as ErrorBody;
+      if (body?.error?.message) {
+        return new MaxcloudApiError(
+          response.status,
+          body.error.code,
+          body.error.message,
+          body.error.field,
+        );
+      }
+    } catch {
+      // not JSON: fall through
+    }
+    const reason = text.trim().slice(0, 300) || response.statusText;
+    return new MaxcloudApiError(
+      response.status,
+      `http_${response.status}`,
+      `the order service answered ${response.status}${reason ? `: ${reason}` : ''}`,
+    );
+  }
+}
