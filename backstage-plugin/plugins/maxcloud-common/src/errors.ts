@@ -1,5 +1,13 @@
 import type { ErrorBody } from './types';
 
+const CODES: Record<number, string> = {
+  400: 'malformed_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+};
+
 /**
  * An error answer of the order service (`{"error": {"code", "message", "field"?}}`), or of the Backstage
  * plugin in front of it, which answers in the same shape.
@@ -22,11 +30,12 @@ export class MaxcloudApiError extends Error {
   static async fromResponse(response: Response): Promise<MaxcloudApiError> {
     const text = await response.text();
     try {
-      const body = JSON.parse(text) as ErrorBody;
+      // The order service's shape, or Backstage's own (`{"error": {"name", "message"}}`, e.g. from its auth layer).
+      const body = JSON.parse(text) as ErrorBody & { error: { name?: string } };
       if (body?.error?.message) {
         return new MaxcloudApiError(
           response.status,
-          body.error.code,
+          body.error.code ?? CODES[response.status] ?? `http_${response.status}`,
           body.error.message,
           body.error.field,
         );

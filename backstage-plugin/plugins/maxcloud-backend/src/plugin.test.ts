@@ -1,0 +1,201 @@
+import { mockCredentials, mockServices, startTestBackend } from '@backstage/backend-test-utils';
+import request from 'supertest';
+import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
+import { maxcloudPlugin } from './plugin';
+import { RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
+
+// Backstage users and their groups, as Backstage's user info service would report them.
+const OWNERSHIP: Record<string, string[]> = {
+  'user:default/ada': ['user:default/ada', 'group:default/shop-admins'],
+  'user:default/bob': ['user:default/bob', 'group:default/shop-team'],
+  'user:default/cy': ['user:default/cy', 'group:default/shop-team', 'group:default/bakery'],
+  'user:default/eve': ['user:default/eve', 'group:default/strangers'],
+};
+
+describe('maxcloud backend plugin against maxcloud-server dev', () => {
+  let server: RunningMaxcloud;
+  let shop: { slug: string; apiKey: string };
+  let bakery: { slug: string; apiKey: string };
+  let app: any;
+  const as = (user: string) => mockCredentials.user.header(user);
+
+  beforeAll(async () => {
+    server = await startMaxcloud();
+    shop = await server.register('ops@shop.example', 'Shop');
+    bakery = await server.register('ops@bakery.example', 'Bakery');
+    const backend = await startTestBackend({
+      features: [
+        maxcloudPlugin,
+        mockServices.rootConfig.factory({
+          data: {
+            maxcloud: {
+              baseUrl: server.url,
+              tenants: [
+                {
+                  slug: shop.slug,
+                  apiKey: shop.apiKey,
+                  members: ['group:default/shop-team'],
+                  admins: ['group:default/shop-admins'],
+                },
+                { slug: bakery.slug, apiKey: bakery.apiKey, members: ['group:default/bakery'] },
+              ],
+            },
+          },
+        }),
+        mockServices.userInfo.mock({
+          async getUserInfo(credentials: any) {
+            const ref = credentials.principal.userEntityRef;
+            return { userEntityRef: ref, ownershipEntityRefs: OWNERSHIP[ref] ?? [ref] };
+          },
+        }).factory,
+      ],
+    });
+    app = backend.server;
+  });
+  afterAll(() => server?.stop());
+
+  it('maps the Backstage user to tenants and roles, and never shows a key', async () => {
+    const ada = await request(app).get('/api/maxcloud/whoami').set('authorization', as('user:default/ada'));
+    expect(ada.status).toBe(200);
+    expect(ada.body).toEqual({
+      user: 'user:default/ada',
+      tenants: [{ slug: shop.slug, role: 'admin', group: 'group:default/shop-admins' }],
+      orderServiceUrl: server.url,
+    });
+    const cy = await request(app).get('/api/maxcloud/whoami').set('authorization', as('user:default/cy'));
+    expect(cy.body.tenants.map((t: any) => [t.slug, t.role])).toEqual([
+      [bakery.slug, 'member'],
+      [shop.slug, 'member'],
+    ]);
+    expect(JSON.stringify([ada.body, cy.body])).not.toContain('mc_');
+  });
+
+  it('refuses callers without a Backstage user token, or without a tenant', async () => {
+    const anonymous = await request(app)
+      .get('/api/maxcloud/catalog')
+      .set('authorization', mockCredentials.none.header());
+    expect(anonymous.status).toBe(401);
+    // Backstage's own auth layer answers before the plugin, in Backstage's error shape.
+    expect(anonymous.body.error.name).toBe('AuthenticationError');
+    const service = await request(app)
+      .get('/api/maxcloud/catalog')
+      .set('authorization', mockCredentials.service.header());
+    // Another plugin's own service token is no user: the tenant mapping needs a Backstage user.
+    expect(service.status).toBe(403);
+    expect(service.body.error.code).toBe('forbidden');
+    const eve = await request(app).get('/api/maxcloud/resources').set('authorization', as('user:default/eve'));
+    expect(eve.status).toBe(403);
+    expect(eve.body.error.message).toContain('acts for no max-cloud tenant');
+    const wrongTenant = await request(app)
+      .get('/api/maxcloud/resources')
+      .set('authorization', as('user:default/bob'))
+      .set('x-maxcloud-tenant', bakery.slug);
+    expect(wrongTenant.status).toBe(403);
+    expect(wrongTenant.body.error).toMatchObject({ code: 'forbidden', field: 'x-maxcloud-tenant' });
+  });
+
+  it('orders for the tenant, with the order service judging the input', async () => {
+    const bad = await request(app)
+      .post('/api/maxcloud/orders')
+      .set('authorization', as('user:default/bob'))
+      .send({ kind: 'App', name: 'shop', parameters: { image: 'nginx', scaling: { maxScale: 0 } } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error.field).toBe('parameters.scaling.maxScale');
+    const malformed = await request(app)
+      .post('/api/maxcloud/orders')
+      .set('authorization', as('user:default/bob'))
+      .set('content-type', 'application/json')
+      .send('{"kind": ');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe('malformed_request');
+    expect((await server.call(shop.apiKey, 'GET', '/orders')).body).toEqual([]);
+
+    const placed = await request(app)
+      .post('/api/maxcloud/orders')
+      .set('authorization', as('user:default/bob'))
+      .set('idempotency-key', 'backstage-1')
+      .send({ kind: 'App', name: 'shop', parameters: { image: 'nginx:1.27' } });
+    expect(placed.status).toBe(201);
+    expect(placed.body).toMatchObject({ tenant: shop.slug, kind: 'App', name: 'shop', state: 'accepted' });
+    const replay = await request(app)
+      .post('/api/maxcloud/orders')
+      .set('authorization', as('user:default/bob'))
+      .set('idempotency-key', 'backstage-1')
+      .send({ kind: 'App', name: 'shop', parameters: { image: 'nginx:1.27' } });
+    expect(replay.body.id).toBe(placed.body.id);
+    // The order is the shop's, not the bakery's, and the bakery's member sees only the bakery's.
+    expect((await server.call(shop.apiKey, 'GET', '/orders')).body.map((o: any) => o.id)).toEqual([placed.body.id]);
+    const cyBakery = await request(app)
+      .get('/api/maxcloud/orders')
+      .set('authorization', as('user:default/cy'));
+    expect(cyBakery.status).toBe(200);
+    expect(cyBakery.body).toEqual([]);
+    const cyShop = await request(app)
+      .get('/api/maxcloud/orders')
+      .query({ tenant: shop.slug })
+      .set('authorization', as('user:default/cy'));
+    expect(cyShop.body.map((o: any) => o.id)).toEqual([placed.body.id]);
+  });
+
+  it('lets only tenant admins approve, reject and change policies', async () => {
+    const set = await request(app)
+      .put('/api/maxcloud/policies/App/create')
+      .set('authorization', as('user:default/bob'))
+      .send({ policy: 'review' });
+    expect(set.status).toBe(403);
+    expect(set.body.error.message).toContain('admin role');
+    const byAdmin = await request(app)
+      .put('/api/maxcloud/policies/App/create')
+      .set('authorization', as('user:default/ada'))
+      .send({ policy: 'review' });
+    expect(byAdmin.status).toBe(200);
+    const order = await request(app)
+      .post('/api/maxcloud/orders')
+      .set('authorization', as('user:default/bob'))
+      .send({ kind: 'App', name: 'reviewed', parameters: { image: 'nginx:1.27' } });
+    expect(order.status).toBe(201);
+    const approveByMember = await request(app)
+      .post(`/api/maxcloud/orders/${order.body.id}/approve`)
+      .set('authorization', as('user:default/bob'));
+    expect(approveByMember.status).toBe(403);
+    let approved: any;
+    for (let i = 0; i < 100; i++) {
+      approved = await request(app)
+        .post(`/api/maxcloud/orders/${order.body.id}/approve`)
+        .set('authorization', as('user:default/ada'));
+      if (approved.status === 200) break;
+      await new Promise(ok => setTimeout(ok, 100)); // the PR is still being opened
+    }
+    expect(approved.status).toBe(200);
+    expect(approved.body.pull_request.reviewed_by.length).toBeGreaterThan(0);
+  });
+
+  it('reaches only the forwarded endpoints', async () => {
+    const keys = await request(app).post('/api/maxcloud/auth/api-keys').set('authorization', as('user:default/ada')).send({ name: 'x' });
+    expect(keys.status).toBe(404);
+    expect(keys.body.error.code).toBe('not_found');
+  });
+  it('streams the tenant\'s events to the same client the browser uses', async () => {
+    const { port } = app.address();
+    const client = new MaxcloudClient({
+      baseUrl: `http://127.0.0.1:${port}/api/maxcloud`,
+      headers: { authorization: as('user:default/cy') },
+    }).forTenant(bakery.slug);
+    const abort = new AbortController();
+    const states: string[] = [];
+    let orderId = '';
+    const stream = (async () => {
+      for await (const event of client.events({ signal: abort.signal })) {
+        if (event.type === 'order' && event.data.order_id === orderId) states.push(event.data.state);
+        if (states.includes('merged')) return;
+      }
+    })();
+    await new Promise(ok => setTimeout(ok, 300));
+    const placed = await client.createOrder({ kind: 'App', name: 'bread', parameters: { image: 'nginx:1.27' } });
+    orderId = placed.id;
+    expect(placed.tenant).toBe(bakery.slug);
+    await Promise.race([stream, new Promise((_, fail) => setTimeout(() => fail(new Error('no merged event')), 15_000))]);
+    abort.abort();
+    expect(states).toEqual(expect.arrayContaining(['pr_open', 'merged']));
+  });
+});
