@@ -1,0 +1,1 @@
+export { default, maxcloudApi, maxcloudEntityCard, maxcloudPage } from './plugin';

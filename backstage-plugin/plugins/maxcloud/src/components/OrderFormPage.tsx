@@ -1,0 +1,208 @@
+import { useMemo, useRef, useState } from 'react';
+import { useNavigate, useParams } from 'react-router-dom';
+import { InfoCard, Link, Progress, ResponseErrorPanel } from '@backstage/core-components';
+import Box from '@material-ui/core/Box';
+import Button from '@material-ui/core/Button';
+import CircularProgress from '@material-ui/core/CircularProgress';
+import Grid from '@material-ui/core/Grid';
+import TextField from '@material-ui/core/TextField';
+import Typography from '@material-ui/core/Typography';
+import Alert from '@material-ui/lab/Alert';
+import { Form } from '@rjsf/material-ui';
+import validator from '@rjsf/validator-ajv8';
+import type { ErrorSchema } from '@rjsf/utils';
+import type { IChangeEvent } from '@rjsf/core';
+import {
+  CatalogEntry,
+  MaxcloudApiError,
+  Order,
+} from '@maxcloud/backstage-plugin-maxcloud-common';
+import { errorText, formatPrice, mergePolicyLabel, priceOf } from './common';
+import { useMaxcloudLinks } from './links';
+import { useLiveData, useMaxcloud } from './MaxcloudProvider';
+import {
+  errorSchemaAt,
+  fieldMessage,
+  formSchema,
+  formUiSchema,
+  newIdempotencyKey,
+  parameterPath,
+  RESOURCE_NAME_PATTERN,
+} from './orderForm';
+
+/** `order/:kind`: the order form of one service type, generated from its JSON Schema. */
+export function OrderFormPage() {
+  const { kind = '' } = useParams();
+  const navigate = useNavigate();
+  const links = useMaxcloudLinks();
+  const entry = useLiveData(client => client.catalogEntry(kind), [kind], () => false);
+  if (entry.error && !entry.value) return <ResponseErrorPanel error={entry.error} />;
+  if (!entry.value) return <Progress />;
+  return (
+    <OrderForm
+      key={entry.value.kind}
+      entry={entry.value}
+      onOrdered={order => navigate(links.order(order.id))}
+    />
+  );
+}
+
+/** The order form: a name and the type's parameters; the order service judges, its errors show inline. */
+export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order): void }) {
+  const { entry, onOrdered } = props;
+  const { client } = useMaxcloud();
+  const links = useMaxcloudLinks();
+  const schema = useMemo(() => formSchema(entry), [entry]);
+  const uiSchema = useMemo(() => formUiSchema(entry), [entry]);
+  const [name, setName] = useState('');
+  const [nameError, setNameError] = useState<string>();
+  const [formData, setFormData] = useState<Record<string, unknown> | undefined>(undefined);
+  const [extraErrors, setExtraErrors] = useState<ErrorSchema | undefined>(undefined);
+  const [error, setError] = useState<string>();
+  const [submitting, setSubmitting] = useState(false);
+  // One key per attempt; kept when the answer got lost, so retrying cannot order twice.
+  const attempt = useRef<string | undefined>(undefined);
+  const price = priceOf(entry);
+
+  const submit = async ({ formData: data }: IChangeEvent<Record<string, unknown>>) => {
+    setError(undefined);
+    setExtraErrors(undefined);
+    setNameError(undefined);
+    if (!name) {
+      setNameError('A name is required');
+      return;
+    }
+    if (!RESOURCE_NAME_PATTERN.test(name)) {
+      setNameError("Use lowercase letters, digits and '-', starting and ending with a letter or digit");
+      return;
+    }
+    attempt.current ??= newIdempotencyKey();
+    setSubmitting(true);
+    try {
+      const order = await client.createOrder(
+        { kind: entry.kind, name, parameters: (data ?? {}) as any },
+        { idempotencyKey: attempt.current },
+      );
+      onOrdered(order);
+    } catch (e) {
+      if (!(e instanceof MaxcloudApiError)) {
+        setError(`The order could not be sent: ${errorText(e)}`);
+        return;
+      }
+      // The order service answered: the next attempt is a new order.
+      attempt.current = undefined;
+      const path = parameterPath(e.field);
+      if (e.field === 'name') {
+        setNameError(fieldMessage('name', e.message));
+      } else if (path && e.field) {
+        setExtraErrors(errorSchemaAt(path, fieldMessage(e.field, e.message)));
+      }
+      setError(e.message);
+    } finally {
+      setSubmitting(false);
+    }
+  };
+
+  return (
+    <Grid container spacing={3}>
+      <Grid item xs={12} md={8}>
+        <InfoCard title={`Order ${entry.kind}`} subheader={entry.description}>
+          <form
+            noValidate
+            onSubmit={e => e.preventDefault()}
+            aria-label="Resource name"
+          >
+            <TextField
+              id="maxcloud-order-name"
+              label="Name"
+              required
+              fullWidth
+              variant="outlined"
+              margin="normal"
+              value={name}
+              onChange={e => {
+                setName(e.target.value);
+                setNameError(undefined);
+              }}
+              error={!!nameError}
+              helperText={
+                nameError ??
+                `Name of the ${entry.kind}: lowercase letters, digits and '-', unique among your ${entry.plural}`
+              }
+              inputProps={{ 'data-testid': 'order-name' }}
+            />
+          </form>
+          <Box data-testid="order-form">
+            <Form
+              schema={schema}
+              uiSchema={uiSchema}
+              formData={formData}
+              validator={validator}
+              extraErrors={extraErrors}
+              showErrorList={false}
+              focusOnFirstError
+              disabled={submitting}
+              onChange={e => setFormData(e.formData)}
+              onSubmit={submit}
+              onError={() => setError('Some values are not valid: see the fields marked below.')}
+            >
+              {error ? (
+                <Box mt={2} mb={2}>
+                  <Alert severity="error" data-testid="order-error">
+                    {error}
+                  </Alert>
+                </Box>
+              ) : null}
+              <Box mt={2} display="flex" alignItems="center" style={{ gap: 16 }}>
+                <Button
+                  type="submit"
+                  color="primary"
+                  variant="contained"
+                  disabled={submitting}
+                  data-testid="order-submit"
+                >
+                  Place order
+                </Button>
+                {submitting ? <CircularProgress size={24} /> : null}
+                <Link to={links.marketplace()}>Back to the marketplace</Link>
+              </Box>
+            </Form>
+          </Box>
+        </InfoCard>
+      </Grid>
+      <Grid item xs={12} md={4}>
+        <InfoCard title="What happens">
+          <Typography variant="body2" paragraph>
+            Your order becomes a pull request in your organisation's Git repository. This type{' '}
+            <strong>{mergePolicyLabel(entry.merge_policy?.create)}</strong>
+            {entry.merge_policy?.create === 'review'
+              ? ': it is applied once a reviewer approves the pull request.'
+              : ': the pull request is merged at once and applied by Flux.'}
+          </Typography>
+          {price ? (
+            <Typography variant="body2" paragraph data-testid="order-price">
+              Estimated price at the defaults: <strong>{formatPrice(price)}</strong>
+              {price.summary ? ` (${price.summary})` : ''}
+            </Typography>
+          ) : null}
+          {entry.rules?.length ? (
+            <>
+              <Typography variant="subtitle2">Rules the order service checks</Typography>
+              <ul>
+                {entry.rules.map(rule => (
+                  <li key={`${rule.path}:${rule.rule}`}>
+                    <Typography variant="body2">
+                      {rule.path ? <code>{rule.path}</code> : null}
+                      {rule.path ? ': ' : null}
+                      {rule.message}
+                    </Typography>
+                  </li>
+                ))}
+              </ul>
+            </>
+          ) : null}
+        </InfoCard>
+      </Grid>
+    </Grid>
+  );
+}

@@ -1,0 +1,37 @@
+import { createContext, ReactNode, useContext, useMemo } from 'react';
+
+/** Paths of the max-cloud page's views, below the page's mount path. */
+export interface MaxcloudLinks {
+  marketplace(): string;
+  orderForm(kind: string): string;
+  order(id: string): string;
+  services(): string;
+  service(kind: string, name: string): string;
+  reviews(): string;
+}
+
+export function maxcloudLinks(base: string, tenant?: string): MaxcloudLinks {
+  const root = base.replace(/\/+$/, '');
+  const query = tenant ? `?tenant=${encodeURIComponent(tenant)}` : '';
+  const at = (path: string) => `${root}${path}${query}`;
+  return {
+    marketplace: () => at('/'),
+    orderForm: kind => at(`/order/${encodeURIComponent(kind)}`),
+    order: id => at(`/orders/${encodeURIComponent(id)}`),
+    services: () => at('/services'),
+    service: (kind, name) => at(`/services/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`),
+    reviews: () => at('/reviews'),
+  };
+}
+
+const LinksContext = createContext<MaxcloudLinks>(maxcloudLinks(''));
+
+/** Links below `base`; with `tenant`, each link names the tenant it is about (`?tenant=`). */
+export function MaxcloudLinksProvider(props: { base: string; tenant?: string; children: ReactNode }) {
+  const links = useMemo(() => maxcloudLinks(props.base, props.tenant), [props.base, props.tenant]);
+  return <LinksContext.Provider value={links}>{props.children}</LinksContext.Provider>;
+}
+
+export function useMaxcloudLinks(): MaxcloudLinks {
+  return useContext(LinksContext);
+}
