@@ -33,6 +33,11 @@ export interface Config {
     catalog?: {
       /** How often the provider re-reads service types and resources; default every 5 minutes. */
       schedule?: SchedulerServiceTaskScheduleDefinitionConfig;
+      /**
+       * Owner of the API entities and Software Templates generated for the service types; default
+       * `group:default/maxcloud-platform`.
+       */
+      owner?: string;
     };
   };
 }

@@ -88,6 +88,7 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     expect(out.orderUrl).toBe(`${APP_BASE_URL}/maxcloud/orders/${out.orderId}`);
     expect(out.pullRequestUrl).toBe(out.orderUrl);
     expect(out).not.toHaveProperty('resourceUrl');
+    expect(out.entityRef).toBe(`component:${shop.slug}/shop`);
 
     const { status, body: order } = await server.call(shop.apiKey, 'GET', `/orders/${out.orderId}`);
     expect(status).toBe(200);
@@ -114,7 +115,11 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     const approved = await server.call(shop.apiKey, 'POST', `/orders/${pending.id}/approve`, {});
     expect(approved.status).toBe(200);
     await running;
-    expect(outputs()).toMatchObject({ orderId: pending.id, state: 'merged' });
+    expect(outputs()).toMatchObject({
+      orderId: pending.id,
+      state: 'merged',
+      entityRef: `resource:${shop.slug}/database-shop-db`,
+    });
   });
 
   it('fails the step when the order is rejected', async () => {
@@ -229,6 +234,7 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
       state: 'dry-run',
       pullRequestUrl: `${APP_BASE_URL}/maxcloud/orders`,
       orderUrl: `${APP_BASE_URL}/maxcloud/orders`,
+      entityRef: `component:${shop.slug}/dry`,
     });
     expect(await ordersOf(shop.apiKey)).toEqual(before);
 

@@ -15,6 +15,7 @@ import {
 } from '@maxcloud/backstage-plugin-maxcloud-common';
 import {
   MaxcloudService,
+  resourceEntityRef,
   TenantConfig,
   tenantsOf,
 } from '@maxcloud/backstage-plugin-maxcloud-node';
@@ -139,6 +140,13 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
                 'provider has no web pages (the embedded one).',
             ),
         orderUrl: z => z.string().describe("The portal's page of the order."),
+        entityRef: z =>
+          z
+            .string()
+            .describe(
+              'The catalog entity of the resource, e.g. component:acme-shop/shop; the max-cloud catalog ' +
+                'module adds it once the order is placed.',
+            ),
         resourceUrl: z =>
           z.string().optional().describe('URL of the service once the platform reports one (Apps).'),
       },
@@ -185,6 +193,7 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
         ctx.output('state', 'dry-run');
         ctx.output('pullRequestUrl', orderUrl);
         ctx.output('orderUrl', orderUrl);
+        ctx.output('entityRef', resourceEntityRef(tenant.slug, entry.kind, name));
         return;
       }
 
@@ -205,6 +214,7 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
       );
       ctx.output('orderId', order.id);
       ctx.output('orderUrl', orderUrl);
+      ctx.output('entityRef', resourceEntityRef(tenant.slug, order.kind, order.name));
 
       order = await waitFor(client, order, {
         wait,
