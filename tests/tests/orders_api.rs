@@ -469,3 +469,50 @@ async fn server_runs_on_postgres() {
     assert_eq!(order_ids_on_main(&server.repo_dir(&slug)).len(), 20);
     assert_eq!(api.get("/services").await.1.as_array().unwrap().len(), 20);
 }
+
+/// A front end acting with one key for many people (the Backstage plugin) names the person: the order, its pull
+/// request and the audit log record both; a malformed name is refused before anything is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_behalf_of_is_recorded_beside_the_key_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let (key, slug) = Api::new(&server).register("portal@example.com", "Portal Co").await;
+    let api = Api::new(&server).with_key(&key);
+    let order = json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx:1.27"}});
+    let too_long = "u".repeat(201);
+    let (status, body) = api
+        .send(api.req(reqwest::Method::POST, "/orders").header("x-maxcloud-on-behalf-of", &too_long).json(&order))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "x-maxcloud-on-behalf-of");
+    assert_eq!(api.get("/orders").await.1, json!([]), "nothing stored");
+
+    let (status, placed) = api
+        .send(
+            api.req(reqwest::Method::POST, "/orders")
+                .header("x-maxcloud-on-behalf-of", "user:default/jane")
+                .json(&order),
+        )
+        .await;
+    assert_eq!(status, 201, "{placed}");
+    assert_eq!(placed["requester"], "portal@example.com for user:default/jane");
+    let merged = api.wait_order(placed["id"].as_str().unwrap(), "merged", Duration::from_secs(20)).await;
+    assert!(
+        merged["pull_request"]["body"].as_str().unwrap().contains("portal@example.com for user:default/jane"),
+        "{merged}"
+    );
+    let store = Store::connect(&server.sqlite_url()).await.unwrap();
+    let tenant = store.tenant_by_slug(&slug).await.unwrap().unwrap();
+    let audit = store.audit_log(Some(&tenant.id), 100).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.entry.path == "/orders"
+            && e.entry.status == 201
+            && e.entry.actor.as_deref() == Some("portal@example.com for user:default/jane")),
+        "{audit:?}"
+    );
+    assert!(audit.iter().any(|e| e.entry.status == 400 && e.entry.actor.as_deref() == Some("portal@example.com")));
+    // Without the header the key's user alone is the requester.
+    let (_, plain) =
+        api.post("/orders", &json!({"kind": "App", "name": "other", "parameters": {"image": "nginx"}})).await;
+    assert_eq!(plain["requester"], "portal@example.com");
+}

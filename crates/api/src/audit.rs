@@ -25,7 +25,7 @@ pub async fn audit_layer(State(state): State<AppState>, req: Request, next: Next
     let caller = req.extensions().get::<Caller>().cloned();
     let resp = next.run(req).await;
     let (tenant_id, actor) = match &caller {
-        Some(Caller::Key(p)) => (Some(p.tenant.id.clone()), Some(p.user.email.clone())),
+        Some(Caller::Key(p) | Caller::BadOnBehalfOf(p)) => (Some(p.tenant.id.clone()), Some(crate::auth::actor(p))),
         _ => (None, None),
     };
     let entry = AuditEntry {

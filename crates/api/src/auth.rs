@@ -18,6 +18,8 @@ use crate::AppState;
 pub const API_KEY_PREFIX: &str = "mc_";
 pub const GIT_TOKEN_PREFIX: &str = "mcg_";
 pub const INVITE_PREFIX: &str = "mci_";
+/// Header a front end acting with one key for many people (the Backstage plugin) names the person with.
+pub const ON_BEHALF_OF_HEADER: &str = "x-maxcloud-on-behalf-of";
 
 /// A fresh secret with `prefix`, and its stored (hashed) form.
 pub fn generate_key(prefix: &str, name: &str) -> (String, NewKey) {
@@ -39,6 +41,8 @@ pub enum Caller {
     Anonymous,
     Invalid(&'static str),
     Key(Box<Principal>),
+    /// A valid key with a malformed `X-Maxcloud-On-Behalf-Of` header.
+    BadOnBehalfOf(Box<Principal>),
 }
 
 /// Resolve the bearer key once per request, for the handlers ([`Auth`]) and the audit layer.
@@ -51,7 +55,14 @@ pub async fn resolve_layer(State(state): State<AppState>, mut req: Request, next
                 Caller::Invalid("malformed API key: expected `mc_…`")
             }
             Some(key) => match state.store.principal_by_key_hash(&hash_secret(key)).await {
-                Ok(Some(p)) => Caller::Key(Box::new(p)),
+                Ok(Some(mut p)) => match on_behalf_of(req.headers()) {
+                    Ok(person) => {
+                        p.on_behalf_of = person;
+                        Caller::Key(Box::new(p))
+                    }
+                    // Refused by the handler's `Auth`, so the audit log records the refusal with its tenant.
+                    Err(()) => Caller::BadOnBehalfOf(Box::new(p)),
+                },
                 Ok(None) => Caller::Invalid("invalid or revoked API key"),
                 Err(e) => return ApiError::internal(e).into_response(),
             },
@@ -59,6 +70,25 @@ pub async fn resolve_layer(State(state): State<AppState>, mut req: Request, next
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The `X-Maxcloud-On-Behalf-Of` header: printable, at most 200 characters.
+fn on_behalf_of(headers: &axum::http::HeaderMap) -> Result<Option<String>, ()> {
+    let Some(value) = headers.get(ON_BEHALF_OF_HEADER) else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ())?.trim();
+    if text.is_empty() || text.len() > 200 || text.chars().any(char::is_control) {
+        return Err(());
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// Who made a call, for orders and the audit log: the key's user, and whom a front end said it acted for
+/// (`ops@acme.example for user:default/jane`).
+pub fn actor(p: &Principal) -> String {
+    match &p.on_behalf_of {
+        Some(person) => format!("{} for {person}", p.user.email),
+        None => p.user.email.clone(),
+    }
 }
 
 /// Extractor: the authenticated caller, or 401.
@@ -81,6 +111,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Caller>() {
             Some(Caller::Key(p)) => Ok(Auth((**p).clone())),
+            Some(Caller::BadOnBehalfOf(_)) => Err(ApiError::bad_request(format!(
+                "{ON_BEHALF_OF_HEADER} must be printable text of at most 200 characters"
+            ))
+            .field(ON_BEHALF_OF_HEADER)),
             Some(Caller::Invalid(why)) => Err(ApiError::unauthorized(*why)),
             _ => Err(ApiError::unauthorized("missing API key: send `Authorization: Bearer mc_…`")),
         }

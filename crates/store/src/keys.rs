@@ -32,6 +32,7 @@ impl Store {
             user: model::user(&row, "u_")?,
             role: model::role(&row.try_get::<String, _>("role")?),
             key,
+            on_behalf_of: None,
         };
         let now = now_us();
         if principal.key.last_used_at.is_none_or(|t| now - t > TOUCH_INTERVAL_US) {

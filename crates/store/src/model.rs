@@ -68,6 +68,10 @@ pub struct Principal {
     pub user: User,
     pub role: Role,
     pub key: ApiKeyRow,
+    /// The person a front end acting with this key (the Backstage plugin) says it acts for, e.g.
+    /// `user:default/jane`: recorded beside the key's user as requester and in the audit log, never used to
+    /// decide what the call may do.
+    pub on_behalf_of: Option<String>,
 }
 
 /// An order to store (state `accepted`).

@@ -40,7 +40,7 @@ pub async fn view(state: &AppState, tenant: &Tenant, order: &maxcloud_store::Ord
 }
 
 pub fn requester(p: &Principal) -> String {
-    p.user.email.clone()
+    crate::auth::actor(p)
 }
 
 /// Place an order: validated against the catalog and stored; a pull request follows.
