@@ -261,6 +261,7 @@ function ReviewActions(props: { order: Order; pr: PullRequest; onChange(): void 
       {rejecting ? (
         <Box mt={2} display="flex" alignItems="flex-start" style={{ gap: 8 }}>
           <TextField
+            id="maxcloud-reject-reason"
             label="Why is this change refused?"
             size="small"
             variant="outlined"

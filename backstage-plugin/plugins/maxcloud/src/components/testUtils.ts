@@ -1,0 +1,28 @@
+import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
+import { RunningMaxcloud, startMaxcloud } from '../../../../testing/maxcloudServer';
+
+/** A real `maxcloud-server dev` with one registered organisation, and a client acting as its admin. */
+export interface TestMaxcloud {
+  server: RunningMaxcloud;
+  slug: string;
+  apiKey: string;
+  client: MaxcloudClient;
+  /** A JSON call as the organisation's admin. */
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+}
+
+export async function startTestMaxcloud(org: string): Promise<TestMaxcloud> {
+  const server = await startMaxcloud();
+  const { slug, apiKey } = await server.register(`admin@${org.toLowerCase().replace(/\W+/g, '')}.example`, org);
+  const client = new MaxcloudClient({
+    baseUrl: server.api,
+    headers: { authorization: `Bearer ${apiKey}` },
+  });
+  return {
+    server,
+    slug,
+    apiKey,
+    client,
+    admin: (method, path, body) => server.call(apiKey, method, path, body),
+  };
+}
