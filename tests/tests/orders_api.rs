@@ -277,6 +277,30 @@ async fn openapi_catalog_and_health() {
     assert_eq!(app["api_version"], "maxcloud.dev/v1alpha1");
     assert_eq!(app["schema"]["properties"]["scaling"]["properties"]["maxScale"]["default"], 10);
     assert!(app["rules"].as_array().unwrap().iter().any(|r| r["rule"].as_str().unwrap().contains("minScale")));
+    // Prices: the defaults' estimate on the entry, any parameters' estimate before ordering.
+    assert_eq!(app["price"]["currency"], "EUR");
+    assert_eq!(app["price"]["monthly_min"], "0.00", "an App scales to zero");
+    assert!(app["price"]["summary"].as_str().unwrap().contains("0–10 instances of 1 vCPU, 512 MiB"), "{app}");
+    let dns = catalog.as_array().unwrap().iter().find(|e| e["kind"] == "DNSRecord").unwrap();
+    assert!(dns.get("price").is_none(), "a type that requests nothing has no price: {dns}");
+    let params = json!({"parameters": {"image": "nginx", "scaling": {"minScale": 1, "maxScale": 2},
+        "resources": {"cpu": "250m", "memory": "256Mi"}}});
+    let (status, estimate) = api.post("/catalog/App/estimate", &params).await;
+    assert_eq!(status, 200, "{estimate}");
+    assert_eq!((estimate["monthly_min"].as_str(), estimate["monthly_max"].as_str()), (Some("17.41"), Some("34.82")));
+    let (status, error) =
+        api.post("/catalog/apps/estimate", &json!({"parameters": {"scaling": {"maxScale": 0}}})).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["field"], "parameters.image");
+    assert_eq!(
+        error["error"]["fields"],
+        json!([{"field": "parameters.image", "message": "is required"},
+            {"field": "parameters.scaling.maxScale", "message": "must be greater than or equal to 1"}])
+    );
+    assert_eq!(api.post("/catalog/App/estimate", &json!({"parameters": []})).await.1["error"]["field"], "parameters");
+    assert_eq!(api.post("/catalog/App/estimate", &json!({"params": {}})).await.0, 400);
+    assert_eq!(api.post("/catalog/nope/estimate", &json!({})).await.0, 404);
+    assert_eq!(api.post("/catalog/DNSRecord/estimate", &json!({"parameters": {}})).await.0, 422);
     assert_eq!(api.get("/catalog/apps").await.0, 200);
     assert_eq!(api.get("/catalog/nope").await.0, 404);
     assert_eq!(api.get("/no-such-thing").await.0, 404);

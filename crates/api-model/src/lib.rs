@@ -31,6 +31,19 @@ pub struct ErrorDetail {
     /// The offending field as a dotted path (`parameters.scaling.maxScale`), when one field is to blame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every invalid field with its reason (`invalid_parameters`), in field order; `field` is the first. Forms
+    /// show each beside its input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldProblem>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldProblem {
+    /// Dotted path, e.g. `parameters.scaling.maxScale`.
+    pub field: String,
+    /// What is wrong, e.g. `must be greater than or equal to 1`.
+    pub message: String,
 }
 
 // ---------------------------------------------------------------- auth
@@ -263,6 +276,33 @@ pub struct CatalogEntry {
     pub ui_order: Vec<String>,
     /// Merge policy per action: `auto` or `review`.
     pub merge_policy: BTreeMap<String, String>,
+    /// What one resource with the default parameters costs per month at list prices; absent for types whose
+    /// XRD does not say what they request (`maxcloud.dev/price-*` annotations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<PriceEstimate>,
+}
+
+/// A monthly price estimate (730 h at list prices), from the fewest to the most instances the parameters allow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PriceEstimate {
+    /// e.g. `EUR`
+    pub currency: String,
+    /// Decimal amount at the fewest instances, e.g. `0.00` for an App that scales to zero.
+    pub monthly_min: String,
+    /// Decimal amount at the most instances.
+    pub monthly_max: String,
+    /// One line, as in pull requests: `EUR 0.00–663.57 per month (0–10 instances of 1 vCPU, 512 MiB; …)`.
+    pub summary: String,
+}
+
+/// `POST /api/v1/catalog/{kind}/estimate`: the parameters an order would carry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateRequest {
+    /// The resource's `spec`, as in an order; defaults apply.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Every invalid field (`invalid_parameters`), `field` being the first.
+    pub fields: Vec<maxcloud_api_model::FieldProblem>,
 }
 
 /// Attached to error responses so the audit layer can record why a call was refused.
@@ -20,7 +22,7 @@ pub struct ErrorNote(pub String);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError { status, code, message: message.into(), field: None, fields: Vec::new() }
     }
     pub fn field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
@@ -59,15 +61,20 @@ impl ApiError {
             OrderError::Invalid(errors) => {
                 let first = errors.first();
                 let field = first.map(|f| rename(&f.field).unwrap_or_else(|| join_path(prefix, &f.field)));
-                let message = errors
+                let fields: Vec<maxcloud_api_model::FieldProblem> = errors
                     .iter()
-                    .map(|f| {
-                        let name = rename(&f.field).unwrap_or_else(|| join_path(prefix, &f.field));
-                        format!("{name}: {}", f.message)
+                    .map(|f| maxcloud_api_model::FieldProblem {
+                        field: rename(&f.field).unwrap_or_else(|| join_path(prefix, &f.field)),
+                        message: f.message.clone(),
                     })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                ApiError { field, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", message) }
+                    .collect();
+                let message =
+                    fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
+                ApiError {
+                    field,
+                    fields,
+                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_parameters", message)
+                }
             }
             OrderError::UnknownKind(_) => ApiError::invalid("kind", e.to_string()),
             OrderError::Conflict { field, message } => ApiError::conflict(message).field(field),
@@ -105,8 +112,14 @@ impl IntoResponse for ApiError {
             Some(f) => format!("{} ({f}): {}", self.code, self.message),
             None => format!("{}: {}", self.code, self.message),
         };
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+                fields: self.fields,
+            },
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -96,7 +96,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 Some(f) => format!("{f}: {}", strip_position(&message)),
                 None => format!("malformed JSON: {}", strip_position(&message)),
             };
-            Err(ApiError { status, code, message, field })
+            Err(ApiError { status, code, message, field, fields: Vec::new() })
         }
     }
 }

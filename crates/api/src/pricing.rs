@@ -141,6 +141,17 @@ impl PriceList {
         (at(f.min_instances), at(f.max_instances))
     }
 
+    /// The estimate for the API: amounts and the one-line summary.
+    pub fn estimate(&self, f: &maxcloud_catalog::Footprint) -> m::PriceEstimate {
+        let (low, high) = self.monthly_micros(f);
+        m::PriceEstimate {
+            currency: self.currency.clone(),
+            monthly_min: format!("{:.2}", micros_to_units(low)),
+            monthly_max: format!("{:.2}", micros_to_units(high)),
+            summary: self.monthly_estimate(f),
+        }
+    }
+
     /// The estimate as one line for a pull request: `EUR 0.00–126.14 per month (0–3 instances of 1 vCPU,
     /// 512 MiB; 730 h, list prices)`.
     pub fn monthly_estimate(&self, f: &maxcloud_catalog::Footprint) -> String {

@@ -300,6 +300,14 @@ impl ServiceType {
         })
     }
 
+    /// `params` with the schema's defaults applied, unvalidated: what a form starts from, and what the catalog
+    /// prices when nothing is chosen yet.
+    pub fn with_defaults(&self, params: &Value) -> Value {
+        let mut spec = params.clone();
+        schema::apply_defaults(&self.k8s_schema, &mut spec);
+        spec
+    }
+
     /// What one resource with this (defaulted) spec requests, if the XRD says where (`maxcloud.dev/price-*`).
     pub fn footprint(&self, spec: &Value) -> Option<crate::Footprint> {
         self.price_paths.as_ref()?.footprint(spec)

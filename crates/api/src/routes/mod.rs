@@ -36,6 +36,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/auth/members", get(auth::members))
         .route("/catalog", get(catalog::list))
         .route("/catalog/{kind}", get(catalog::get))
+        .route("/catalog/{kind}/estimate", post(catalog::estimate))
         .route("/orders", post(orders::create).get(orders::list))
         .route("/orders/{id}", get(orders::get))
         .route("/orders/{id}/approve", post(orders::approve))
