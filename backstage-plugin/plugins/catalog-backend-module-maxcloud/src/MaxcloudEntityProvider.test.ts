@@ -65,7 +65,7 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
     return { provider, logger };
   }
 
-  const logged = (fn: jest.Mock) => fn.mock.calls.map(call => String(call[0])).join('\n');
+  const logged = (fn: { mock: { calls: unknown[][] } }) => fn.mock.calls.map(call => String(call[0])).join('\n');
 
   it("keeps a tenant's last known entities when its key is revoked, and goes on with the others", async () => {
     await order(shop.apiKey, 'one');

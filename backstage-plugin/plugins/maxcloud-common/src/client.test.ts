@@ -21,6 +21,10 @@ describe('MaxcloudClient against maxcloud-server dev', () => {
     expect(app.kind).toBe('App');
     expect((app.schema as any).properties.image.type).toBe('string');
     expect(app.ui_order[0]).toBe('image');
+    expect(app.price).toMatchObject({ currency: 'EUR', monthly_min: '0.00' });
+    const estimate = await client.estimate('App', { image: 'nginx', scaling: { minScale: 1, maxScale: 1 } });
+    expect(estimate.monthly_min).toBe(estimate.monthly_max);
+    expect(Number(estimate.monthly_min)).toBeGreaterThan(0);
   });
 
   it('places an order, follows it on the event stream and finds the resource', async () => {
@@ -74,6 +78,14 @@ describe('MaxcloudClient against maxcloud-server dev', () => {
       .catch(e => e);
     expect(error).toBeInstanceOf(MaxcloudApiError);
     expect(error).toMatchObject({ status: 422, code: 'invalid_parameters', field: 'parameters.scaling.maxScale' });
+    const several = await client
+      .createOrder({ kind: 'App', name: 'bad', parameters: { port: 0, scaling: { maxScale: 0 } } })
+      .catch(e => e);
+    expect(several.fields.map((f: any) => f.field)).toEqual([
+      'parameters.image',
+      'parameters.port',
+      'parameters.scaling.maxScale',
+    ]);
     await expect(client.catalogEntry('nope')).rejects.toMatchObject({ status: 404, code: 'not_found' });
     const anonymous = new MaxcloudClient({ baseUrl: server.api });
     await expect(anonymous.resources()).rejects.toMatchObject({ status: 401, code: 'unauthorized' });

@@ -7,6 +7,7 @@ import type {
   MaxcloudEvent,
   MaxcloudIdentity,
   Order,
+  PriceEstimate,
   Resource,
   ResourceNode,
 } from './types';
@@ -56,6 +57,11 @@ export class MaxcloudClient {
 
   catalogEntry(kind: string): Promise<CatalogEntry> {
     return this.json('GET', `/catalog/${encodeURIComponent(kind)}`);
+  }
+
+  /** What a resource of `kind` with these parameters would cost per month, before ordering it. */
+  estimate(kind: string, parameters: Record<string, unknown>): Promise<PriceEstimate> {
+    return this.json('POST', `/catalog/${encodeURIComponent(kind)}/estimate`, { parameters });
   }
 
   orders(query: { review?: 'pending'; limit?: number } = {}): Promise<Order[]> {

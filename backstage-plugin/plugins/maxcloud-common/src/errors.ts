@@ -1,4 +1,4 @@
-import type { ErrorBody } from './types';
+import type { ErrorBody, FieldProblem } from './types';
 
 const CODES: Record<number, string> = {
   400: 'malformed_request',
@@ -17,13 +17,22 @@ export class MaxcloudApiError extends Error {
   readonly code: string;
   /** The offending field as a dotted path, e.g. `parameters.scaling.maxScale`. */
   readonly field?: string;
+  /** Every invalid field with its reason (`invalid_parameters`); `field` is the first. */
+  readonly fields: FieldProblem[];
 
-  constructor(status: number, code: string, message: string, field?: string | null) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    field?: string | null,
+    fields?: FieldProblem[] | null,
+  ) {
     super(message);
     this.name = 'MaxcloudApiError';
     this.status = status;
     this.code = code;
     this.field = field ?? undefined;
+    this.fields = fields ?? (field ? [{ field, message }] : []);
   }
 
   /** Reads an error answer; an answer that is not the JSON error shape becomes `http_<status>`. */
@@ -38,6 +47,7 @@ export class MaxcloudApiError extends Error {
           body.error.code ?? CODES[response.status] ?? `http_${response.status}`,
           body.error.message,
           body.error.field,
+          body.error.fields,
         );
       }
     } catch {

@@ -18,6 +18,10 @@ export type ResourceNode = Schemas['ResourceNode'];
 export type AuthStatus = Schemas['AuthStatus'];
 export type MergePolicy = Schemas['MergePolicy'];
 export type PriceList = Schemas['PriceList'];
+/** A monthly price estimate at list prices (`CatalogEntry.price`, `POST /catalog/{kind}/estimate`). */
+export type PriceEstimate = Schemas['PriceEstimate'];
+/** One invalid field of a refused request (`error.fields`). */
+export type FieldProblem = Schemas['FieldProblem'];
 export type Usage = Schemas['Usage'];
 export type ErrorBody = Schemas['ErrorBody'];
 export type ErrorDetail = Schemas['ErrorDetail'];

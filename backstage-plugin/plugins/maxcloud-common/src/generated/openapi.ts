@@ -174,6 +174,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/catalog/{kind}/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a resource with these parameters would cost per month at list prices, before ordering it. The
+         *     parameters are validated as an order's would be (422 names every invalid field); nothing is stored.
+         */
+        post: operations["catalog_estimate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -530,6 +550,7 @@ export interface components {
                 [key: string]: string;
             };
             plural: string;
+            price?: null | components["schemas"]["PriceEstimate"];
             /** @description CEL rules that hold for the parameters, as written in the XRD. */
             rules: components["schemas"]["CatalogRule"][];
             /** @description JSON Schema of the order parameters (the resource's `spec`), defaults included. */
@@ -625,7 +646,24 @@ export interface components {
             code: string;
             /** @description The offending field as a dotted path (`parameters.scaling.maxScale`), when one field is to blame. */
             field?: string | null;
+            /**
+             * @description Every invalid field with its reason (`invalid_parameters`), in field order; `field` is the first. Forms
+             *     show each beside its input.
+             */
+            fields?: components["schemas"]["FieldProblem"][];
             /** @description One-line human-readable reason. */
+            message: string;
+        };
+        /** @description `POST /api/v1/catalog/{kind}/estimate`: the parameters an order would carry. */
+        EstimateRequest: {
+            /** @description The resource's `spec`, as in an order; defaults apply. */
+            parameters?: Record<string, never>;
+        };
+        /** @description One invalid field of a request. */
+        FieldProblem: {
+            /** @description Dotted path, e.g. `parameters.scaling.maxScale`. */
+            field: string;
+            /** @description What is wrong, e.g. `must be greater than or equal to 1`. */
             message: string;
         };
         /** @description `GET /healthz` */
@@ -713,6 +751,17 @@ export interface components {
             /** Format: int64 */
             port?: number | null;
             visibility?: string | null;
+        };
+        /** @description A monthly price estimate (730 h at list prices), from the fewest to the most instances the parameters allow. */
+        PriceEstimate: {
+            /** @description e.g. `EUR` */
+            currency: string;
+            /** @description Decimal amount at the most instances. */
+            monthly_max: string;
+            /** @description Decimal amount at the fewest instances, e.g. `0.00` for an App that scales to zero. */
+            monthly_min: string;
+            /** @description One line, as in pull requests: `EUR 0.00–663.57 per month (0–10 instances of 1 vCPU, 512 MiB; …)`. */
+            summary: string;
         };
         /**
          * @description What usage costs: a price per vCPU-second and per GiB-second of requested resources, as exact decimal
@@ -1241,6 +1290,48 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    catalog_estimate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EstimateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceEstimate"];
+                };
+            };
+            /** @description no such type, or the type has no price */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -22,6 +22,8 @@ output:
   links:
     - title: Pull request
       url: \${{ steps.order.output.pullRequestUrl }}
+    - title: View in the catalog
+      entityRef: \${{ steps.order.output.entityRef }}
 `,
   },
   {
