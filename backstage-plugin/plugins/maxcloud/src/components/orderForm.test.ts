@@ -1,0 +1,42 @@
+import { errorSchemaAt, fieldMessage, formSchema, formUiSchema, parameterPath } from './orderForm';
+import { startTestMaxcloud, TestMaxcloud } from './testUtils';
+
+describe('order form helpers', () => {
+  let mc: TestMaxcloud;
+  beforeAll(async () => {
+    mc = await startTestMaxcloud('Helpers Co');
+  });
+  afterAll(() => mc?.server.stop());
+
+  it('keeps only properties that exist in ui:order, the rest after them', async () => {
+    for (const entry of await mc.client.catalog()) {
+      const order = formUiSchema(entry)['ui:order'] as string[];
+      const properties = Object.keys((entry.schema as any).properties);
+      expect(order[order.length - 1]).toBe('*');
+      expect(order.slice(0, -1).every(p => properties.includes(p))).toBe(true);
+      expect(order.slice(0, -1)).toEqual(entry.ui_order.filter(p => properties.includes(p)));
+    }
+  });
+
+  it('drops the formats only Kubernetes knows, not properties called format', async () => {
+    const app = formSchema(await mc.client.catalogEntry('App')) as any;
+    expect(app.properties.port.format).toBeUndefined();
+    expect(app.properties.port.maximum).toBe(65535);
+    expect(formSchema({ schema: { properties: { format: { type: 'string', format: 'email' } } } } as any)).toEqual({
+      properties: { format: { type: 'string', format: 'email' } },
+    });
+  });
+
+  it("places the order service's field errors in the form's error schema", () => {
+    expect(parameterPath('parameters.scaling.maxScale')).toEqual(['scaling', 'maxScale']);
+    expect(parameterPath('parameters.env[0].name')).toEqual(['env', '0', 'name']);
+    expect(parameterPath('parameters')).toEqual([]);
+    expect(parameterPath('name')).toBeUndefined();
+    expect(errorSchemaAt(['scaling', 'maxScale'], 'too small')).toEqual({
+      scaling: { maxScale: { __errors: ['too small'] } },
+    });
+    expect(errorSchemaAt([], 'bad')).toEqual({ __errors: ['bad'] });
+    expect(fieldMessage('parameters.a', 'parameters.a: must be set')).toBe('must be set');
+    expect(fieldMessage('parameters.a', 'something else')).toBe('something else');
+  });
+});
