@@ -6,7 +6,7 @@ import CardMedia from '@material-ui/core/CardMedia';
 import Chip from '@material-ui/core/Chip';
 import Typography from '@material-ui/core/Typography';
 import { CatalogEntry } from '@maxcloud/backstage-plugin-maxcloud-common';
-import { formatPrice, mergePolicyLabel, priceOf } from './common';
+import { formatPrice, mergePolicyLabel, priceDetails, priceOf } from './common';
 import { useMaxcloudLinks } from './links';
 import { useLiveData } from './MaxcloudProvider';
 
@@ -40,15 +40,13 @@ function ServiceTypeCard({ entry }: { entry: CatalogEntry }) {
         {price ? (
           <Typography variant="body2" data-testid="price" paragraph>
             <strong>{formatPrice(price)}</strong>
-            {price.summary ? (
-              <Typography component="span" variant="caption" display="block" color="textSecondary">
-                {price.summary}
-              </Typography>
-            ) : null}
+            <Typography component="span" variant="caption" display="block" color="textSecondary">
+              at the defaults: {priceDetails(price)}
+            </Typography>
           </Typography>
         ) : (
           <Typography variant="body2" color="textSecondary" data-testid="price" paragraph>
-            Priced by use
+            No price estimate
           </Typography>
         )}
         <Chip

@@ -47,8 +47,29 @@ describe('Order form against maxcloud-server dev', () => {
     const idx = order.map(id => all.findIndex(el => el.id === id));
     expect(idx.every(i => i >= 0)).toBe(true);
     expect([...idx].sort((a, b) => a - b)).toEqual(idx);
-    // what happens to the order: the type's merge policy
+    // what happens to the order: the type's merge policy and its price
     expect(screen.getByText('merges at once')).toBeInTheDocument();
+    expect(screen.getByTestId('order-price')).toHaveTextContent(/at the defaults: EUR 0\.00–\d+\.\d\d per month/);
+  });
+
+  it('prices the parameters as they change', async () => {
+    const user = userEvent.setup();
+    await openForm(mc, 'App');
+    await user.type(field('root_image'), 'nginx:1.27');
+    await user.clear(field('root_scaling_minScale'));
+    await user.type(field('root_scaling_minScale'), '1');
+    await user.clear(field('root_scaling_maxScale'));
+    await user.type(field('root_scaling_maxScale'), '3');
+    const expected = (await mc.client.estimate('App', {
+      image: 'nginx:1.27',
+      scaling: { minScale: 1, maxScale: 3 },
+    })) as { monthly_min: string; monthly_max: string };
+    await waitFor(() =>
+      expect(screen.getByTestId('order-price')).toHaveTextContent(
+        `with these parameters: EUR ${expected.monthly_min}–${expected.monthly_max} per month`,
+      ),
+    );
+    expect(screen.getByTestId('order-price')).toHaveTextContent('1–3 instances');
   });
 
   it("shows the order service's field errors inline, then places the order and follows it live", async () => {
@@ -75,6 +96,7 @@ describe('Order form against maxcloud-server dev', () => {
     // minScale > maxScale passes the JSON Schema but not the XRD's CEL rule: an inline error at the field
     await waitFor(() => expect(document.getElementById('root_scaling_minScale__error')).toHaveTextContent('minScale must not exceed maxScale'));
     expect(screen.getByTestId('order-error')).toHaveTextContent('parameters.scaling.minScale');
+    expect(document.getElementById('root_scaling_maxScale__error')).toBeNull();
     expect((await mc.admin('GET', '/orders')).body).toEqual([]);
 
     await user.clear(field('root_scaling_maxScale'));

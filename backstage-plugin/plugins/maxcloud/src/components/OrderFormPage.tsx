@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useNavigate, useParams } from 'react-router-dom';
 import { InfoCard, Link, Progress, ResponseErrorPanel } from '@backstage/core-components';
 import Box from '@material-ui/core/Box';
@@ -16,13 +16,15 @@ import {
   CatalogEntry,
   MaxcloudApiError,
   Order,
+  PriceEstimate,
 } from '@maxcloud/backstage-plugin-maxcloud-common';
-import { errorText, formatPrice, mergePolicyLabel, priceOf } from './common';
+import { errorText, formatPrice, mergePolicyLabel, priceDetails, priceOf } from './common';
 import { useMaxcloudLinks } from './links';
 import { useLiveData, useMaxcloud } from './MaxcloudProvider';
 import {
   errorSchemaAt,
   fieldMessage,
+  mergeErrorSchemas,
   formSchema,
   formUiSchema,
   newIdempotencyKey,
@@ -63,6 +65,8 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
   // One key per attempt; kept when the answer got lost, so retrying cannot order twice.
   const attempt = useRef<string | undefined>(undefined);
   const price = priceOf(entry);
+  const estimate = useEstimate(entry, formData);
+  const shownPrice = estimate ?? price;
 
   const submit = async ({ formData: data }: IChangeEvent<Record<string, unknown>>) => {
     setError(undefined);
@@ -91,12 +95,16 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
       }
       // The order service answered: the next attempt is a new order.
       attempt.current = undefined;
-      const path = parameterPath(e.field);
-      if (e.field === 'name') {
-        setNameError(fieldMessage('name', e.message));
-      } else if (path && e.field) {
-        setExtraErrors(errorSchemaAt(path, fieldMessage(e.field, e.message)));
+      let placed: ErrorSchema | undefined;
+      for (const problem of e.fields) {
+        const path = parameterPath(problem.field);
+        if (problem.field === 'name') {
+          setNameError(fieldMessage('name', problem.message));
+        } else if (path) {
+          placed = mergeErrorSchemas(placed, errorSchemaAt(path, fieldMessage(problem.field, problem.message)));
+        }
       }
+      setExtraErrors(placed);
       setError(e.message);
     } finally {
       setSubmitting(false);
@@ -173,16 +181,20 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
       <Grid item xs={12} md={4}>
         <InfoCard title="What happens">
           <Typography variant="body2" paragraph>
-            Your order becomes a pull request in your organisation's Git repository. This type{' '}
+            Your order becomes a pull request in your organisation's Git repository. By default this type{' '}
             <strong>{mergePolicyLabel(entry.merge_policy?.create)}</strong>
             {entry.merge_policy?.create === 'review'
               ? ': it is applied once a reviewer approves the pull request.'
-              : ': the pull request is merged at once and applied by Flux.'}
+              : ': the pull request is merged at once and applied by Flux.'}{' '}
+            Your organisation may ask for reviews of more types.
           </Typography>
-          {price ? (
+          {shownPrice ? (
             <Typography variant="body2" paragraph data-testid="order-price">
-              Estimated price at the defaults: <strong>{formatPrice(price)}</strong>
-              {price.summary ? ` (${price.summary})` : ''}
+              Estimated price {estimate ? 'with these parameters' : 'at the defaults'}:{' '}
+              <strong>{formatPrice(shownPrice)}</strong>
+              <Typography component="span" variant="caption" display="block" color="textSecondary">
+                {priceDetails(shownPrice)}
+              </Typography>
             </Typography>
           ) : null}
           {entry.rules?.length ? (
@@ -205,4 +217,27 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
       </Grid>
     </Grid>
   );
+}
+
+/**
+ * The price of the parameters as they are in the form (the order service's estimate, asked a moment after
+ * the last change); undefined while they are not valid yet or the type has no price.
+ */
+function useEstimate(entry: CatalogEntry, parameters: Record<string, unknown> | undefined) {
+  const { client } = useMaxcloud();
+  const [estimate, setEstimate] = useState<PriceEstimate | undefined>(undefined);
+  const asked = useRef(0);
+  const priced = !!priceOf(entry);
+  useEffect(() => {
+    if (!priced || !parameters) return undefined;
+    const ask = ++asked.current;
+    const timer = setTimeout(() => {
+      client.estimate(entry.kind, parameters).then(
+        price => ask === asked.current && setEstimate(price),
+        () => ask === asked.current && setEstimate(undefined),
+      );
+    }, 400);
+    return () => clearTimeout(timer);
+  }, [client, entry.kind, parameters, priced]);
+  return estimate;
 }

@@ -10,7 +10,13 @@ import {
 } from '@backstage/core-components';
 import Chip from '@material-ui/core/Chip';
 import Tooltip from '@material-ui/core/Tooltip';
-import { MaxcloudApiError, Order, PullRequest } from '@maxcloud/backstage-plugin-maxcloud-common';
+import {
+  CatalogEntry,
+  MaxcloudApiError,
+  Order,
+  PriceEstimate,
+  PullRequest,
+} from '@maxcloud/backstage-plugin-maxcloud-common';
 import { useMaxcloudLinks } from './links';
 import { useLive } from './MaxcloudProvider';
 
@@ -167,19 +173,13 @@ export function formatTime(iso: string | undefined | null): string {
   return date.toLocaleString();
 }
 
-/** The estimate of a catalog entry's monthly price, when the catalog tells it. */
-export interface PriceEstimate {
-  currency: string;
-  monthly_min?: number | string | null;
-  monthly_max?: number | string | null;
-  summary?: string | null;
-}
-
-export function priceOf(entry: unknown): PriceEstimate | undefined {
-  const price = (entry as { price?: PriceEstimate | null }).price;
+/** The monthly price estimate of a catalog entry at its defaults, when the catalog tells it. */
+export function priceOf(entry: CatalogEntry): PriceEstimate | undefined {
+  const price = entry.price;
   return price && typeof price === 'object' && price.currency ? price : undefined;
 }
 
+/** `EUR 0.00–663.57 per month`, or one amount when both ends are equal. */
 export function formatPrice(price: PriceEstimate): string {
   const amount = (v: number | string | null | undefined) => {
     if (v === null || v === undefined || v === '') return undefined;
@@ -191,5 +191,11 @@ export function formatPrice(price: PriceEstimate): string {
   let range: string;
   if (min !== undefined && max !== undefined && min !== max) range = `${min}–${max}`;
   else range = min ?? max ?? '';
-  return range ? `${price.currency} ${range} per month` : price.summary ?? '';
+  return range ? `${price.currency} ${range} per month` : price.summary;
+}
+
+/** What the summary adds to the amounts: `0–10 instances of 1 vCPU, 512 MiB; …`. */
+export function priceDetails(price: PriceEstimate): string {
+  const match = /\((.*)\)\s*$/.exec(price.summary ?? '');
+  return match ? match[1] : price.summary ?? '';
 }

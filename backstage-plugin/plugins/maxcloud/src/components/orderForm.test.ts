@@ -1,4 +1,11 @@
-import { errorSchemaAt, fieldMessage, formSchema, formUiSchema, parameterPath } from './orderForm';
+import {
+  errorSchemaAt,
+  fieldMessage,
+  formSchema,
+  formUiSchema,
+  mergeErrorSchemas,
+  parameterPath,
+} from './orderForm';
 import { startTestMaxcloud, TestMaxcloud } from './testUtils';
 
 describe('order form helpers', () => {
@@ -36,6 +43,11 @@ describe('order form helpers', () => {
       scaling: { maxScale: { __errors: ['too small'] } },
     });
     expect(errorSchemaAt([], 'bad')).toEqual({ __errors: ['bad'] });
+    const both = mergeErrorSchemas(
+      mergeErrorSchemas(undefined, errorSchemaAt(['scaling', 'maxScale'], 'too small')),
+      mergeErrorSchemas(errorSchemaAt(['scaling', 'maxScale'], 'odd'), errorSchemaAt(['port'], 'bad port')),
+    );
+    expect(both).toEqual({ scaling: { maxScale: { __errors: ['too small', 'odd'] } }, port: { __errors: ['bad port'] } });
     expect(fieldMessage('parameters.a', 'parameters.a: must be set')).toBe('must be set');
     expect(fieldMessage('parameters.a', 'something else')).toBe('something else');
   });

@@ -62,6 +62,17 @@ export function errorSchemaAt(path: string[], message: string): ErrorSchema {
   return root as ErrorSchema;
 }
 
+/** Both error schemas in one (errors at the same field are kept side by side). */
+export function mergeErrorSchemas(a: ErrorSchema | undefined, b: ErrorSchema): ErrorSchema {
+  if (!a) return b;
+  const out: Record<string, any> = { ...(a as Record<string, any>) };
+  for (const [key, value] of Object.entries(b as Record<string, any>)) {
+    if (key === '__errors') out.__errors = [...(out.__errors ?? []), ...value];
+    else out[key] = key in out ? mergeErrorSchemas(out[key], value) : value;
+  }
+  return out as ErrorSchema;
+}
+
 /** The order service's message without the field path it starts with (`parameters.x: must …` → `must …`). */
 export function fieldMessage(field: string, message: string): string {
   const prefix = `${field}: `;
