@@ -117,6 +117,8 @@ describe('maxcloud backend plugin against maxcloud-server dev', () => {
       .send({ kind: 'App', name: 'shop', parameters: { image: 'nginx:1.27' } });
     expect(placed.status).toBe(201);
     expect(placed.body).toMatchObject({ tenant: shop.slug, kind: 'App', name: 'shop', state: 'accepted' });
+    // The order service records the Backstage user beside the key's user.
+    expect(placed.body.requester).toBe('ops@shop.example for user:default/bob');
     const replay = await request(app)
       .post('/api/maxcloud/orders')
       .set('authorization', as('user:default/bob'))

@@ -88,10 +88,23 @@ export function tenantsOf(
     .sort((a, b) => a.tenant.slug.localeCompare(b.tenant.slug));
 }
 
-/** A client of the order service that acts with the tenant's API key. Only ever on the server side. */
-export function clientForTenant(config: MaxcloudConfig, tenant: TenantConfig): MaxcloudClient {
+/** Header naming the Backstage user a call is made for; the order service records it beside the key's user. */
+export const ON_BEHALF_OF_HEADER = 'x-maxcloud-on-behalf-of';
+
+/**
+ * A client of the order service that acts with the tenant's API key. Only ever on the server side.
+ * `onBehalfOf` (a user entity ref) is recorded by the order service as who asked, beside the key's user.
+ */
+export function clientForTenant(
+  config: MaxcloudConfig,
+  tenant: TenantConfig,
+  onBehalfOf?: string,
+): MaxcloudClient {
   return new MaxcloudClient({
     baseUrl: `${config.baseUrl}/api/v1`,
-    headers: { authorization: `Bearer ${tenant.apiKey}` },
+    headers: {
+      authorization: `Bearer ${tenant.apiKey}`,
+      ...(onBehalfOf ? { [ON_BEHALF_OF_HEADER]: onBehalfOf } : {}),
+    },
   });
 }

@@ -12,8 +12,8 @@ export interface MaxcloudService {
   readonly config: MaxcloudConfig;
   /** The configured tenant `slug`; NotFoundError when it is not configured. */
   tenant(slug: string): TenantConfig;
-  /** A client acting with the tenant's API key. */
-  client(slug: string): MaxcloudClient;
+  /** A client acting with the tenant's API key, for the Backstage user `onBehalfOf` when given. */
+  client(slug: string, onBehalfOf?: string): MaxcloudClient;
 }
 
 /**
@@ -42,6 +42,6 @@ export function createMaxcloudService(config: MaxcloudConfig): MaxcloudService {
   return {
     config,
     tenant,
-    client: slug => clientForTenant(config, tenant(slug)),
+    client: (slug, onBehalfOf) => clientForTenant(config, tenant(slug), onBehalfOf),
   };
 }

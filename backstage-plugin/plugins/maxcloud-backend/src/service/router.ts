@@ -9,7 +9,12 @@ import type {
   UserInfoService,
 } from '@backstage/backend-plugin-api';
 import { MaxcloudIdentity, MaxcloudRole } from '@maxcloud/backstage-plugin-maxcloud-common';
-import { MaxcloudService, tenantsOf, TenantConfig } from '@maxcloud/backstage-plugin-maxcloud-node';
+import {
+  MaxcloudService,
+  ON_BEHALF_OF_HEADER,
+  tenantsOf,
+  TenantConfig,
+} from '@maxcloud/backstage-plugin-maxcloud-node';
 import {
   FORWARDED_REQUEST_HEADERS,
   FORWARDED_RESPONSE_HEADERS,
@@ -167,7 +172,7 @@ async function forward(
   const headers: Record<string, string> = {
     authorization: `Bearer ${tenant.apiKey}`,
     // Who in Backstage asked, for the order service's audit log.
-    'x-maxcloud-on-behalf-of': user,
+    [ON_BEHALF_OF_HEADER]: user,
   };
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = req.header(name);
