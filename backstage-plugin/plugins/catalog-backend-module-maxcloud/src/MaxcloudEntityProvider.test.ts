@@ -5,8 +5,16 @@ import {
   MaxcloudService,
   readMaxcloudConfig,
 } from '@maxcloud/backstage-plugin-maxcloud-node';
-import { eventually, RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
-import { expectValidEntity, recordingConnection } from './__testUtils__/catalog';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import {
+  eventually,
+  RunningMaxcloud,
+  startMaxcloud,
+} from '../../../testing/maxcloudServer';
+import {
+  expectValidEntity,
+  recordingConnection,
+} from './__testUtils__/catalog';
 import { MaxcloudEntityProvider } from './MaxcloudEntityProvider';
 
 jest.setTimeout(60_000);
@@ -36,23 +44,33 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
       name,
       parameters: { image: 'nginx:1.27' },
     });
-    if (status !== 201) throw new Error(`order ${name}: ${status} ${JSON.stringify(body)}`);
+    if (status !== 201)
+      throw new Error(`order ${name}: ${status} ${JSON.stringify(body)}`);
     return body;
   };
 
-  const configOf = (tenants: Array<{ slug: string; apiKey: string }>, catalog?: object) =>
+  const configOf = (
+    tenants: Array<{ slug: string; apiKey: string }>,
+    catalog?: object,
+  ) =>
     mockServices.rootConfig({
       data: {
         app: { baseUrl: 'http://backstage.test' },
         maxcloud: {
           baseUrl: server.url,
-          tenants: tenants.map(t => ({ ...t, members: [`group:default/${t.slug}-team`] })),
+          tenants: tenants.map(t => ({
+            ...t,
+            members: [`group:default/${t.slug}-team`],
+          })),
           ...(catalog ? { catalog } : {}),
         },
       },
     });
 
-  function providerFor(maxcloud: MaxcloudService, extra: { reconnect?: { minMs: number; maxMs: number } } = {}) {
+  function providerFor(
+    maxcloud: MaxcloudService,
+    extra: { reconnect?: { minMs: number; maxMs: number } } = {},
+  ) {
     const logger = mockServices.logger.mock();
     const provider = new MaxcloudEntityProvider({
       maxcloud,
@@ -65,16 +83,21 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
     return { provider, logger };
   }
 
-  const logged = (fn: { mock: { calls: unknown[][] } }) => fn.mock.calls.map(call => String(call[0])).join('\n');
+  const logged = (fn: { mock: { calls: unknown[][] } }) =>
+    fn.mock.calls.map(call => String(call[0])).join('\n');
 
   it("keeps a tenant's last known entities when its key is revoked, and goes on with the others", async () => {
     await order(shop.apiKey, 'one');
     await order(blog.apiKey, 'two');
     // Backstage acts for the blog with a key of its own, which the blog's admin later revokes.
-    const created = await server.call(blog.apiKey, 'POST', '/auth/api-keys', { name: 'backstage' });
+    const created = await server.call(blog.apiKey, 'POST', '/auth/api-keys', {
+      name: 'backstage',
+    });
     expect(created.status).toBe(201);
     const maxcloud = createMaxcloudService(
-      readMaxcloudConfig(configOf([shop, { slug: blog.slug, apiKey: created.body.api_key }])),
+      readMaxcloudConfig(
+        configOf([shop, { slug: blog.slug, apiKey: created.body.api_key }]),
+      ),
     );
     const { provider, logger } = providerFor(maxcloud);
     const recorder = recordingConnection();
@@ -85,7 +108,11 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
     expect(recorder.find('Component', shop.slug, 'one')).toBeDefined();
     expect(recorder.find('Component', blog.slug, 'two')).toBeDefined();
 
-    const revoked = await server.call(blog.apiKey, 'DELETE', `/auth/api-keys/${created.body.id}`);
+    const revoked = await server.call(
+      blog.apiKey,
+      'DELETE',
+      `/auth/api-keys/${created.body.id}`,
+    );
     expect(revoked.status).toBe(204);
     await order(shop.apiKey, 'three');
     await provider.refresh();
@@ -95,15 +122,23 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
     expect(recorder.find('Component', shop.slug, 'three')).toBeDefined();
     expect(recorder.find('Component', shop.slug, 'one')).toBeDefined();
     expect(recorder.find('Component', blog.slug, 'two')).toBeDefined();
-    expect(recorder.find('Template', 'default', 'maxcloud-order-app')).toBeDefined();
-    expect(logged(logger.error)).toContain(`Cannot read the resources of max-cloud tenant ${blog.slug}`);
-    expect(logged(logger.error)).toContain('keeping its 1 resources read before');
+    expect(
+      recorder.find('Template', 'default', 'maxcloud-order-app'),
+    ).toBeDefined();
+    expect(logged(logger.error)).toContain(
+      `Cannot read the resources of max-cloud tenant ${blog.slug}`,
+    );
+    expect(logged(logger.error)).toContain(
+      'keeping its 1 resources read before',
+    );
     expect(logged(logger.error)).not.toContain(`tenant ${shop.slug}`);
   });
 
   it('removes nothing of a tenant it has never read, and reads the service types from another tenant', async () => {
     const ghost = { slug: 'ghost', apiKey: UNKNOWN_KEY };
-    const maxcloud = createMaxcloudService(readMaxcloudConfig(configOf([ghost, shop])));
+    const maxcloud = createMaxcloudService(
+      readMaxcloudConfig(configOf([ghost, shop])),
+    );
     const { provider, logger } = providerFor(maxcloud);
     const recorder = recordingConnection();
     await provider.connect(recorder.connection);
@@ -118,12 +153,20 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
     expect(recorder.find('Component', shop.slug, 'one')).toBeDefined();
     expect(entities.some(e => e.metadata.namespace === 'ghost')).toBe(false);
     for (const entity of entities) await expectValidEntity(entity);
-    expect(logged(logger.error)).toContain('Cannot read the resources of max-cloud tenant ghost');
+    expect(logged(logger.error)).toContain(
+      'Cannot read the resources of max-cloud tenant ghost',
+    );
     expect(logged(logger.error)).toContain('none read yet');
 
     // The ghost's template choice is still offered: it is configured.
-    const template = recorder.find('Template', 'default', 'maxcloud-order-app')!;
-    expect((template.spec as any).parameters[0].properties.tenant.enum).toEqual(['ghost', shop.slug]);
+    const template = recorder.find(
+      'Template',
+      'default',
+      'maxcloud-order-app',
+    )!;
+    expect((template.spec as any).parameters[0].properties.tenant.enum).toEqual(
+      ['ghost', shop.slug],
+    );
   });
 
   it('reads its schedule and the owner of the service types from the configuration', async () => {
@@ -148,23 +191,44 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
         fn: expect.any(Function),
       }),
     );
-    await scheduler.scheduleTask.mock.calls[0][0].fn(new AbortController().signal);
-    expect(recorder.find('API', 'default', 'maxcloud-app')?.spec?.owner).toBe('group:default/platform-team');
-    expect(recorder.find('Template', 'default', 'maxcloud-order-app')?.spec?.owner).toBe(
+    await scheduler.scheduleTask.mock.calls[0][0].fn(
+      new AbortController().signal,
+    );
+    expect(recorder.find('API', 'default', 'maxcloud-app')?.spec?.owner).toBe(
       'group:default/platform-team',
     );
+    expect(
+      recorder.find('Template', 'default', 'maxcloud-order-app')?.spec?.owner,
+    ).toBe('group:default/platform-team');
   });
 
   it('reopens a broken event stream from the last event it saw', async () => {
     // The order service's own client, with a fetch whose event streams the test can cut like a network would.
-    const streams: Array<{ lastEventId?: string; cut: () => void }> = [];
+    const streams: Array<{
+      lastEventId?: string;
+      cut: () => void;
+      open?: boolean;
+    }> = [];
     const cuttable: typeof fetch = async (input, init) => {
       if (!String(input).endsWith('/events')) return fetch(input, init);
       const controller = new AbortController();
-      init?.signal?.addEventListener('abort', () => controller.abort(), { once: true });
+      init?.signal?.addEventListener('abort', () => controller.abort(), {
+        once: true,
+      });
       const headers = (init?.headers ?? {}) as Record<string, string>;
-      streams.push({ lastEventId: headers['last-event-id'], cut: () => controller.abort() });
-      return fetch(input, { ...init, signal: controller.signal });
+      const stream = {
+        lastEventId: headers['last-event-id'],
+        cut: () => controller.abort(),
+        open: false,
+      };
+      streams.push(stream);
+      const response = await fetch(input, {
+        ...init,
+        signal: controller.signal,
+      });
+      // The server answers once it has subscribed: from now on no event is missed.
+      stream.open = true;
+      return response;
     };
     const base = createMaxcloudService(readMaxcloudConfig(configOf([blog])));
     const maxcloud: MaxcloudService = {
@@ -176,17 +240,30 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
           fetch: cuttable,
         }),
     };
-    const { provider, logger } = providerFor(maxcloud, { reconnect: { minMs: 400, maxMs: 800 } });
+    const { provider, logger } = providerFor(maxcloud, {
+      reconnect: { minMs: 400, maxMs: 800 },
+    });
     const recorder = recordingConnection();
     await provider.connect(recorder.connection);
-    await eventually(async () => (streams.length === 1 ? true : undefined), 'the event stream to open');
+    await eventually(
+      async () => (streams.length === 1 && streams[0].open ? true : undefined),
+      'the event stream to open',
+    );
     expect(streams[0].lastEventId).toBeUndefined();
 
     // Nothing but events refreshes here (the scheduler is a mock).
     const first = await order(blog.apiKey, 'first');
-    await eventually(async () => recorder.find('Component', blog.slug, 'first'), 'the first App through events');
     await eventually(
-      async () => ((await server.call(blog.apiKey, 'GET', `/orders/${first.id}`)).body.state === 'merged' ? true : undefined),
+      async () => recorder.find('Component', blog.slug, 'first'),
+      'the first App through events',
+    );
+    await eventually(
+      async () =>
+        (
+          await server.call(blog.apiKey, 'GET', `/orders/${first.id}`)
+        ).body.state === 'merged'
+          ? true
+          : undefined,
       'the first order to be merged',
     );
     await new Promise(ok => setTimeout(ok, 300)); // its last events handled
@@ -201,6 +278,8 @@ describe('MaxcloudEntityProvider against maxcloud-server dev', () => {
     );
     expect(streams.length).toBeGreaterThanOrEqual(2);
     expect(streams[1].lastEventId).toMatch(/^\d+$/);
-    expect(logged(logger.warn)).toContain(`The event stream of max-cloud tenant ${blog.slug} failed`);
+    expect(logged(logger.warn)).toContain(
+      `The event stream of max-cloud tenant ${blog.slug} failed`,
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   LoggerService,
   readSchedulerServiceTaskScheduleDefinitionFromConfig,
@@ -11,18 +12,29 @@ import {
   EntityProvider,
   EntityProviderConnection,
 } from '@backstage/plugin-catalog-node';
-import { CatalogEntry, MaxcloudEvent, Resource } from '@maxcloud/backstage-plugin-maxcloud-common';
+import {
+  CatalogEntry,
+  MaxcloudEvent,
+  Resource,
+} from '@maxcloud/backstage-plugin-maxcloud-common';
 import { MaxcloudService } from '@maxcloud/backstage-plugin-maxcloud-node';
-import { apiEntityOf, EntityContext, resourceEntityOf, templateEntityOf } from './entities';
+import {
+  apiEntityOf,
+  EntityContext,
+  resourceEntityOf,
+  templateEntityOf,
+} from './entities';
 
 /** Default schedule of the full refresh: every 5 minutes, at most 1 minute each. */
-export const DEFAULT_MAXCLOUD_CATALOG_SCHEDULE: SchedulerServiceTaskScheduleDefinition = {
-  frequency: { minutes: 5 },
-  timeout: { minutes: 1 },
-};
+export const DEFAULT_MAXCLOUD_CATALOG_SCHEDULE: SchedulerServiceTaskScheduleDefinition =
+  {
+    frequency: { minutes: 5 },
+    timeout: { minutes: 1 },
+  };
 
 /** Default owner of the API and Template entities of the service types. */
-export const DEFAULT_MAXCLOUD_PLATFORM_OWNER = 'group:default/maxcloud-platform';
+export const DEFAULT_MAXCLOUD_PLATFORM_OWNER =
+  'group:default/maxcloud-platform';
 
 /** Options of {@link MaxcloudEntityProvider}. */
 export interface MaxcloudEntityProviderOptions {
@@ -61,9 +73,14 @@ export class MaxcloudEntityProvider implements EntityProvider {
   /** Builds the provider from `maxcloud.catalog` (schedule, owner) and `app.baseUrl`. */
   static fromConfig(
     config: RootConfigService,
-    options: Omit<MaxcloudEntityProviderOptions, 'schedule' | 'platformOwner' | 'appBaseUrl'>,
+    options: Omit<
+      MaxcloudEntityProviderOptions,
+      'schedule' | 'platformOwner' | 'appBaseUrl'
+    >,
   ): MaxcloudEntityProvider {
-    const scheduleConfig = config.getOptionalConfig('maxcloud.catalog.schedule');
+    const scheduleConfig = config.getOptionalConfig(
+      'maxcloud.catalog.schedule',
+    );
     return new MaxcloudEntityProvider({
       ...options,
       schedule: scheduleConfig
@@ -168,17 +185,25 @@ export class MaxcloudEntityProvider implements EntityProvider {
 
   private async read(): Promise<void> {
     const connection = this.connection;
-    if (!connection) throw new Error('the max-cloud entity provider is not connected to the catalog yet');
+    if (!connection)
+      throw new Error(
+        'the max-cloud entity provider is not connected to the catalog yet',
+      );
     if (this.abort.signal.aborted) return;
     const tenants = this.maxcloud.config.tenants;
 
     let types: CatalogEntry[] | undefined;
     for (const tenant of tenants) {
       try {
-        types = await this.timed(this.maxcloud.client(tenant.slug).catalog(), `the catalog of ${tenant.slug}`);
+        types = await this.timed(
+          this.maxcloud.client(tenant.slug).catalog(),
+          `the catalog of ${tenant.slug}`,
+        );
         break;
       } catch (e) {
-        this.logger.debug(`Cannot read the max-cloud catalog as tenant ${tenant.slug}: ${e}`);
+        this.logger.debug(
+          `Cannot read the max-cloud catalog as tenant ${tenant.slug}: ${e}`,
+        );
       }
     }
     if (types) {
@@ -186,7 +211,9 @@ export class MaxcloudEntityProvider implements EntityProvider {
     } else if (tenants.length > 0) {
       this.logger.error(
         `Cannot read the max-cloud catalog as any tenant; ${
-          this.types ? `keeping the ${this.types.length} service types read before` : 'no service types yet'
+          this.types
+            ? `keeping the ${this.types.length} service types read before`
+            : 'no service types yet'
         }`,
       );
     }
@@ -202,8 +229,12 @@ export class MaxcloudEntityProvider implements EntityProvider {
         } catch (e) {
           const known = this.resources.get(tenant.slug);
           this.logger.error(
-            `Cannot read the resources of max-cloud tenant ${tenant.slug}: ${e}; ${
-              known ? `keeping its ${known.length} resources read before` : 'none read yet'
+            `Cannot read the resources of max-cloud tenant ${
+              tenant.slug
+            }: ${e}; ${
+              known
+                ? `keeping its ${known.length} resources read before`
+                : 'none read yet'
             }`,
           );
         }
@@ -212,8 +243,12 @@ export class MaxcloudEntityProvider implements EntityProvider {
     if (this.abort.signal.aborted) return;
 
     const entities = this.entities();
-    const current = new Map(entities.map(d => [stringifyEntityRef(d.entity), d.locationKey!]));
-    const complete = this.types !== undefined && tenants.every(t => this.resources.has(t.slug));
+    const current = new Map(
+      entities.map(d => [stringifyEntityRef(d.entity), d.locationKey!]),
+    );
+    const complete =
+      this.types !== undefined &&
+      tenants.every(t => this.resources.has(t.slug));
     if (complete) {
       await connection.applyMutation({ type: 'full', entities });
     } else {
@@ -222,12 +257,21 @@ export class MaxcloudEntityProvider implements EntityProvider {
       const removed = [...this.emitted]
         .filter(([ref]) => !current.has(ref))
         .map(([entityRef, locationKey]) => ({ entityRef, locationKey }));
-      await connection.applyMutation({ type: 'delta', added: entities, removed });
+      await connection.applyMutation({
+        type: 'delta',
+        added: entities,
+        removed,
+      });
     }
     this.emitted = current;
-    const resourceCount = [...this.resources.values()].reduce((n, list) => n + list.length, 0);
+    const resourceCount = [...this.resources.values()].reduce(
+      (n, list) => n + list.length,
+      0,
+    );
     this.logger.info(
-      `max-cloud: ${this.types?.length ?? 0} service types and ${resourceCount} resources of ` +
+      `max-cloud: ${
+        this.types?.length ?? 0
+      } service types and ${resourceCount} resources of ` +
         `${this.resources.size}/${tenants.length} tenants in the catalog` +
         `${complete ? '' : ' (not all tenants could be read yet)'}`,
     );
@@ -235,14 +279,18 @@ export class MaxcloudEntityProvider implements EntityProvider {
 
   private entities(): DeferredEntity[] {
     const out: DeferredEntity[] = [];
-    const add = (entity: Entity, locationKey: string) => out.push({ entity, locationKey });
+    const add = (entity: Entity, locationKey: string) =>
+      out.push({ entity, locationKey });
     for (const entry of this.types ?? []) {
       add(apiEntityOf(entry, this.context), TYPES_LOCATION_KEY);
       add(templateEntityOf(entry, this.context), TYPES_LOCATION_KEY);
     }
     for (const tenant of this.maxcloud.config.tenants) {
       for (const resource of this.resources.get(tenant.slug) ?? []) {
-        add(resourceEntityOf(resource, tenant, this.context), tenantLocationKey(tenant.slug));
+        add(
+          resourceEntityOf(resource, tenant, this.context),
+          tenantLocationKey(tenant.slug),
+        );
       }
     }
     return out;
@@ -262,12 +310,19 @@ export class MaxcloudEntityProvider implements EntityProvider {
           this.changed(slug, event);
         }
         if (signal.aborted) break;
-        this.logger.info(`The event stream of max-cloud tenant ${slug} ended; reopening it`);
+        this.logger.info(
+          `The event stream of max-cloud tenant ${slug} ended; reopening it`,
+        );
       } catch (e) {
         if (signal.aborted) break;
-        this.logger.warn(`The event stream of max-cloud tenant ${slug} failed: ${e}`);
+        this.logger.warn(
+          `The event stream of max-cloud tenant ${slug} failed: ${e}`,
+        );
       }
-      const bound = Math.min(this.reconnect.maxMs, this.reconnect.minMs * 2 ** failures);
+      const bound = Math.min(
+        this.reconnect.maxMs,
+        this.reconnect.minMs * 2 ** failures,
+      );
       failures += 1;
       // Jitter, so that tenants (and backend replicas) do not reconnect in lockstep.
       await sleep(bound / 2 + (Math.random() * bound) / 2, signal);
@@ -277,12 +332,16 @@ export class MaxcloudEntityProvider implements EntityProvider {
   /** A tenant reported a change: refresh soon, once for a burst of events. */
   private changed(slug: string, event: MaxcloudEvent): void {
     if (event.type === 'lagged') {
-      this.logger.info(`max-cloud tenant ${slug}: events were missed; refreshing`);
+      this.logger.info(
+        `max-cloud tenant ${slug}: events were missed; refreshing`,
+      );
     }
     if (this.debounce || this.abort.signal.aborted) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      this.refresh().catch(e => this.logger.error(`Refreshing the max-cloud entities failed: ${e}`));
+      this.refresh().catch(e =>
+        this.logger.error(`Refreshing the max-cloud entities failed: ${e}`),
+      );
     }, this.debounceMs);
   }
 
@@ -290,7 +349,12 @@ export class MaxcloudEntityProvider implements EntityProvider {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`reading ${what} took longer than ${this.requestTimeoutMs} ms`)),
+        () =>
+          reject(
+            new Error(
+              `reading ${what} took longer than ${this.requestTimeoutMs} ms`,
+            ),
+          ),
         this.requestTimeoutMs,
       );
     });
@@ -299,18 +363,6 @@ export class MaxcloudEntityProvider implements EntityProvider {
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  await delay(ms, undefined, { signal }).catch(() => undefined);
 }

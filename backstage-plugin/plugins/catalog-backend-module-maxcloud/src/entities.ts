@@ -9,7 +9,10 @@ import {
   MAXCLOUD_ANNOTATIONS,
   Resource,
 } from '@maxcloud/backstage-plugin-maxcloud-common';
-import { resourceEntityRefOf, TenantConfig } from '@maxcloud/backstage-plugin-maxcloud-node';
+import {
+  resourceEntityRefOf,
+  TenantConfig,
+} from '@maxcloud/backstage-plugin-maxcloud-node';
 
 /** The status of a resource as the order service reports it (`pending`, `ready`, `failed`, `deleting`). */
 export const MAXCLOUD_STATUS_ANNOTATION = 'maxcloud.dev/status';
@@ -20,7 +23,14 @@ const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 /** Fields of the templates' first step; a type parameter of the same name is renamed in the form. */
 const RESERVED = new Set(['name', 'tenant']);
 /** Integer formats of the Kubernetes schemas that JSON Schema form validators do not know. */
-const NON_STANDARD_FORMATS = new Set(['int32', 'int64', 'float', 'double', 'byte', 'binary']);
+const NON_STANDARD_FORMATS = new Set([
+  'int32',
+  'int64',
+  'float',
+  'double',
+  'byte',
+  'binary',
+]);
 
 /** What the entities of the provider need besides the order service's data. */
 export interface EntityContext {
@@ -40,13 +50,19 @@ function lower(kind: string): string {
 }
 
 function locationAnnotations(location: string): Record<string, string> {
-  return { [ANNOTATION_LOCATION]: location, [ANNOTATION_ORIGIN_LOCATION]: location };
+  return {
+    [ANNOTATION_LOCATION]: location,
+    [ANNOTATION_ORIGIN_LOCATION]: location,
+  };
 }
 
 /**
  * The API entity of a service type: its parameters' JSON Schema as the API definition.
  */
-export function apiEntityOf(entry: CatalogEntry, context: EntityContext): Entity {
+export function apiEntityOf(
+  entry: CatalogEntry,
+  context: EntityContext,
+): Entity {
   const entryUrl = `${context.baseUrl}/api/v1/catalog/${entry.plural}`;
   return {
     apiVersion: 'backstage.io/v1alpha1',
@@ -60,7 +76,13 @@ export function apiEntityOf(entry: CatalogEntry, context: EntityContext): Entity
         ...locationAnnotations(`url:${context.baseUrl}/api/v1/catalog`),
         [MAXCLOUD_ANNOTATIONS.kind]: entry.kind,
       },
-      links: [{ url: entryUrl, title: `${entry.kind} in the max-cloud catalog`, type: 'catalog' }],
+      links: [
+        {
+          url: entryUrl,
+          title: `${entry.kind} in the max-cloud catalog`,
+          type: 'catalog',
+        },
+      ],
     },
     spec: {
       type: 'json-schema',
@@ -76,11 +98,15 @@ export function apiEntityOf(entry: CatalogEntry, context: EntityContext): Entity
  * the type's parameters (their JSON Schema with defaults, titles and `ui:order`), and one step with
  * `maxcloud:order:create`.
  */
-export function templateEntityOf(entry: CatalogEntry, context: EntityContext): Entity {
+export function templateEntityOf(
+  entry: CatalogEntry,
+  context: EntityContext,
+): Entity {
   const schema = entry.schema as JsonSchema;
   const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
   /** Form field of each parameter; parameters called like a field of the first page are prefixed. */
-  const fieldOf = (property: string) => (RESERVED.has(property) ? `${lower(entry.kind)}_${property}` : property);
+  const fieldOf = (property: string) =>
+    RESERVED.has(property) ? `${lower(entry.kind)}_${property}` : property;
 
   const identity: JsonSchema = {
     title: entry.kind,
@@ -99,8 +125,12 @@ export function templateEntityOf(entry: CatalogEntry, context: EntityContext): E
         title: 'Tenant',
         type: 'string',
         description: 'The max-cloud organisation that orders and owns it.',
-        ...(context.tenantSlugs.length > 0 ? { enum: context.tenantSlugs } : {}),
-        ...(context.tenantSlugs.length === 1 ? { default: context.tenantSlugs[0] } : {}),
+        ...(context.tenantSlugs.length > 0
+          ? { enum: context.tenantSlugs }
+          : {}),
+        ...(context.tenantSlugs.length === 1
+          ? { default: context.tenantSlugs[0] }
+          : {}),
       },
     },
   };
@@ -109,7 +139,8 @@ export function templateEntityOf(entry: CatalogEntry, context: EntityContext): E
   const formProperties = Object.fromEntries(
     fields.map(property => {
       const field = formSchema(properties[property]);
-      if (RESERVED.has(property)) field.title = `${field.title ?? property} (${entry.kind})`;
+      if (RESERVED.has(property))
+        field.title = `${field.title ?? property} (${entry.kind})`;
       return [fieldOf(property), field];
     }),
   );
@@ -151,21 +182,31 @@ export function templateEntityOf(entry: CatalogEntry, context: EntityContext): E
             name: '${{ parameters.name }}',
             tenant: '${{ parameters.tenant }}',
             parameters: Object.fromEntries(
-              fields.map(property => [property, `\${{ parameters.${fieldOf(property)} }}`]),
+              fields.map(property => [
+                property,
+                `\${{ parameters.${fieldOf(property)} }}`,
+              ]),
             ),
           },
         },
       ],
       output: {
         links: [
-          { title: 'Pull request', url: '${{ steps.order.output.pullRequestUrl }}' },
+          {
+            title: 'Pull request',
+            url: '${{ steps.order.output.pullRequestUrl }}',
+          },
           {
             title: `Open the ${entry.kind}`,
             icon: 'web',
             url: '${{ steps.order.output.resourceUrl }}',
             if: '${{ steps.order.output.resourceUrl }}',
           },
-          { title: 'View in the catalog', icon: 'catalog', entityRef: '${{ steps.order.output.entityRef }}' },
+          {
+            title: 'View in the catalog',
+            icon: 'catalog',
+            entityRef: '${{ steps.order.output.entityRef }}',
+          },
         ],
       },
     },
@@ -176,13 +217,24 @@ export function templateEntityOf(entry: CatalogEntry, context: EntityContext): E
  * A tenant's resource: a Component (type `service`) for an App, a Resource (type = the kind in lowercase) for
  * anything else; in the tenant's namespace, owned by the tenant's group.
  */
-export function resourceEntityOf(resource: Resource, tenant: TenantConfig, context: EntityContext): Entity {
+export function resourceEntityOf(
+  resource: Resource,
+  tenant: TenantConfig,
+  context: EntityContext,
+): Entity {
   const ref = resourceEntityRefOf(tenant.slug, resource.kind, resource.name);
   const links: EntityLink[] = [];
-  if (resource.url) links.push({ url: resource.url, title: `Open ${resource.name}`, icon: 'web' });
+  if (resource.url)
+    links.push({
+      url: resource.url,
+      title: `Open ${resource.name}`,
+      icon: 'web',
+    });
   if (context.appBaseUrl) {
     links.push({
-      url: `${context.appBaseUrl}/maxcloud/orders/${encodeURIComponent(resource.order_id)}`,
+      url: `${context.appBaseUrl}/maxcloud/orders/${encodeURIComponent(
+        resource.order_id,
+      )}`,
       title: 'Last order',
     });
   }
@@ -193,7 +245,10 @@ export function resourceEntityOf(resource: Resource, tenant: TenantConfig, conte
     metadata: {
       name: ref.name,
       namespace: ref.namespace,
-      title: resource.kind === 'App' ? resource.name : `${resource.name} (${resource.kind})`,
+      title:
+        resource.kind === 'App'
+          ? resource.name
+          : `${resource.name} (${resource.kind})`,
       description: `${resource.kind} ${resource.name} of the max-cloud tenant ${tenant.slug}`,
       tags: ['maxcloud', lower(resource.kind)],
       annotations: {
@@ -226,13 +281,26 @@ function formSchema(schema: JsonSchema): JsonSchema {
   const out: JsonSchema = {};
   for (const [key, value] of Object.entries(schema)) {
     if (key === '$schema') continue;
-    if (key === 'format' && typeof value === 'string' && NON_STANDARD_FORMATS.has(value)) continue;
+    if (
+      key === 'format' &&
+      typeof value === 'string' &&
+      NON_STANDARD_FORMATS.has(value)
+    )
+      continue;
     if (key === 'properties' && value && typeof value === 'object') {
-      out[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, formSchema(v as JsonSchema)]));
-    } else if (key === 'default' || key === 'enum' || key === 'examples' || key === 'const') {
+      out[key] = Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, formSchema(v as JsonSchema)]),
+      );
+    } else if (
+      key === 'default' ||
+      key === 'enum' ||
+      key === 'examples' ||
+      key === 'const'
+    ) {
       out[key] = value;
     } else {
-      out[key] = typeof value === 'object' && value !== null ? formSchema(value) : value;
+      out[key] =
+        typeof value === 'object' && value !== null ? formSchema(value) : value;
     }
   }
   return out;

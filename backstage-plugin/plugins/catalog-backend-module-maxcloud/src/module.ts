@@ -1,4 +1,7 @@
-import { coreServices, createBackendModule } from '@backstage/backend-plugin-api';
+import {
+  coreServices,
+  createBackendModule,
+} from '@backstage/backend-plugin-api';
 import { catalogProcessingExtensionPoint } from '@backstage/plugin-catalog-node';
 import { maxcloudServiceRef } from '@maxcloud/backstage-plugin-maxcloud-node';
 import { MaxcloudEntityProvider } from './MaxcloudEntityProvider';
@@ -22,8 +25,19 @@ export const catalogModuleMaxcloud = createBackendModule({
         scheduler: coreServices.scheduler,
         lifecycle: coreServices.lifecycle,
       },
-      async init({ processing, maxcloud, config, logger, scheduler, lifecycle }) {
-        const provider = MaxcloudEntityProvider.fromConfig(config, { maxcloud, logger, scheduler });
+      async init({
+        processing,
+        maxcloud,
+        config,
+        logger,
+        scheduler,
+        lifecycle,
+      }) {
+        const provider = MaxcloudEntityProvider.fromConfig(config, {
+          maxcloud,
+          logger,
+          scheduler,
+        });
         processing.addEntityProvider(provider);
         lifecycle.addShutdownHook(() => provider.stop());
       },

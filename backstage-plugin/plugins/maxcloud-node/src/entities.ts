@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
-import { CompoundEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
+import {
+  CompoundEntityRef,
+  stringifyEntityRef,
+} from '@backstage/catalog-model';
 
 const MAX_NAME = 63;
 
@@ -9,13 +12,19 @@ const MAX_NAME = 63;
  * e.g. `database-shop-db`) for every other kind, so names stay unique per kind; in the namespace of the
  * tenant. Names that would exceed 63 characters are shortened with a hash suffix.
  */
-export function resourceEntityRefOf(tenant: string, kind: string, name: string): CompoundEntityRef {
+export function resourceEntityRefOf(
+  tenant: string,
+  kind: string,
+  name: string,
+): CompoundEntityRef {
   if (kind === 'App') return { kind: 'Component', namespace: tenant, name };
   const full = `${kind.toLowerCase()}-${name}`;
   const short =
     full.length <= MAX_NAME
       ? full
-      : `${full.slice(0, MAX_NAME - 9).replace(/-+$/, '')}-${createHash('sha256')
+      : `${full.slice(0, MAX_NAME - 9).replace(/-+$/, '')}-${createHash(
+          'sha256',
+        )
           .update(full)
           .digest('hex')
           .slice(0, 8)}`;
@@ -23,6 +32,10 @@ export function resourceEntityRefOf(tenant: string, kind: string, name: string):
 }
 
 /** {@link resourceEntityRefOf} as a string, e.g. `component:acme-shop/shop`. */
-export function resourceEntityRef(tenant: string, kind: string, name: string): string {
+export function resourceEntityRef(
+  tenant: string,
+  kind: string,
+  name: string,
+): string {
   return stringifyEntityRef(resourceEntityRefOf(tenant, kind, name));
 }

@@ -10,4 +10,7 @@ export {
   idempotencyKeyOf,
   MAXCLOUD_ORDER_CREATE_ACTION_ID,
 } from './actions/orderCreate';
-export type { MaxcloudOrderActionOptions, MaxcloudOrderWait } from './actions/orderCreate';
+export type {
+  MaxcloudOrderActionOptions,
+  MaxcloudOrderWait,
+} from './actions/orderCreate';

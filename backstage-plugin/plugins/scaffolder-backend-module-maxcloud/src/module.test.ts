@@ -1,7 +1,14 @@
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
-import { scaffolderActionsExtensionPoint, TemplateAction } from '@backstage/plugin-scaffolder-node';
+import {
+  scaffolderActionsExtensionPoint,
+  TemplateAction,
+} from '@backstage/plugin-scaffolder-node';
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
-import { RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import {
+  RunningMaxcloud,
+  startMaxcloud,
+} from '../../../testing/maxcloudServer';
 import scaffolderModuleMaxcloud from './index';
 
 jest.setTimeout(60_000);
@@ -24,7 +31,13 @@ describe('scaffolder-backend-module-maxcloud', () => {
             maxcloud: {
               baseUrl: server.url,
               // the test backend's users are user:default/mock
-              tenants: [{ slug: shop.slug, apiKey: shop.apiKey, members: ['user:default/mock'] }],
+              tenants: [
+                {
+                  slug: shop.slug,
+                  apiKey: shop.apiKey,
+                  members: ['user:default/mock'],
+                },
+              ],
             },
           },
         }),
@@ -32,7 +45,8 @@ describe('scaffolder-backend-module-maxcloud', () => {
     });
     try {
       expect(scaffolderActions.addActions).toHaveBeenCalledTimes(1);
-      const actions: TemplateAction<any, any>[] = scaffolderActions.addActions.mock.calls[0];
+      const actions: TemplateAction<any, any>[] =
+        scaffolderActions.addActions.mock.calls[0];
       expect(actions.map(a => a.id)).toEqual(['maxcloud:order:create']);
       const [action] = actions;
       expect(action.supportsDryRun).toBe(true);
@@ -48,17 +62,36 @@ describe('scaffolder-backend-module-maxcloud', () => {
         },
       });
       expect(action.schema?.output).toMatchObject({
-        required: expect.arrayContaining(['orderId', 'state', 'pullRequestUrl', 'orderUrl']),
+        required: expect.arrayContaining([
+          'orderId',
+          'state',
+          'pullRequestUrl',
+          'orderUrl',
+        ]),
       });
 
       // The action the backend built orders through maxcloudServiceRef with the tenant's key.
       const ctx = createMockActionContext({
-        input: { kind: 'App', name: 'wired', parameters: { image: 'nginx:1.27' } },
+        input: {
+          kind: 'App',
+          name: 'wired',
+          parameters: { image: 'nginx:1.27' },
+        },
       });
       await action.handler(ctx);
-      const orderId = (ctx.output as jest.Mock).mock.calls.find(([name]) => name === 'orderId')[1];
-      const { body } = await server.call(shop.apiKey, 'GET', `/orders/${orderId}`);
-      expect(body).toMatchObject({ tenant: shop.slug, kind: 'App', name: 'wired' });
+      const orderId = (ctx.output as jest.Mock).mock.calls.find(
+        ([name]) => name === 'orderId',
+      )[1];
+      const { body } = await server.call(
+        shop.apiKey,
+        'GET',
+        `/orders/${orderId}`,
+      );
+      expect(body).toMatchObject({
+        tenant: shop.slug,
+        kind: 'App',
+        name: 'wired',
+      });
     } finally {
       await backend.stop();
     }

@@ -1,4 +1,7 @@
-import { coreServices, createBackendModule } from '@backstage/backend-plugin-api';
+import {
+  coreServices,
+  createBackendModule,
+} from '@backstage/backend-plugin-api';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
 import { maxcloudServiceRef } from '@maxcloud/backstage-plugin-maxcloud-node';
 import { createMaxcloudOrderAction } from './actions/orderCreate';
@@ -20,7 +23,9 @@ export const scaffolderModuleMaxcloud = createBackendModule({
         config: coreServices.rootConfig,
       },
       async init({ scaffolderActions, maxcloud, userInfo, config }) {
-        scaffolderActions.addActions(createMaxcloudOrderAction({ maxcloud, userInfo, config }));
+        scaffolderActions.addActions(
+          createMaxcloudOrderAction({ maxcloud, userInfo, config }),
+        );
       },
     });
   },

@@ -12,7 +12,10 @@ import {
   SchemaValidEntityPolicy,
 } from '@backstage/catalog-model';
 import { templateEntityV1beta3Validator } from '@backstage/plugin-scaffolder-common';
-import { EntityProviderConnection, EntityProviderMutation } from '@backstage/plugin-catalog-node';
+import {
+  EntityProviderConnection,
+  EntityProviderMutation,
+} from '@backstage/plugin-catalog-node';
 
 const policy = EntityPolicies.allOf([
   new SchemaValidEntityPolicy(),
@@ -30,7 +33,8 @@ const kindValidators = [
 export async function expectValidEntity(entity: Entity): Promise<void> {
   await policy.enforce(entity);
   const results = await Promise.all(kindValidators.map(v => v.check(entity)));
-  if (!results.some(Boolean)) throw new Error(`no validator knows ${entity.apiVersion} ${entity.kind}`);
+  if (!results.some(Boolean))
+    throw new Error(`no validator knows ${entity.apiVersion} ${entity.kind}`);
 }
 
 /** A catalog connection that records the mutations it is given. */
@@ -51,7 +55,10 @@ export function recordingConnection() {
   const lastEntities = () => last().map(d => d.entity);
   const find = (kind: string, namespace: string, name: string) =>
     lastEntities().find(
-      e => e.kind === kind && (e.metadata.namespace ?? 'default') === namespace && e.metadata.name === name,
+      e =>
+        e.kind === kind &&
+        (e.metadata.namespace ?? 'default') === namespace &&
+        e.metadata.name === name,
     );
   return { connection, mutations, last, lastEntities, find };
 }

@@ -14,7 +14,8 @@ import { MaxcloudApiError } from '@maxcloud/backstage-plugin-maxcloud-common';
  */
 export function toBackstageError(error: unknown, tenant: string): Error {
   if (!(error instanceof MaxcloudApiError)) {
-    const reason = (error as { cause?: { code?: string } } | undefined)?.cause?.code;
+    const reason = (error as { cause?: { code?: string } } | undefined)?.cause
+      ?.code;
     return new ServiceUnavailableError(
       `cannot reach the max-cloud order service${reason ? ` (${reason})` : ''}`,
       error,
@@ -43,6 +44,7 @@ export function toBackstageError(error: unknown, tenant: string): Error {
 
 /** The error's message, prefixed with its field unless the message already names it. */
 function withField(error: MaxcloudApiError): string {
-  if (!error.field || error.message.startsWith(`${error.field}:`)) return error.message;
+  if (!error.field || error.message.startsWith(`${error.field}:`))
+    return error.message;
   return `${error.field}: ${error.message}`;
 }

@@ -71,7 +71,8 @@ output:
 `,
   },
   {
-    description: 'Only place the order: the step ends as soon as the order service has stored it.',
+    description:
+      'Only place the order: the step ends as soon as the order service has stored it.',
     example: `steps:
   - id: record
     name: Order a DNS record

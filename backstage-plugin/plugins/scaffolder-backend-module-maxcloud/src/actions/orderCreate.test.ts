@@ -6,7 +6,12 @@ import {
   createMaxcloudService,
   readMaxcloudConfig,
 } from '@maxcloud/backstage-plugin-maxcloud-node';
-import { eventually, RunningMaxcloud, startMaxcloud } from '../../../../testing/maxcloudServer';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import {
+  eventually,
+  RunningMaxcloud,
+  startMaxcloud,
+} from '../../../../testing/maxcloudServer';
 import { createMaxcloudOrderAction, idempotencyKeyOf } from './orderCreate';
 
 jest.setTimeout(60_000);
@@ -16,13 +21,18 @@ const APP_BASE_URL = 'http://backstage.test';
 /** Who belongs to which group, as the catalog would say. */
 const OWNERSHIP: Record<string, string[]> = {
   'user:default/jane': ['user:default/jane', 'group:default/shop-team'],
-  'user:default/olga': ['user:default/olga', 'group:default/shop-team', 'group:default/blog-team'],
+  'user:default/olga': [
+    'user:default/olga',
+    'group:default/shop-team',
+    'group:default/blog-team',
+  ],
   'user:default/mallory': ['user:default/mallory', 'group:default/guests'],
 };
 
 const userInfo: UserInfoService = {
   async getUserInfo(credentials) {
-    const ref = (credentials.principal as { userEntityRef: string }).userEntityRef;
+    const ref = (credentials.principal as { userEntityRef: string })
+      .userEntityRef;
     return { userEntityRef: ref, ownershipEntityRefs: OWNERSHIP[ref] ?? [ref] };
   },
 };
@@ -43,8 +53,16 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
         maxcloud: {
           baseUrl: server.url,
           tenants: [
-            { slug: shop.slug, apiKey: shop.apiKey, members: ['group:default/shop-team'] },
-            { slug: blog.slug, apiKey: blog.apiKey, members: ['group:default/blog-team'] },
+            {
+              slug: shop.slug,
+              apiKey: shop.apiKey,
+              members: ['group:default/shop-team'],
+            },
+            {
+              slug: blog.slug,
+              apiKey: blog.apiKey,
+              members: ['group:default/blog-team'],
+            },
           ],
         },
       },
@@ -70,16 +88,23 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     const ctx = {
       ...base,
       isDryRun: options.isDryRun,
-      getInitiatorCredentials: async () => mockCredentials.user(options.user ?? 'user:default/jane'),
+      getInitiatorCredentials: async () =>
+        mockCredentials.user(options.user ?? 'user:default/jane'),
     };
-    const outputs = () => Object.fromEntries((ctx.output as jest.Mock).mock.calls);
+    const outputs = () =>
+      Object.fromEntries((ctx.output as jest.Mock).mock.calls);
     return { ctx, outputs, run: () => action.handler(ctx) };
   }
 
-  const ordersOf = async (apiKey: string) => (await server.call(apiKey, 'GET', '/orders')).body as any[];
+  const ordersOf = async (apiKey: string) =>
+    (await server.call(apiKey, 'GET', '/orders')).body as any[];
 
   it('orders an App for the user’s only tenant and ends when its pull request is open', async () => {
-    const { run, outputs } = step({ kind: 'App', name: 'shop', parameters: { image: 'nginx:1.27' } });
+    const { run, outputs } = step({
+      kind: 'App',
+      name: 'shop',
+      parameters: { image: 'nginx:1.27' },
+    });
     await run();
     const out = outputs();
     expect(out.orderId).toMatch(/^[0-9a-f-]{36}$/);
@@ -90,21 +115,37 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     expect(out).not.toHaveProperty('resourceUrl');
     expect(out.entityRef).toBe(`component:${shop.slug}/shop`);
 
-    const { status, body: order } = await server.call(shop.apiKey, 'GET', `/orders/${out.orderId}`);
+    const { status, body: order } = await server.call(
+      shop.apiKey,
+      'GET',
+      `/orders/${out.orderId}`,
+    );
     expect(status).toBe(200);
-    expect(order).toMatchObject({ tenant: shop.slug, kind: 'App', name: 'shop', action: 'create' });
+    expect(order).toMatchObject({
+      tenant: shop.slug,
+      kind: 'App',
+      name: 'shop',
+      action: 'create',
+    });
     expect(order.parameters).toMatchObject({ image: 'nginx:1.27', port: 8080 });
     expect(order.pull_request).toMatchObject({ number: expect.any(Number) });
     expect(order.idempotency_key).toMatch(/^backstage:/);
   });
 
   it('waits until a reviewed order is merged (wait: merged)', async () => {
-    const { run, outputs } = step({ kind: 'Database', name: 'shop-db', tenant: shop.slug, wait: 'merged' });
+    const { run, outputs } = step({
+      kind: 'Database',
+      name: 'shop-db',
+      tenant: shop.slug,
+      wait: 'merged',
+    });
     const running = run();
     // Databases need review: the order waits in pr_open until an admin approves it.
     const pending = await eventually(async () => {
       const orders = await ordersOf(shop.apiKey);
-      return orders.find(o => o.name === 'shop-db' && o.pull_request?.review_state === 'pending');
+      return orders.find(
+        o => o.name === 'shop-db' && o.pull_request?.review_state === 'pending',
+      );
     }, 'the database order to wait for review');
     expect(pending.state).toBe('pr_open');
     let settled = false;
@@ -112,7 +153,12 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     await new Promise(ok => setTimeout(ok, 300));
     expect(settled).toBe(false);
 
-    const approved = await server.call(shop.apiKey, 'POST', `/orders/${pending.id}/approve`, {});
+    const approved = await server.call(
+      shop.apiKey,
+      'POST',
+      `/orders/${pending.id}/approve`,
+      {},
+    );
     expect(approved.status).toBe(200);
     await running;
     expect(outputs()).toMatchObject({
@@ -129,8 +175,12 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
       const orders = await ordersOf(shop.apiKey);
       return orders.find(o => o.name === 'images' && o.state === 'pr_open');
     }, 'the registry order to open its pull request');
-    await server.call(shop.apiKey, 'POST', `/orders/${pending.id}/reject`, { reason: 'use the shared registry' });
-    await expect(running).rejects.toThrow(/^Order .+ was rejected: .*use the shared registry/);
+    await server.call(shop.apiKey, 'POST', `/orders/${pending.id}/reject`, {
+      reason: 'use the shared registry',
+    });
+    await expect(running).rejects.toThrow(
+      /^Order .+ was rejected: .*use the shared registry/,
+    );
   });
 
   it('fails the step when the order does not get far enough in time', async () => {
@@ -142,7 +192,9 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
       wait: 'ready',
       timeoutSeconds: 1,
     });
-    await expect(run()).rejects.toThrow(/is still merged after 1 s .*ready.*\/maxcloud\/orders\//);
+    await expect(run()).rejects.toThrow(
+      /is still merged after 1 s .*ready.*\/maxcloud\/orders\//,
+    );
     expect(outputs().orderId).toBeDefined();
   });
 
@@ -154,72 +206,126 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     });
     const error = await run().catch(e => e);
     expect(error.name).toBe('InputError');
-    expect(error.message).toBe('parameters.scaling.maxScale: must be greater than or equal to 1');
-    expect((await ordersOf(shop.apiKey)).filter(o => o.name === 'bad-scaling')).toEqual([]);
+    expect(error.message).toBe(
+      'parameters.scaling.maxScale: must be greater than or equal to 1',
+    );
+    expect(
+      (await ordersOf(shop.apiKey)).filter(o => o.name === 'bad-scaling'),
+    ).toEqual([]);
 
-    const unknownKind = await step({ kind: 'Mainframe', name: 'big' }).run().catch(e => e);
+    const unknownKind = await step({ kind: 'Mainframe', name: 'big' })
+      .run()
+      .catch(e => e);
     expect(unknownKind.name).toBe('InputError');
     expect(unknownKind.message).toMatch(/^kind: unknown kind "Mainframe"/);
 
-    const badName = await step({ kind: 'App', name: 'Not_A_Label', parameters: { image: 'nginx' } })
+    const badName = await step({
+      kind: 'App',
+      name: 'Not_A_Label',
+      parameters: { image: 'nginx' },
+    })
       .run()
       .catch(e => e);
     expect(badName.name).toBe('InputError');
-    expect(badName.message).toMatch(/^name: "Not_A_Label" is not a DNS-1123 label/);
+    expect(badName.message).toMatch(
+      /^name: "Not_A_Label" is not a DNS-1123 label/,
+    );
   });
 
   it('refuses users who do not belong to the tenant', async () => {
     const before = (await ordersOf(shop.apiKey)).length;
-    const stranger = await step({ kind: 'App', name: 'intruder', tenant: shop.slug, parameters: { image: 'nginx' } }, { user: 'user:default/mallory' })
+    const stranger = await step(
+      {
+        kind: 'App',
+        name: 'intruder',
+        tenant: shop.slug,
+        parameters: { image: 'nginx' },
+      },
+      { user: 'user:default/mallory' },
+    )
       .run()
       .catch(e => e);
     expect(stranger.name).toBe('NotAllowedError');
-    expect(stranger.message).toContain(`may not order for max-cloud tenant ${shop.slug}`);
+    expect(stranger.message).toContain(
+      `may not order for max-cloud tenant ${shop.slug}`,
+    );
     expect(stranger.message).toContain('user:default/mallory');
 
     // jane is in the shop team, not the blog team.
-    const wrongTenant = await step({ kind: 'App', name: 'intruder', tenant: blog.slug, parameters: { image: 'nginx' } })
+    const wrongTenant = await step({
+      kind: 'App',
+      name: 'intruder',
+      tenant: blog.slug,
+      parameters: { image: 'nginx' },
+    })
       .run()
       .catch(e => e);
     expect(wrongTenant.name).toBe('NotAllowedError');
     expect(wrongTenant.message).toContain(`tenant ${blog.slug}`);
 
-    const noTenant = await step({ kind: 'App', name: 'intruder', parameters: { image: 'nginx' } }, { user: 'user:default/mallory' })
+    const noTenant = await step(
+      { kind: 'App', name: 'intruder', parameters: { image: 'nginx' } },
+      { user: 'user:default/mallory' },
+    )
       .run()
       .catch(e => e);
     expect(noTenant.name).toBe('NotAllowedError');
     expect(noTenant.message).toContain('belongs to no max-cloud tenant');
 
     expect((await ordersOf(shop.apiKey)).length).toBe(before);
-    expect((await ordersOf(blog.apiKey)).filter(o => o.name === 'intruder')).toEqual([]);
+    expect(
+      (await ordersOf(blog.apiKey)).filter(o => o.name === 'intruder'),
+    ).toEqual([]);
   });
 
   it('asks users of several tenants to choose one, and orders for the chosen one', async () => {
-    const ambiguous = await step({ kind: 'App', name: 'olgas', parameters: { image: 'nginx' } }, { user: 'user:default/olga' })
+    const ambiguous = await step(
+      { kind: 'App', name: 'olgas', parameters: { image: 'nginx' } },
+      { user: 'user:default/olga' },
+    )
       .run()
       .catch(e => e);
     expect(ambiguous.name).toBe('InputError');
     expect(ambiguous.message).toBe(
-      `tenant: user:default/olga may order for several max-cloud tenants (${[blog.slug, shop.slug].join(', ')}); choose one`,
+      `tenant: user:default/olga may order for several max-cloud tenants (${[
+        blog.slug,
+        shop.slug,
+      ].join(', ')}); choose one`,
     );
     const chosen = step(
-      { kind: 'App', name: 'olgas', tenant: blog.slug, parameters: { image: 'nginx' }, wait: 'none' },
+      {
+        kind: 'App',
+        name: 'olgas',
+        tenant: blog.slug,
+        parameters: { image: 'nginx' },
+        wait: 'none',
+      },
       { user: 'user:default/olga' },
     );
     await chosen.run();
-    const { body: order } = await server.call(blog.apiKey, 'GET', `/orders/${chosen.outputs().orderId}`);
+    const { body: order } = await server.call(
+      blog.apiKey,
+      'GET',
+      `/orders/${chosen.outputs().orderId}`,
+    );
     expect(order).toMatchObject({ tenant: blog.slug, name: 'olgas' });
   });
 
   it('gives a retried step the order it placed before', async () => {
     const taskId = randomUUID();
-    const input = { kind: 'App', name: 'retried', parameters: { image: 'nginx:1.27' } };
+    const input = {
+      kind: 'App',
+      name: 'retried',
+      parameters: { image: 'nginx:1.27' },
+    };
     const first = step(input, { taskId });
     await first.run();
     const again = step(input, { taskId });
     await again.run();
     expect(again.outputs().orderId).toBe(first.outputs().orderId);
-    expect((await ordersOf(shop.apiKey)).filter(o => o.name === 'retried')).toHaveLength(1);
+    expect(
+      (await ordersOf(shop.apiKey)).filter(o => o.name === 'retried'),
+    ).toHaveLength(1);
   });
 
   it('orders nothing in a dry run, but checks the kind and the tenant', async () => {
@@ -238,10 +344,18 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     });
     expect(await ordersOf(shop.apiKey)).toEqual(before);
 
-    const unknown = await step({ kind: 'Mainframe', name: 'dry' }, { isDryRun: true }).run().catch(e => e);
+    const unknown = await step(
+      { kind: 'Mainframe', name: 'dry' },
+      { isDryRun: true },
+    )
+      .run()
+      .catch(e => e);
     expect(unknown.name).toBe('InputError');
     expect(unknown.message).toMatch(/^kind: .*Mainframe/);
-    const stranger = await step({ kind: 'App', name: 'dry' }, { isDryRun: true, user: 'user:default/mallory' })
+    const stranger = await step(
+      { kind: 'App', name: 'dry' },
+      { isDryRun: true, user: 'user:default/mallory' },
+    )
       .run()
       .catch(e => e);
     expect(stranger.name).toBe('NotAllowedError');
@@ -250,9 +364,18 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
 
 describe('idempotencyKeyOf', () => {
   it('is stable per task, step, kind and name, and fits the header', () => {
-    expect(idempotencyKeyOf('t1', 'order', 'App', 'shop')).toBe('backstage:t1:order:app/shop');
-    expect(idempotencyKeyOf('t1', 'order', 'App', 'shop')).not.toBe(idempotencyKeyOf('t1', 'order', 'App', 'blog'));
-    const long = idempotencyKeyOf('t'.repeat(300), 'step with spaces', 'App', 'shop');
+    expect(idempotencyKeyOf('t1', 'order', 'App', 'shop')).toBe(
+      'backstage:t1:order:app/shop',
+    );
+    expect(idempotencyKeyOf('t1', 'order', 'App', 'shop')).not.toBe(
+      idempotencyKeyOf('t1', 'order', 'App', 'blog'),
+    );
+    const long = idempotencyKeyOf(
+      't'.repeat(300),
+      'step with spaces',
+      'App',
+      'shop',
+    );
     expect(long).toMatch(/^backstage:[0-9a-f]{64}$/);
   });
 });

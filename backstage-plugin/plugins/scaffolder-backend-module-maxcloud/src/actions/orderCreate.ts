@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   BackstageCredentials,
   BackstageUserInfo,
@@ -65,7 +66,8 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
   const { maxcloud, userInfo, config } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const appBaseUrl = config.getString('app.baseUrl').replace(/\/+$/, '');
-  const orderUrlOf = (id: string) => `${appBaseUrl}/maxcloud/orders/${encodeURIComponent(id)}`;
+  const orderUrlOf = (id: string) =>
+    `${appBaseUrl}/maxcloud/orders/${encodeURIComponent(id)}`;
 
   return createTemplateAction({
     id: MAXCLOUD_ORDER_CREATE_ACTION_ID,
@@ -81,7 +83,9 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
           z
             .string()
             .min(1)
-            .describe('Service type of the max-cloud catalog, e.g. App or Database (case-insensitive).'),
+            .describe(
+              'Service type of the max-cloud catalog, e.g. App or Database (case-insensitive).',
+            ),
         name: z =>
           z
             .string()
@@ -131,7 +135,9 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
         state: z =>
           z
             .string()
-            .describe('State of the order when the step ended: accepted, pr_open, merged, applied or ready.'),
+            .describe(
+              'State of the order when the step ended: accepted, pr_open, merged, applied or ready.',
+            ),
         pullRequestUrl: z =>
           z
             .string()
@@ -148,7 +154,12 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
                 'module adds it once the order is placed.',
             ),
         resourceUrl: z =>
-          z.string().optional().describe('URL of the service once the platform reports one (Apps).'),
+          z
+            .string()
+            .optional()
+            .describe(
+              'URL of the service once the platform reports one (Apps).',
+            ),
       },
     },
 
@@ -156,11 +167,17 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
       const { kind, name } = ctx.input;
       const parameters = ctx.input.parameters ?? {};
       const wait: MaxcloudOrderWait = ctx.input.wait ?? 'pr';
-      const timeoutSeconds = ctx.input.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
-      if (!kind) throw new InputError('kind: the service type to order is required, e.g. App');
+      const timeoutSeconds =
+        ctx.input.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+      if (!kind)
+        throw new InputError(
+          'kind: the service type to order is required, e.g. App',
+        );
       if (!DNS_LABEL.test(name ?? '')) {
         throw new InputError(
-          `name: ${JSON.stringify(name)} is not a DNS-1123 label (lowercase letters, digits and "-", ` +
+          `name: ${JSON.stringify(
+            name,
+          )} is not a DNS-1123 label (lowercase letters, digits and "-", ` +
             'starting and ending with a letter or digit, at most 63 characters)',
         );
       }
@@ -168,13 +185,26 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
         throw new InputError('parameters: must be an object');
       }
       if (!WAITS.includes(wait)) {
-        throw new InputError(`wait: must be one of ${WAITS.join(', ')}, got ${JSON.stringify(wait)}`);
+        throw new InputError(
+          `wait: must be one of ${WAITS.join(', ')}, got ${JSON.stringify(
+            wait,
+          )}`,
+        );
       }
-      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
-        throw new InputError(`timeoutSeconds: must be a whole number from 1 to ${MAX_TIMEOUT_SECONDS}`);
+      if (
+        !Number.isInteger(timeoutSeconds) ||
+        timeoutSeconds < 1 ||
+        timeoutSeconds > MAX_TIMEOUT_SECONDS
+      ) {
+        throw new InputError(
+          `timeoutSeconds: must be a whole number from 1 to ${MAX_TIMEOUT_SECONDS}`,
+        );
       }
 
-      const tenant = await tenantOfInitiator(await ctx.getInitiatorCredentials(), ctx.input.tenant);
+      const tenant = await tenantOfInitiator(
+        await ctx.getInitiatorCredentials(),
+        ctx.input.tenant,
+      );
       const client = maxcloud.client(tenant.slug);
 
       if (ctx.isDryRun) {
@@ -193,15 +223,27 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
         ctx.output('state', 'dry-run');
         ctx.output('pullRequestUrl', orderUrl);
         ctx.output('orderUrl', orderUrl);
-        ctx.output('entityRef', resourceEntityRef(tenant.slug, entry.kind, name));
+        ctx.output(
+          'entityRef',
+          resourceEntityRef(tenant.slug, entry.kind, name),
+        );
         return;
       }
 
-      const idempotencyKey = idempotencyKeyOf(ctx.task.id, ctx.step?.id, kind, name);
+      const idempotencyKey = idempotencyKeyOf(
+        ctx.task.id,
+        ctx.step?.id,
+        kind,
+        name,
+      );
       let order: Order;
       try {
         order = await client.createOrder(
-          { kind, name, parameters: parameters as CreateOrderRequest['parameters'] },
+          {
+            kind,
+            name,
+            parameters: parameters as CreateOrderRequest['parameters'],
+          },
           { idempotencyKey },
         );
       } catch (e) {
@@ -214,7 +256,10 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
       );
       ctx.output('orderId', order.id);
       ctx.output('orderUrl', orderUrl);
-      ctx.output('entityRef', resourceEntityRef(tenant.slug, order.kind, order.name));
+      ctx.output(
+        'entityRef',
+        resourceEntityRef(tenant.slug, order.kind, order.name),
+      );
 
       order = await waitFor(client, order, {
         wait,
@@ -229,7 +274,9 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
       ctx.output('state', order.state);
       ctx.output('pullRequestUrl', order.pull_request?.url ?? orderUrl);
       const resourceUrl = await resourceUrlOf(client, order).catch(e => {
-        ctx.logger.warn(`Cannot read the URL of ${order.kind} ${order.name}: ${e}`);
+        ctx.logger.warn(
+          `Cannot read the URL of ${order.kind} ${order.name}: ${e}`,
+        );
         return undefined;
       });
       if (resourceUrl) ctx.output('resourceUrl', resourceUrl);
@@ -245,12 +292,17 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
     try {
       user = await userInfo.getUserInfo(credentials);
     } catch (e) {
-      throw new NotAllowedError('max-cloud orders are placed for a signed-in Backstage user', e);
+      throw new NotAllowedError(
+        'max-cloud orders are placed for a signed-in Backstage user',
+        e,
+      );
     }
     const mine = tenantsOf(maxcloud.config, user.ownershipEntityRefs);
     if (requested) {
       if (!maxcloud.config.tenants.some(t => t.slug === requested)) {
-        throw new InputError(`tenant: ${requested} is not a max-cloud tenant configured in this Backstage`);
+        throw new InputError(
+          `tenant: ${requested} is not a max-cloud tenant configured in this Backstage`,
+        );
       }
       const found = mine.find(m => m.tenant.slug === requested);
       if (!found) {
@@ -285,9 +337,14 @@ export function idempotencyKeyOf(
   kind: string,
   name: string,
 ): string {
-  const readable = `backstage:${taskId}:${stepId ?? '-'}:${kind.toLowerCase()}/${name}`;
-  if (readable.length <= 255 && /^[\x21-\x7e]+$/.test(readable)) return readable;
-  const digest = createHash('sha256').update(JSON.stringify([taskId, stepId, kind, name])).digest('hex');
+  const readable = `backstage:${taskId}:${
+    stepId ?? '-'
+  }:${kind.toLowerCase()}/${name}`;
+  if (readable.length <= 255 && /^[\x21-\x7e]+$/.test(readable))
+    return readable;
+  const digest = createHash('sha256')
+    .update(JSON.stringify([taskId, stepId, kind, name]))
+    .digest('hex');
   return `backstage:${digest}`;
 }
 
@@ -302,20 +359,35 @@ interface WaitOptions {
 }
 
 /** Reads the order until it has got as far as `wait` asks; fails when it fails or the time is up. */
-async function waitFor(client: MaxcloudClient, first: Order, options: WaitOptions): Promise<Order> {
+async function waitFor(
+  client: MaxcloudClient,
+  first: Order,
+  options: WaitOptions,
+): Promise<Order> {
   const { wait, logger, orderUrl } = options;
   const deadline = Date.now() + options.timeoutMs;
   let order = first;
   let interval = options.pollIntervalMs;
   let toldReview = false;
   for (;;) {
-    if (wait === 'none' || PROGRESS.indexOf(order.state) >= REACHED[wait]) return order;
+    if (wait === 'none' || PROGRESS.indexOf(order.state) >= REACHED[wait])
+      return order;
     if (FAILED.has(order.state)) {
-      const why = order.error ?? order.history[order.history.length - 1]?.message;
-      throw new Error(`Order ${order.id} was ${order.state}${why ? `: ${why}` : ''} (${orderUrl})`);
+      const why =
+        order.error ?? order.history[order.history.length - 1]?.message;
+      throw new Error(
+        `Order ${order.id} was ${order.state}${
+          why ? `: ${why}` : ''
+        } (${orderUrl})`,
+      );
     }
     const pr = order.pull_request;
-    if (!toldReview && pr?.state === 'open' && pr.merge_policy === 'review' && pr.review_state !== 'approved') {
+    if (
+      !toldReview &&
+      pr?.state === 'open' &&
+      pr.merge_policy === 'review' &&
+      pr.review_state !== 'approved'
+    ) {
       logger.info(
         `Pull request #${pr.number} needs review before it is merged; approve it ` +
           `${pr.url ? `at ${pr.url}` : `in the portal: ${orderUrl}`}`,
@@ -325,8 +397,12 @@ async function waitFor(client: MaxcloudClient, first: Order, options: WaitOption
     const left = deadline - Date.now();
     if (left <= 0) {
       throw new Error(
-        `Order ${order.id} is still ${order.state} after ${Math.round(options.timeoutMs / 1000)} s ` +
-          `(the step waits until it is ${wait === 'pr' ? 'pr_open' : wait}); follow it at ${orderUrl}`,
+        `Order ${order.id} is still ${order.state} after ${Math.round(
+          options.timeoutMs / 1000,
+        )} s ` +
+          `(the step waits until it is ${
+            wait === 'pr' ? 'pr_open' : wait
+          }); follow it at ${orderUrl}`,
       );
     }
     await sleep(Math.min(interval, left), options.signal);
@@ -338,34 +414,32 @@ async function waitFor(client: MaxcloudClient, first: Order, options: WaitOption
       throw toBackstageError(e, options.tenant);
     }
     if (order.state !== previous) {
-      const number = order.pull_request ? ` (pull request #${order.pull_request.number})` : '';
+      const number = order.pull_request
+        ? ` (pull request #${order.pull_request.number})`
+        : '';
       logger.info(`Order ${order.id} is ${order.state}${number}`);
     }
   }
 }
 
 /** The URL of the ordered resource, once the platform reports one. */
-async function resourceUrlOf(client: MaxcloudClient, order: Order): Promise<string | undefined> {
+async function resourceUrlOf(
+  client: MaxcloudClient,
+  order: Order,
+): Promise<string | undefined> {
   if (order.action === 'delete') return undefined;
   const resources = await client.resources();
-  const resource = resources.find(r => r.kind === order.kind && r.name === order.name);
+  const resource = resources.find(
+    r => r.kind === order.kind && r.name === order.name,
+  );
   return resource?.url ?? undefined;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new Error('the step was cancelled'));
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new Error('the step was cancelled'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (e) {
+    if (signal?.aborted) throw new Error('the step was cancelled');
+    throw e;
+  }
 }
