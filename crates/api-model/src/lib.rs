@@ -268,7 +268,7 @@ pub struct CatalogEntry {
     pub api_version: String,
     pub description: String,
     /// JSON Schema of the order parameters (the resource's `spec`), defaults included.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub schema: Value,
     /// CEL rules that hold for the parameters, as written in the XRD.
     pub rules: Vec<CatalogRule>,
@@ -301,7 +301,7 @@ pub struct PriceEstimate {
 pub struct EstimateRequest {
     /// The resource's `spec`, as in an order; defaults apply.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub parameters: Option<Value>,
 }
 
@@ -328,7 +328,7 @@ pub struct CreateOrderRequest {
     pub name: String,
     /// The resource's `spec`; validated against the XRD's schema and CEL rules. Ignored for deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub parameters: Option<Value>,
 }
 
@@ -349,7 +349,7 @@ pub struct Order {
     pub action: String,
     pub kind: String,
     pub name: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub parameters: Value,
     /// `accepted`, `pr_open`, `merged`, `applied`, `ready`, `failed`, `rejected` or `superseded`.
     pub state: String,
@@ -467,7 +467,7 @@ pub struct Resource {
     pub url: Option<String>,
     /// Path of the resource file in the tenant repo.
     pub path: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub spec: Value,
     pub order_id: String,
     pub created_at: String,

@@ -80,9 +80,9 @@ export function tenantsOf(
 ): Array<{ tenant: TenantConfig; role: MaxcloudRole }> {
   const refs = new Set(ownershipEntityRefs.map(ref => ref.toLowerCase()));
   return config.tenants
-    .flatMap(tenant => {
-      if (tenant.admins.some(ref => refs.has(ref))) return [{ tenant, role: 'admin' as const }];
-      if (tenant.members.some(ref => refs.has(ref))) return [{ tenant, role: 'member' as const }];
+    .flatMap((tenant): Array<{ tenant: TenantConfig; role: MaxcloudRole }> => {
+      if (tenant.admins.some(ref => refs.has(ref))) return [{ tenant, role: 'admin' }];
+      if (tenant.members.some(ref => refs.has(ref))) return [{ tenant, role: 'member' }];
       return [];
     })
     .sort((a, b) => a.tenant.slug.localeCompare(b.tenant.slug));

@@ -554,7 +554,9 @@ export interface components {
             /** @description CEL rules that hold for the parameters, as written in the XRD. */
             rules: components["schemas"]["CatalogRule"][];
             /** @description JSON Schema of the order parameters (the resource's `spec`), defaults included. */
-            schema: Record<string, never>;
+            schema: {
+                [key: string]: unknown;
+            };
             /** @description Suggested order of the top-level parameters in forms (`x-ui-order`). */
             ui_order: string[];
             version: string;
@@ -584,7 +586,9 @@ export interface components {
             /** @description DNS-1123 label, unique per kind within the tenant. */
             name: string;
             /** @description The resource's `spec`; validated against the XRD's schema and CEL rules. Ignored for deletes. */
-            parameters?: Record<string, never>;
+            parameters?: {
+                [key: string]: unknown;
+            };
         };
         /** @description `POST /api/v1/services`: the typed facade over an `App` create order. */
         CreateServiceRequest: {
@@ -657,7 +661,9 @@ export interface components {
         /** @description `POST /api/v1/catalog/{kind}/estimate`: the parameters an order would carry. */
         EstimateRequest: {
             /** @description The resource's `spec`, as in an order; defaults apply. */
-            parameters?: Record<string, never>;
+            parameters?: {
+                [key: string]: unknown;
+            };
         };
         /** @description One invalid field of a request. */
         FieldProblem: {
@@ -706,7 +712,9 @@ export interface components {
             idempotency_key?: string | null;
             kind: string;
             name: string;
-            parameters: Record<string, never>;
+            parameters: {
+                [key: string]: unknown;
+            };
             /** @description Path of the resource file in the tenant repo, e.g. `apps/shop.yaml`. */
             path: string;
             pull_request?: null | components["schemas"]["PullRequest"];
@@ -825,7 +833,9 @@ export interface components {
             order_id: string;
             /** @description Path of the resource file in the tenant repo. */
             path: string;
-            spec: Record<string, never>;
+            spec: {
+                [key: string]: unknown;
+            };
             /** @description `pending`, `ready`, `failed` or `deleting`. */
             status: string;
             tenant: string;
