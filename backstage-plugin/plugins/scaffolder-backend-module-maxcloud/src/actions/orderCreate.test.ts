@@ -213,6 +213,19 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
       (await ordersOf(shop.apiKey)).filter(o => o.name === 'bad-scaling'),
     ).toEqual([]);
 
+    const several = await step({
+      kind: 'App',
+      name: 'bad-scaling',
+      parameters: { port: 0, scaling: { maxScale: 0 } },
+    })
+      .run()
+      .catch(e => e);
+    expect(several.name).toBe('InputError');
+    expect(several.message).toBe(
+      'parameters.image: is required; parameters.port: must be greater than or equal to 1; ' +
+        'parameters.scaling.maxScale: must be greater than or equal to 1',
+    );
+
     const unknownKind = await step({ kind: 'Mainframe', name: 'big' })
       .run()
       .catch(e => e);
