@@ -130,6 +130,8 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
     expect(order.parameters).toMatchObject({ image: 'nginx:1.27', port: 8080 });
     expect(order.pull_request).toMatchObject({ number: expect.any(Number) });
     expect(order.idempotency_key).toMatch(/^backstage:/);
+    // Ordered with the tenant's key, for the Backstage user who ran the template.
+    expect(order.requester).toBe('ops@shop.example for user:default/jane');
   });
 
   it('waits until a reviewed order is merged (wait: merged)', async () => {

@@ -201,11 +201,12 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
         );
       }
 
-      const tenant = await tenantOfInitiator(
+      const { tenant, user } = await tenantOfInitiator(
         await ctx.getInitiatorCredentials(),
         ctx.input.tenant,
       );
-      const client = maxcloud.client(tenant.slug);
+      // The order service records the Backstage user as who asked, beside the tenant key's user.
+      const client = maxcloud.client(tenant.slug, user);
 
       if (ctx.isDryRun) {
         const entry = await client.catalogEntry(kind).catch(e => {
@@ -287,7 +288,7 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
   async function tenantOfInitiator(
     credentials: BackstageCredentials,
     requested: string | undefined,
-  ): Promise<TenantConfig> {
+  ): Promise<{ tenant: TenantConfig; user: string }> {
     let user: BackstageUserInfo;
     try {
       user = await userInfo.getUserInfo(credentials);
@@ -311,9 +312,11 @@ export function createMaxcloudOrderAction(options: MaxcloudOrderActionOptions) {
             'their groups are among its members or admins',
         );
       }
-      return found.tenant;
+      return { tenant: found.tenant, user: user.userEntityRef };
     }
-    if (mine.length === 1) return mine[0].tenant;
+    if (mine.length === 1) {
+      return { tenant: mine[0].tenant, user: user.userEntityRef };
+    }
     if (mine.length === 0) {
       throw new NotAllowedError(
         `${user.userEntityRef} belongs to no max-cloud tenant and cannot order services`,
