@@ -200,7 +200,8 @@ export function templateEntityOf(
             title: `Open the ${entry.kind}`,
             icon: 'web',
             url: '${{ steps.order.output.resourceUrl }}',
-            if: '${{ steps.order.output.resourceUrl }}',
+            // A boolean: an `if` that renders to nothing (no resourceUrl yet) would keep the link.
+            if: '${{ steps.order.output.resourceUrl | length > 0 }}',
           },
           {
             title: 'View in the catalog',

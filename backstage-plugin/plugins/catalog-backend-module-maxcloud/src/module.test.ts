@@ -250,7 +250,7 @@ describe('catalog-backend-module-maxcloud in a backend, against maxcloud-server 
         }),
         expect.objectContaining({
           url: '${{ steps.order.output.resourceUrl }}',
-          if: '${{ steps.order.output.resourceUrl }}',
+          if: '${{ steps.order.output.resourceUrl | length > 0 }}',
         }),
       ]),
     );

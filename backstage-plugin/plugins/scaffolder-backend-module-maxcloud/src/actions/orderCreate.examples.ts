@@ -65,7 +65,7 @@ output:
   links:
     - title: Open the App
       url: \${{ steps.order.output.resourceUrl }}
-      if: \${{ steps.order.output.resourceUrl }}
+      if: \${{ steps.order.output.resourceUrl | length > 0 }}
     - title: Order
       url: \${{ steps.order.output.orderUrl }}
 `,
