@@ -228,9 +228,14 @@ function useEstimate(entry: CatalogEntry, parameters: Record<string, unknown> | 
   const [estimate, setEstimate] = useState<PriceEstimate | undefined>(undefined);
   const asked = useRef(0);
   const priced = !!priceOf(entry);
+  const required = ((entry.schema as { required?: string[] }).required ?? []) as string[];
+  const complete = !!parameters && required.every(k => parameters[k] !== undefined && parameters[k] !== '');
   useEffect(() => {
-    if (!priced || !parameters) return undefined;
     const ask = ++asked.current;
+    if (!priced || !parameters || !complete) {
+      setEstimate(undefined);
+      return undefined;
+    }
     const timer = setTimeout(() => {
       client.estimate(entry.kind, parameters).then(
         price => ask === asked.current && setEstimate(price),
@@ -238,6 +243,6 @@ function useEstimate(entry: CatalogEntry, parameters: Record<string, unknown> | 
       );
     }, 400);
     return () => clearTimeout(timer);
-  }, [client, entry.kind, parameters, priced]);
+  }, [client, entry.kind, parameters, priced, complete]);
   return estimate;
 }
