@@ -99,6 +99,7 @@ describe('a Backstage backend with the max-cloud plugins', () => {
     const orders = (await server.call(tenant.apiKey, 'GET', '/orders')).body;
     expect(orders).toEqual([expect.objectContaining({ kind: 'App', name: 'web', tenant: tenant.slug })]);
     const order = orders[0];
+    expect(order.requester).toBe(`portal@shop.example for ${JANE}`);
     const events = (await get(`/api/scaffolder/v2/tasks/${created.body.id}/events`)).body;
     const completion = events.find((e: any) => e.type === 'completion');
     expect(completion.body.output.links ?? []).toEqual(
