@@ -10,6 +10,8 @@
  */
 import ReactDOM from 'react-dom/client';
 import { createApp } from '@backstage/frontend-defaults';
+// The dev app is an app: it loads Backstage UI's styles as createDevApp of @backstage/frontend-dev-utils does.
+// eslint-disable-next-line @backstage/no-ui-css-imports-in-non-frontend
 import '@backstage/ui/css/styles.css';
 import maxcloudPlugin from '../src';
 import { devPlugin } from './devPlugin';

@@ -29,6 +29,16 @@ const FIRST_CONNECTION = 'connect';
 
 type Listener = (event: MaxcloudEvent) => void;
 
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>(resolve => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** One live event stream of a tenant, shared by every view under it. */
 export class EventHub {
   private readonly listeners = new Set<Listener>();
@@ -97,13 +107,7 @@ export class EventHub {
       }
       this.setLive(false);
       if (signal.aborted) return;
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, delay);
-        signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await sleep(delay, signal);
       delay = Math.min(delay * 2, 30_000);
     }
   }

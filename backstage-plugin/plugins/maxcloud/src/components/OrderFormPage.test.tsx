@@ -120,5 +120,8 @@ describe('Order form against maxcloud-server dev', () => {
       parameters: { image: 'nginx:1.27', port: 8080, scaling: { minScale: 5, maxScale: 20 }, visibility: 'public' },
     });
     expect(orders[0].idempotency_key).toMatch(/^backstage-/);
+    // only what was chosen (and the defaults), not the empty lists the form starts with
+    expect(orders[0].parameters).not.toHaveProperty('args');
+    expect(orders[0].parameters).not.toHaveProperty('env');
   });
 });

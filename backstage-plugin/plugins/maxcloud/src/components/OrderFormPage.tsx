@@ -10,7 +10,7 @@ import Typography from '@material-ui/core/Typography';
 import Alert from '@material-ui/lab/Alert';
 import { Form } from '@rjsf/material-ui';
 import validator from '@rjsf/validator-ajv8';
-import type { ErrorSchema } from '@rjsf/utils';
+import type { ErrorSchema, RJSFSchema } from '@rjsf/utils';
 import type { IChangeEvent } from '@rjsf/core';
 import {
   CatalogEntry,
@@ -28,6 +28,7 @@ import {
   formSchema,
   formUiSchema,
   newIdempotencyKey,
+  orderParameters,
   parameterPath,
   RESOURCE_NAME_PATTERN,
 } from './orderForm';
@@ -65,7 +66,7 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
   // One key per attempt; kept when the answer got lost, so retrying cannot order twice.
   const attempt = useRef<string | undefined>(undefined);
   const price = priceOf(entry);
-  const estimate = useEstimate(entry, formData);
+  const estimate = useEstimate(entry, schema, formData);
   const shownPrice = estimate ?? price;
 
   const submit = async ({ formData: data }: IChangeEvent<Record<string, unknown>>) => {
@@ -84,7 +85,7 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
     setSubmitting(true);
     try {
       const order = await client.createOrder(
-        { kind: entry.kind, name, parameters: (data ?? {}) as any },
+        { kind: entry.kind, name, parameters: orderParameters(data ?? {}, schema) as any },
         { idempotencyKey: attempt.current },
       );
       onOrdered(order);
@@ -223,7 +224,11 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
  * The price of the parameters as they are in the form (the order service's estimate, asked a moment after
  * the last change); undefined while they are not valid yet or the type has no price.
  */
-function useEstimate(entry: CatalogEntry, parameters: Record<string, unknown> | undefined) {
+function useEstimate(
+  entry: CatalogEntry,
+  schema: RJSFSchema,
+  parameters: Record<string, unknown> | undefined,
+) {
   const { client } = useMaxcloud();
   const [estimate, setEstimate] = useState<PriceEstimate | undefined>(undefined);
   const asked = useRef(0);
@@ -237,12 +242,12 @@ function useEstimate(entry: CatalogEntry, parameters: Record<string, unknown> | 
       return undefined;
     }
     const timer = setTimeout(() => {
-      client.estimate(entry.kind, parameters).then(
+      client.estimate(entry.kind, orderParameters(parameters, schema) as Record<string, unknown>).then(
         price => ask === asked.current && setEstimate(price),
         () => ask === asked.current && setEstimate(undefined),
       );
     }, 400);
     return () => clearTimeout(timer);
-  }, [client, entry.kind, parameters, priced, complete]);
+  }, [client, entry.kind, schema, parameters, priced, complete]);
   return estimate;
 }

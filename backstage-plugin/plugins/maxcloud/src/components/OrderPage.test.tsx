@@ -33,7 +33,7 @@ describe('Orders that wait for review, against maxcloud-server dev', () => {
   beforeAll(async () => {
     mc = await startTestMaxcloud('Review Co');
     const policy = await mc.admin('PUT', '/policies/App/create', { policy: 'review' });
-    expect(policy.status).toBe(200);
+    if (policy.status !== 200) throw new Error(`review policy: ${policy.status} ${JSON.stringify(policy.body)}`);
   });
   afterAll(() => mc?.server.stop());
 

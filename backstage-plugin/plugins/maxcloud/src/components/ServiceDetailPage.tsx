@@ -140,8 +140,9 @@ export function ResourceTreeCard(props: { kind: string; name: string }) {
     const unavailable = tree.error instanceof MaxcloudApiError && tree.error.status === 503;
     body = unavailable ? (
       <Alert severity="info" data-testid="resource-tree-unavailable">
-        The cluster's view is not available: {tree.error.message}. The resource is in your Git repository;
-        its tree appears here once max-cloud watches the cluster it runs in.
+        No resource tree yet ({tree.error.message}). The {kind} is in your organisation's Git repository; what
+        it is made of in the cluster, and how each part is doing, appears here once max-cloud watches that
+        cluster.
       </Alert>
     ) : (
       <ResponseErrorPanel error={tree.error} />

@@ -117,12 +117,9 @@ export function ReviewState(props: { pr?: PullRequest | null }) {
   }
   const state = pr.review_state ?? 'pending';
   const who = pr.reviewed_by?.length ? ` by ${pr.reviewed_by.join(', ')}` : '';
-  const label =
-    state === 'approved'
-      ? `approved${who}`
-      : state === 'changes_requested'
-        ? `changes requested${who}`
-        : 'review pending';
+  let label = 'review pending';
+  if (state === 'approved') label = `approved${who}`;
+  else if (state === 'changes_requested') label = `changes requested${who}`;
   return (
     <span data-testid="review-state" data-review={state}>
       {label}

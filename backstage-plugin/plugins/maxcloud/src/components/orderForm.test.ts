@@ -4,6 +4,7 @@ import {
   formSchema,
   formUiSchema,
   mergeErrorSchemas,
+  orderParameters,
   parameterPath,
 } from './orderForm';
 import { startTestMaxcloud, TestMaxcloud } from './testUtils';
@@ -50,5 +51,27 @@ describe('order form helpers', () => {
     expect(both).toEqual({ scaling: { maxScale: { __errors: ['too small', 'odd'] } }, port: { __errors: ['bad port'] } });
     expect(fieldMessage('parameters.a', 'parameters.a: must be set')).toBe('must be set');
     expect(fieldMessage('parameters.a', 'something else')).toBe('something else');
+  });
+});
+
+describe('orderParameters', () => {
+  it('leaves out the empty lists the form starts with, not required ones, and keeps the rest', () => {
+    const schema = {
+      type: 'object',
+      required: ['targets'],
+      properties: {
+        args: { type: 'array', items: { type: 'string' } },
+        targets: { type: 'array', items: { type: 'string' } },
+        some: { type: 'array', minItems: 1, items: { type: 'string' } },
+        env: { type: 'array', items: { type: 'object', properties: { tags: { type: 'array' } } } },
+        scaling: { type: 'object', properties: { minScale: { type: 'integer' } } },
+      },
+    } as any;
+    expect(
+      orderParameters(
+        { args: [], targets: [], some: [], env: [{ name: 'A', tags: [] }], scaling: { minScale: 0 }, image: 'x', gone: undefined },
+        schema,
+      ),
+    ).toEqual({ targets: [], some: [], env: [{ name: 'A' }], scaling: { minScale: 0 }, image: 'x' });
   });
 });

@@ -6,22 +6,25 @@ const KUBERNETES_ONLY_FORMATS = new Set(['int32', 'int64', 'float', 'double', 'b
 
 /** The catalog's parameter schema as the form uses it (a copy, without formats only Kubernetes knows). */
 export function formSchema(entry: CatalogEntry): RJSFSchema {
-  const strip = (node: unknown): unknown => {
-    if (Array.isArray(node)) return node.map(strip);
-    if (!node || typeof node !== 'object') return node;
-    const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
-      if (key === 'format' && typeof value === 'string' && KUBERNETES_ONLY_FORMATS.has(value)) continue;
+  return stripFormats(entry.schema ?? { type: 'object' }) as RJSFSchema;
+}
+
+function stripFormats(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(stripFormats);
+  if (!node || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+    if (key === 'format' && typeof value === 'string' && KUBERNETES_ONLY_FORMATS.has(value)) continue;
+    if (key === 'properties' && value && typeof value === 'object') {
       // `properties` maps names to schemas: a property may well be called `format`
-      out[key] = key === 'properties' ? stripProperties(value) : strip(value);
+      out[key] = Object.fromEntries(
+        Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, stripFormats(v)]),
+      );
+    } else {
+      out[key] = stripFormats(value);
     }
-    return out;
-  };
-  const stripProperties = (props: unknown): unknown => {
-    if (!props || typeof props !== 'object') return props;
-    return Object.fromEntries(Object.entries(props as Record<string, unknown>).map(([k, v]) => [k, strip(v)]));
-  };
-  return strip(entry.schema ?? { type: 'object' }) as RJSFSchema;
+  }
+  return out;
 }
 
 /** `ui:order` from the type's `x-ui-order` (only properties that exist, the rest after them). */
@@ -77,6 +80,31 @@ export function mergeErrorSchemas(a: ErrorSchema | undefined, b: ErrorSchema): E
 export function fieldMessage(field: string, message: string): string {
   const prefix = `${field}: `;
   return message.startsWith(prefix) ? message.slice(prefix.length) : message;
+}
+
+/**
+ * The form's data as parameters of an order: without the empty lists the form starts every list field with
+ * (unless the schema asks for items), so the pull request shows only what was chosen. Defaults stay: they
+ * are what the order service would fill in anyway, and the pull request documents them.
+ */
+export function orderParameters(data: unknown, schema: RJSFSchema | undefined): unknown {
+  if (Array.isArray(data)) {
+    const items = schema?.items && typeof schema.items === 'object' && !Array.isArray(schema.items)
+      ? (schema.items as RJSFSchema)
+      : undefined;
+    return data.map(item => orderParameters(item, items));
+  }
+  if (!data || typeof data !== 'object') return data;
+  const properties = (schema?.properties ?? {}) as Record<string, RJSFSchema>;
+  const required = new Set(schema?.required ?? []);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    if (value === undefined) continue;
+    const sub = typeof properties[key] === 'object' ? properties[key] : undefined;
+    if (Array.isArray(value) && value.length === 0 && !required.has(key) && !sub?.minItems) continue;
+    out[key] = orderParameters(value, sub);
+  }
+  return out;
 }
 
 /** Idempotency key of one order attempt. */

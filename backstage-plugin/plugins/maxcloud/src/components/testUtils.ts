@@ -1,4 +1,6 @@
 import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
+// The shared test support of the workspace starts the real order service; it is no package of its own.
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
 import { RunningMaxcloud, startMaxcloud } from '../../../../testing/maxcloudServer';
 
 /** A real `maxcloud-server dev` with one registered organisation, and a client acting as its admin. */
