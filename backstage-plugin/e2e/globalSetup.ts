@@ -1,9 +1,9 @@
 /**
  * Starts what the end-to-end test drives, all on 127.0.0.1 and all stopped at the end:
  *
- * 1. a real `maxcloud-server dev` (SQLite, local Git repositories) with one registered organisation;
+ * 1. a real `maxcloud-server dev` (SQLite, local Git repositories) with two registered organisations;
  * 2. the plugin's dev backend (plugins/maxcloud-backend: the `maxcloud` backend plugin with Backstage's guest
- *    sign-in), configured with that organisation's API key — the browser never sees the key;
+ *    sign-in), configured with their API keys (e2e/app-config.e2e.yaml) — the browser never sees a key;
  * 3. the plugin's dev app (plugins/maxcloud/dev: the new frontend system).
  *
  * The test reads the URLs and the organisation's admin key from the environment this sets.
@@ -102,11 +102,15 @@ export default async function globalSetup() {
   };
   try {
     const { slug, apiKey } = await maxcloud.register('jane@shop.example', 'Shop Co');
+    // a second organisation the guest user is only a member of
+    const second = await maxcloud.register('ops@zeta.example', 'Zeta Labs');
     const [appPort, backendPort] = [await freePort(), await freePort()];
     const env = {
       MAXCLOUD_URL: maxcloud.url,
       MAXCLOUD_TENANT: slug,
       MAXCLOUD_API_KEY: apiKey,
+      MAXCLOUD_E2E_TENANT2: second.slug,
+      MAXCLOUD_E2E_API_KEY2: second.apiKey,
       MAXCLOUD_E2E_APP_PORT: String(appPort),
       MAXCLOUD_E2E_BACKEND_PORT: String(backendPort),
     };
@@ -124,6 +128,8 @@ export default async function globalSetup() {
     process.env.MAXCLOUD_E2E_API = maxcloud.api;
     process.env.MAXCLOUD_E2E_TENANT = slug;
     process.env.MAXCLOUD_E2E_API_KEY = apiKey;
+    process.env.MAXCLOUD_E2E_TENANT2 = second.slug;
+    process.env.MAXCLOUD_E2E_API_KEY2 = second.apiKey;
   } catch (e) {
     await teardown();
     throw e;
