@@ -22,6 +22,8 @@ import maxcloudPlugin, {
 } from '.';
 import { maxcloudEntityCard } from './alpha';
 import { startTestMaxcloud, TestMaxcloud } from './components/testUtils';
+import { MaxcloudRouter } from './components/MaxcloudRouter';
+import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
 
 jest.setTimeout(60_000);
 
@@ -59,6 +61,20 @@ describe('the max-cloud plugin against maxcloud-server dev', () => {
     expect(await screen.findByTestId('service-type-App', {}, { timeout: 10_000 })).toBeInTheDocument();
     await user.click(screen.getByRole('tab', { name: 'My services' }));
     await waitFor(() => expect(screen.getByTestId('services-empty')).toBeInTheDocument());
+  });
+
+  it('says when max-cloud refuses the user, instead of empty pages', async () => {
+    const anonymous = new MaxcloudClient({ baseUrl: mc.server.api });
+    await renderInTestApp(<MaxcloudRouter />, {
+      apis: [[maxcloudApiRef, anonymous]],
+      mountPath: '/maxcloud',
+      initialRouteEntries: ['/maxcloud/services'],
+    });
+    // the order service itself has no /whoami (404: the views act for the key's tenant); it refuses the rest
+    const refusal = await anonymous.resources().catch(e => e);
+    expect(refusal).toMatchObject({ status: 401 });
+    expect((await screen.findAllByText(refusal.message, { exact: false }, { timeout: 10_000 }))[0]).toBeVisible();
+    expect(screen.queryByTestId('services')).not.toBeInTheDocument();
   });
 
   it('shows the entity card for entities annotated with a max-cloud resource, live', async () => {

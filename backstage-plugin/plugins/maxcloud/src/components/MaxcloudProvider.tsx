@@ -9,6 +9,7 @@ import {
   useState,
 } from 'react';
 import { useApi } from '@backstage/frontend-plugin-api';
+import { Progress, ResponseErrorPanel } from '@backstage/core-components';
 import { useLocation, useNavigate } from 'react-router-dom';
 import useAsync from 'react-use/esm/useAsync';
 import {
@@ -197,19 +198,15 @@ export function MaxcloudProvider(props: { tenant?: string; children: ReactNode }
     [client, tenant, identity, setTenant, events],
   );
 
-  if (whoami.loading) return null;
+  if (whoami.loading) return <Progress />;
   if (whoami.error) {
-    return <WhoamiError error={whoami.error} />;
+    return (
+      <div data-testid="maxcloud-whoami-error">
+        <ResponseErrorPanel title="max-cloud is not available" error={whoami.error} />
+      </div>
+    );
   }
   return <MaxcloudContext.Provider value={value}>{props.children}</MaxcloudContext.Provider>;
-}
-
-function WhoamiError({ error }: { error: Error }) {
-  return (
-    <div role="alert" data-testid="maxcloud-whoami-error">
-      max-cloud is not available: {error.message}
-    </div>
-  );
 }
 
 export function useMaxcloud(): MaxcloudContextValue {
