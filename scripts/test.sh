@@ -4,6 +4,8 @@
 #   - starts a throwaway PostgreSQL 15 on a free loopback port (the store suite runs on it and on SQLite),
 #   - builds the pinned upstream tools the platform tests run (scripts/testbin.sh, cached in ~/.cache/maxcloud),
 #   - builds the binaries the end-to-end tests run as processes (maxcloud-server, maxcloud),
+#   - runs the Backstage plugins' suite (scripts/backstage.sh: Node 24, npm packages, type checks, builds, jest,
+#     Playwright in Debian's chromium),
 #   - runs `cargo test` over the workspace; extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +47,6 @@ MAXCLOUD_TESTBIN=$(scripts/testbin.sh)
 export MAXCLOUD_TESTBIN
 
 cargo build --workspace --bins --locked
+# The Backstage plugins (TypeScript): their tests run against the maxcloud-server just built.
+scripts/backstage.sh
 cargo test --workspace --locked "$@"
