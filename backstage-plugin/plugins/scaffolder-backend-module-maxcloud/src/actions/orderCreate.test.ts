@@ -177,12 +177,14 @@ describe('maxcloud:order:create against maxcloud-server dev', () => {
       const orders = await ordersOf(shop.apiKey);
       return orders.find(o => o.name === 'images' && o.state === 'pr_open');
     }, 'the registry order to open its pull request');
+    // Attached before the rejection, so the step's failure is never an unhandled rejection in between.
+    const failed = expect(running).rejects.toThrow(
+      /^Order .+ was rejected: .*use the shared registry/,
+    );
     await server.call(shop.apiKey, 'POST', `/orders/${pending.id}/reject`, {
       reason: 'use the shared registry',
     });
-    await expect(running).rejects.toThrow(
-      /^Order .+ was rejected: .*use the shared registry/,
-    );
+    await failed;
   });
 
   it('fails the step when the order does not get far enough in time', async () => {
