@@ -8,6 +8,7 @@ import { mockCredentials, mockServices, startTestBackend } from '@backstage/back
 import request from 'supertest';
 import { features } from './features';
 import { eventually, RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
+import { userInfoOf } from '../../../testing/userInfo';
 
 jest.setTimeout(120_000);
 
@@ -47,12 +48,7 @@ describe('a Backstage backend with the max-cloud plugins', () => {
             },
           },
         }),
-        mockServices.userInfo.mock({
-          async getUserInfo(credentials: any) {
-            const ref = credentials.principal.userEntityRef;
-            return { userEntityRef: ref, ownershipEntityRefs: [ref, 'group:default/shop-team'] };
-          },
-        }).factory,
+        mockServices.userInfo.mock(userInfoOf({ [JANE]: [JANE, 'group:default/shop-team'] })).factory,
       ],
     });
   });

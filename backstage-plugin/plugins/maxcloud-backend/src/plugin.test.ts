@@ -3,6 +3,7 @@ import request from 'supertest';
 import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
 import { maxcloudPlugin } from './plugin';
 import { RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
+import { userInfoOf } from '../../../testing/userInfo';
 
 // Backstage users and their groups, as Backstage's user info service would report them.
 const OWNERSHIP: Record<string, string[]> = {
@@ -42,12 +43,7 @@ describe('maxcloud backend plugin against maxcloud-server dev', () => {
             },
           },
         }),
-        mockServices.userInfo.mock({
-          async getUserInfo(credentials: any) {
-            const ref = credentials.principal.userEntityRef;
-            return { userEntityRef: ref, ownershipEntityRefs: OWNERSHIP[ref] ?? [ref] };
-          },
-        }).factory,
+        mockServices.userInfo.mock(userInfoOf(OWNERSHIP)).factory,
       ],
     });
     app = backend.server;

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { mockCredentials, mockServices } from '@backstage/backend-test-utils';
-import { UserInfoService } from '@backstage/backend-plugin-api';
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   createMaxcloudService,
@@ -12,6 +11,8 @@ import {
   RunningMaxcloud,
   startMaxcloud,
 } from '../../../../testing/maxcloudServer';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import { userInfoOf } from '../../../../testing/userInfo';
 import { createMaxcloudOrderAction, idempotencyKeyOf } from './orderCreate';
 
 jest.setTimeout(60_000);
@@ -29,13 +30,7 @@ const OWNERSHIP: Record<string, string[]> = {
   'user:default/mallory': ['user:default/mallory', 'group:default/guests'],
 };
 
-const userInfo: UserInfoService = {
-  async getUserInfo(credentials) {
-    const ref = (credentials.principal as { userEntityRef: string })
-      .userEntityRef;
-    return { userEntityRef: ref, ownershipEntityRefs: OWNERSHIP[ref] ?? [ref] };
-  },
-};
+const userInfo = userInfoOf(OWNERSHIP);
 
 describe('maxcloud:order:create against maxcloud-server dev', () => {
   let server: RunningMaxcloud;
