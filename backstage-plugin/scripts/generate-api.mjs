@@ -7,7 +7,7 @@
 // way and fails when the committed file differs, so the API types cannot drift from the server.
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { renderOpenApiTypes } from '../plugins/maxcloud-common/src/generated/render.mjs';
+import { renderOpenApiTypes } from './render-openapi.mjs';
 
 const source = process.argv[2];
 if (!source) {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderOpenApiTypes } from '../plugins/maxcloud-common/src/generated/render.mjs';
+import { renderOpenApiTypes } from './render-openapi.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const committed = fileURLToPath(

@@ -2,7 +2,9 @@ import { mockCredentials, mockServices, startTestBackend } from '@backstage/back
 import request from 'supertest';
 import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
 import { maxcloudPlugin } from './plugin';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
 import { RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
 import { userInfoOf } from '../../../testing/userInfo';
 
 // Backstage users and their groups, as Backstage's user info service would report them.

@@ -1,6 +1,7 @@
 import { MaxcloudClient } from './client';
 import { MaxcloudApiError } from './errors';
 import { MaxcloudEvent } from './types';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
 import { RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
 
 describe('MaxcloudClient against maxcloud-server dev', () => {

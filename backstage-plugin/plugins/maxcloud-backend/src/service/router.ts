@@ -130,16 +130,7 @@ export async function createRouter(options: RouterOptions): Promise<express.Rout
   });
 
   router.use((error: Error, req: express.Request, res: express.Response, _next: express.NextFunction) => {
-    const status =
-      error instanceof HttpError
-        ? error.status
-        : error.name === 'AuthenticationError'
-          ? 401
-          : error.name === 'NotAllowedError'
-            ? 403
-            : (error as any).type === 'entity.parse.failed'
-              ? 400
-              : 500;
+    const status = statusOf(error);
     const code =
       error instanceof HttpError
         ? error.code
@@ -159,6 +150,15 @@ export async function createRouter(options: RouterOptions): Promise<express.Rout
   });
 
   return router;
+}
+
+/** The HTTP status of an error: ours, Backstage's auth errors, express.json's parse failures, else 500. */
+function statusOf(error: Error): number {
+  if (error instanceof HttpError) return error.status;
+  if (error.name === 'AuthenticationError') return 401;
+  if (error.name === 'NotAllowedError') return 403;
+  if ((error as { type?: string }).type === 'entity.parse.failed') return 400;
+  return 500;
 }
 
 /** Sends the request on to the order service with the tenant's key and streams the answer back. */
