@@ -11,7 +11,7 @@ import { Link as RouterLink, Route, Routes, useLocation, useResolvedPath } from 
 import { MaxcloudLinksProvider, useMaxcloudLinks } from './links';
 import { MarketplacePage } from './MarketplacePage';
 import { MaxcloudProvider, useMaxcloud } from './MaxcloudProvider';
-import { OrderFormPage } from './OrderFormPage';
+import { EditServicePage, OrderFormPage } from './OrderFormPage';
 import { OrderPage } from './OrderPage';
 import { ReviewsPage } from './ReviewsPage';
 import { ServiceDetailPage } from './ServiceDetailPage';
@@ -35,6 +35,7 @@ export function MaxcloudRouter() {
               <Route path="orders/:id" element={<OrderPage />} />
               <Route path="services" element={<ServicesPage />} />
               <Route path="services/:kind/:name" element={<ServiceDetailPage />} />
+              <Route path="services/:kind/:name/edit" element={<EditServicePage />} />
               <Route path="reviews" element={<ReviewsPage />} />
               <Route path="*" element={<Alert severity="warning">This max-cloud page does not exist.</Alert>} />
             </Routes>

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useNavigate, useParams } from 'react-router-dom';
+import useAsync from 'react-use/esm/useAsync';
 import { InfoCard, Link, Progress, ResponseErrorPanel } from '@backstage/core-components';
 import Box from '@material-ui/core/Box';
 import Button from '@material-ui/core/Button';
@@ -50,16 +51,76 @@ export function OrderFormPage() {
   );
 }
 
-/** The order form: a name and the type's parameters; the order service judges, its errors show inline. */
-export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order): void }) {
-  const { entry, onOrdered } = props;
+/**
+ * `services/:kind/:name/edit`: the order form of the type, prefilled with the resource's current spec; its
+ * order is an `update` of the resource.
+ */
+export function EditServicePage() {
+  const { kind = '', name = '' } = useParams();
+  const navigate = useNavigate();
+  const links = useMaxcloudLinks();
+  const { client } = useMaxcloud();
+  // Read once: the form must not change under the user's hands while they edit it.
+  const loaded = useAsync(async () => {
+    const [entry, resources] = await Promise.all([client.catalogEntry(kind), client.resources()]);
+    const resource = resources.find(r => r.kind.toLowerCase() === kind.toLowerCase() && r.name === name);
+    return { entry, resource };
+  }, [client, kind, name]);
+  if (loaded.error) return <ResponseErrorPanel error={loaded.error} />;
+  if (!loaded.value) return <Progress />;
+  const { entry, resource } = loaded.value;
+  if (!resource) {
+    return (
+      <Alert severity="info" data-testid="service-missing">
+        Your organisation has no {kind} called {name}. <Link to={links.services()}>All your services</Link>
+      </Alert>
+    );
+  }
+  if (resource.status === 'deleting') {
+    return (
+      <Alert severity="warning" data-testid="service-deleting">
+        {resource.kind} {resource.name} is being deleted and cannot be changed.{' '}
+        <Link to={links.service(resource.kind, resource.name)}>Back to the {resource.kind}</Link>
+      </Alert>
+    );
+  }
+  return (
+    <OrderForm
+      key={`${entry.kind}/${resource.name}`}
+      entry={entry}
+      action="update"
+      initial={{ name: resource.name, parameters: resource.spec }}
+      onOrdered={order => navigate(links.order(order.id))}
+    />
+  );
+}
+
+/** What an order form starts with: the resource's name and its current parameters (its `spec`). */
+export interface OrderFormInitial {
+  name: string;
+  parameters?: Record<string, unknown>;
+}
+
+/**
+ * The order form: a name and the type's parameters; the order service judges, its errors show inline.
+ * `action` `update` changes an existing resource: the form starts with `initial`, and the name is fixed.
+ */
+export function OrderForm(props: {
+  entry: CatalogEntry;
+  onOrdered(order: Order): void;
+  action?: 'create' | 'update';
+  initial?: OrderFormInitial;
+}) {
+  const { entry, onOrdered, initial } = props;
+  const action = props.action ?? 'create';
+  const updating = action === 'update';
   const { client } = useMaxcloud();
   const links = useMaxcloudLinks();
   const schema = useMemo(() => formSchema(entry), [entry]);
   const uiSchema = useMemo(() => formUiSchema(entry), [entry]);
-  const [name, setName] = useState('');
+  const [name, setName] = useState(initial?.name ?? '');
   const [nameError, setNameError] = useState<string>();
-  const [formData, setFormData] = useState<Record<string, unknown> | undefined>(undefined);
+  const [formData, setFormData] = useState<Record<string, unknown> | undefined>(initial?.parameters);
   const [extraErrors, setExtraErrors] = useState<ErrorSchema | undefined>(undefined);
   const [error, setError] = useState<string>();
   const [submitting, setSubmitting] = useState(false);
@@ -85,7 +146,7 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
     setSubmitting(true);
     try {
       const order = await client.createOrder(
-        { kind: entry.kind, name, parameters: orderParameters(data ?? {}, schema) as any },
+        { kind: entry.kind, name, action, parameters: orderParameters(data ?? {}, schema) as any },
         { idempotencyKey: attempt.current },
       );
       onOrdered(order);
@@ -115,7 +176,10 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
   return (
     <Grid container spacing={3}>
       <Grid item xs={12} md={8}>
-        <InfoCard title={`Order ${entry.kind}`} subheader={entry.description}>
+        <InfoCard
+          title={updating ? `Change ${entry.kind} ${name}` : `Order ${entry.kind}`}
+          subheader={entry.description}
+        >
           <form
             noValidate
             onSubmit={e => e.preventDefault()}
@@ -130,15 +194,19 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
               margin="normal"
               value={name}
               onChange={e => {
+                if (updating) return;
                 setName(e.target.value);
                 setNameError(undefined);
               }}
               error={!!nameError}
               helperText={
                 nameError ??
-                `Name of the ${entry.kind}: lowercase letters, digits and '-', unique among your ${entry.plural}`
+                (updating
+                  ? `The name of a ${entry.kind} cannot change`
+                  : `Name of the ${entry.kind}: lowercase letters, digits and '-', unique among your ${entry.plural}`)
               }
-              inputProps={{ 'data-testid': 'order-name' }}
+              InputProps={{ readOnly: updating }}
+              inputProps={{ 'data-testid': 'order-name', 'aria-readonly': updating || undefined }}
             />
           </form>
           <Box data-testid="order-form">
@@ -170,10 +238,14 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
                   disabled={submitting}
                   data-testid="order-submit"
                 >
-                  Place order
+                  {updating ? 'Place change order' : 'Place order'}
                 </Button>
                 {submitting ? <CircularProgress size={24} /> : null}
-                <Link to={links.marketplace()}>Back to the marketplace</Link>
+                {updating ? (
+                  <Link to={links.service(entry.kind, name)}>Back to the {entry.kind}</Link>
+                ) : (
+                  <Link to={links.marketplace()}>Back to the marketplace</Link>
+                )}
               </Box>
             </Form>
           </Box>
@@ -182,9 +254,11 @@ export function OrderForm(props: { entry: CatalogEntry; onOrdered(order: Order):
       <Grid item xs={12} md={4}>
         <InfoCard title="What happens">
           <Typography variant="body2" paragraph>
-            Your order becomes a pull request in your organisation's Git repository. By default this type{' '}
-            <strong>{mergePolicyLabel(entry.merge_policy?.create)}</strong>
-            {entry.merge_policy?.create === 'review'
+            Your order becomes a pull request in your organisation's Git repository
+            {updating ? ' that changes the resource\'s file' : ''}. By default{' '}
+            {updating ? 'a change of this type' : 'this type'}{' '}
+            <strong>{mergePolicyLabel(entry.merge_policy?.[action])}</strong>
+            {entry.merge_policy?.[action] === 'review'
               ? ': it is applied once a reviewer approves the pull request.'
               : ': the pull request is merged at once and applied by Flux.'}{' '}
             Your organisation may ask for reviews of more types.

@@ -1,4 +1,5 @@
-import { useParams } from 'react-router-dom';
+import { useRef, useState } from 'react';
+import { Link as RouterLink, useNavigate, useParams } from 'react-router-dom';
 import {
   CodeSnippet,
   InfoCard,
@@ -12,6 +13,13 @@ import {
   StructuredMetadataTable,
 } from '@backstage/core-components';
 import Box from '@material-ui/core/Box';
+import Button from '@material-ui/core/Button';
+import CircularProgress from '@material-ui/core/CircularProgress';
+import Dialog from '@material-ui/core/Dialog';
+import DialogActions from '@material-ui/core/DialogActions';
+import DialogContent from '@material-ui/core/DialogContent';
+import DialogContentText from '@material-ui/core/DialogContentText';
+import DialogTitle from '@material-ui/core/DialogTitle';
 import Grid from '@material-ui/core/Grid';
 import List from '@material-ui/core/List';
 import ListItem from '@material-ui/core/ListItem';
@@ -20,11 +28,21 @@ import Typography from '@material-ui/core/Typography';
 import Alert from '@material-ui/lab/Alert';
 import {
   MaxcloudApiError,
+  Resource,
   ResourceNode,
 } from '@maxcloud/backstage-plugin-maxcloud-common';
-import { formatTime, LiveIndicator, OrderState, PullRequestLink, ResourceStatus, ReviewState } from './common';
+import {
+  errorText,
+  formatTime,
+  LiveIndicator,
+  OrderState,
+  PullRequestLink,
+  ResourceStatus,
+  ReviewState,
+} from './common';
 import { useMaxcloudLinks } from './links';
-import { useLiveData } from './MaxcloudProvider';
+import { useLiveData, useMaxcloud } from './MaxcloudProvider';
+import { newIdempotencyKey } from './orderForm';
 
 /** `services/:kind/:name`: one resource, its orders and its resource tree in the cluster. */
 export function ServiceDetailPage() {
@@ -80,6 +98,7 @@ export function ServiceDetailPage() {
             <Typography variant="subtitle2">Parameters</Typography>
             <CodeSnippet language="json" text={JSON.stringify(r.spec, null, 2)} />
           </Box>
+          <ResourceActions resource={r} />
         </InfoCard>
       </Grid>
       <Grid item xs={12} md={6}>
@@ -192,5 +211,132 @@ function TreeNode({ node, depth }: { node: ResourceNode; depth: number }) {
         <TreeNode key={`${child.api_version}/${child.kind}/${child.namespace}/${child.name}`} node={child} depth={depth + 1} />
       ))}
     </>
+  );
+}
+
+/**
+ * Change (the order form, prefilled) and delete (after a confirmation) a resource; neither while it is being
+ * deleted. The order service's refusals (409: another order of the resource is about to be merged, or it is
+ * already being deleted) show as an alert.
+ */
+function ResourceActions({ resource }: { resource: Resource }) {
+  const { client } = useMaxcloud();
+  const links = useMaxcloudLinks();
+  const navigate = useNavigate();
+  const entry = useLiveData(c => c.catalogEntry(resource.kind), [resource.kind], () => false);
+  const [confirming, setConfirming] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const [error, setError] = useState<string>();
+  // One key per attempt; kept when the answer got lost, so retrying cannot order twice.
+  const attempt = useRef<string | undefined>(undefined);
+
+  if (resource.status === 'deleting') {
+    return (
+      <Box mt={2}>
+        <Alert severity="info" data-testid="service-being-deleted">
+          A pull request removes this {resource.kind} from your organisation's Git repository; Flux prunes it
+          from the cluster once it is merged. It cannot be changed meanwhile.
+        </Alert>
+      </Box>
+    );
+  }
+
+  const reviewed = entry.value?.merge_policy?.delete === 'review';
+  const remove = async () => {
+    setDeleting(true);
+    setError(undefined);
+    attempt.current ??= newIdempotencyKey();
+    try {
+      const order = await client.createOrder(
+        { kind: resource.kind, name: resource.name, action: 'delete' },
+        { idempotencyKey: attempt.current },
+      );
+      setConfirming(false);
+      navigate(links.order(order.id));
+    } catch (e) {
+      // The order service answered: the next attempt is a new order.
+      if (e instanceof MaxcloudApiError) attempt.current = undefined;
+      setConfirming(false);
+      const conflict = e instanceof MaxcloudApiError && e.status === 409;
+      setError(
+        conflict
+          ? `${resource.kind} ${resource.name} cannot be deleted now: ${errorText(e)}`
+          : `The delete order could not be placed: ${errorText(e)}`,
+      );
+    } finally {
+      setDeleting(false);
+    }
+  };
+
+  return (
+    <Box mt={2}>
+      <Box display="flex" style={{ gap: 8 }}>
+        <Button
+          variant="contained"
+          color="primary"
+          component={RouterLink}
+          to={links.serviceEdit(resource.kind, resource.name)}
+          data-testid="service-change"
+        >
+          Change
+        </Button>
+        <Button
+          variant="outlined"
+          disabled={deleting}
+          onClick={() => {
+            setError(undefined);
+            setConfirming(true);
+          }}
+          data-testid="service-delete"
+        >
+          Delete…
+        </Button>
+      </Box>
+      {error ? (
+        <Box mt={2}>
+          <Alert severity="error" data-testid="service-action-error">
+            {error}
+          </Alert>
+        </Box>
+      ) : null}
+      <Dialog
+        open={confirming}
+        onClose={() => !deleting && setConfirming(false)}
+        aria-labelledby="maxcloud-delete-title"
+        data-testid="delete-dialog"
+      >
+        <DialogTitle id="maxcloud-delete-title">
+          Delete {resource.kind} {resource.name}?
+        </DialogTitle>
+        <DialogContent>
+          <DialogContentText data-testid="delete-explanation">
+            A pull request removes the file of {resource.kind} <strong>{resource.name}</strong> (
+            <code>{resource.path}</code>) from your organisation's Git repository; once it is merged, Flux prunes
+            the {resource.kind} and everything it is made of from the cluster.{' '}
+            {entry.value && reviewed
+              ? `Deleting a ${resource.kind} needs review: nothing is deleted until a reviewer approves the pull request.`
+              : null}
+            {entry.value && !reviewed
+              ? `Deleting a ${resource.kind} needs no review: the pull request is merged at once.`
+              : null}
+          </DialogContentText>
+        </DialogContent>
+        <DialogActions>
+          <Button onClick={() => setConfirming(false)} disabled={deleting}>
+            Cancel
+          </Button>
+          {deleting ? <CircularProgress size={24} /> : null}
+          <Button
+            color="secondary"
+            variant="contained"
+            onClick={remove}
+            disabled={deleting}
+            data-testid="delete-confirm"
+          >
+            Delete {resource.name}
+          </Button>
+        </DialogActions>
+      </Dialog>
+    </Box>
   );
 }

@@ -7,6 +7,8 @@ export interface MaxcloudLinks {
   order(id: string): string;
   services(): string;
   service(kind: string, name: string): string;
+  /** The form that changes a resource (an `update` order). */
+  serviceEdit(kind: string, name: string): string;
   reviews(): string;
 }
 
@@ -20,6 +22,8 @@ export function maxcloudLinks(base: string, tenant?: string): MaxcloudLinks {
     order: id => at(`/orders/${encodeURIComponent(id)}`),
     services: () => at('/services'),
     service: (kind, name) => at(`/services/${encodeURIComponent(kind)}/${encodeURIComponent(name)}`),
+    serviceEdit: (kind, name) =>
+      at(`/services/${encodeURIComponent(kind)}/${encodeURIComponent(name)}/edit`),
     reviews: () => at('/reviews'),
   };
 }
