@@ -48,7 +48,7 @@ enum Next {
     /// Nothing more to do now.
     Done,
     /// Merge it.
-    Merge(PullRequest),
+    Merge(Box<PullRequest>),
 }
 
 impl From<ForgeError> for LaneError {
@@ -169,7 +169,7 @@ impl Worker {
             None => self.open(tenant, order, &texts, url, auth).await?,
         };
         if let Next::Merge(pr) = next {
-            self.merge(tenant, order, &texts, pr, url, auth).await?;
+            self.merge(tenant, order, &texts, *pr, url, auth).await?;
         }
         Ok(())
     }
@@ -320,7 +320,7 @@ impl Worker {
             self.inner.store.record_pr_head(&order.id, &pr.head_sha).await?;
         }
         if order.merge_policy == "auto" || order.approved {
-            return Ok(Next::Merge(pr));
+            return Ok(Next::Merge(Box::new(pr)));
         }
         // Review: count the forge's verdicts.
         let forge = self.settings().forge.clone();
@@ -337,7 +337,7 @@ impl Worker {
             (false, true, _) => ReviewUpdate { state: "pending".into(), reviewed_by: approvers },
         };
         let now = self.inner.store.record_review(order, &update, approved).await?;
-        Ok(if now.approved { Next::Merge(pr) } else { Next::Done })
+        Ok(if now.approved { Next::Merge(Box::new(pr)) } else { Next::Done })
     }
 
     /// Merge on the forge. If the forge refuses because main moved under the branch, the commit is rebuilt on the

@@ -30,7 +30,7 @@ pub enum Accepted {
     Created(OrderRow),
     /// A new order was stored and superseded `superseded`, which waited for review (now `superseded`, its PR row
     /// closed).
-    Superseding { order: OrderRow, superseded: OrderRow },
+    Superseding { order: OrderRow, superseded: Box<OrderRow> },
     /// The idempotency key was seen before with the same request: the original order.
     Replayed(OrderRow),
 }
@@ -271,7 +271,7 @@ impl Store {
         }
         tx.commit().await?;
         Ok(match superseded {
-            Some(superseded) => Accepted::Superseding { order: row, superseded },
+            Some(superseded) => Accepted::Superseding { order: row, superseded: Box::new(superseded) },
             None => Accepted::Created(row),
         })
     }
