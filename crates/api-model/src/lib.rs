@@ -564,3 +564,27 @@ pub fn order_state_reached(state: &str, target: &str) -> bool {
 pub fn order_state_is_terminal(state: &str) -> bool {
     matches!(state, "ready" | "failed" | "rejected" | "superseded")
 }
+
+// ---------------------------------------------------------------- audit
+
+/// One entry of the audit log (`GET /api/v1/audit`): every mutating call, accepted or refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: String,
+    /// When the call was answered (RFC 3339, UTC).
+    pub at: String,
+    /// Who: the key's user, with whom a front end acted for (`ops@acme.example for user:default/jane`).
+    pub actor: Option<String>,
+    pub method: String,
+    pub path: String,
+    /// What, e.g. `orders.create`, `orders.approve`, `auth.api-keys.create`.
+    pub action: String,
+    /// The HTTP status of the answer: the result.
+    pub status: u16,
+    /// What it acted on (`App/shop order/…`).
+    pub target: Option<String>,
+    /// Why a call was refused.
+    pub detail: Option<String>,
+    /// From where: the peer address the server saw.
+    pub source: Option<String>,
+}

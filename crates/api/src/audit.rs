@@ -23,6 +23,9 @@ pub async fn audit_layer(State(state): State<AppState>, req: Request, next: Next
     }
     let path = req.uri().path().to_string();
     let caller = req.extensions().get::<Caller>().cloned();
+    // The peer the server saw (a proxy's address behind an ingress): set when served with connect info.
+    let source =
+        req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
     let resp = next.run(req).await;
     let (tenant_id, actor) = match &caller {
         Some(Caller::Key(p) | Caller::BadOnBehalfOf(p)) => (Some(p.tenant.id.clone()), Some(crate::auth::actor(p))),
@@ -37,6 +40,7 @@ pub async fn audit_layer(State(state): State<AppState>, req: Request, next: Next
         status: resp.status().as_u16(),
         target: resp.extensions().get::<AuditTarget>().map(|t| t.0.clone()),
         detail: resp.extensions().get::<ErrorNote>().map(|n| n.0.chars().take(1000).collect()),
+        source,
     };
     if let Err(e) = state.audit.write(entry).await {
         tracing::error!(error = %e, "cannot write audit entry");

@@ -13,6 +13,22 @@ pub fn ts(us: i64) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+pub fn audit(row: &maxcloud_store::AuditRow) -> m::AuditRecord {
+    let e = &row.entry;
+    m::AuditRecord {
+        id: row.id.clone(),
+        at: ts(row.at),
+        actor: e.actor.clone(),
+        method: e.method.clone(),
+        path: e.path.clone(),
+        action: e.action.clone(),
+        status: e.status,
+        target: e.target.clone(),
+        detail: e.detail.clone(),
+        source: e.source.clone(),
+    }
+}
+
 pub fn user(u: &User) -> m::User {
     m::User { id: u.id.clone(), email: u.email.clone(), created_at: ts(u.created_at) }
 }

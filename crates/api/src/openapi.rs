@@ -14,7 +14,7 @@ use crate::routes;
         routes::auth::register, routes::auth::status, routes::auth::create_key, routes::auth::list_keys,
         routes::auth::delete_key, routes::auth::create_git_token,
         routes::auth::create_invite, routes::auth::accept_invite, routes::auth::members,
-        routes::catalog::list, routes::catalog::get, routes::catalog::estimate,
+        routes::catalog::list, routes::catalog::get, routes::catalog::estimate, routes::audit::list,
         routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
         routes::policies::list, routes::policies::set, routes::policies::reset,
         routes::webhooks::github, routes::webhooks::gitea,

@@ -85,6 +85,9 @@ pub enum Command {
     /// Show what the organisation's services used (requested vCPU and memory × running time) and what it costs
     Usage(UsageArgs),
 
+    /// Show the organisation's audit log: who did what, when, from where, with what result (admins)
+    Audit(AuditArgs),
+
     /// Show the organisation's merge policies (auto-merge or review, per kind and action), or set / reset one
     Policies {
         #[command(subcommand)]
@@ -274,6 +277,25 @@ pub struct UsageArgs {
     /// End of the window, exclusive, like --from [default: now]
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub to: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries at or after this RFC 3339 time or date
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Only entries before this RFC 3339 time or date
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only this action, e.g. orders.create
+    #[arg(long)]
+    pub action: Option<String>,
+    /// At most this many entries, newest first (1–1000)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub limit: i64,
+    /// Export as JSON lines (one entry per line), e.g. for a SIEM
+    #[arg(long)]
+    pub jsonl: bool,
 }
 
 /// An RFC 3339 time or a date (midnight UTC), as seconds since the Unix epoch.

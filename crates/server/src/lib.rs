@@ -261,6 +261,7 @@ async fn start_with(
         None => state,
     };
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until).await });
     Ok(Running { addr, orders, store, shutdown, task })
 }

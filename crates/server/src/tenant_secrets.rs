@@ -112,6 +112,7 @@ pub async fn ensure(
             action: "flux.git-token.create".into(),
             target: Some(format!("git-token/{id}")),
             detail: created.as_ref().err().cloned(),
+            source: None,
         };
         if let Err(e) = store.audit(&entry).await {
             tracing::error!(error = %e, "cannot write audit entry");

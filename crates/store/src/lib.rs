@@ -21,6 +21,7 @@ mod resources;
 mod tenants;
 mod usage;
 
+pub use audit::AuditQuery;
 pub use forges::{MergePolicyRow, ReviewUpdate};
 pub use invites::{Invite, Joined, Member};
 pub use observed::{Observation, Recorded};

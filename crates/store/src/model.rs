@@ -188,6 +188,8 @@ pub struct AuditEntry {
     pub action: String,
     pub target: Option<String>,
     pub detail: Option<String>,
+    /// The peer address the call came from (`203.0.113.7`), when the server knows it.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone)]

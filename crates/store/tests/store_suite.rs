@@ -446,6 +446,7 @@ async fn audit_log_records_entries(store: Store) {
         action: "order.create".into(),
         target: Some("App/shop".into()),
         detail: Some("scaling.maxScale: must be at most 100".into()),
+        source: Some("203.0.113.7".into()),
     };
     store.audit(&entry).await.unwrap();
     store.audit(&maxcloud_store::AuditEntry { status: 401, tenant_id: None, ..entry.clone() }).await.unwrap();
@@ -453,7 +454,27 @@ async fn audit_log_records_entries(store: Store) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].entry.status, 422);
     assert_eq!(rows[0].entry.detail, entry.detail);
+    assert_eq!(rows[0].entry.source.as_deref(), Some("203.0.113.7"));
     assert_eq!(store.audit_log(None, 10).await.unwrap().len(), 1);
+
+    // Queries: a tenant's window and action, newest first, bounded.
+    let b = store.register("b@example.com", "B", slug("b"), key("b")).await.unwrap();
+    store.audit(&maxcloud_store::AuditEntry { tenant_id: Some(b.tenant.id.clone()), ..entry.clone() }).await.unwrap();
+    let approve = maxcloud_store::AuditEntry { action: "orders.approve".into(), status: 200, ..entry.clone() };
+    store.audit(&approve).await.unwrap();
+    let all = maxcloud_store::AuditQuery { limit: 100, ..Default::default() };
+    let mine = store.audit_query(&a.tenant.id, &all).await.unwrap();
+    assert_eq!(mine.iter().map(|r| r.entry.action.as_str()).collect::<Vec<_>>(), ["orders.approve", "order.create"]);
+    assert!(mine.iter().all(|r| r.entry.tenant_id.as_deref() == Some(a.tenant.id.as_str())), "only tenant a's");
+    let only = maxcloud_store::AuditQuery { action: Some("orders.approve".into()), ..all.clone() };
+    assert_eq!(store.audit_query(&a.tenant.id, &only).await.unwrap().len(), 1);
+    let newest = mine[0].at;
+    let before = maxcloud_store::AuditQuery { until_us: Some(newest), ..all.clone() };
+    assert!(store.audit_query(&a.tenant.id, &before).await.unwrap().iter().all(|r| r.at < newest));
+    let after = maxcloud_store::AuditQuery { since_us: Some(newest), ..all.clone() };
+    assert!(store.audit_query(&a.tenant.id, &after).await.unwrap().iter().all(|r| r.at >= newest));
+    let one = maxcloud_store::AuditQuery { limit: 1, ..all };
+    assert_eq!(store.audit_query(&a.tenant.id, &one).await.unwrap().len(), 1);
 }
 
 async fn migrations_are_idempotent(store: Store) {

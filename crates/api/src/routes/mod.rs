@@ -1,5 +1,6 @@
 //! Route table of `/api/v1`. Each module holds the handlers of one resource.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod events;
@@ -54,6 +55,7 @@ pub fn api_routes() -> Router<AppState> {
             get(services::get).put(services::update).patch(services::patch).delete(services::delete),
         )
         .route("/usage", get(usage::get))
+        .route("/audit", get(audit::list))
         .route("/events", get(events::stream))
         .route("/openapi.json", get(crate::openapi::document))
         .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })

@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::config::{self, Credentials};
 use crate::output::Format;
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod completions;
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Catalog { kind } => catalog::run(&ctx, kind.as_deref()).await,
         Command::Resources => services::resources(&ctx).await,
         Command::Usage(args) => usage::run(&ctx, args).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Policies { command } => policies::run(&ctx, command).await,
         Command::Completions { .. } => Ok(()),
     }

@@ -3,6 +3,27 @@
 // the test openapi.test.ts fails when this file differs from what a running server describes.
 
 export interface paths {
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's audit entries, newest first. `since`/`until`: RFC 3339 times (`since` inclusive,
+         *     `until` exclusive); `action`: one action, e.g. `orders.create`; `limit`: 1–1000 (default 100);
+         *     `format=jsonl`: JSON lines (`application/x-ndjson`), one entry per line, for export. Admins only.
+         */
+        get: operations["audit_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/accept-invite": {
         parameters: {
             query?: never;
@@ -530,6 +551,29 @@ export interface components {
             /** @description First characters of the key (`mc_ab12cd34`), enough to recognise it. */
             prefix: string;
         };
+        /** @description One entry of the audit log (`GET /api/v1/audit`): every mutating call, accepted or refused. */
+        AuditRecord: {
+            /** @description What, e.g. `orders.create`, `orders.approve`, `auth.api-keys.create`. */
+            action: string;
+            /** @description Who: the key's user, with whom a front end acted for (`ops@acme.example for user:default/jane`). */
+            actor?: string | null;
+            /** @description When the call was answered (RFC 3339, UTC). */
+            at: string;
+            /** @description Why a call was refused. */
+            detail?: string | null;
+            id: string;
+            method: string;
+            path: string;
+            /** @description From where: the peer address the server saw. */
+            source?: string | null;
+            /**
+             * Format: int32
+             * @description The HTTP status of the answer: the result.
+             */
+            status: number;
+            /** @description What it acted on (`App/shop order/…`). */
+            target?: string | null;
+        };
         /** @description `GET /api/v1/auth/status` */
         AuthStatus: {
             api_key: components["schemas"]["ApiKey"];
@@ -970,6 +1014,56 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    audit_list: {
+        parameters: {
+            query?: {
+                since?: string;
+                until?: string;
+                action?: string;
+                limit?: number;
+                /** @description `json` (default) or `jsonl` */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditRecord"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     auth_accept_invite: {
         parameters: {
             query?: never;
