@@ -69,13 +69,7 @@ pub async fn list(
             return Err(ApiError::bad_request(format!("action must look like orders.create, got {a:?}")).field("action"))
         }
     };
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::bad_request("limit must be an integer from 1 to 1000").field("limit")),
-        },
-    };
+    let limit = super::limit_param(&q)?;
     let jsonl = match q.get("format").map(String::as_str) {
         None | Some("json") => false,
         Some("jsonl") => true,

@@ -61,6 +61,17 @@ pub fn api_routes() -> Router<AppState> {
         .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })
 }
 
+/// The `limit` query parameter of list endpoints: 1–1000, default 100.
+pub(crate) fn limit_param(q: &std::collections::HashMap<String, String>) -> Result<i64, crate::error::ApiError> {
+    match q.get("limit") {
+        None => Ok(100),
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(crate::error::ApiError::bad_request("limit must be an integer from 1 to 1000").field("limit")),
+        },
+    }
+}
+
 pub async fn cluster_header(State(state): State<AppState>, mut resp: Response) -> Response {
     let value = if state.config.cluster_connected { "connected" } else { "none" };
     resp.headers_mut().insert(CLUSTER_HEADER, HeaderValue::from_static(value));

@@ -99,13 +99,7 @@ pub async fn list(
     Auth(p): Auth,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<axum::Json<Vec<m::Order>>> {
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::bad_request("limit must be an integer from 1 to 1000").field("limit")),
-        },
-    };
+    let limit = super::limit_param(&q)?;
     if let Some(review) = q.get("review") {
         if review != "pending" {
             return Err(ApiError::bad_request(format!("review: expected `pending`, got {review:?}")).field("review"));
