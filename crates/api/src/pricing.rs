@@ -146,9 +146,9 @@ impl PriceList {
         let (low, high) = self.monthly_micros(f);
         m::PriceEstimate {
             currency: self.currency.clone(),
-            monthly_min: format!("{:.2}", micros_to_units(low)),
-            monthly_max: format!("{:.2}", micros_to_units(high)),
-            summary: self.monthly_estimate(f),
+            monthly_min: money(low),
+            monthly_max: money(high),
+            summary: self.summary(f, low, high),
         }
     }
 
@@ -156,7 +156,11 @@ impl PriceList {
     /// 512 MiB; 730 h, list prices)`.
     pub fn monthly_estimate(&self, f: &maxcloud_catalog::Footprint) -> String {
         let (low, high) = self.monthly_micros(f);
-        let money = |m: u128| format!("{:.2}", micros_to_units(m));
+        self.summary(f, low, high)
+    }
+
+    /// The one-line estimate of `f` costing `low`–`high` (10^-6 units) per month.
+    fn summary(&self, f: &maxcloud_catalog::Footprint, low: u128, high: u128) -> String {
         let amount = if low == high { money(low) } else { format!("{}–{}", money(low), money(high)) };
         let instances = if f.min_instances == f.max_instances {
             format!("{} instance{}", f.max_instances, if f.max_instances == 1 { "" } else { "s" })
@@ -178,6 +182,11 @@ impl PriceList {
 
 /// Seconds in the month of an estimate (730 hours, the usual cloud billing month).
 const MONTH_SECONDS: u128 = 730 * 3600;
+
+/// A cost in 10^-6 units as an amount with two decimals (`663.57`).
+fn money(micros: u128) -> String {
+    format!("{:.2}", micros_to_units(micros))
+}
 
 /// A cost in 10^-6 units as a number of currency units.
 pub fn micros_to_units(micros: u128) -> f64 {

@@ -8,8 +8,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maxcloud_api_model as m;
 use maxcloud_store::AuditQuery;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::auth::Auth;
 use crate::convert;
@@ -42,14 +40,7 @@ pub async fn list(
     }
     let time = |name: &str| -> Result<Option<i64>, ApiError> {
         q.get(name)
-            .map(|text| {
-                OffsetDateTime::parse(text, &Rfc3339).map(|t| (t.unix_timestamp_nanos() / 1000) as i64).map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{name} must be an RFC 3339 time such as 2026-11-21T08:00:00Z, got {text:?}"
-                    ))
-                    .field(name)
-                })
-            })
+            .map(|text| super::time_param(text, name).map(|t| (t.unix_timestamp_nanos() / 1000) as i64))
             .transpose()
     };
     let (since_us, until_us) = (time("since")?, time("until")?);

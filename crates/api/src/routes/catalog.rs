@@ -27,6 +27,10 @@ pub fn entry(t: &ServiceType, prices: &PriceList) -> m::CatalogEntry {
     }
 }
 
+fn service_type<'a>(state: &'a AppState, kind: &str) -> ApiResult<&'a ServiceType> {
+    state.orders.catalog().get(kind).ok_or_else(|| ApiError::not_found(format!("no service type {kind:?}")))
+}
+
 /// Every orderable service type, derived from the XRDs.
 #[utoipa::path(get, operation_id = "catalog_list", path = "/api/v1/catalog", tag = "catalog", responses((status = 200, body = [m::CatalogEntry])))]
 pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<m::CatalogEntry>> {
@@ -37,8 +41,7 @@ pub async fn list(State(state): State<AppState>) -> axum::Json<Vec<m::CatalogEnt
 #[utoipa::path(get, operation_id = "catalog_get", path = "/api/v1/catalog/{kind}", tag = "catalog", params(("kind" = String, Path)),
     responses((status = 200, body = m::CatalogEntry), (status = 404, body = m::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(kind): Path<String>) -> ApiResult<axum::Json<m::CatalogEntry>> {
-    let t =
-        state.orders.catalog().get(&kind).ok_or_else(|| ApiError::not_found(format!("no service type {kind:?}")))?;
+    let t = service_type(&state, &kind)?;
     Ok(axum::Json(entry(t, &state.config.price_list)))
 }
 
@@ -53,13 +56,8 @@ pub async fn estimate(
     Path(kind): Path<String>,
     Json(req): Json<m::EstimateRequest>,
 ) -> ApiResult<axum::Json<m::PriceEstimate>> {
-    let t =
-        state.orders.catalog().get(&kind).ok_or_else(|| ApiError::not_found(format!("no service type {kind:?}")))?;
-    let params = match req.parameters {
-        None => Value::Object(Default::default()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(ApiError::invalid("parameters", "parameters must be a JSON object")),
-    };
+    let t = service_type(&state, &kind)?;
+    let params = super::parameters_object(req.parameters)?;
     let spec = t.validate(&params).map_err(|errors| {
         ApiError::from_order(maxcloud_orders::OrderError::Invalid(errors), "parameters.", &|_| None)
     })?;

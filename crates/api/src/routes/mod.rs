@@ -61,6 +61,27 @@ pub fn api_routes() -> Router<AppState> {
         .fallback(|| async { crate::error::ApiError::not_found("no such endpoint") })
 }
 
+/// Order parameters (a resource's `spec`) as given in a request body: a JSON object, `{}` when absent.
+pub(crate) fn parameters_object(
+    parameters: Option<serde_json::Value>,
+) -> Result<serde_json::Value, crate::error::ApiError> {
+    match parameters {
+        None => Ok(serde_json::Value::Object(Default::default())),
+        Some(v @ serde_json::Value::Object(_)) => Ok(v),
+        Some(_) => Err(crate::error::ApiError::invalid("parameters", "parameters must be a JSON object")),
+    }
+}
+
+/// A query parameter holding an RFC 3339 time; a bad one is refused naming `field`.
+pub(crate) fn time_param(text: &str, field: &str) -> Result<time::OffsetDateTime, crate::error::ApiError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
+        crate::error::ApiError::bad_request(format!(
+            "{field}: expected an RFC 3339 time such as 2026-01-01T00:00:00Z, got {text:?}"
+        ))
+        .field(field)
+    })
+}
+
 /// The `limit` query parameter of list endpoints: 1–1000, default 100.
 pub(crate) fn limit_param(q: &std::collections::HashMap<String, String>) -> Result<i64, crate::error::ApiError> {
     match q.get("limit") {

@@ -7,7 +7,6 @@ use maxcloud_api_model as m;
 use maxcloud_catalog::{Action, ResourceName};
 use maxcloud_orders::{PlaceOrder, Placed};
 use maxcloud_store::{Principal, Tenant};
-use serde_json::Value;
 
 use crate::audit::AuditTarget;
 use crate::auth::Auth;
@@ -64,11 +63,7 @@ pub async fn create(
             .map_err(|_| ApiError::invalid("action", format!("action {a:?} is not one of: create, update, delete")))?,
     };
     let name = parse_name(&req.name, "name")?;
-    let parameters = match req.parameters {
-        None => Value::Object(Default::default()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(ApiError::invalid("parameters", "parameters must be a JSON object")),
-    };
+    let parameters = super::parameters_object(req.parameters)?;
     let target = format!("{}/{}", req.kind, name);
     let placed = state
         .orders

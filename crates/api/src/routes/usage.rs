@@ -17,10 +17,7 @@ use crate::AppState;
 const MAX_SPAN_DAYS: i64 = 366;
 
 fn parse_time(text: &str, field: &str) -> ApiResult<i64> {
-    OffsetDateTime::parse(text, &Rfc3339).map(|t| t.unix_timestamp()).map_err(|_| {
-        ApiError::bad_request(format!("{field}: expected an RFC 3339 time such as 2026-01-01T00:00:00Z, got {text:?}"))
-            .field(field)
-    })
+    super::time_param(text, field).map(OffsetDateTime::unix_timestamp)
 }
 
 /// RFC 3339 (UTC, whole seconds).
