@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   LoggerService,
   readSchedulerServiceTaskScheduleDefinitionFromConfig,
@@ -297,36 +296,24 @@ export class MaxcloudEntityProvider implements EntityProvider {
   }
 
   /** Follows a tenant's event stream until shutdown, reopening it with backoff when it ends or fails. */
-  private async follow(slug: string): Promise<void> {
-    const signal = this.abort.signal;
-    const client = this.maxcloud.client(slug);
-    let lastEventId: string | undefined;
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        for await (const event of client.events({ signal, lastEventId })) {
-          failures = 0;
-          if (event.id) lastEventId = event.id;
-          this.changed(slug, event);
+  private follow(slug: string): Promise<void> {
+    return this.maxcloud.client(slug).followEvents({
+      signal: this.abort.signal,
+      backoff: this.reconnect,
+      onEvent: event => this.changed(slug, event),
+      onStatus: ({ live, error }) => {
+        if (live) return;
+        if (error) {
+          this.logger.warn(
+            `The event stream of max-cloud tenant ${slug} failed: ${error}`,
+          );
+        } else {
+          this.logger.info(
+            `The event stream of max-cloud tenant ${slug} ended; reopening it`,
+          );
         }
-        if (signal.aborted) break;
-        this.logger.info(
-          `The event stream of max-cloud tenant ${slug} ended; reopening it`,
-        );
-      } catch (e) {
-        if (signal.aborted) break;
-        this.logger.warn(
-          `The event stream of max-cloud tenant ${slug} failed: ${e}`,
-        );
-      }
-      const bound = Math.min(
-        this.reconnect.maxMs,
-        this.reconnect.minMs * 2 ** failures,
-      );
-      failures += 1;
-      // Jitter, so that tenants (and backend replicas) do not reconnect in lockstep.
-      await sleep(bound / 2 + (Math.random() * bound) / 2, signal);
-    }
+      },
+    });
   }
 
   /** A tenant reported a change: refresh soon, once for a burst of events. */
@@ -360,9 +347,4 @@ export class MaxcloudEntityProvider implements EntityProvider {
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  await delay(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -26,6 +26,20 @@ export interface MaxcloudClientOptions {
   headers?: Record<string, string>;
 }
 
+/** Options of {@link MaxcloudClient.followEvents}. */
+export interface FollowEventsOptions {
+  /** Stops following. */
+  signal: AbortSignal;
+  /** Every event, in order, across reconnections. */
+  onEvent(event: MaxcloudEvent): void;
+  /** The stream delivers (`live`), or ended or failed (`error` then says why) and is about to be reopened. */
+  onStatus?(status: { live: boolean; error?: unknown }): void;
+  /** `Last-Event-ID` of the first connection; reconnections send the id of the last event seen. */
+  lastEventId?: string;
+  /** Bounds of the exponential backoff (with jitter) before reopening; default 1 s to 60 s. */
+  backoff?: { minMs: number; maxMs: number };
+}
+
 /** Options of {@link MaxcloudClient.createOrder}. */
 export interface CreateOrderOptions {
   /** Replays with the same key return the original order instead of placing a second one. */
@@ -144,6 +158,40 @@ export class MaxcloudClient {
     }
   }
 
+  /**
+   * Follows the live events until `signal` aborts: the stream is reopened whenever it ends or fails, after a
+   * jittered exponential backoff, from the last event seen, so no event is missed or seen twice.
+   */
+  async followEvents(options: FollowEventsOptions): Promise<void> {
+    const { signal, onEvent, onStatus } = options;
+    const { minMs, maxMs } = options.backoff ?? { minMs: 1000, maxMs: 60_000 };
+    let lastEventId = options.lastEventId;
+    let failures = 0;
+    while (!signal.aborted) {
+      let error: unknown;
+      let live = false;
+      try {
+        for await (const event of this.events({ signal, lastEventId })) {
+          if (!live) {
+            live = true;
+            failures = 0;
+            onStatus?.({ live: true });
+          }
+          if (event.id) lastEventId = event.id;
+          onEvent(event);
+        }
+      } catch (e) {
+        error = e;
+      }
+      if (signal.aborted) return;
+      onStatus?.({ live: false, error });
+      const bound = Math.min(maxMs, minMs * 2 ** failures);
+      failures += 1;
+      // Jitter, so that clients (tenants, backend replicas, browser tabs) do not reconnect in lockstep.
+      await abortableSleep(bound / 2 + (Math.random() * bound) / 2, signal);
+    }
+  }
+
   private async json<T>(
     method: string,
     path: string,
@@ -179,6 +227,20 @@ export class MaxcloudClient {
     if (!response.ok) throw await MaxcloudApiError.fromResponse(response);
     return response;
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    let timer: ReturnType<typeof setTimeout> | undefined = undefined;
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
 }
 
 function toEvent(type: string | undefined, id: string | undefined, data: string): MaxcloudEvent | undefined {

@@ -30,16 +30,6 @@ const FIRST_CONNECTION = 'connect';
 
 type Listener = (event: MaxcloudEvent) => void;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>(resolve => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
 /** One live event stream of a tenant, shared by every view under it. */
 export class EventHub {
   private readonly listeners = new Set<Listener>();
@@ -84,33 +74,20 @@ export class EventHub {
   }
 
   private async run(signal: AbortSignal) {
-    let lastEventId: string | undefined;
-    let delay = 1000;
-    while (!signal.aborted) {
-      try {
-        for await (const event of this.client.events({
-          signal,
-          lastEventId: lastEventId ?? FIRST_CONNECTION,
-        })) {
-          this.setLive(true);
-          delay = 1000;
-          if (event.id) lastEventId = event.id;
-          this.listeners.forEach(l => {
-            try {
-              l(event);
-            } catch {
-              // a view's handler must not end the stream of the others
-            }
-          });
-        }
-      } catch {
-        // dropped or refused: try again below
-      }
-      this.setLive(false);
-      if (signal.aborted) return;
-      await sleep(delay, signal);
-      delay = Math.min(delay * 2, 30_000);
-    }
+    await this.client.followEvents({
+      signal,
+      lastEventId: FIRST_CONNECTION,
+      backoff: { minMs: 1000, maxMs: 30_000 },
+      onStatus: ({ live }) => this.setLive(live),
+      onEvent: event =>
+        this.listeners.forEach(l => {
+          try {
+            l(event);
+          } catch {
+            // a view's handler must not end the stream of the others
+          }
+        }),
+    });
   }
 }
 

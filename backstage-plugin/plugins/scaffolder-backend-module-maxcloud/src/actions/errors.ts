@@ -43,14 +43,11 @@ export function toBackstageError(error: unknown, tenant: string): Error {
 }
 
 /**
- * The error's message, prefixed with its field unless the message already names it; every invalid field
- * when there are several (`parameters.image: is required; parameters.port: …`).
+ * The error's message, prefixed with its field unless the message already names it. The order service's
+ * message of invalid parameters already lists every invalid field (`parameters.image: is required;
+ * parameters.port: …`).
  */
 function withField(error: MaxcloudApiError): string {
-  const fields = error.fields ?? [];
-  if (fields.length > 1) {
-    return fields.map(f => `${f.field}: ${f.message}`).join('; ');
-  }
   if (!error.field || error.message.startsWith(`${error.field}:`))
     return error.message;
   return `${error.field}: ${error.message}`;
