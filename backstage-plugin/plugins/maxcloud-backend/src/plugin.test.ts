@@ -3,7 +3,7 @@ import request from 'supertest';
 import { MaxcloudClient } from '@maxcloud/backstage-plugin-maxcloud-common';
 import { maxcloudPlugin } from './plugin';
 // eslint-disable-next-line @backstage/no-relative-monorepo-imports
-import { RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
+import { eventually, RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
 // eslint-disable-next-line @backstage/no-relative-monorepo-imports
 import { userInfoOf } from '../../../testing/userInfo';
 
@@ -158,14 +158,14 @@ describe('maxcloud backend plugin against maxcloud-server dev', () => {
       .post(`/api/maxcloud/orders/${order.body.id}/approve`)
       .set('authorization', as('user:default/bob'));
     expect(approveByMember.status).toBe(403);
-    let approved: any;
-    for (let i = 0; i < 100; i++) {
-      approved = await request(app)
-        .post(`/api/maxcloud/orders/${order.body.id}/approve`)
-        .set('authorization', as('user:default/ada'));
-      if (approved.status === 200) break;
-      await new Promise(ok => setTimeout(ok, 100)); // the PR is still being opened
-    }
+    // Approve once the pull request waits for review (until then there is nothing to approve on).
+    await eventually(async () => {
+      const { body } = await server.call(shop.apiKey, 'GET', `/orders/${order.body.id}`);
+      return body.pull_request?.review_state === 'pending' ? body : undefined;
+    }, 'the pull request to wait for review');
+    const approved = await request(app)
+      .post(`/api/maxcloud/orders/${order.body.id}/approve`)
+      .set('authorization', as('user:default/ada'));
     expect(approved.status).toBe(200);
     expect(approved.body.pull_request.reviewed_by.length).toBeGreaterThan(0);
   });

@@ -92,9 +92,17 @@ export function tenantsOf(
 export const ON_BEHALF_OF_HEADER = 'x-maxcloud-on-behalf-of';
 
 /**
- * A client of the order service that acts with the tenant's API key. Only ever on the server side.
- * `onBehalfOf` (a user entity ref) is recorded by the order service as who asked, beside the key's user.
+ * The headers a call to the order service for `tenant` carries: the tenant's API key and, when given, the
+ * Backstage user it is made for (recorded by the order service as who asked, beside the key's user).
  */
+export function tenantHeaders(tenant: TenantConfig, onBehalfOf?: string): Record<string, string> {
+  return {
+    authorization: `Bearer ${tenant.apiKey}`,
+    ...(onBehalfOf ? { [ON_BEHALF_OF_HEADER]: onBehalfOf } : {}),
+  };
+}
+
+/** A client of the order service that acts with the tenant's API key. Only ever on the server side. */
 export function clientForTenant(
   config: MaxcloudConfig,
   tenant: TenantConfig,
@@ -102,9 +110,6 @@ export function clientForTenant(
 ): MaxcloudClient {
   return new MaxcloudClient({
     baseUrl: `${config.baseUrl}/api/v1`,
-    headers: {
-      authorization: `Bearer ${tenant.apiKey}`,
-      ...(onBehalfOf ? { [ON_BEHALF_OF_HEADER]: onBehalfOf } : {}),
-    },
+    headers: tenantHeaders(tenant, onBehalfOf),
   });
 }

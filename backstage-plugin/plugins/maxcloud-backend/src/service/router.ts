@@ -11,7 +11,7 @@ import type {
 import { MaxcloudIdentity, MaxcloudRole } from '@maxcloud/backstage-plugin-maxcloud-common';
 import {
   MaxcloudService,
-  ON_BEHALF_OF_HEADER,
+  tenantHeaders,
   tenantsOf,
   TenantConfig,
 } from '@maxcloud/backstage-plugin-maxcloud-node';
@@ -169,11 +169,7 @@ async function forward(
   baseUrl: string,
   user: string,
 ) {
-  const headers: Record<string, string> = {
-    authorization: `Bearer ${tenant.apiKey}`,
-    // Who in Backstage asked, for the order service's audit log.
-    [ON_BEHALF_OF_HEADER]: user,
-  };
+  const headers = tenantHeaders(tenant, user);
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = req.header(name);
     if (value !== undefined) headers[name] = value;
