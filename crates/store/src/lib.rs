@@ -18,6 +18,7 @@ mod model;
 mod observed;
 mod orders;
 mod resources;
+mod sops_keys;
 mod tenants;
 mod usage;
 
@@ -26,6 +27,7 @@ pub use forges::{MergePolicyRow, ReviewUpdate};
 pub use invites::{Invite, Joined, Member};
 pub use observed::{Observation, Recorded};
 pub use orders::{Accepted, Logged, LoggedEvent, OrderDetails, Outcome};
+pub use sops_keys::SealedKey;
 pub use tenants::{NewKey, Registration};
 pub use usage::{PodUsage, ServiceUsage, GIB};
 

@@ -61,6 +61,7 @@ on_both!(
     migrations_are_idempotent,
     observations_move_orders_and_resources,
     pod_usage_adds_up_exactly,
+    sops_keys_one_per_tenant,
 );
 
 fn key(n: &str) -> NewKey {
@@ -648,4 +649,18 @@ async fn pod_usage_adds_up_exactly(store: Store) {
     // Tenants see only their own usage.
     assert!(store.usage(&other.tenant.id, T, T + 100_000).await.unwrap().is_empty());
     assert!(store.pod_usages(&other.tenant.id).await.unwrap().is_empty());
+}
+
+async fn sops_keys_one_per_tenant(store: Store) {
+    use maxcloud_store::SealedKey;
+    let a = store.register("a@example.com", "A", slug("a"), key("a")).await.unwrap().tenant;
+    let b = store.register("b@example.com", "B", slug("b"), key("b")).await.unwrap().tenant;
+    assert_eq!(store.sops_key(&a.id).await.unwrap(), None);
+    let first = SealedKey { recipient: "age1first".into(), sealed: "sealed-first".into() };
+    assert_eq!(store.insert_sops_key(&a.id, first.clone()).await.unwrap(), first);
+    // A second creation (a racing request) gets the key in force, not its own.
+    let second = SealedKey { recipient: "age1second".into(), sealed: "sealed-second".into() };
+    assert_eq!(store.insert_sops_key(&a.id, second).await.unwrap(), first);
+    assert_eq!(store.sops_key(&a.id).await.unwrap(), Some(first));
+    assert_eq!(store.sops_key(&b.id).await.unwrap(), None, "keys are per tenant");
 }
