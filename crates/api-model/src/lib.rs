@@ -6,6 +6,11 @@
 
 use std::collections::BTreeMap;
 
+mod registry;
+mod secrets;
+pub use registry::{RegistryImage, RegistryImages, RegistryInfo, RegistryToken};
+pub use secrets::{SecretInfo, SecretKeyRef, SetSecretRequest};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -141,14 +146,45 @@ pub struct CreateInviteRequest {
     pub role: Option<String>,
 }
 
-/// `201` answer of `POST /api/v1/auth/invites`: the token is shown once; it is valid for 7 days.
+/// `201` answer of `POST /api/v1/auth/invites`. Without a mailer the token is in the answer, shown once
+/// (`mail: none`, with a `note`); with one it went to the invitee only (`mail: sent`, no token). Valid until
+/// `expires_at` (the server's `--invite-ttl`, 7 days by default).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedInvite {
     pub id: String,
     pub email: String,
     pub role: String,
-    pub token: String,
+    /// The `mci_…` token, when no e-mail carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     pub expires_at: String,
+    /// `sent` (the invite e-mail went out) or `none` (no mailer configured).
+    #[serde(default)]
+    pub mail: String,
+    /// What the admin has to do, e.g. pass the token on because no e-mail was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An invite of the organisation as `GET /api/v1/auth/invites` lists it (never the token).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Invite {
+    pub id: String,
+    pub email: String,
+    /// `admin` or `member`.
+    pub role: String,
+    /// `pending`, `accepted`, `expired` or `revoked`.
+    pub state: String,
+    /// E-mail of the admin who invited.
+    pub invited_by: String,
+    /// `none` (no mailer), `pending` (being sent) or `sent`.
+    pub mail: String,
+    pub created_at: String,
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
 /// `POST /api/v1/auth/accept-invite`: answered like a registration (user, organisation, API key).
@@ -183,6 +219,9 @@ pub struct CreateServiceRequest {
     pub args: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_vars: Option<BTreeMap<String, String>>,
+    /// Variables read from the organisation's secrets (`maxcloud secrets`): VAR → secret and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<BTreeMap<String, SecretKeyRef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_scale: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +258,9 @@ pub struct PatchServiceRequest {
     /// Replaces all environment variables when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_vars: Option<BTreeMap<String, String>>,
+    /// Replaces all secret variables when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<BTreeMap<String, SecretKeyRef>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_scale: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +289,9 @@ pub struct Service {
     pub command: Vec<String>,
     pub args: Vec<String>,
     pub env_vars: BTreeMap<String, String>,
+    /// Variables read from secrets.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, SecretKeyRef>,
     pub min_scale: i64,
     pub max_scale: i64,
     pub created_at: String,

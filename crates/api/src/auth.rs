@@ -43,6 +43,8 @@ pub enum Caller {
     Key(Box<Principal>),
     /// A valid key with a malformed `X-Maxcloud-On-Behalf-Of` header.
     BadOnBehalfOf(Box<Principal>),
+    /// A bearer refused with a reason of its own (an OIDC token: bad signature, expired, no organisation, …).
+    Refused(Box<ApiError>),
 }
 
 /// Resolve the bearer key once per request, for the handlers ([`Auth`]) and the audit layer.
@@ -51,6 +53,12 @@ pub async fn resolve_layer(State(state): State<AppState>, mut req: Request, next
         None => Caller::Anonymous,
         Some(value) => match value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) {
             None => Caller::Invalid("Authorization header must be `Bearer mc_…`"),
+            Some(token) if crate::oidc::looks_like_jwt(token) => {
+                match crate::oidc::resolve(&state, token, req.headers()).await {
+                    Ok(p) => Caller::Key(Box::new(p)),
+                    Err(e) => Caller::Refused(Box::new(e)),
+                }
+            }
             Some(key) if !key.starts_with(API_KEY_PREFIX) || key.len() > 200 => {
                 Caller::Invalid("malformed API key: expected `mc_…`")
             }
@@ -116,6 +124,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             ))
             .field(ON_BEHALF_OF_HEADER)),
             Some(Caller::Invalid(why)) => Err(ApiError::unauthorized(*why)),
+            Some(Caller::Refused(e)) => Err((**e).clone()),
             _ => Err(ApiError::unauthorized("missing API key: send `Authorization: Bearer mc_…`")),
         }
     }

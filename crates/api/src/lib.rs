@@ -11,8 +11,11 @@ pub mod auth;
 mod convert;
 pub mod error;
 mod json;
+pub mod mail;
+pub mod oidc;
 pub mod openapi;
 pub mod pricing;
+pub mod registry;
 mod routes;
 
 use std::path::PathBuf;
@@ -38,6 +41,10 @@ pub struct ApiConfig {
     pub platform_git_token_hash: Option<String>,
     /// What usage costs (`GET /api/v1/usage`).
     pub price_list: pricing::PriceList,
+    /// Invites: time to live, the public URL for the accept command, the mailer.
+    pub invites: mail::InviteSettings,
+    /// OIDC login (bearer JWTs of one identity provider); `None`: API keys only.
+    pub oidc: Option<Arc<oidc::Verifier>>,
 }
 
 /// The resource trees of a connected cluster (the status aggregator's; the API does not watch the cluster
@@ -64,13 +71,30 @@ pub struct AppState {
     pub audit: audit::AuditWriter,
     /// `None` without a cluster.
     pub trees: Option<Arc<dyn ResourceTrees>>,
+    /// The container registry's token service; `None`: the registry endpoints answer 404.
+    pub registry: Option<Arc<registry::RegistryConfig>>,
+    pub registry_client: registry::RegistryClient,
 }
 
 impl AppState {
     /// State for the router; starts the audit writer (call inside a tokio runtime).
     pub fn new(orders: OrderService, store: Store, config: ApiConfig) -> AppState {
         let audit = audit::AuditWriter::start(store.clone());
-        AppState { orders, store, config: Arc::new(config), audit, trees: None }
+        AppState {
+            orders,
+            store,
+            config: Arc::new(config),
+            audit,
+            trees: None,
+            registry: None,
+            registry_client: Default::default(),
+        }
+    }
+
+    /// With the container registry's token service.
+    pub fn with_registry(mut self, registry: registry::RegistryConfig) -> AppState {
+        self.registry = Some(Arc::new(registry));
+        self
     }
 
     /// With the resource trees of a connected cluster.

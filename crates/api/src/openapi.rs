@@ -13,7 +13,8 @@ use crate::routes;
         routes::health::healthz, routes::health::readyz,
         routes::auth::register, routes::auth::status, routes::auth::create_key, routes::auth::list_keys,
         routes::auth::delete_key, routes::auth::create_git_token,
-        routes::auth::create_invite, routes::auth::accept_invite, routes::auth::members,
+        routes::invites::create_invite, routes::invites::list_invites, routes::invites::revoke_invite,
+        routes::invites::accept_invite, routes::auth::members,
         routes::catalog::list, routes::catalog::get, routes::catalog::estimate, routes::audit::list,
         routes::orders::create, routes::orders::list, routes::orders::get, routes::orders::approve, routes::orders::reject,
         routes::policies::list, routes::policies::set, routes::policies::reset,
@@ -23,6 +24,8 @@ use crate::routes;
         routes::resources::unmanaged,
         routes::services::create, routes::services::list, routes::services::get, routes::services::update, routes::services::patch, routes::services::delete,
         routes::usage::get,
+        routes::secrets::list, routes::secrets::get, routes::secrets::set, routes::secrets::delete,
+        routes::registry::token, routes::registry::info, routes::registry::images,
         routes::events::stream,
     ),
     components(schemas(m::ErrorBody, m::ErrorDetail, m::Health)),
@@ -37,7 +40,7 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("mc_…").build()),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("mc_… API key, or an OIDC JWT of the configured identity provider").build()),
         );
     }
 }

@@ -88,6 +88,17 @@ pub enum Command {
     /// Show the organisation's audit log: who did what, when, from where, with what result (admins)
     Audit(AuditArgs),
 
+    /// Set, list or delete the organisation's secrets (encrypted for the cluster; values are never shown again)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
+    /// Push a local image (OCI image layout directory or tar, or a `docker save` archive) to your organization's
+    /// registry as <registry>/<org>/NAME:TAG; no Docker needed
+    Push(PushArgs),
+
+    /// List your organization's images in the registry, with their tags
+    Images,
+
     /// Show the organisation's merge policies (auto-merge or review, per kind and action), or set / reset one
     Policies {
         #[command(subcommand)]
@@ -126,6 +137,21 @@ pub enum AuthCommand {
     /// Join an organization with an invite token; stores the new API key in the credentials file
     AcceptInvite {
         /// The `mci_…` token from `maxcloud auth invite`
+        token: String,
+    },
+    /// List your organization's invites with their state: pending, accepted, expired, revoked (admins)
+    Invites,
+    /// Revoke a pending invite so its token no longer works (admins)
+    #[command(visible_alias = "invites-delete")]
+    RevokeInvite {
+        /// Invite ID (from `maxcloud auth invites`)
+        id: String,
+    },
+    /// Sign in with a token of your organization's identity provider (OIDC single sign-on); the token is
+    /// checked and stored in the credentials file like an API key
+    Login {
+        /// The identity provider's access or ID token (a JWT)
+        #[arg(long, env = "MAXCLOUD_TOKEN", hide_env_values = true, value_name = "JWT")]
         token: String,
     },
     /// List the members of your organization
@@ -199,6 +225,9 @@ pub struct DeployArgs {
     /// Environment variable KEY=VALUE (the value may contain '='); repeat for several
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     pub env: Vec<String>,
+    /// Environment variable read from a secret (`maxcloud secrets`): VAR=SECRET:KEY; repeat for several
+    #[arg(long = "secret-env", value_name = "VAR=SECRET:KEY")]
+    pub secret_env: Vec<String>,
     /// Minimum instances (0 = scale to zero)
     #[arg(long)]
     pub min_scale: Option<i64>,
@@ -277,6 +306,44 @@ pub struct UsageArgs {
     /// End of the window, exclusive, like --from [default: now]
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub to: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// OCI image layout directory, a tar of one (`docker save` since Docker 25, `skopeo copy … oci-archive:`), or a
+    /// classic `docker save` archive; gzip-compressed tars too
+    #[arg(value_name = "LOCAL-IMAGE")]
+    pub image: std::path::PathBuf,
+    /// Repository name below your organization, with an optional tag: `web`, `tools/builder:1.2` (default tag
+    /// latest)
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create or replace a secret: it holds exactly the given keys afterwards. Apps read a key with
+    /// `maxcloud deploy --secret-env VAR=NAME:KEY`
+    Set {
+        /// Secret name (DNS-1123 label)
+        name: String,
+        /// KEY=VALUE (the value may contain '='); repeat for several. Prefer --from-file for sensitive values:
+        /// command lines are visible to other users of this machine
+        #[arg(value_name = "KEY=VALUE")]
+        values: Vec<String>,
+        /// KEY=PATH: the key's value is the file's content; repeat for several
+        #[arg(long = "from-file", value_name = "KEY=PATH")]
+        from_file: Vec<String>,
+    },
+    /// List secrets with their keys (never values)
+    #[command(visible_alias = "ls")]
+    List,
+    /// Delete a secret (its Secret is removed from the cluster)
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// Secret name
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

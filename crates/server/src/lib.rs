@@ -2,9 +2,11 @@
 //! The binary (`main.rs`) parses flags into [`Config`]; tests and benches call [`start`] directly.
 
 mod forge;
+pub mod registry;
 pub mod tenant_secrets;
 
 pub use forge::{ForgeAuth, ForgeConfig};
+pub use registry::RegistrySettings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,9 @@ use tokio::sync::oneshot;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The platform's age key sealing the tenants' SOPS keys; default `<data_dir>/master.agekey`, created when
+    /// missing.
+    pub master_key_file: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/maxcloud.db`.
     pub database_url: Option<String>,
     pub xrds_dir: PathBuf,
@@ -45,6 +50,12 @@ pub struct Config {
     pub service_account: Option<maxcloud_gitops::ServiceAccountRef>,
     /// The Git hosting provider of the tenant repositories (`None`: the embedded local provider).
     pub forge: Option<ForgeConfig>,
+    /// The container registry's token service (`None`: the registry endpoints answer 404).
+    pub registry: Option<RegistrySettings>,
+    /// Invites: time to live, public URL, mailer.
+    pub invites: maxcloud_api::mail::InviteSettings,
+    /// OIDC login of one identity provider (`None`: API keys only).
+    pub oidc: Option<maxcloud_api::oidc::OidcConfig>,
 }
 
 impl Config {
@@ -54,6 +65,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
+            master_key_file: None,
             database_url: None,
             xrds_dir: default_xrds_dir(),
             run_worker: true,
@@ -64,13 +76,19 @@ impl Config {
             price_list: PriceList::default(),
             service_account: None,
             forge: None,
+            registry: Some(RegistrySettings::dev()),
+            invites: Default::default(),
+            oidc: None,
         }
     }
 
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("maxcloud.db").display()))
     }
-    pub fn repos_dir(&self) -> PathBuf {
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.agekey"))
+    }
+        pub fn repos_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
     }
 }
@@ -202,7 +220,9 @@ async fn start_with(
             .context("platform repository task")?
             .context("cannot create the platform repository")?;
     }
-    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker);
+    let master_key = maxcloud_secrets::MasterKey::load_or_create(&config.master_key_file())
+        .with_context(|| format!("master key {}", config.master_key_file().display()))?;
+    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker).with_master_key(master_key);
     // The platform repository exists before the first registration (created above, cheaply); tenants whose
     // registration stopped before their platform commit are onboarded in the background, so start-up does not
     // wait on one Git commit per tenant.
@@ -232,7 +252,7 @@ async fn start_with(
                         }
                         None => tenant_secrets::GitCredentials::Mint,
                     };
-                    tenant_secrets::spawn(client.clone(), store.clone(), token.clone(), git, Some(receiver));
+                    tenant_secrets::spawn(client.clone(), orders.clone(), token.clone(), git, Some(receiver));
                 }
                 (Some(_), None) => {
                     tracing::warn!("--service-account without --flux-webhook-token: tenant Flux secrets not created")
@@ -254,8 +274,20 @@ async fn start_with(
             cluster_connected,
             platform_git_token_hash,
             price_list: config.price_list.clone(),
+            invites: maxcloud_api::mail::InviteSettings {
+                public_url: Some(config.invites.public_url.clone().unwrap_or_else(|| public_base_url(addr))),
+                ..config.invites.clone()
+            },
+            oidc: match &config.oidc {
+                Some(c) => Some(Arc::new(maxcloud_api::oidc::Verifier::new(c.clone()).map_err(anyhow::Error::msg)?)),
+                None => None,
+            },
         },
     );
+    let state = match &config.registry {
+        Some(settings) => state.with_registry(settings.load(&config.data_dir)?),
+        None => state,
+    };
     let state = match trees {
         Some(tree) => state.with_trees(Arc::new(Trees(tree))),
         None => state,
@@ -392,6 +424,12 @@ fn spawn_aggregator(
         }
     });
     tree
+}
+
+/// `http://<addr>`, with a wildcard listen address replaced by loopback: the API's URL in invite e-mails when
+/// no `--public-url` is given.
+fn public_base_url(addr: SocketAddr) -> String {
+    default_git_base_url(addr).trim_end_matches("/git").to_string()
 }
 
 /// `http://<addr>/git`, with a wildcard listen address replaced by loopback.

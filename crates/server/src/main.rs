@@ -4,6 +4,8 @@
 //! - `serve`: configured by flags and environment (12-factor), JSON logs;
 //! - `migrate`: apply database migrations and exit.
 
+mod identity_args;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use maxcloud_api::pricing::PriceList;
 use maxcloud_forge::ForgeKind;
 use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config, ForgeAuth, ForgeConfig};
+use maxcloud_server::RegistrySettings;
 
 #[derive(Parser)]
 #[command(name = "maxcloud-server", version, about = "max-cloud order service")]
@@ -26,11 +29,30 @@ enum Command {
     Dev(RunArgs),
     /// Run configured by flags and environment variables.
     Serve(RunArgs),
+    /// Print the JWKS of a registry token key (`--registry-key-file`): the file the registry's
+    /// `auth.token.jwks` names to trust this server's tokens.
+    RegistryJwks {
+        /// PKCS#8 PEM of the ES256 (P-256) key.
+        #[arg(long, env = "MAXCLOUD_REGISTRY_KEY_FILE", value_name = "FILE")]
+        registry_key_file: PathBuf,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// `sqlite://…` or `postgres://…`
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
+    },
+    /// Print a tenant's SOPS age identity (AGE-SECRET-KEY-1…), unsealed with the master key (created on first use):
+    /// for disaster recovery, or to give Flux its decryption Secret by hand. Treat the output as a secret.
+    TenantKey {
+        /// The tenant's slug.
+        slug: String,
+        #[arg(long, env = "MAXCLOUD_DATA_DIR", default_value = ".maxcloud-dev")]
+        data_dir: PathBuf,
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long, env = "MAXCLOUD_MASTER_KEY_FILE", value_name = "FILE")]
+        master_key_file: Option<PathBuf>,
     },
 }
 
@@ -42,6 +64,10 @@ struct RunArgs {
     /// Directory for the SQLite database and the tenant repositories (created if missing).
     #[arg(long, env = "MAXCLOUD_DATA_DIR", default_value = ".maxcloud-dev")]
     data_dir: PathBuf,
+    /// The platform's age key file that seals every tenant's SOPS key (default: <data-dir>/master.agekey,
+    /// created when missing). Keep it secret and backed up: without it no tenant secret can be set or synced.
+    #[arg(long, env = "MAXCLOUD_MASTER_KEY_FILE", value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
     /// Database URL; default: SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -121,6 +147,27 @@ struct RunArgs {
     /// Seconds between polls of open pull requests (the fallback for missed webhooks).
     #[arg(long, env = "MAXCLOUD_GIT_PROVIDER_POLL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     git_provider_poll_seconds: u64,
+    /// The container registry's API as this server reaches it (e.g. `http://registry.registry:5000`): lists the
+    /// organisations' images. Unset: the token endpoint works, `GET /api/v1/registry/images` answers 503.
+    #[arg(long, env = "MAXCLOUD_REGISTRY_URL", value_name = "URL")]
+    registry_url: Option<String>,
+    /// Registry host of image references shown to clients (`registry.example.eu`); default: the host of
+    /// --registry-url.
+    #[arg(long, env = "MAXCLOUD_REGISTRY_HOST", value_name = "HOST")]
+    registry_host: Option<String>,
+    /// The registry's `auth.token.service`: audience of the tokens and the `service` clients ask for.
+    #[arg(long, env = "MAXCLOUD_REGISTRY_SERVICE", default_value = maxcloud_registry::DEFAULT_SERVICE)]
+    registry_service: String,
+    /// The registry's `auth.token.issuer`.
+    #[arg(long, env = "MAXCLOUD_REGISTRY_ISSUER", default_value = maxcloud_registry::DEFAULT_ISSUER)]
+    registry_issuer: String,
+    /// PKCS#8 PEM of the ES256 (P-256) key registry tokens are signed with (`dev`: default
+    /// <data-dir>/registry/token-key.pem, generated when missing; `serve`: required for the registry endpoints).
+    /// Its JWKS, for the registry's `auth.token.jwks`, is written to <data-dir>/registry/jwks.json.
+    #[arg(long, env = "MAXCLOUD_REGISTRY_KEY_FILE", value_name = "FILE")]
+    registry_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    identity: identity_args::IdentityArgs,
 }
 
 fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRef, String> {
@@ -188,6 +235,25 @@ impl RunArgs {
         }))
     }
 
+    /// The registry token service: always in `dev` (the key generated into the data directory), with
+    /// `--registry-key-file` in `serve`.
+    fn registry(&self, dev: bool) -> anyhow::Result<Option<RegistrySettings>> {
+        if !dev && self.registry_key_file.is_none() {
+            if self.registry_url.is_some() || self.registry_host.is_some() {
+                anyhow::bail!("--registry-url and --registry-host need --registry-key-file (the token signing key)");
+            }
+            return Ok(None);
+        }
+        Ok(Some(RegistrySettings {
+            key_file: self.registry_key_file.clone(),
+            generate: dev,
+            service: self.registry_service.clone(),
+            issuer: self.registry_issuer.clone(),
+            url: self.registry_url.clone(),
+            public_host: self.registry_host.clone(),
+        }))
+    }
+
     fn config(&self) -> anyhow::Result<Config> {
         let price_list = match &self.price_list {
             Some(path) => PriceList::load(path)?,
@@ -196,6 +262,7 @@ impl RunArgs {
         Ok(Config {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            master_key_file: self.master_key_file.clone(),
             database_url: self.database_url.clone(),
             xrds_dir: self.xrds_dir.clone().unwrap_or_else(default_xrds_dir),
             run_worker: !self.no_worker,
@@ -210,6 +277,9 @@ impl RunArgs {
             price_list,
             service_account: self.service_account.clone(),
             forge: self.forge()?,
+            registry: None,
+            invites: self.identity.invites()?,
+            oidc: self.identity.oidc()?,
         })
     }
 }
@@ -231,7 +301,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => {
             init_logs(args.log_format.as_deref() == Some("json"));
-            let config = args.config()?;
+            let mut config = args.config()?;
+            config.registry = args.registry(true)?;
             let running = start_until_signal(&config).await?;
             let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
             println!("max-cloud order service (dev mode)");
@@ -243,6 +314,15 @@ async fn main() -> anyhow::Result<()> {
             println!("  repositories: {}", data.join("repos").display());
             println!("  platform:     {}", data.join("repos").join("platform.git").display());
             println!("  catalog:      {}", config.xrds_dir.display());
+            if let Some(registry) = &config.registry {
+                println!(
+                    "  registry:     tokens at http://{}/api/v1/registry/token (service {}, issuer {}), JWKS {}",
+                    running.addr,
+                    registry.service,
+                    registry.issuer,
+                    data.join("registry").join("jwks.json").display()
+                );
+            }
             let prices = &config.price_list;
             println!(
                 "  prices:       {} {} per vCPU-second, {} per GiB-second",
@@ -256,10 +336,31 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             init_logs(args.log_format.as_deref() != Some("text"));
-            let config = args.config()?;
+            let mut config = args.config()?;
+            config.registry = args.registry(false)?;
             let running = start_until_signal(&config).await?;
             tracing::info!(addr = %running.addr, data_dir = %config.data_dir.display(), "listening");
             running.wait().await
+        }
+        Command::TenantKey { slug, data_dir, database_url, master_key_file } => {
+            init_logs(false);
+            let url = database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("maxcloud.db").display()));
+            let store = open_store(&url).await?;
+            let tenant = store.tenant_by_slug(&slug).await?.with_context(|| format!("no tenant {slug:?}"))?;
+            let master_path = master_key_file.unwrap_or_else(|| data_dir.join("master.agekey"));
+            let master = maxcloud_secrets::MasterKey::load(&master_path)?;
+            // Created on first use, as the server does: a tenant onboarded by hand gets its key before its first secret.
+            let key = maxcloud_orders::tenant_key(&store, &master, &tenant.id).await?;
+            println!("{}", key.identity());
+            Ok(())
+        }
+        Command::RegistryJwks { registry_key_file } => {
+            let pem = std::fs::read_to_string(&registry_key_file)
+                .with_context(|| format!("cannot read {}", registry_key_file.display()))?;
+            let key = maxcloud_registry::SigningKey::from_pem(&pem)
+                .with_context(|| format!("--registry-key-file {}", registry_key_file.display()))?;
+            println!("{}", serde_json::to_string_pretty(&key.jwks())?);
+            Ok(())
         }
         Command::Migrate { database_url } => {
             init_logs(false);

@@ -119,6 +119,7 @@ impl Store {
             "api_keys",
             "git_tokens",
             "invites",
+            "oidc_identities",
             "resources",
             "orders",
             "order_events",

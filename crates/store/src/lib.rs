@@ -16,6 +16,7 @@ mod invites;
 mod keys;
 mod model;
 mod observed;
+mod oidc;
 mod orders;
 mod resources;
 mod sops_keys;
@@ -24,7 +25,8 @@ mod usage;
 
 pub use audit::AuditQuery;
 pub use forges::{MergePolicyRow, ReviewUpdate};
-pub use invites::{Invite, Joined, Member};
+pub use invites::{Invite, InviteInfo, InviteRefused, Joined, Member, Revoked};
+pub use oidc::{OidcLogin, OidcUser};
 pub use observed::{Observation, Recorded};
 pub use orders::{Accepted, Logged, LoggedEvent, OrderDetails, Outcome};
 pub use sops_keys::SealedKey;

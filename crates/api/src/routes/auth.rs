@@ -5,7 +5,7 @@ use maxcloud_api_model as m;
 use maxcloud_catalog::TenantSlug;
 
 use crate::audit::AuditTarget;
-use crate::auth::{generate_key, hash_secret, Auth, API_KEY_PREFIX, GIT_TOKEN_PREFIX, INVITE_PREFIX};
+use crate::auth::{generate_key, Auth, API_KEY_PREFIX, GIT_TOKEN_PREFIX};
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::json::Json;
@@ -129,69 +129,6 @@ pub async fn create_git_token(State(state): State<AppState>, auth: Auth) -> ApiR
     ))
 }
 
-/// How long an invite can be accepted.
-const INVITE_TTL_US: i64 = 7 * 24 * 3600 * 1_000_000;
-
-/// Invite someone into the organisation (admins only); the token is shown once.
-#[utoipa::path(post, operation_id = "auth_create_invite", path = "/api/v1/auth/invites", tag = "auth", security(("api_key" = [])),
-    request_body = m::CreateInviteRequest,
-    responses((status = 201, body = m::CreatedInvite), (status = 403, body = m::ErrorBody), (status = 409, body = m::ErrorBody),
-        (status = 422, body = m::ErrorBody)))]
-pub async fn create_invite(
-    State(state): State<AppState>,
-    auth: Auth,
-    Json(req): Json<m::CreateInviteRequest>,
-) -> ApiResult<Created<m::CreatedInvite>> {
-    auth.require_admin()?;
-    let p = auth.0;
-    let email = parse_email(&req.email)?;
-    let role = match req.role.as_deref() {
-        None => maxcloud_store::Role::Member,
-        Some(r) => maxcloud_store::Role::from_name(r)
-            .ok_or_else(|| ApiError::invalid("role", format!("role {r:?} is not one of: admin, member")))?,
-    };
-    let (token, key) = generate_key(INVITE_PREFIX, "invite");
-    let invite = state.store.create_invite(&p.tenant.id, &p.user.id, &email, role, &key.hash, INVITE_TTL_US).await?;
-    Ok((
-        StatusCode::CREATED,
-        Extension(AuditTarget(format!("invite/{} {email}", invite.id))),
-        axum::Json(m::CreatedInvite {
-            id: invite.id,
-            email,
-            role: role.as_str().to_string(),
-            token,
-            expires_at: convert::ts(invite.expires_at),
-        }),
-    ))
-}
-
-/// Accept an invite: joins the organisation and answers with the only copy of a new API key.
-#[utoipa::path(post, operation_id = "auth_accept_invite", path = "/api/v1/auth/accept-invite", tag = "auth", request_body = m::AcceptInviteRequest,
-    responses((status = 201, body = m::RegisterResponse), (status = 404, body = m::ErrorBody), (status = 409, body = m::ErrorBody)))]
-pub async fn accept_invite(
-    State(state): State<AppState>,
-    Json(req): Json<m::AcceptInviteRequest>,
-) -> ApiResult<Created<m::RegisterResponse>> {
-    let token = req.token.trim();
-    if !token.starts_with(INVITE_PREFIX) || token.len() > 200 {
-        return Err(ApiError::invalid("token", "token must be an invite token (`mci_…`)"));
-    }
-    let (secret, key) = generate_key(API_KEY_PREFIX, "default");
-    let joined = state.store.accept_invite(&hash_secret(token), key).await.map_err(|e| match e {
-        maxcloud_store::StoreError::NotFound(_) => ApiError::not_found("no such invite").field("token"),
-        other => ApiError::from(other),
-    })?;
-    Ok((
-        StatusCode::CREATED,
-        Extension(AuditTarget(format!("tenant/{} member {}", joined.tenant.slug, joined.user.email))),
-        axum::Json(m::RegisterResponse {
-            user: convert::user(&joined.user),
-            organization: convert::organization(&joined.tenant),
-            api_key: secret,
-        }),
-    ))
-}
-
 /// The organisation's members and their roles.
 #[utoipa::path(get, operation_id = "auth_members", path = "/api/v1/auth/members", tag = "auth", security(("api_key" = [])),
     responses((status = 200, body = [m::Member]), (status = 401, body = m::ErrorBody)))]
@@ -210,7 +147,7 @@ pub async fn members(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<
 }
 
 /// A plausible mailbox address, lower-cased: one `@`, a non-empty local part, a dotted domain.
-fn parse_email(raw: &str) -> ApiResult<String> {
+pub(crate) fn parse_email(raw: &str) -> ApiResult<String> {
     let email = raw.trim().to_ascii_lowercase();
     let bad = |why: &str| ApiError::invalid("email", format!("email {raw:?} is not a valid address: {why}"));
     if email.len() > 254 {

@@ -6,9 +6,12 @@ pub mod catalog;
 pub mod events;
 pub mod git;
 pub mod health;
+pub mod invites;
 pub mod orders;
 pub mod policies;
+pub mod registry;
 pub mod resources;
+pub mod secrets;
 pub mod services;
 pub mod usage;
 pub mod webhooks;
@@ -32,8 +35,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/auth/api-keys", post(auth::create_key).get(auth::list_keys))
         .route("/auth/api-keys/{id}", delete(auth::delete_key))
         .route("/auth/git-tokens", post(auth::create_git_token))
-        .route("/auth/invites", post(auth::create_invite))
-        .route("/auth/accept-invite", post(auth::accept_invite))
+        .route("/auth/invites", post(invites::create_invite).get(invites::list_invites))
+        .route("/auth/invites/{id}", delete(invites::revoke_invite))
+        .route("/auth/accept-invite", post(invites::accept_invite))
         .route("/auth/members", get(auth::members))
         .route("/catalog", get(catalog::list))
         .route("/catalog/{kind}", get(catalog::get))
@@ -54,7 +58,12 @@ pub fn api_routes() -> Router<AppState> {
             "/services/{id}",
             get(services::get).put(services::update).patch(services::patch).delete(services::delete),
         )
+        .route("/secrets", get(secrets::list))
+        .route("/secrets/{name}", get(secrets::get).put(secrets::set).delete(secrets::delete))
         .route("/usage", get(usage::get))
+        .route("/registry", get(registry::info))
+        .route("/registry/token", get(registry::token))
+        .route("/registry/images", get(registry::images))
         .route("/audit", get(audit::list))
         .route("/events", get(events::stream))
         .route("/openapi.json", get(crate::openapi::document))

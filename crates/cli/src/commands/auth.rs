@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use maxcloud_api_model::{
     AcceptInviteRequest, ApiKey, AuthStatus, CreateApiKeyRequest, CreateInviteRequest, CreatedApiKey, CreatedInvite,
-    Member, RegisterRequest, RegisterResponse,
+    Invite, Member, RegisterRequest, RegisterResponse,
 };
 use serde_json::json;
 
@@ -20,6 +20,9 @@ pub async fn run(ctx: &Ctx, cmd: AuthCommand) -> Result<()> {
         AuthCommand::Invite { email, role } => invite(ctx, email, role).await,
         AuthCommand::AcceptInvite { token } => accept_invite(ctx, token).await,
         AuthCommand::Members => members(ctx).await,
+        AuthCommand::Invites => list_invites(ctx).await,
+        AuthCommand::RevokeInvite { id } => revoke_invite(ctx, &id).await,
+        AuthCommand::Login { token } => login(ctx, token).await,
         AuthCommand::ApiKeys(ApiKeysCommand::Create { name }) => create_key(ctx, name).await,
         AuthCommand::ApiKeys(ApiKeysCommand::List) => list_keys(ctx).await,
         AuthCommand::ApiKeys(ApiKeysCommand::Delete { id }) => delete_key(ctx, &id).await,
@@ -42,9 +45,76 @@ async fn invite(ctx: &Ctx, email: String, role: String) -> Result<()> {
     if ctx.json_or_yaml() {
         return print_doc(ctx.format, &inv);
     }
+    match &inv.token {
+        Some(token) => write_stdout(&format!(
+            "Invited {} as {} (valid until {}); no e-mail was sent.\nInvite token: {}\n\nThe token is shown only once. They join with:\n  maxcloud --api-url {} auth accept-invite {}\n",
+            inv.email, inv.role, inv.expires_at, token, ctx.api_url, token
+        )),
+        None => write_stdout(&format!(
+            "Invited {} as {} (valid until {}); the invitation was e-mailed to them.\nInvite ID: {}\n",
+            inv.email, inv.role, inv.expires_at, inv.id
+        )),
+    }
+}
+
+async fn list_invites(ctx: &Ctx) -> Result<()> {
+    let invites: Vec<Invite> = ctx.client.get("/api/v1/auth/invites").await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &invites);
+    }
+    let mut table = Table::new(["ID", "EMAIL", "ROLE", "STATE", "MAIL", "INVITED-BY", "CREATED", "EXPIRES"]);
+    for i in &invites {
+        table.row([
+            i.id.clone(),
+            i.email.clone(),
+            i.role.clone(),
+            i.state.clone(),
+            i.mail.clone(),
+            i.invited_by.clone(),
+            i.created_at.clone(),
+            i.expires_at.clone(),
+        ]);
+    }
+    write_stdout(&table.render())
+}
+
+async fn revoke_invite(ctx: &Ctx, id: &str) -> Result<()> {
+    ctx.client.delete(&format!("/api/v1/auth/invites/{}", segment(id))).await?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &json!({ "id": id, "revoked": true }));
+    }
+    write_stdout(&format!("revoked invite {id}\n"))
+}
+
+/// Check the identity provider's token against the API, then store it as the bearer in the credentials file.
+async fn login(ctx: &Ctx, token: String) -> Result<()> {
+    let token = token.trim().to_string();
+    if token.split('.').count() != 3 {
+        anyhow::bail!("--token must be a JWT of your identity provider (three dot-separated parts)");
+    }
+    let client = crate::client::Client::new(&ctx.api_url, Some(token.clone()))?;
+    let st: AuthStatus = client.get("/api/v1/auth/status").await?;
+    let path = ctx
+        .credentials_path
+        .clone()
+        .context("cannot locate the credentials file (set HOME or XDG_CONFIG_HOME); the token was not saved")?;
+    let creds = Credentials {
+        api_url: Some(ctx.api_url.clone()),
+        api_key: Some(token),
+        email: Some(st.user.email.clone()),
+        org: Some(st.organization.slug.clone()),
+    };
+    config::save(&path, &creds)?;
+    if ctx.json_or_yaml() {
+        return print_doc(ctx.format, &st);
+    }
     write_stdout(&format!(
-        "Invited {} as {} (valid until {}).\nInvite token: {}\n\nThe token is shown only once. They join with:\n  maxcloud --api-url {} auth accept-invite {}\n",
-        inv.email, inv.role, inv.expires_at, inv.token, ctx.api_url, inv.token
+        "Logged in as {} in organization \"{}\" (slug: {}) as {}.\nToken saved to {}; sign in again when it expires.\n",
+        st.user.email,
+        st.organization.name,
+        st.organization.slug,
+        st.role,
+        path.display()
     ))
 }
 

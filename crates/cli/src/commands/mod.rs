@@ -15,6 +15,8 @@ pub mod catalog;
 pub mod completions;
 pub mod orders;
 pub mod policies;
+pub mod registry;
+pub mod secrets;
 pub mod services;
 pub mod usage;
 pub mod wait;
@@ -43,7 +45,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     let registering = matches!(
         cli.command,
-        Command::Auth(crate::cli::AuthCommand::Register { .. } | crate::cli::AuthCommand::AcceptInvite { .. })
+        Command::Auth(
+            crate::cli::AuthCommand::Register { .. }
+                | crate::cli::AuthCommand::AcceptInvite { .. }
+                | crate::cli::AuthCommand::Login { .. }
+        )
     );
     let credentials_path = config::credentials_path().ok();
     let stored = match &credentials_path {
@@ -80,6 +86,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Resources => services::resources(&ctx).await,
         Command::Usage(args) => usage::run(&ctx, args).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
+        Command::Secrets(cmd) => secrets::run(&ctx, cmd).await,
+        Command::Push(args) => registry::push(&ctx, args).await,
+        Command::Images => registry::images(&ctx).await,
         Command::Policies { command } => policies::run(&ctx, command).await,
         Command::Completions { .. } => Ok(()),
     }
