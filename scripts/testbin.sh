@@ -224,6 +224,11 @@ gitea_tags="sqlite sqlite_unlock_notify"
 CGO_ENABLED=1 build_in_module gitea "$GITEA_VERSION" code.gitea.io/gitea gitea --keep options --keep templates \
     -tags "$gitea_tags" -ldflags "-s -w -X \"main.Version=${GITEA_VERSION#v}\" -X \"main.Tags=$gitea_tags\""
 
+# The CNCF Distribution registry (crates/testenv/src/registry.rs): token auth against the order service's
+# /api/v1/registry/token, filesystem storage. Plain `go get` + build, no replace directives (about 80 s cold).
+build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 \
+    github.com/distribution/distribution/v3/cmd/registry registry
+
 # PyYAML for the converters below (Debian's python3 may lack it).
 if ! python3 -c 'import yaml' 2>/dev/null; then
     log "installing python3-yaml"

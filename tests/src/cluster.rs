@@ -190,7 +190,12 @@ pub async fn onboard(env: &Env, anon: &Api, email: &str, org: &str) -> Tenant {
 
     let docs = onboarding(&env.server.data_dir.join("repos/platform.git"), &slug);
     // Flux pulls the (still empty) tenant repo over HTTP from the order service and applies it.
-    let secrets = (!env.server_creates_secrets).then_some((token.as_str(), WEBHOOK_TOKEN));
+    let identity = if env.server_creates_secrets { String::new() } else { env.server.tenant_key(&slug) };
+    let secrets = (!env.server_creates_secrets).then_some(maxcloud_testenv::flux::TenantSecrets {
+        git_token: &token,
+        webhook_token: WEBHOOK_TOKEN,
+        sops_identity: &identity,
+    });
     maxcloud_testenv::flux::onboard_tenant(&env.cp, docs, secrets, Duration::from_secs(60))
         .await
         .unwrap_or_else(|e| panic!("onboarding of {slug}: {e}\n{}", env.logs()));

@@ -104,6 +104,21 @@ impl Server {
         self.data_dir.join("repos").join(format!("{slug}.git"))
     }
 
+    /// The tenant's SOPS age identity, as an operator reads it (`maxcloud-server tenant-key`).
+    pub fn tenant_key(&self, slug: &str) -> String {
+        let out = Command::new(bin("maxcloud-server"))
+            .args(["tenant-key", slug, "--data-dir"])
+            .arg(&self.data_dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("MAXCLOUD_MASTER_KEY_FILE")
+            .output()
+            .expect("maxcloud-server tenant-key");
+        assert!(out.status.success(), "tenant-key {slug}: {}", String::from_utf8_lossy(&out.stderr));
+        let identity = String::from_utf8(out.stdout).expect("UTF-8").trim().to_string();
+        assert!(identity.starts_with("AGE-SECRET-KEY-1"), "{identity}");
+        identity
+    }
+
     pub fn sqlite_url(&self) -> String {
         format!("sqlite://{}", self.data_dir.join("maxcloud.db").display())
     }

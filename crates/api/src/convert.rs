@@ -126,6 +126,18 @@ pub fn service(r: &ResourceRow) -> m::Service {
         command: strings(&spec["command"]),
         args: strings(&spec["args"]),
         env_vars,
+        secret_env: spec["secretEnv"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| {
+                        let secret = e["secretName"].as_str()?.to_string();
+                        let key = e["key"].as_str()?.to_string();
+                        Some((e["name"].as_str()?.to_string(), m::SecretKeyRef { secret, key }))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         min_scale: spec["scaling"]["minScale"].as_i64().unwrap_or(0),
         max_scale: spec["scaling"]["maxScale"].as_i64().unwrap_or(10),
         created_at: ts(r.created_at),

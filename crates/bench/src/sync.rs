@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use maxcloud_server::{start, ClusterAccess, Config};
-use maxcloud_testenv::flux::{onboard_tenant, tenant_onboarding};
+use maxcloud_testenv::flux::{onboard_tenant, tenant_onboarding, TenantSecrets};
 use maxcloud_testenv::tools::catalog_crd;
 use maxcloud_testenv::{ControlPlane, Flux};
 use serde_json::{json, Value};
@@ -42,7 +42,10 @@ pub async fn run(orders: usize) -> anyhow::Result<()> {
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    onboard_tenant(&cp, docs, Some((token, WEBHOOK_TOKEN)), Duration::from_secs(60)).await.context("onboarding")?;
+    let tenant = running.orders.store().tenant_by_slug(&slug).await?.context("tenant")?;
+    let identity = running.orders.tenant_key(&tenant).await?.identity();
+    let secrets = TenantSecrets { git_token: token, webhook_token: WEBHOOK_TOKEN, sops_identity: &identity };
+    onboard_tenant(&cp, docs, Some(secrets), Duration::from_secs(60)).await.context("onboarding")?;
 
     let mut events = running.orders.subscribe();
     let mut hist = Histogram::<u64>::new(3)?;

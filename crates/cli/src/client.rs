@@ -104,6 +104,11 @@ impl Client {
         Ok(Self { http, base_url, api_key: api_key.filter(|k| !k.is_empty()) })
     }
 
+    /// The API key requests are sent with (the registry password of `maxcloud push`).
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

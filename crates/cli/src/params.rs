@@ -20,6 +20,22 @@ pub fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(env)
 }
 
+/// `--secret-env VAR=SECRET:KEY` flags, each checked for its three parts.
+pub fn parse_secret_env(items: &[String]) -> Result<BTreeMap<String, maxcloud_api_model::SecretKeyRef>> {
+    let mut env = BTreeMap::new();
+    for item in items {
+        let parsed = item.split_once('=').and_then(|(var, r)| r.split_once(':').map(|(secret, key)| (var, secret, key)));
+        match parsed {
+            Some((var, secret, key)) if !var.is_empty() && !secret.is_empty() && !key.is_empty() => {
+                let r = maxcloud_api_model::SecretKeyRef { secret: secret.to_string(), key: key.to_string() };
+                env.insert(var.to_string(), r);
+            }
+            _ => bail!("invalid --secret-env \"{item}\": expected VAR=SECRET:KEY, e.g. DB_PASSWORD=db:password"),
+        }
+    }
+    Ok(env)
+}
+
 /// One step of a `--set` path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {

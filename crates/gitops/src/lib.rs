@@ -38,7 +38,7 @@ mod tree_edit;
 pub use batch::{Applied, BatchItem};
 pub use platform::{
     render_tenant, render_tenants_kustomization, PlatformCommit, RenderedFile, ServiceAccountRef, TenantContext,
-    PLATFORM_REPO, TENANTS_DIR, TENANT_FLUX_NAME, TENANT_GIT_SECRET, TENANT_WEBHOOK_SECRET,
+    PLATFORM_REPO, TENANTS_DIR, TENANT_FLUX_NAME, TENANT_GIT_SECRET, TENANT_SOPS_SECRET, TENANT_WEBHOOK_SECRET,
 };
 pub use remote::{Rebased, RemoteAuth};
 pub use repos::{branch_for, Change, Committed, MergeOutcome, Repos, Signature};

@@ -31,6 +31,9 @@ pub const TENANT_GIT_SECRET: &str = "maxcloud-git-token";
 pub const TENANT_FLUX_NAME: &str = "maxcloud-tenant";
 /// Name of the Secret (in the tenant namespace) holding the webhook Receiver's HMAC token.
 pub const TENANT_WEBHOOK_SECRET: &str = "maxcloud-webhook-token";
+/// Name of the Secret (in the tenant namespace) holding the tenant's age identity (`identity.agekey`), with which
+/// Flux decrypts the tenant's SOPS-encrypted Secrets.
+pub const TENANT_SOPS_SECRET: &str = "maxcloud-sops-age";
 
 /// The per-tenant files, in the order of `gitops/tenant/kustomization.yaml.j2`.
 const TENANT_FILES: [(&str, &str); 6] = [
@@ -62,6 +65,8 @@ pub struct TenantContext {
     pub git_secret: String,
     /// Name of the Secret with the Receiver's token.
     pub webhook_secret: String,
+    /// Name of the Secret with the tenant's age identity (SOPS decryption).
+    pub sops_secret: String,
     /// Flux reconcile interval (`10m`); the Receiver makes merges visible sooner.
     pub interval: String,
     /// The order service's own ServiceAccount (namespace, name), when it creates the two Secrets above itself:
@@ -100,6 +105,7 @@ impl TenantContext {
             git_url: format!("{}/{slug}.git", git_base_url.trim_end_matches('/')),
             git_secret: TENANT_GIT_SECRET.to_owned(),
             webhook_secret: TENANT_WEBHOOK_SECRET.to_owned(),
+            sops_secret: TENANT_SOPS_SECRET.to_owned(),
             interval: "10m".to_owned(),
             order_service: None,
         }
@@ -154,6 +160,7 @@ pub fn render_tenant(ctx: &TenantContext) -> Result<Vec<RenderedFile>, GitError>
         ("namespace", &ctx.namespace),
         ("secret name", &ctx.git_secret),
         ("secret name", &ctx.webhook_secret),
+        ("secret name", &ctx.sops_secret),
     ] {
         if !is_dns_label(value) {
             return Err(GitError::InvalidInput(format!("invalid {what} {value:?}")));
@@ -396,13 +403,19 @@ mod tests {
     }
 
     #[test]
-    fn the_order_service_gets_exactly_the_two_flux_secrets_when_it_creates_them() {
+    fn the_order_service_gets_exactly_the_three_flux_secrets_when_it_creates_them() {
         let rbac = |ctx: &TenantContext| -> Vec<serde_json::Value> {
             let files = render_tenant(ctx).unwrap();
             serde_saphyr::from_multiple(&files.iter().find(|f| f.name == "rbac.yaml").unwrap().content).unwrap()
         };
         let mut ctx = TenantContext::new("acme", "Acme", "http://h/git");
-        assert_eq!(rbac(&ctx).len(), 3, "ServiceAccount, Role and RoleBinding of the tenant only");
+        let tenant = rbac(&ctx);
+        assert_eq!(tenant.len(), 3, "ServiceAccount, Role and RoleBinding of the tenant only");
+        // The tenant's identity manages its maxcloud.dev kinds and its own Secrets (the SOPS files Flux decrypts).
+        let groups: Vec<&str> =
+            tenant[1]["rules"].as_array().unwrap().iter().map(|r| r["apiGroups"][0].as_str().unwrap()).collect();
+        assert_eq!(groups, ["maxcloud.dev", ""]);
+        assert_eq!(tenant[1]["rules"][1]["resources"], serde_json::json!(["secrets"]));
         ctx.order_service = Some(ServiceAccountRef::parse("maxcloud-system/mc-maxcloud-server").unwrap());
         let docs = rbac(&ctx);
         assert_eq!(docs.len(), 5);
@@ -411,7 +424,7 @@ mod tests {
         assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["create"]));
         assert_eq!(
             role["rules"][1]["resourceNames"],
-            serde_json::json!(["maxcloud-git-token", "maxcloud-webhook-token"])
+            serde_json::json!(["maxcloud-git-token", "maxcloud-webhook-token", "maxcloud-sops-age"])
         );
         assert_eq!(role["rules"][1]["verbs"], serde_json::json!(["get", "update"]));
         assert_eq!(

@@ -87,6 +87,8 @@ pub struct OrderService {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) worker: Worker,
     events: std::sync::Arc<crate::EventBus>,
+    /// The platform's master key, which seals the tenants' SOPS keys; without it secrets cannot be set.
+    pub(crate) master_key: Option<Arc<maxcloud_secrets::MasterKey>>,
 }
 
 impl OrderService {
@@ -94,7 +96,13 @@ impl OrderService {
     pub fn new(store: Store, catalog: Arc<Catalog>, repos: Arc<Repos>, config: WorkerConfig) -> OrderService {
         let events = std::sync::Arc::new(crate::EventBus::new());
         let worker = Worker::start(store.clone(), catalog.clone(), repos, events.clone(), config);
-        OrderService { store, catalog, worker, events }
+        OrderService { store, catalog, worker, events, master_key: None }
+    }
+
+    /// Enables tenant secrets (`place_secret`), sealing the tenants' keys with `key`.
+    pub fn with_master_key(mut self, key: maxcloud_secrets::MasterKey) -> OrderService {
+        self.master_key = Some(Arc::new(key));
+        self
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -160,6 +168,11 @@ impl OrderService {
             reviewers,
             required_approvals,
         };
+        self.accept(&req.tenant, new).await
+    }
+
+    /// Store a new order, announce it (and the order it supersedes) and wake the tenant's lane.
+    pub(crate) async fn accept(&self, tenant: &Tenant, new: NewOrder) -> Result<Placed, OrderError> {
         let (order, created, superseded) = match self.store.accept_order(new).await? {
             Accepted::Created(o) => (o, true, None),
             Accepted::Superseding { order, superseded } => (order, true, Some(superseded)),
@@ -168,7 +181,7 @@ impl OrderService {
         if created {
             self.events.publish(crate::Announcement::Order(OrderUpdate::new(&order, &order.state)));
             if let Some(old) = superseded {
-                self.withdraw_superseded(&req.tenant, &order, &old).await;
+                self.withdraw_superseded(tenant, &order, &old).await;
             }
             self.worker.notify(&order.tenant_id);
         }

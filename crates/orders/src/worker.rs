@@ -519,12 +519,19 @@ impl Worker {
         order: &OrderRow,
         old: Option<Option<&[u8]>>,
     ) -> Result<OrderTexts, String> {
-        let ty = self.inner.catalog.get(&order.kind).ok_or_else(|| format!("kind {} left the catalog", order.kind))?;
-        let slug = TenantSlug::parse(&tenant.slug).map_err(|e| e.to_string())?;
-        let name = ResourceName::parse(&order.name).map_err(|e| e.to_string())?;
         let (content, parameters, estimate) = if order.action == "delete" {
             (None, None, None)
+        } else if order.kind == crate::SECRET_KIND {
+            // Encrypted when the order was placed; the texts show the key names only.
+            let stored: serde_json::Value = serde_json::from_str(&order.parameters).map_err(|e| e.to_string())?;
+            let file = stored["file"].as_str().ok_or("secret order without its file")?;
+            let keys = maxcloud_catalog::to_yaml(&serde_json::json!({"keys": stored["keys"]})).map_err(|e| e.to_string())?;
+            (Some(file.as_bytes().to_vec()), Some(keys), None)
         } else {
+            let ty =
+                self.inner.catalog.get(&order.kind).ok_or_else(|| format!("kind {} left the catalog", order.kind))?;
+            let slug = TenantSlug::parse(&tenant.slug).map_err(|e| e.to_string())?;
+            let name = ResourceName::parse(&order.name).map_err(|e| e.to_string())?;
             let spec: serde_json::Value = serde_json::from_str(&order.parameters).map_err(|e| e.to_string())?;
             let object = ty.build_resource(&slug, &name, &order.id, &spec);
             let content = maxcloud_catalog::to_yaml(&object).map_err(|e| e.to_string())?.into_bytes();

@@ -1,5 +1,6 @@
 //! The two Secrets each tenant namespace needs for Flux, created by the order service so that no credential is
-//! ever committed: `maxcloud-git-token` and `maxcloud-webhook-token` (the platform's Receiver token).
+//! ever committed: `maxcloud-git-token`, `maxcloud-webhook-token` (the platform's Receiver token) and
+//! `maxcloud-sops-age` (the tenant's age identity, with which Flux decrypts the tenant's SOPS-encrypted Secrets).
 //!
 //! What `maxcloud-git-token` holds depends on where the tenant repositories live ([`GitCredentials`]): with the
 //! embedded local provider, username `flux` and a Git read token for the tenant's repository, minted here and
@@ -17,9 +18,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use maxcloud_orders::FluxReceiver;
-use maxcloud_store::{AuditEntry, Store, Tenant};
+use maxcloud_orders::{FluxReceiver, OrderService};
+use maxcloud_store::{AuditEntry, Tenant};
 use serde_json::json;
+
+/// The key of the identity in the SOPS Secret: kustomize-controller imports every `*.agekey` entry.
+pub const SOPS_IDENTITY_KEY: &str = "identity.agekey";
 
 /// How often tenants still missing their Secrets are retried (and new tenants picked up).
 const PASS: Duration = Duration::from_secs(3);
@@ -38,11 +42,12 @@ pub enum GitCredentials {
 /// Keeps every tenant's Flux Secrets in place, forever (one pass every few seconds over the tenants not done).
 pub fn spawn(
     client: kube::Client,
-    store: Store,
+    orders: OrderService,
     webhook_token: String,
     git: GitCredentials,
     receiver: Option<FluxReceiver>,
 ) {
+    let store = orders.store().clone();
     tokio::spawn(async move {
         let mut done: HashSet<String> = HashSet::new();
         loop {
@@ -50,7 +55,7 @@ pub fn spawn(
                 Ok(tenants) => {
                     let pending: Vec<&Tenant> = tenants.iter().filter(|t| !done.contains(&t.id)).collect();
                     for tenant in pending {
-                        match ensure(&client, &store, tenant, &webhook_token, &git).await {
+                        match ensure(&client, &orders, tenant, &webhook_token, &git).await {
                             Ok(created) => {
                                 done.insert(tenant.id.clone());
                                 if created {
@@ -80,15 +85,23 @@ pub fn spawn(
 /// something was written. An error (namespace or Role not there yet) means: try again later.
 pub async fn ensure(
     client: &kube::Client,
-    store: &Store,
+    orders: &OrderService,
     tenant: &Tenant,
     webhook_token: &str,
     git: &GitCredentials,
 ) -> Result<bool, String> {
+    let store = orders.store();
     let namespace = format!("mc-{}", tenant.slug);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let webhook_data = json!({"token": webhook_token});
     let mut wrote = keep(&secrets, &namespace, maxcloud_gitops::TENANT_WEBHOOK_SECRET, webhook_data).await?;
+    // The tenant's age identity, with which Flux decrypts its SOPS-encrypted Secrets (the tenant Kustomization
+    // cannot reconcile without it).
+    if orders.secrets_enabled() {
+        let identity = orders.tenant_key(tenant).await.map_err(|e| e.to_string())?.identity();
+        let data = serde_json::Value::Object([(SOPS_IDENTITY_KEY.to_string(), json!(identity))].into_iter().collect());
+        wrote |= keep(&secrets, &namespace, maxcloud_gitops::TENANT_SOPS_SECRET, data).await?;
+    }
     match git {
         GitCredentials::Static { username, password } => {
             let data = json!({"username": username, "password": password});

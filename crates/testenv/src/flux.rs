@@ -375,14 +375,24 @@ pub fn tenant_onboarding(platform_repo: &Path, slug: &str, interval: Option<&str
     Ok(docs)
 }
 
-/// Onboards a tenant into the cluster as the platform does: the namespace, then — with `secrets` (Git read
-/// token, Receiver webhook token) — the two Secrets Flux needs there (never committed; without, the order
-/// service creates them), then Flux's objects; waits (up to `timeout`) until its Kustomization is Ready, i.e.
-/// Flux pulled the tenant repository.
+/// The Secrets the platform creates in a tenant namespace (never committed).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantSecrets<'a> {
+    /// Git read token of the tenant repository.
+    pub git_token: &'a str,
+    /// The Receiver's webhook token.
+    pub webhook_token: &'a str,
+    /// The tenant's age identity (`AGE-SECRET-KEY-1…`), with which Flux decrypts its SOPS files.
+    pub sops_identity: &'a str,
+}
+
+/// Onboards a tenant into the cluster as the platform does: the namespace, then — with `secrets` — the three
+/// Secrets Flux needs there (without, the order service creates them), then Flux's objects; waits (up to
+/// `timeout`) until its Kustomization is Ready, i.e. Flux pulled the tenant repository.
 pub async fn onboard_tenant(
     cp: &ControlPlane,
     docs: Vec<Value>,
-    secrets: Option<(&str, &str)>,
+    secrets: Option<TenantSecrets<'_>>,
     timeout: Duration,
 ) -> Result<(), Error> {
     let (namespace, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
@@ -392,10 +402,11 @@ pub async fn onboard_tenant(
         .ok_or_else(|| Error::Kube("the onboarding has no Namespace".into()))?
         .to_string();
     cp.apply(namespace).await?;
-    if let Some((git_token, webhook_token)) = secrets {
+    if let Some(given) = secrets {
         let secrets = [
-            ("maxcloud-git-token", json!({"username": "flux", "password": git_token})),
-            ("maxcloud-webhook-token", json!({"token": webhook_token})),
+            ("maxcloud-git-token", json!({"username": "flux", "password": given.git_token})),
+            ("maxcloud-webhook-token", json!({"token": given.webhook_token})),
+            ("maxcloud-sops-age", json!({"identity.agekey": given.sops_identity})),
         ];
         let objects = secrets.into_iter().map(|(name, data)| {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "stringData": data})

@@ -10,6 +10,7 @@ pub mod flux;
 pub mod gitea;
 pub mod github;
 pub mod process;
+pub mod registry;
 pub mod tools;
 
 pub use controlplane::ControlPlane;
@@ -17,6 +18,7 @@ pub use crossplane::Crossplane;
 pub use flux::Flux;
 pub use gitea::Gitea;
 pub use github::GitHubMock;
+pub use registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -19,7 +19,7 @@ use crate::AppState;
 const KIND: &str = "App";
 
 /// Response header naming the order a request placed (the removal order of `DELETE /services/{id}`).
-const ORDER_HEADER: &str = "x-maxcloud-order";
+pub(crate) const ORDER_HEADER: &str = "x-maxcloud-order";
 
 /// The App parameters a service request stands for.
 fn parameters(req: &m::CreateServiceRequest) -> Value {
@@ -34,6 +34,7 @@ fn as_patch(req: &m::CreateServiceRequest) -> m::PatchServiceRequest {
         command: req.command.clone(),
         args: req.args.clone(),
         env_vars: req.env_vars.clone(),
+        secret_env: req.secret_env.clone(),
         min_scale: req.min_scale,
         max_scale: req.max_scale,
         concurrency: req.concurrency,
@@ -61,6 +62,11 @@ fn partial_parameters(req: &m::PatchServiceRequest) -> Map<String, Value> {
     if let Some(env) = &req.env_vars {
         let list: Vec<Value> = env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
         p.insert("env".into(), Value::Array(list));
+    }
+    if let Some(env) = &req.secret_env {
+        let list: Vec<Value> =
+            env.iter().map(|(k, r)| json!({"name": k, "secretName": r.secret, "key": r.key})).collect();
+        p.insert("secretEnv".into(), Value::Array(list));
     }
     let mut scaling = Map::new();
     if let Some(n) = req.min_scale {
@@ -114,6 +120,7 @@ fn field_name(path: &str) -> Option<String> {
             "resources.cpu" => "cpu",
             "resources.memory" => "memory",
             _ if head == "env" => "env_vars",
+            _ if head == "secretEnv" => "secret_env",
             _ if head == "scaling" => "min_scale",
             _ => return Some(path.to_string()),
         }
@@ -140,6 +147,25 @@ fn check_fields(req: &m::PatchServiceRequest) -> ApiResult<()> {
                     "env_vars: {bad:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"
                 ),
             ));
+        }
+    }
+    if let Some(env) = &req.secret_env {
+        for (var, r) in env {
+            if !valid_env_name(var) {
+                return Err(ApiError::invalid(
+                    "secret_env",
+                    format!("secret_env: {var:?} is not a valid variable name (letters, digits, '_', not starting with a digit)"),
+                ));
+            }
+            if let Err(e) = maxcloud_catalog::ResourceName::parse(&r.secret) {
+                return Err(ApiError::invalid("secret_env", format!("secret_env.{var}.secret: {e}")));
+            }
+            if maxcloud_secrets::SecretData::parse([(r.key.clone(), String::new())].into()).is_err() {
+                return Err(ApiError::invalid(
+                    "secret_env",
+                    format!("secret_env.{var}.key: {:?} is not a secret key (letters, digits, '-', '_', '.')", r.key),
+                ));
+            }
         }
     }
     Ok(())

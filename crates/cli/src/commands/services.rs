@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::cli::{DeleteArgs, DeployArgs};
 use crate::client::{segment, ApiError};
 use crate::output::{opt, print_doc, write_stdout, KeyValues, Table};
-use crate::params::parse_env;
+use crate::params::{parse_env, parse_secret_env};
 
 fn service_path(id: &str) -> String {
     format!("/api/v1/services/{}", segment(id))
@@ -20,6 +20,7 @@ fn service_path(id: &str) -> String {
 
 pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
     let env = parse_env(&args.env)?;
+    let secret_env = parse_secret_env(&args.secret_env)?;
     let req = CreateServiceRequest {
         name: args.name,
         image: args.image,
@@ -27,6 +28,7 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
         command: (!args.command.is_empty()).then_some(args.command),
         args: (!args.args.is_empty()).then_some(args.args),
         env_vars: (!env.is_empty()).then_some(env),
+        secret_env: (!secret_env.is_empty()).then_some(secret_env),
         min_scale: args.min_scale,
         max_scale: args.max_scale,
         concurrency: args.concurrency,
@@ -81,6 +83,10 @@ fn service_details(s: &Service, order: Option<&Order>) -> String {
     }
     if !s.env_vars.is_empty() {
         kv.add("env", s.env_vars.keys().cloned().collect::<Vec<_>>().join(", "));
+    }
+    if !s.secret_env.is_empty() {
+        let refs: Vec<String> = s.secret_env.iter().map(|(var, r)| format!("{var}={}:{}", r.secret, r.key)).collect();
+        kv.add("secret env", refs.join(", "));
     }
     kv.add("created", &s.created_at).add("updated", &s.updated_at);
     match (order, &s.order_id) {
