@@ -23,7 +23,10 @@ use maxcloud_tests::cluster::{
     TEST_INTERVAL,
 };
 use maxcloud_tests::{git, git_output, Api};
+use base64::Engine;
 use serde_json::json;
+
+const SECRET: (&str, &str, &str) = ("", "v1", "Secret");
 
 /// Commits `files` (path → content; None deletes) on main of a bare repo with the `git` CLI: a test-only intrusion
 /// simulating a compromised tenant repo (the order service is its only legitimate writer).
@@ -125,6 +128,43 @@ async fn orders_reach_the_cluster_through_flux_and_tenants_stay_isolated() {
         env.names(APP, None).await,
         [format!("{}/api", a.ns), format!("{}/shop", a.ns), format!("{}/blog", b.ns)]
     );
+
+    // Secrets: set through the order service and committed SOPS-encrypted; Flux decrypts them with the tenant's
+    // own age key (the Secret the platform created beside the Git token) into the tenant's namespace only.
+    let value = format!("s3cr3t-{}", std::process::id());
+    let put = |api: &Api, body: serde_json::Value| {
+        let api = api.clone();
+        async move { api.send(api.req(reqwest::Method::PUT, "/secrets/db").json(&body)).await }
+    };
+    let (status, body) = put(&a.api, json!({"data": {"password": value, "user": "app"}})).await;
+    assert_eq!(status, 201, "{body}");
+    let (secret, decrypted_after) = env
+        .wait_for("Secret db decrypted by Flux into tenant A's namespace", Duration::from_secs(60), || async {
+            env.get(SECRET, &a.ns, "db").await
+        })
+        .await;
+    let decoded = |secret: &serde_json::Value, key: &str| {
+        let text = secret["data"][key].as_str().unwrap_or_default();
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).expect("base64")).expect("UTF-8")
+    };
+    eprintln!("secret set → decrypted in the cluster: {decrypted_after:?}");
+    assert_eq!((decoded(&secret, "password"), decoded(&secret, "user")), (value.clone(), "app".to_string()));
+    assert_eq!(secret["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"], "maxcloud-tenant", "{secret}");
+    assert!(secret.get("sops").is_none(), "applied decrypted: {secret}");
+    let order = a.api.wait_order(body["order_id"].as_str().unwrap(), "applied", Duration::from_secs(30)).await;
+    assert_eq!(order["state"], "applied", "{order}");
+    let in_git = git(&env.server.repo_dir(&a.slug), &["show", "main:secrets/db.yaml"]);
+    assert!(!in_git.contains(&value) && in_git.contains("ENC[AES256_GCM"), "{in_git}");
+    assert!(env.get(SECRET, &b.ns, "db").await.is_none(), "tenant B's namespace has no copy");
+    // A replaced value reaches the cluster the same way.
+    let rotated = format!("{value}-rotated");
+    let (status, body) = put(&a.api, json!({"data": {"password": rotated}})).await;
+    assert_eq!(status, 200, "{body}");
+    env.wait_for("the rotated value in tenant A's Secret", Duration::from_secs(60), || async {
+        let secret = env.get(SECRET, &a.ns, "db").await?;
+        (decoded(&secret, "password") == rotated).then_some(())
+    })
+    .await;
 
     // 3. Tenant isolation, enforced by the API server. A compromised tenant repo (written here behind the order
     // service's back) names tenant B's namespace: the Kustomization's targetNamespace puts it into A's.
