@@ -275,6 +275,26 @@ async fn tenants_push_pull_and_list_only_their_own_images() {
     let (ok, table, _) = env.cli(home.path(), Some(&a_key), &["images"]).await;
     assert!(ok && table.contains("tools/builder") && table.contains("1.0, stable"), "{table}");
 
+    // A member of A pushes and pulls too, but may not delete.
+    let (status, invite) =
+        anon.with_key(&a_key).post("/auth/invites", &json!({"email": "dev@acme.example", "role": "member"})).await;
+    assert_eq!(status, 201, "{invite}");
+    let (status, joined) = anon.post("/auth/accept-invite", &json!({"token": invite["token"]})).await;
+    assert_eq!(status, 201, "{joined}");
+    let member_key = joined["api_key"].as_str().unwrap().to_string();
+    let (_, info) = anon.with_key(&member_key).get("/registry").await;
+    assert_eq!(info["actions"], json!(["pull", "push"]));
+    let (ok, _, err) =
+        env.cli(home.path(), Some(&member_key), &["push", layout.to_str().unwrap(), "--name", "web:member"]).await;
+    assert!(ok, "a member pushes: {err}");
+    let member_all = env.token(&member_key, &format!("repository:{a_slug}/web:*")).await;
+    assert_eq!(claims(&member_all)["access"][0]["actions"], json!(["pull", "push"]));
+    let member_delete = env.token(&member_key, &format!("repository:{a_slug}/web:delete")).await;
+    assert_eq!(claims(&member_delete)["access"], json!([]));
+    let (status, _, _) =
+        env.v2(reqwest::Method::DELETE, &format!("{a_slug}/web/manifests/{digest}"), Some(&member_delete)).await;
+    assert_eq!(status, 401, "a member cannot delete");
+
     // Tenant B asks for A's repository: a token with nothing in it, which the registry refuses.
     let (status, body, _) = env
         .token_request(Some(&b_key), &[("service", SERVICE), ("scope", &format!("repository:{a_slug}/web:pull,push"))])
@@ -585,4 +605,57 @@ async fn bad_token_requests_and_bad_push_input_are_refused_precisely() {
     // The registry endpoints need a key too.
     assert_eq!(anon.get("/registry").await.0, 401);
     assert_eq!(anon.get("/registry/images").await.0, 401);
+}
+
+#[test]
+fn the_server_publishes_its_key_and_refuses_half_a_registry_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // `dev` generates the key and its JWKS; `registry-jwks` prints the same JWKS from the key file.
+    let server = Server::start(&data, Options::default());
+    let key_file = data.join("registry/token-key.pem");
+    let out = std::process::Command::new(maxcloud_tests::bin("maxcloud-server"))
+        .args(["registry-jwks", "--registry-key-file"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written: Value = serde_json::from_slice(&std::fs::read(data.join("registry/jwks.json")).unwrap()).unwrap();
+    assert_eq!(printed, written);
+    assert_eq!(
+        printed["keys"][0]["kid"],
+        SigningKey::from_pem(&std::fs::read_to_string(&key_file).unwrap()).unwrap().kid()
+    );
+    drop(server);
+    // A restart keeps the key (tokens issued before stay valid).
+    let again = Server::start(&data, Options::default());
+    let rewritten: Value = serde_json::from_slice(&std::fs::read(data.join("registry/jwks.json")).unwrap()).unwrap();
+    assert_eq!(rewritten, written);
+    drop(again);
+
+    let server_fails = |args: &[&str], wanted: &str| {
+        let out = std::process::Command::new(maxcloud_tests::bin("maxcloud-server"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+    };
+    let not_a_key = tmp.path().join("not-a-key.pem");
+    std::fs::write(&not_a_key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    server_fails(&["registry-jwks", "--registry-key-file", not_a_key.to_str().unwrap()], "PKCS#8");
+    server_fails(&["registry-jwks", "--registry-key-file", "/nonexistent.pem"], "/nonexistent.pem");
+    let serve_dir = tmp.path().join("serve");
+    let serve_dir = serve_dir.to_str().unwrap();
+    server_fails(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", serve_dir, "--registry-url", "http://127.0.0.1:5000"],
+        "--registry-key-file",
+    );
+    server_fails(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", serve_dir, "--registry-key-file", "/nonexistent.pem"],
+        "/nonexistent.pem",
+    );
 }

@@ -204,3 +204,128 @@ fn from_docker_archive(files: &Files) -> Result<Image> {
     }))?;
     Ok(Image { digest: sha256(&manifest), manifest, media_type: OCI_MANIFEST.into(), blobs, format: "docker-archive" })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// (files of an OCI layout, manifest digest) of a one-layer image; `index` overrides index.json.
+    fn layout(index: Option<Value>) -> (Vec<(String, Vec<u8>)>, String) {
+        let layer = tar_of(&[("a.txt", b"a")]);
+        let config = br#"{"os":"linux"}"#.to_vec();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(&layer), "size": layer.len()}],
+        }))
+        .unwrap();
+        let digest = sha256(&manifest);
+        let index = index.unwrap_or_else(
+            || json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len()}]}),
+        );
+        let mut files = vec![
+            ("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            ("index.json".to_string(), index.to_string().into_bytes()),
+        ];
+        for blob in [layer, config, manifest] {
+            files.push((format!("blobs/sha256/{}", &sha256(&blob)[7..]), blob));
+        }
+        (files, digest)
+    }
+
+    fn write_tar(dir: &Path, name: &str, files: &[(String, Vec<u8>)], gzip: bool) -> std::path::PathBuf {
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let mut data = tar_of(&refs);
+        if gzip {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&data).unwrap();
+            data = enc.finish().unwrap();
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_layouts_as_directories_and_tars_plain_or_gzipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, digest) = layout(None);
+        let tree = dir.path().join("tree");
+        for (name, data) in &files {
+            let path = tree.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, data).unwrap();
+        }
+        for path in [tree, write_tar(dir.path(), "l.tar", &files, false), write_tar(dir.path(), "l.tgz", &files, true)]
+        {
+            let image = read(&path).unwrap();
+            assert_eq!((image.digest.as_str(), image.format), (digest.as_str(), "oci-layout"));
+            assert_eq!(sha256(&image.manifest), digest, "pushed byte for byte");
+            assert_eq!(image.blobs.len(), 2);
+        }
+    }
+
+    #[test]
+    fn builds_an_oci_manifest_over_a_docker_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = tar_of(&[("a.txt", b"a")]);
+        let config = br#"{"os":"linux"}"#.to_vec();
+        let files = vec![
+            (
+                "manifest.json".to_string(),
+                br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l/layer.tar"]}]"#.to_vec(),
+            ),
+            ("c.json".to_string(), config.clone()),
+            ("l/layer.tar".to_string(), layer.clone()),
+        ];
+        let image = read(&write_tar(dir.path(), "d.tar", &files, false)).unwrap();
+        assert_eq!(image.format, "docker-archive");
+        let manifest: Value = serde_json::from_slice(&image.manifest).unwrap();
+        assert_eq!(manifest["config"]["digest"], sha256(&config));
+        assert_eq!(
+            manifest["layers"][0],
+            json!({"mediaType": OCI_LAYER, "digest": sha256(&layer), "size": layer.len()})
+        );
+        assert_eq!(image.blobs, vec![(sha256(&config), config), (sha256(&layer), layer)]);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_push_faithfully() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |files: &[(String, Vec<u8>)]| {
+            let path = write_tar(dir.path(), "x.tar", files, false);
+            format!("{:#}", read(&path).err().expect("refused"))
+        };
+        let (files, _) = layout(Some(json!({"manifests": []})));
+        assert!(err(&files).contains("lists no image"));
+        let (files, digest) = layout(None);
+        let two = json!({"manifests": [{"mediaType": OCI_MANIFEST, "digest": digest}, {"mediaType": OCI_MANIFEST, "digest": digest}]});
+        let (files2, _) = layout(Some(two));
+        assert!(err(&files2).contains("lists 2 images"));
+        let (files3, _) = layout(Some(json!({"manifests": [{"mediaType": OCI_INDEX, "digest": digest}]})));
+        assert!(err(&files3).contains("multi-platform"));
+        let (files4, _) =
+            layout(Some(json!({"manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:../../etc"}]})));
+        assert!(err(&files4).contains("unsupported digest"));
+        let mut tampered = files.clone();
+        let last = tampered.len() - 1;
+        tampered[last].1.push(b' ');
+        assert!(err(&tampered).contains("does not match its digest"));
+        let missing: Vec<_> = files.iter().filter(|(n, _)| !n.starts_with("blobs/")).cloned().collect();
+        assert!(err(&missing).contains("is missing"));
+        assert!(err(&[("README".to_string(), b"hi".to_vec())]).contains("neither an OCI image layout"));
+    }
+}
