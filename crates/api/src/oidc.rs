@@ -408,16 +408,30 @@ pub async fn resolve(state: &crate::AppState, token: &str, headers: &HeaderMap) 
                 .to_string(),
         ),
     };
-    if login.grants.is_empty() {
-        return Err(ApiError::forbidden(format!(
+    let no_organisation = || {
+        ApiError::forbidden(format!(
             "the token grants no max-cloud organisation: its {:?} claim has no value {}:<organisation>:admin|member",
             c.roles_claim, c.role_prefix
-        )));
-    }
+        ))
+    };
+    let unknown = |slugs: &[String]| {
+        ApiError::forbidden(format!(
+            "the token grants roles only in organisations that do not exist: {}",
+            slugs.join(", ")
+        ))
+    };
+    // Synchronised even when the claims grant nothing any more, so an identity's old memberships go.
     let synced = state.store.oidc_sync(&login).await.map_err(|e| match e {
         maxcloud_store::StoreError::Conflict { message, .. } => ApiError::forbidden(message),
+        maxcloud_store::StoreError::NotFound(_) if login.grants.is_empty() => no_organisation(),
+        maxcloud_store::StoreError::NotFound(_) => {
+            unknown(&login.grants.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())
+        }
         other => ApiError::from(other),
     })?;
+    if login.grants.is_empty() {
+        return Err(no_organisation());
+    }
     let chosen = match &wanted {
         Some(slug) => synced.tenants.iter().find(|(t, _)| &t.slug == slug).cloned().ok_or_else(|| {
             ApiError::forbidden(format!(
@@ -427,12 +441,7 @@ pub async fn resolve(state: &crate::AppState, token: &str, headers: &HeaderMap) 
         })?,
         None => match synced.tenants.as_slice() {
             [one] => one.clone(),
-            [] => {
-                return Err(ApiError::forbidden(format!(
-                    "the token grants roles only in organisations that do not exist: {}",
-                    synced.unknown.join(", ")
-                )))
-            }
+            [] => return Err(unknown(&synced.unknown)),
             many => {
                 let slugs: Vec<&str> = many.iter().map(|(t, _)| t.slug.as_str()).collect();
                 return Err(ApiError::forbidden(format!(

@@ -33,7 +33,8 @@ pub struct OidcUser {
 impl Store {
     /// Find or create the identity's user and bring its claim-granted memberships (`via = 'oidc'`) in line
     /// with `login.grants`: added, role changed, or removed when the identity provider no longer grants them.
-    /// Reads only when nothing changed (the common case on every request).
+    /// Reads only when nothing changed (the common case on every request). An identity seen for the first time
+    /// whose claims grant no existing organisation is not created: `NotFound("organisation")`, nothing written.
     pub async fn oidc_sync(&self, login: &OidcLogin) -> Result<OidcUser> {
         if let Some(done) = self.oidc_unchanged(login).await? {
             return Ok(done);
@@ -117,6 +118,7 @@ impl Store {
         .await?;
         let user = match row {
             Some(r) => model::user(&r, "")?,
+            None if tenants.is_empty() => return Err(StoreError::NotFound("organisation")),
             None => {
                 let existing = sqlx::query("SELECT id, email, created_at FROM users WHERE email = $1")
                     .bind(&login.email)

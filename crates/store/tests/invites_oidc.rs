@@ -152,6 +152,12 @@ async fn oidc_identities_follow_claims(store: Store) {
     let a = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
     let b = store.register("b@example.com", "Beta", slug("beta"), key("b")).await.unwrap();
 
+    // A first login whose claims grant no existing organisation creates nothing.
+    let before = store.table_counts().await.unwrap();
+    let err = store.oidc_sync(&login("sub-0", "ghost@example.com", &[("nope", Role::Admin)])).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("organisation")), "{err:?}");
+    assert_eq!(store.table_counts().await.unwrap(), before);
+
     // First login creates the user and the memberships the claims grant; unknown organisations are reported.
     let first = store
         .oidc_sync(&login("sub-1", "sso@example.com", &[("acme", Role::Admin), ("nope", Role::Member)]))
