@@ -146,6 +146,18 @@ async fn invites_list_revoke_accept_matrix() {
     let targets: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|e| e["target"].as_str()).collect();
     assert!(targets.contains(&format!("invite/{revoke_id}").as_str()), "{targets:?}");
 
+    // The OpenAPI document describes the endpoints.
+    let (_, doc) = anon.get("/openapi.json").await;
+    for (path, method) in [
+        ("/api/v1/auth/invites", "get"),
+        ("/api/v1/auth/invites", "post"),
+        ("/api/v1/auth/invites/{id}", "delete"),
+        ("/api/v1/auth/accept-invite", "post"),
+    ] {
+        assert!(doc["paths"][path].get(method).is_some(), "OpenAPI lacks {method} {path}");
+    }
+    assert!(doc["components"]["schemas"]["Invite"]["properties"].get("state").is_some());
+
     // The CLI: list, revoke, and the member refused.
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
