@@ -602,6 +602,14 @@ async fn bad_token_requests_and_bad_push_input_are_refused_precisely() {
     assert!(env.registry.stored_repositories().is_empty(), "nothing written: {:?}", env.registry.stored_repositories());
     let (status, images) = anon.with_key(&key).get("/registry/images").await;
     assert_eq!((status, images["images"].clone()), (200, json!([])));
+    // Documented in the OpenAPI document with their wire types.
+    let (_, doc) = anon.get("/openapi.json").await;
+    for path in ["/api/v1/registry/token", "/api/v1/registry", "/api/v1/registry/images"] {
+        assert!(doc["paths"][path]["get"]["operationId"].is_string(), "OpenAPI lacks {path}");
+    }
+    for schema in ["RegistryToken", "RegistryInfo", "RegistryImages", "RegistryImage"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "OpenAPI lacks {schema}");
+    }
     // The registry endpoints need a key too.
     assert_eq!(anon.get("/registry").await.0, 401);
     assert_eq!(anon.get("/registry/images").await.0, 401);
