@@ -219,12 +219,17 @@ fn time_of(v: &Value) -> i64 {
     t.unix_timestamp()
 }
 
+/// Mails as received: (recipients, message text).
+type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+/// Mail API calls as received: (Authorization header, JSON body).
+type Calls = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 /// Collects what the SMTP server received.
 #[derive(Clone, Default)]
 struct Inbox {
     current: Vec<u8>,
     rcpt: Vec<String>,
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    mails: Mails,
 }
 
 impl mailin_embedded::Handler for Inbox {
@@ -245,7 +250,7 @@ impl mailin_embedded::Handler for Inbox {
 }
 
 /// A real SMTP server on a loopback port (threads; it lives as long as the test process).
-fn smtp_server() -> (u16, Arc<Mutex<Vec<(Vec<String>, String)>>>) {
+fn smtp_server() -> (u16, Mails) {
     let inbox = Inbox::default();
     let mails = inbox.mails.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -347,8 +352,8 @@ async fn failed_smtp_send_keeps_no_invite() {
 }
 
 /// An HTTP mail API: records each request's bearer and body; answers 500 for recipients at fail.example.
-async fn mail_api() -> (String, Arc<Mutex<Vec<(Option<String>, Value)>>>) {
-    let seen: Arc<Mutex<Vec<(Option<String>, Value)>>> = Default::default();
+async fn mail_api() -> (String, Calls) {
+    let seen: Calls = Default::default();
     let store = seen.clone();
     let app = axum::Router::new().route(
         "/v1/send",
