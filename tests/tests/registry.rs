@@ -295,6 +295,20 @@ async fn tenants_push_pull_and_list_only_their_own_images() {
         env.v2(reqwest::Method::DELETE, &format!("{a_slug}/web/manifests/{digest}"), Some(&member_delete)).await;
     assert_eq!(status, 401, "a member cannot delete");
 
+    // Every grant to change the registry is in the audit log: who, from where, which repository and actions.
+    let (status, log) = anon.with_key(&a_key).get("/audit?action=registry.token").await;
+    assert_eq!(status, 200, "{log}");
+    let grants: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap().to_string(), e["target"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(grants.contains(&("ops@acme.example".into(), format!("{a_slug}/web:pull,push"))), "{log}");
+    assert!(grants.contains(&("ops@acme.example".into(), format!("{a_slug}/tools/builder:pull,push"))), "{log}");
+    assert!(grants.contains(&("dev@acme.example".into(), format!("{a_slug}/web:pull,push"))), "{log}");
+    assert!(log.as_array().unwrap().iter().all(|e| e["source"] == "127.0.0.1" && e["status"] == 200), "{log}");
+
     // Tenant B asks for A's repository: a token with nothing in it, which the registry refuses.
     let (status, body, _) = env
         .token_request(Some(&b_key), &[("service", SERVICE), ("scope", &format!("repository:{a_slug}/web:pull,push"))])
@@ -333,6 +347,12 @@ async fn tenants_push_pull_and_list_only_their_own_images() {
     assert!(ok, "{err}");
     let (_, out, _) = env.cli(home.path(), Some(&a_key), &["images", "-o", "json"]).await;
     assert!(!out.contains(&b_slug), "{out}");
+    // B's refused asks left nothing in A's audit log, and B's own log names only its own repositories.
+    let (_, log) = anon.with_key(&a_key).get("/audit?action=registry.token").await;
+    assert!(!log.to_string().contains("eve@"), "{log}");
+    let (_, log) = anon.with_key(&b_key).get("/audit?action=registry.token").await;
+    let targets: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["target"].as_str().unwrap()).collect();
+    assert!(!targets.is_empty() && targets.iter().all(|t| t.starts_with(&format!("{b_slug}/"))), "{log}");
     let (_, out, _) = env.cli(home.path(), Some(&b_key), &["images", "-o", "json"]).await;
     let b_images: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(b_images["images"].as_array().unwrap().len(), 1);

@@ -8,7 +8,9 @@
 //! credentials 401 with `WWW-Authenticate: Basic`. Nothing is written.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -92,13 +94,38 @@ async fn token_caller(state: &AppState, headers: &HeaderMap, caller: Option<&Cal
 pub async fn token(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    match issue(&state, caller.as_ref().map(|Extension(c)| c), &headers, query).await {
-        Ok(token) => axum::Json(token).into_response(),
-        Err(resp) => resp,
+    let (principal, access, token) = match issue(&state, caller.as_ref().map(|Extension(c)| c), &headers, query).await {
+        Ok(issued) => issued,
+        Err(resp) => return resp,
+    };
+    // A grant that lets the caller change the registry (push, delete) is recorded like a mutating call: who, from
+    // where, on what. Pull-only grants (every deploy's image pull) are not.
+    let writes: Vec<String> = access
+        .iter()
+        .filter(|a| a.actions.iter().any(|x| x != "pull"))
+        .map(|a| format!("{}:{}", a.name, a.actions.join(",")))
+        .collect();
+    if !writes.is_empty() {
+        let entry = maxcloud_store::AuditEntry {
+            tenant_id: Some(principal.tenant.id.clone()),
+            actor: Some(crate::auth::actor(&principal)),
+            method: "GET".into(),
+            path: "/api/v1/registry/token".into(),
+            status: 200,
+            action: "registry.token".into(),
+            target: Some(writes.join(" ").chars().take(1000).collect()),
+            detail: None,
+            source: peer.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
+        };
+        if let Err(e) = state.audit.write(entry).await {
+            return ApiError::internal(e).into_response();
+        }
     }
+    axum::Json(token).into_response()
 }
 
 async fn issue(
@@ -106,7 +133,7 @@ async fn issue(
     caller: Option<&Caller>,
     headers: &HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<m::RegistryToken, Response> {
+) -> Result<(Principal, Vec<maxcloud_registry::Access>, m::RegistryToken), Response> {
     let config = registry(state).map_err(IntoResponse::into_response)?;
     let principal = token_caller(state, headers, caller).await?;
     let bad = |field: &str, message: String| ApiError::bad_request(message).field(field).into_response();
@@ -147,14 +174,15 @@ async fn issue(
     }
     let scopes = maxcloud_registry::parse_scopes(scopes).map_err(|e| bad("scope", e.to_string()))?;
     let access = maxcloud_registry::grant(&scopes, &principal.tenant.slug, role(&principal));
-    let claims = Claims::new(&config.issuer, &config.service, &principal.user.email, access, TOKEN_TTL_SECONDS);
+    let claims = Claims::new(&config.issuer, &config.service, &principal.user.email, access.clone(), TOKEN_TTL_SECONDS);
     let issued = claims.issue(&config.key).map_err(|e| ApiError::internal(e).into_response())?;
-    Ok(m::RegistryToken {
+    let token = m::RegistryToken {
         token: issued.token,
         access_token: issued.access_token,
         expires_in: issued.expires_in,
         issued_at: issued.issued_at,
-    })
+    };
+    Ok((principal, access, token))
 }
 
 /// Where the organisation's images go: the registry host, the repository prefix (the organisation's slug), the
