@@ -511,7 +511,10 @@ async fn bad_token_requests_and_bad_push_input_are_refused_precisely() {
     );
     let (status, body, _) = env.token_request(Some(&key), &[("service", SERVICE)]).await;
     assert_eq!(status, 200);
-    assert_eq!(claims(body["token"].as_str().unwrap())["access"], json!([]));
+    let login = body["token"].as_str().unwrap();
+    assert_eq!(claims(login)["access"], json!([]));
+    // What `docker login` then checks: the registry's base endpoint takes the token.
+    assert_eq!(env.v2(reqwest::Method::GET, "", Some(login)).await.0, 200);
 
     // Credentials: 401 asking for Basic.
     let basic = |name: &str, (status, body, challenge): (u16, Value, String)| {
