@@ -230,6 +230,8 @@ struct Inbox {
     current: Vec<u8>,
     rcpt: Vec<String>,
     mails: Mails,
+    /// AUTH PLAIN logins seen: (user, password).
+    logins: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl mailin_embedded::Handler for Inbox {
@@ -247,6 +249,132 @@ impl mailin_embedded::Handler for Inbox {
         self.mails.lock().unwrap().push((self.rcpt.clone(), text));
         mailin_embedded::response::OK
     }
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> mailin_embedded::Response {
+        self.logins.lock().unwrap().push((user.to_string(), password.to_string()));
+        if (user, password) == ("mailer", "p@ss word") {
+            mailin_embedded::response::AUTH_OK
+        } else {
+            mailin_embedded::response::INVALID_CREDENTIALS
+        }
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (PEM files in `dir`): (ca, cert, key) paths.
+fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+    use openssl::x509::{X509NameBuilder, X509};
+    let name = |cn: &str| {
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", cn).unwrap();
+        n.build()
+    };
+    let ca_key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut ca = X509::builder().unwrap();
+    ca.set_version(2).unwrap();
+    ca.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap()).unwrap();
+    ca.set_subject_name(&name("test mail CA")).unwrap();
+    ca.set_issuer_name(&name("test mail CA")).unwrap();
+    ca.set_pubkey(&ca_key).unwrap();
+    ca.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    ca.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    ca.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+    ca.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
+    ca.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    let ca = ca.build();
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_serial_number(&BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap()).unwrap();
+    cert.set_subject_name(&name("127.0.0.1")).unwrap();
+    cert.set_issuer_name(ca.subject_name()).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    let san = SubjectAlternativeName::new().ip("127.0.0.1").build(&cert.x509v3_context(Some(&ca), None)).unwrap();
+    cert.append_extension(san).unwrap();
+    cert.append_extension(BasicConstraints::new().build().unwrap()).unwrap();
+    cert.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    let cert = cert.build();
+    let paths = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&paths.0, ca.to_pem().unwrap()).unwrap();
+    std::fs::write(&paths.1, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&paths.2, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    paths
+}
+
+/// A real SMTP server on loopback that offers STARTTLS with `cert`/`key` and AUTH PLAIN after it.
+fn smtp_server_starttls(cert: &std::path::Path, key: &std::path::Path) -> (u16, Mails, Arc<Mutex<Vec<(String, String)>>>) {
+    let inbox = Inbox::default();
+    let (mails, logins) = (inbox.mails.clone(), inbox.logins.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut server = mailin_embedded::Server::new(inbox);
+    let ssl = mailin_embedded::SslConfig::SelfSigned {
+        cert_path: cert.to_str().unwrap().into(),
+        key_path: key.to_str().unwrap().into(),
+    };
+    server
+        .with_name("smtp.test")
+        .with_num_threads(2)
+        .with_auth(mailin_embedded::AuthMechanism::Plain)
+        .with_tcp_listener(listener)
+        .with_ssl(ssl)
+        .unwrap();
+    std::thread::spawn(move || {
+        let _ = server.serve().map_err(|e| e.to_string());
+    });
+    (port, mails, logins)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invite_mail_goes_through_smtp_with_starttls_and_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(tmp.path());
+    let (port, mails, logins) = smtp_server_starttls(&cert, &key);
+    // The password percent-encoded in the URL: "p@ss word".
+    let smtp_url = format!("smtp://mailer:p%40ss%20word@127.0.0.1:{port}");
+    let server = Server::start(
+        &tmp.path().join("data"),
+        env(&[
+            ("MAXCLOUD_SMTP_URL", smtp_url.as_str()),
+            ("MAXCLOUD_SMTP_TLS", "starttls"),
+            ("MAXCLOUD_SMTP_CA_FILE", ca.to_str().unwrap()),
+            ("MAXCLOUD_MAIL_FROM", "noreply@maxcloud.test"),
+        ]),
+    );
+    let anon = Api::new(&server);
+    let (key_a, _) = anon.register("boss@a.example", "Org A").await;
+    let a = anon.with_key(&key_a);
+    let (status, inv) = a.post("/auth/invites", &json!({"email": "dev@a.example"})).await;
+    assert_eq!((status, inv["mail"].as_str()), (201, Some("sent")), "{inv}");
+    assert_eq!(logins.lock().unwrap().as_slice(), [("mailer".to_string(), "p@ss word".to_string())]);
+    let (rcpt, text) = mails.lock().unwrap().pop().expect("the mail arrived over TLS");
+    assert_eq!(rcpt, ["dev@a.example"]);
+    let (status, _) = anon.post("/auth/accept-invite", &json!({"token": token_in(&text)})).await;
+    assert_eq!(status, 201);
+    assert!(!server.log().contains("p@ss"), "no SMTP password in the log");
+
+    // Without the private CA the server's certificate is not trusted: 502, nothing kept, nothing sent.
+    let untrusting = Server::start(
+        &tmp.path().join("data2"),
+        env(&[
+            ("MAXCLOUD_SMTP_URL", smtp_url.as_str()),
+            ("MAXCLOUD_SMTP_TLS", "starttls"),
+            ("MAXCLOUD_MAIL_FROM", "noreply@maxcloud.test"),
+        ]),
+    );
+    let anon2 = Api::new(&untrusting);
+    let (key2, _) = anon2.register("boss@a.example", "Org A").await;
+    let before = counts(&untrusting).await;
+    let (status, body) = anon2.with_key(&key2).post("/auth/invites", &json!({"email": "dev@a.example"})).await;
+    assert_eq!((status, error(&body).0), (502, "mail_failed"), "{body}");
+    assert_eq!(counts(&untrusting).await, before);
+    assert_eq!(logins.lock().unwrap().len(), 1, "no credentials sent to an untrusted server");
 }
 
 /// A real SMTP server on a loopback port (threads; it lives as long as the test process).

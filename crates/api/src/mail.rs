@@ -145,8 +145,9 @@ fn mailbox(text: &str, what: &str) -> Result<Mailbox, String> {
 }
 
 impl SmtpMailer {
-    /// From `smtp://[user[:password]@]host[:port]` (percent-encoded credentials), the TLS mode and the sender.
-    pub fn new(url: &str, tls: SmtpTls, from: &str) -> Result<SmtpMailer, String> {
+    /// From `smtp://[user[:password]@]host[:port]` (percent-encoded credentials), the TLS mode, the sender and
+    /// an optional PEM certificate of a private CA to trust besides the public roots (an internal relay).
+    pub fn new(url: &str, tls: SmtpTls, from: &str, ca_pem: Option<&[u8]>) -> Result<SmtpMailer, String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("--smtp-url is not a URL: {e}"))?;
         if parsed.scheme() != "smtp" {
             return Err(format!(
@@ -167,7 +168,15 @@ impl SmtpMailer {
             SmtpTls::Tls => 465,
             SmtpTls::None => 25,
         });
-        let params = || TlsParameters::new(bare.to_string()).map_err(|e| format!("SMTP TLS setup: {e}"));
+        let params = || {
+            let mut builder = TlsParameters::builder(bare.to_string());
+            if let Some(pem) = ca_pem {
+                let cert = lettre::transport::smtp::client::Certificate::from_pem(pem)
+                    .map_err(|e| format!("--smtp-ca-file is not a PEM certificate: {e}"))?;
+                builder = builder.add_root_certificate(cert);
+            }
+            builder.build_rustls().map_err(|e| format!("SMTP TLS setup: {e}"))
+        };
         let tls_mode = match tls {
             SmtpTls::StartTls => Tls::Required(params()?),
             SmtpTls::Tls => Tls::Wrapper(params()?),

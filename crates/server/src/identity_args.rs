@@ -27,6 +27,10 @@ pub struct IdentityArgs {
     #[arg(long, env = "MAXCLOUD_SMTP_TLS", default_value = "starttls", value_parser = ["starttls", "tls", "none"],
         help_heading = "Invites")]
     pub smtp_tls: String,
+    /// PEM certificate of a private CA the SMTP server's certificate is signed by (trusted besides the public
+    /// roots).
+    #[arg(long, env = "MAXCLOUD_SMTP_CA_FILE", value_name = "FILE", requires = "smtp_url", help_heading = "Invites")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Send invite e-mails through an HTTP mail API: a JSON POST (see the README) to this URL.
     #[arg(long, env = "MAXCLOUD_MAIL_API_URL", value_name = "URL", requires = "mail_from", help_heading = "Invites")]
     pub mail_api_url: Option<String>,
@@ -89,7 +93,14 @@ impl IdentityArgs {
         let mailer = match (&self.smtp_url, &self.mail_api_url) {
             (Some(url), _) => {
                 let tls = SmtpTls::parse(&self.smtp_tls).map_err(anyhow::Error::msg).context("--smtp-tls")?;
-                Mailer::Smtp(SmtpMailer::new(url, tls, &from()?).map_err(anyhow::Error::msg)?)
+                let ca = match &self.smtp_ca_file {
+                    Some(path) => Some(
+                        std::fs::read(path)
+                            .with_context(|| format!("cannot read --smtp-ca-file {}", path.display()))?,
+                    ),
+                    None => None,
+                };
+                Mailer::Smtp(SmtpMailer::new(url, tls, &from()?, ca.as_deref()).map_err(anyhow::Error::msg)?)
             }
             (None, Some(url)) => {
                 let token = match &self.mail_api_token_file {
