@@ -58,7 +58,10 @@ async fn invites_list_revoke_accept_matrix() {
     assert!(list.iter().all(|i| i.get("token").is_none()), "never the token");
     let by_email = |e: &str| list.iter().find(|i| i["email"] == e).unwrap().clone();
     let accepted = by_email("member@a.example");
-    assert_eq!((accepted["state"].as_str(), accepted["invited_by"].as_str()), (Some("accepted"), Some("boss@a.example")));
+    assert_eq!(
+        (accepted["state"].as_str(), accepted["invited_by"].as_str()),
+        (Some("accepted"), Some("boss@a.example"))
+    );
     assert!(accepted["accepted_at"].is_string());
     assert_eq!(by_email("second@a.example")["role"], "admin");
     assert_eq!(by_email("later@a.example")["state"], "pending");
@@ -163,7 +166,10 @@ async fn invites_list_revoke_accept_matrix() {
     std::fs::create_dir_all(&home).unwrap();
     let out = cli_command(&home, &server, Some(&key_a)).args(["auth", "invites"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("STATE") && text.contains("revoked") && text.contains("accepted"), "{text}");
+    assert!(
+        out.status.success() && text.contains("STATE") && text.contains("revoked") && text.contains("accepted"),
+        "{text}"
+    );
     let (_, pending) = a.post("/auth/invites", &json!({"email": "cli@a.example"})).await;
     let pid = pending["id"].as_str().unwrap();
     let out = cli_command(&home, &server, Some(&key_a)).args(["auth", "revoke-invite", pid]).output().unwrap();
@@ -308,7 +314,10 @@ fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, 
 }
 
 /// A real SMTP server on loopback that offers STARTTLS with `cert`/`key` and AUTH PLAIN after it.
-fn smtp_server_starttls(cert: &std::path::Path, key: &std::path::Path) -> (u16, Mails, Arc<Mutex<Vec<(String, String)>>>) {
+fn smtp_server_starttls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (u16, Mails, Arc<Mutex<Vec<(String, String)>>>) {
     let inbox = Inbox::default();
     let (mails, logins) = (inbox.mails.clone(), inbox.logins.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -426,7 +435,10 @@ async fn invite_mail_goes_through_smtp() {
     let token = token_in(&text);
     assert!(token.len() > 20, "{token}");
     let unfolded = text.replace("=\r\n", "").replace("=\n", "");
-    assert!(unfolded.contains(&format!("maxcloud --api-url https://api.maxcloud.test auth accept-invite {token}")), "{unfolded}");
+    assert!(
+        unfolded.contains(&format!("maxcloud --api-url https://api.maxcloud.test auth accept-invite {token}")),
+        "{unfolded}"
+    );
     let (_, list) = a.get("/auth/invites").await;
     assert_eq!((list[0]["mail"].as_str(), list[0]["state"].as_str()), (Some("sent"), Some("pending")));
     // The mailed token works once, and never lands in the server log.
@@ -436,7 +448,8 @@ async fn invite_mail_goes_through_smtp() {
     // The CLI says where the invite went.
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let out = cli_command(&home, &server, Some(&key)).args(["auth", "invite", "--email", "qa@a.example"]).output().unwrap();
+    let out =
+        cli_command(&home, &server, Some(&key)).args(["auth", "invite", "--email", "qa@a.example"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("e-mailed"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(mails.lock().unwrap().len(), 1);
 }

@@ -165,10 +165,19 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     let (status, inv) = admin.post("/auth/invites", &json!({"email": "new@a.example"})).await;
     assert_eq!(status, 201, "{inv}");
     let (_, audit) = a_key.get("/audit").await;
-    let entry = audit.as_array().unwrap().iter().find(|e| e["target"].as_str().is_some_and(|t| t.starts_with("invite/"))).unwrap();
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"].as_str().is_some_and(|t| t.starts_with("invite/")))
+        .unwrap();
     assert_eq!(entry["actor"], "alice@sso.example", "{entry}");
     let (_, members) = a_key.get("/auth/members").await;
-    assert!(members.as_array().unwrap().iter().any(|m| m["user"]["email"] == "alice@sso.example" && m["role"] == "admin"));
+    assert!(members
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["user"]["email"] == "alice@sso.example" && m["role"] == "admin"));
 
     // A member by the claim: reads, but admin calls are refused.
     let member_group = format!("maxcloud:{slug_a}:member");
@@ -190,7 +199,8 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     assert_eq!((status, services[0]["name"].as_str()), (200, Some("blog")));
     assert_eq!(b_user.get(&format!("/services/{service_id}")).await.0, 404);
     assert_eq!(b_user.delete(&format!("/services/{service_id}")).await.0, 404);
-    let (status, body) = b_user.send(b_user.req(reqwest::Method::GET, "/services").header("x-maxcloud-tenant", &slug_a)).await;
+    let (status, body) =
+        b_user.send(b_user.req(reqwest::Method::GET, "/services").header("x-maxcloud-tenant", &slug_a)).await;
     assert_eq!(status, 403);
     assert!(message(&body).contains(&format!("no role in organisation \"{slug_a}\"")), "{body}");
 
@@ -204,7 +214,12 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     let mut c = claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group]);
     c["aud"] = json!("another-app");
     cases.push(("wrong audience", sign(&ec, &c), 401, "audience (aud)"));
-    cases.push(("bad signature", sign(&other, &claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group])), 401, "signature"));
+    cases.push((
+        "bad signature",
+        sign(&other, &claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group])),
+        401,
+        "signature",
+    ));
     let mut c = claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group]);
     c["exp"] = json!(now() - 120);
     cases.push(("expired", sign(&ec, &c), 401, "expired"));
@@ -215,9 +230,19 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     c.as_object_mut().unwrap().remove("exp");
     cases.push(("no exp", sign(&ec, &c), 401, "\"exp\""));
     let unknown = es256("kid-nobody-knows");
-    cases.push(("unknown kid", sign(&unknown, &claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group])), 401, "kid"));
+    cases.push((
+        "unknown kid",
+        sign(&unknown, &claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group])),
+        401,
+        "kid",
+    ));
     let good = claims(&idp.url, "u-9", "eve@sso.example", &[&admin_group]);
-    cases.push(("alg none", raw_token(&json!({"alg": "none", "kid": "ec-1"}), &good, b""), 401, "\"none\" is not accepted"));
+    cases.push((
+        "alg none",
+        raw_token(&json!({"alg": "none", "kid": "ec-1"}), &good, b""),
+        401,
+        "\"none\" is not accepted",
+    ));
     let hs_secret = serde_json::to_vec(&ec.jwk).unwrap();
     let hs = jsonwebtoken::encode(
         &Header { kid: Some("ec-1".into()), ..Header::new(Algorithm::HS256) },
@@ -228,10 +253,18 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     cases.push(("HS256 with the public key as secret", hs, 401, "\"HS256\" is not accepted"));
     let rs_header = raw_token(&json!({"alg": "RS256", "kid": "ec-1"}), &good, b"sig");
     cases.push(("RS256 header on an EC key", rs_header, 401, "does not fit the type of the key"));
-    cases.push(("no groups claim", sign(&ec, &claims(&idp.url, "u-9", "eve@sso.example", &[])), 403, "grants no max-cloud organisation"));
+    cases.push((
+        "no groups claim",
+        sign(&ec, &claims(&idp.url, "u-9", "eve@sso.example", &[])),
+        403,
+        "grants no max-cloud organisation",
+    ));
     cases.push((
         "foreign group values only",
-        sign(&ec, &claims(&idp.url, "u-9", "eve@sso.example", &["admins", "other:org-a:admin", "maxcloud:org-a:owner"])),
+        sign(
+            &ec,
+            &claims(&idp.url, "u-9", "eve@sso.example", &["admins", "other:org-a:admin", "maxcloud:org-a:owner"]),
+        ),
         403,
         "grants no max-cloud organisation",
     ));
@@ -260,16 +293,22 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     let both = anon.with_key(&sign(&ec, &claims(&idp.url, "u-4", "dan@sso.example", &[&member_group, &b_group])));
     let (status, body) = both.get("/services").await;
     assert_eq!((status, body["error"]["field"].as_str()), (403, Some("x-maxcloud-tenant")), "{body}");
-    let (status, body) = both.send(both.req(reqwest::Method::GET, "/auth/status").header("x-maxcloud-tenant", &slug_b)).await;
+    let (status, body) =
+        both.send(both.req(reqwest::Method::GET, "/auth/status").header("x-maxcloud-tenant", &slug_b)).await;
     assert_eq!((status, body["role"].as_str()), (200, Some("admin")), "{body}");
-    let (status, body) = both.send(both.req(reqwest::Method::GET, "/services").header("x-maxcloud-tenant", "Bad Slug!")).await;
+    let (status, body) =
+        both.send(both.req(reqwest::Method::GET, "/services").header("x-maxcloud-tenant", "Bad Slug!")).await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("x-maxcloud-tenant")));
 
     // Roles follow the claims on every request: demoted, then removed from org A.
     let demoted = anon.with_key(&sign(&ec, &claims(&idp.url, "u-1", "alice@sso.example", &[&member_group])));
     assert_eq!(demoted.get("/auth/invites").await.0, 403, "the admin role was removed in the IdP");
     let (_, members) = a_key.get("/auth/members").await;
-    assert!(members.as_array().unwrap().iter().any(|m| m["user"]["email"] == "alice@sso.example" && m["role"] == "member"));
+    assert!(members
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["user"]["email"] == "alice@sso.example" && m["role"] == "member"));
     let moved = anon.with_key(&sign(&ec, &claims(&idp.url, "u-1", "alice@sso.example", &[&b_group])));
     assert_eq!(moved.get("/services").await.1[0]["name"], "blog");
     let (_, members) = a_key.get("/auth/members").await;
@@ -310,7 +349,8 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     let mut c = claims(&idp.url, "u-1", "alice@sso.example", &[&admin_group]);
     c["exp"] = json!(now() - 3600);
     let expired = sign(&ec, &c);
-    let out = cli_command(&home, &server, None).env("MAXCLOUD_TOKEN", &expired).args(["auth", "login"]).output().unwrap();
+    let out =
+        cli_command(&home, &server, None).env("MAXCLOUD_TOKEN", &expired).args(["auth", "login"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.starts_with("error: ") && err.contains("expired"), "{err}");
     let creds_after: Value =

@@ -245,11 +245,9 @@ impl Mailer {
                     .header(ContentType::TEXT_PLAIN)
                     .body(mail.text())
                     .map_err(|e| MailError(format!("cannot build the invite e-mail: {e}")))?;
-                smtp.transport
-                    .send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| MailError(format!("the SMTP server {} did not take the invite e-mail: {e}", smtp.describe)))
+                smtp.transport.send(message).await.map(|_| ()).map_err(|e| {
+                    MailError(format!("the SMTP server {} did not take the invite e-mail: {e}", smtp.describe))
+                })
             }
             Mailer::Http(api) => {
                 let body = serde_json::json!({

@@ -129,7 +129,9 @@ impl std::fmt::Display for JwtError {
             JwtError::Issuer => write!(f, "JWT issuer (iss) is not the identity provider this server trusts"),
             JwtError::Audience => write!(f, "JWT audience (aud) does not include this service"),
             JwtError::MissingClaim(c) => write!(f, "JWT lacks the required claim {c:?}"),
-            JwtError::Provider(why) => write!(f, "cannot verify the JWT: the identity provider's keys are unavailable: {why}"),
+            JwtError::Provider(why) => {
+                write!(f, "cannot verify the JWT: the identity provider's keys are unavailable: {why}")
+            }
         }
     }
 }
@@ -212,8 +214,8 @@ impl Verifier {
         let header_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(header_part)
             .map_err(|_| JwtError::Malformed("the header is not base64url"))?;
-        let header: RawHeader =
-            serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("the header is not a JOSE header"))?;
+        let header: RawHeader = serde_json::from_slice(&header_bytes)
+            .map_err(|_| JwtError::Malformed("the header is not a JOSE header"))?;
         let alg = accepted_algorithm(&header.alg).ok_or_else(|| JwtError::Algorithm(header.alg.clone()))?;
         let (decoding, kind) = self.key(header.kid.as_deref()).await?;
         if !fits(alg, kind) {

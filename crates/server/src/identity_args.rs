@@ -19,8 +19,15 @@ pub struct IdentityArgs {
     pub public_url: Option<String>,
     /// Send invite e-mails through this SMTP server: smtp://[user[:password]@]host[:port] (percent-encode
     /// special characters). Pass it by environment when it holds a password.
-    #[arg(long, env = "MAXCLOUD_SMTP_URL", hide_env_values = true, value_name = "URL", conflicts_with = "mail_api_url",
-        requires = "mail_from", help_heading = "Invites")]
+    #[arg(
+        long,
+        env = "MAXCLOUD_SMTP_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        conflicts_with = "mail_api_url",
+        requires = "mail_from",
+        help_heading = "Invites"
+    )]
     pub smtp_url: Option<String>,
     /// TLS towards the SMTP server: starttls (required, port 587 by default), tls (implicit TLS, port 465) or
     /// none (only to a loopback host, port 25).
@@ -35,18 +42,35 @@ pub struct IdentityArgs {
     #[arg(long, env = "MAXCLOUD_MAIL_API_URL", value_name = "URL", requires = "mail_from", help_heading = "Invites")]
     pub mail_api_url: Option<String>,
     /// File holding the bearer token of the mail API (or MAXCLOUD_MAIL_API_TOKEN).
-    #[arg(long, env = "MAXCLOUD_MAIL_API_TOKEN_FILE", value_name = "FILE", requires = "mail_api_url",
-        help_heading = "Invites")]
+    #[arg(
+        long,
+        env = "MAXCLOUD_MAIL_API_TOKEN_FILE",
+        value_name = "FILE",
+        requires = "mail_api_url",
+        help_heading = "Invites"
+    )]
     pub mail_api_token_file: Option<PathBuf>,
     /// Sender of invite e-mails, e.g. "max-cloud <noreply@maxcloud.example>".
     #[arg(long, env = "MAXCLOUD_MAIL_FROM", value_name = "MAILBOX", help_heading = "Invites")]
     pub mail_from: Option<String>,
 
     /// Accept bearer JWTs of this OpenID Connect issuer (exactly its `iss`), verified against its JWKS.
-    #[arg(long, env = "MAXCLOUD_OIDC_ISSUER", value_name = "URL", requires = "oidc_audience", help_heading = "OIDC login")]
+    #[arg(
+        long,
+        env = "MAXCLOUD_OIDC_ISSUER",
+        value_name = "URL",
+        requires = "oidc_audience",
+        help_heading = "OIDC login"
+    )]
     pub oidc_issuer: Option<String>,
     /// A value the tokens' `aud` must contain (the client id or application id URI).
-    #[arg(long, env = "MAXCLOUD_OIDC_AUDIENCE", value_name = "AUD", requires = "oidc_issuer", help_heading = "OIDC login")]
+    #[arg(
+        long,
+        env = "MAXCLOUD_OIDC_AUDIENCE",
+        value_name = "AUD",
+        requires = "oidc_issuer",
+        help_heading = "OIDC login"
+    )]
     pub oidc_audience: Option<String>,
     /// Claim with values <prefix>:<organisation>:<admin|member> (Keycloak groups: groups; Entra ID app roles:
     /// roles).

@@ -59,7 +59,8 @@ async fn invites_listed_revoked_and_refused(store: Store) {
     let pending = store.create_invite(t, &a.user.id, "p@example.com", Role::Member, "inv-p", DAY).await.unwrap();
     let expired = store.create_invite(t, &a.user.id, "e@example.com", Role::Admin, "inv-e", -1).await.unwrap();
     let revoked = store.create_invite(t, &a.user.id, "r@example.com", Role::Member, "inv-r", DAY).await.unwrap();
-    let used = store.create_invite_with_mail(t, &a.user.id, "u@example.com", Role::Member, "inv-u", DAY, "pending").await;
+    let used =
+        store.create_invite_with_mail(t, &a.user.id, "u@example.com", Role::Member, "inv-u", DAY, "pending").await;
     let used = used.unwrap();
     store.set_invite_mail(t, &used.id, "sent").await.unwrap();
     store.accept_invite("inv-u", key("u")).await.unwrap();
@@ -102,7 +103,9 @@ async fn invites_listed_revoked_and_refused(store: Store) {
         assert_eq!(got.err(), Some(why), "{hash}");
     }
     assert_eq!(store.table_counts().await.unwrap(), before, "a refused accept writes nothing");
-    assert!(matches!(store.accept_invite("inv-r", key("r2")).await.unwrap_err(), StoreError::InvalidState(m) if m.contains("revoked")));
+    assert!(
+        matches!(store.accept_invite("inv-r", key("r2")).await.unwrap_err(), StoreError::InvalidState(m) if m.contains("revoked"))
+    );
 
     // An unsent invite can be removed (the mail failed); an accepted one cannot.
     assert!(store.delete_unsent_invite(t, &pending.id).await.unwrap());
@@ -176,10 +179,12 @@ async fn oidc_identities_follow_claims(store: Store) {
     assert_eq!(store.table_counts().await.unwrap(), before);
 
     // The role follows the claim; a removed grant removes the membership; a new one adds it.
-    store.oidc_sync(&login("sub-1", "sso@example.com", &[("acme", Role::Member), ("beta", Role::Member)])).await.unwrap();
-    let role_in = |members: Vec<maxcloud_store::Member>| {
-        members.into_iter().find(|m| m.user.id == first.user.id).map(|m| m.role)
-    };
+    store
+        .oidc_sync(&login("sub-1", "sso@example.com", &[("acme", Role::Member), ("beta", Role::Member)]))
+        .await
+        .unwrap();
+    let role_in =
+        |members: Vec<maxcloud_store::Member>| members.into_iter().find(|m| m.user.id == first.user.id).map(|m| m.role);
     assert_eq!(role_in(store.members(&a.tenant.id).await.unwrap()), Some(Role::Member));
     assert_eq!(role_in(store.members(&b.tenant.id).await.unwrap()), Some(Role::Member));
     let none = store.oidc_sync(&login("sub-1", "sso@example.com", &[("beta", Role::Member)])).await.unwrap();
