@@ -225,7 +225,8 @@ CGO_ENABLED=1 build_in_module gitea "$GITEA_VERSION" code.gitea.io/gitea gitea -
     -tags "$gitea_tags" -ldflags "-s -w -X \"main.Version=${GITEA_VERSION#v}\" -X \"main.Tags=$gitea_tags\""
 
 # The CNCF Distribution registry (crates/testenv/src/registry.rs): token auth against the order service's
-# /api/v1/registry/token, filesystem storage. Plain `go get` + build, no replace directives (about 80 s cold).
+# /api/v1/registry/token, filesystem storage. Plain `go get` + build, no replace directives (80–150 s cold on the
+# 2-core VM, empty Go caches).
 build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 \
     github.com/distribution/distribution/v3/cmd/registry registry
 
