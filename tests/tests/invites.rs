@@ -227,6 +227,8 @@ fn time_of(v: &Value) -> i64 {
 
 /// Mails as received: (recipients, message text).
 type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+/// AUTH PLAIN logins as received: (user, password).
+type Logins = Arc<Mutex<Vec<(String, String)>>>;
 /// Mail API calls as received: (Authorization header, JSON body).
 type Calls = Arc<Mutex<Vec<(Option<String>, Value)>>>;
 
@@ -236,8 +238,7 @@ struct Inbox {
     current: Vec<u8>,
     rcpt: Vec<String>,
     mails: Mails,
-    /// AUTH PLAIN logins seen: (user, password).
-    logins: Arc<Mutex<Vec<(String, String)>>>,
+    logins: Logins,
 }
 
 impl mailin_embedded::Handler for Inbox {
@@ -314,10 +315,7 @@ fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, 
 }
 
 /// A real SMTP server on loopback that offers STARTTLS with `cert`/`key` and AUTH PLAIN after it.
-fn smtp_server_starttls(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> (u16, Mails, Arc<Mutex<Vec<(String, String)>>>) {
+fn smtp_server_starttls(cert: &std::path::Path, key: &std::path::Path) -> (u16, Mails, Logins) {
     let inbox = Inbox::default();
     let (mails, logins) = (inbox.mails.clone(), inbox.logins.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

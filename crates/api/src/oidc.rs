@@ -79,6 +79,8 @@ struct KeyCache {
     jwks_uri: Option<String>,
     keys: HashMap<String, Key>,
     fetched_at: Option<Instant>,
+    /// Why the last fetch failed (cleared by a successful one).
+    last_error: Option<JwtError>,
 }
 
 struct Key {
@@ -271,10 +273,20 @@ impl Verifier {
                 return Ok(found);
             }
         }
+        // No keys at all because the issuer could not be read: say that, not "unknown key".
+        if let (true, Some(e)) = (cache.keys.is_empty(), &cache.last_error) {
+            return Err(e.clone());
+        }
         Err(if kid.is_none() { JwtError::Malformed("the header has no kid") } else { JwtError::UnknownKey })
     }
 
     async fn refresh(&self, cache: &mut KeyCache) -> Result<(), JwtError> {
+        let result = self.fetch_keys(cache).await;
+        cache.last_error = result.as_ref().err().cloned();
+        result
+    }
+
+    async fn fetch_keys(&self, cache: &mut KeyCache) -> Result<(), JwtError> {
         // Counted as a fetch even when it fails, so an unreachable issuer is not hammered.
         cache.fetched_at = Some(Instant::now());
         let jwks_uri = match &cache.jwks_uri {
