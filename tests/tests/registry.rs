@@ -490,6 +490,7 @@ async fn bad_token_requests_and_bad_push_input_are_refused_precisely() {
     let bearer = env.http.get(env.token_url()).query(&[("service", SERVICE), ("scope", &own)]).bearer_auth(&key);
     let resp = bearer.send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
     // Several scopes (repeated and space-separated): the granted subset; none at all: a login check.
     let (status, body, _) = env
         .token_request(

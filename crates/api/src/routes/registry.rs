@@ -125,7 +125,10 @@ pub async fn token(
             return ApiError::internal(e).into_response();
         }
     }
-    axum::Json(token).into_response()
+    // A bearer credential: no cache may keep it (RFC 6749, section 5.1).
+    let mut resp = axum::Json(token).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 async fn issue(
