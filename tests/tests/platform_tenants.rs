@@ -76,14 +76,16 @@ async fn registering_commits_the_tenant_to_the_platform_repository_once() {
     assert_eq!(ns["metadata"]["labels"]["maxcloud.dev/tenant"], "acme-shop");
     assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
 
-    // ServiceAccount, Role on the five maxcloud.dev kinds only, RoleBinding, all in the namespace.
+    // ServiceAccount, Role on the five maxcloud.dev kinds and the tenant's own Secrets (the SOPS files Flux
+    // decrypts) only, RoleBinding, all in the namespace.
     let rbac = docs(&platform, &slug_a, "rbac.yaml");
     assert_eq!(find(&rbac, "ServiceAccount")["metadata"]["name"], "maxcloud-tenant");
     let role = find(&rbac, "Role");
     assert_eq!(role["metadata"]["namespace"], "mc-acme-shop");
     let rules = role["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 2);
     assert_eq!(rules[0]["apiGroups"], serde_json::json!(["maxcloud.dev"]));
+    assert_eq!((&rules[1]["apiGroups"], &rules[1]["resources"]), (&serde_json::json!([""]), &serde_json::json!(["secrets"])));
     assert_eq!(
         rules[0]["resources"],
         serde_json::json!(["apps", "databases", "registries", "dnsrecords", "workspaces"])
@@ -104,6 +106,8 @@ async fn registering_commits_the_tenant_to_the_platform_repository_once() {
     assert_eq!(ks["spec"]["serviceAccountName"], "maxcloud-tenant");
     assert_eq!(ks["spec"]["targetNamespace"], "mc-acme-shop");
     assert_eq!(ks["spec"]["prune"], true);
+    // SOPS files are decrypted with the tenant's own age key, a Secret the platform creates in the cluster.
+    assert_eq!(ks["spec"]["decryption"], serde_json::json!({"provider": "sops", "secretRef": {"name": "maxcloud-sops-age"}}));
     assert_eq!(ks["spec"]["sourceRef"]["kind"], "GitRepository");
     assert_eq!(ks["spec"]["sourceRef"]["name"], source["metadata"]["name"]);
     let receiver = &docs(&platform, &slug_a, "receiver.yaml")[0];

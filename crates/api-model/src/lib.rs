@@ -6,9 +6,15 @@
 
 use std::collections::BTreeMap;
 
+mod logs;
 mod registry;
+mod revisions;
 mod secrets;
+pub use logs::LogLine;
 pub use registry::{RegistryImage, RegistryImages, RegistryInfo, RegistryToken};
+pub use revisions::{
+    AddDomainRequest, Domain, DomainVerification, Revision, Revisions, SetTrafficRequest, TrafficTarget,
+};
 pub use secrets::{SecretInfo, SecretKeyRef, SetSecretRequest};
 
 use serde::{Deserialize, Serialize};
@@ -238,6 +244,16 @@ pub struct CreateServiceRequest {
     /// `public` (default) or `internal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
+    /// Name of the revision this deploy creates (`<service>-<revision>` in the cluster); generated (`r<N>`) when
+    /// absent. Must be new for the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Keep the traffic where it is: the new revision gets 0% (redeploys only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_traffic: bool,
+    /// Tag the new revision (its own URL `<tag>-<service>.<domain>`), e.g. with `no_traffic` to test it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// `PATCH /api/v1/services/{id}`: change only the given fields; the rest keeps its current value.
@@ -273,6 +289,15 @@ pub struct PatchServiceRequest {
     pub memory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<String>,
+    /// Name of the revision this change creates; generated (`r<N>`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Keep the traffic where it is: the new revision gets 0%.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_traffic: bool,
+    /// Tag the new revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// A container app as the seed API showed it.
@@ -299,6 +324,9 @@ pub struct Service {
     /// The latest order that changed this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// The newest revision's name (`maxcloud revisions NAME` lists them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 // ---------------------------------------------------------------- catalog

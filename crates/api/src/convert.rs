@@ -143,5 +143,6 @@ pub fn service(r: &ResourceRow) -> m::Service {
         created_at: ts(r.created_at),
         updated_at: ts(r.updated_at),
         order_id: Some(r.order_id.clone()),
+        revision: spec["revision"].as_str().map(str::to_string),
     }
 }

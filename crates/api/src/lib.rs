@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 mod convert;
+pub mod dns;
 pub mod error;
 mod json;
 pub mod mail;
@@ -62,6 +63,25 @@ pub trait ResourceTrees: Send + Sync {
     fn top_level(&self, namespace: &str) -> Vec<maxcloud_api_model::ResourceNode>;
 }
 
+/// The containers' logs of a connected cluster (the server implements it with the pod log API).
+pub trait LogSource: Send + Sync {
+    /// The lines of every pod of App `app` in `namespace` (all its revisions), oldest first, at most `tail` of them
+    /// overall; with `follow`, then every new line of these and of pods that start later, until the stream is dropped.
+    fn logs(
+        &self,
+        namespace: String,
+        app: String,
+        query: LogQuery,
+    ) -> futures::future::BoxFuture<'static, Result<futures::stream::BoxStream<'static, maxcloud_api_model::LogLine>, String>>;
+}
+
+/// What part of the logs is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogQuery {
+    pub follow: bool,
+    pub tail: u32,
+}
+
 /// Shared state of all handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -71,9 +91,13 @@ pub struct AppState {
     pub audit: audit::AuditWriter,
     /// `None` without a cluster.
     pub trees: Option<Arc<dyn ResourceTrees>>,
+    /// Container logs; `None` without a cluster.
+    pub logs: Option<Arc<dyn LogSource>>,
     /// The container registry's token service; `None`: the registry endpoints answer 404.
     pub registry: Option<Arc<registry::RegistryConfig>>,
     pub registry_client: registry::RegistryClient,
+    /// Where custom domains' ownership records (TXT) are looked up.
+    pub dns: dns::DnsResolver,
 }
 
 impl AppState {
@@ -86,14 +110,28 @@ impl AppState {
             config: Arc::new(config),
             audit,
             trees: None,
+            logs: None,
             registry: None,
             registry_client: Default::default(),
+            dns: Default::default(),
         }
     }
 
     /// With the container registry's token service.
     pub fn with_registry(mut self, registry: registry::RegistryConfig) -> AppState {
         self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// With the container logs of a connected cluster.
+    pub fn with_logs(mut self, logs: Arc<dyn LogSource>) -> AppState {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// Looking up custom domains' ownership records with `dns` instead of the system's resolver.
+    pub fn with_dns_resolver(mut self, dns: dns::DnsResolver) -> AppState {
+        self.dns = dns;
         self
     }
 

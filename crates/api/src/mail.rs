@@ -291,3 +291,47 @@ fn deepest(err: &(dyn std::error::Error + 'static)) -> String {
     }
     reason
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_settings_are_checked() {
+        let ok = |url: &str, tls| SmtpMailer::new(url, tls, "noreply@example.com", None);
+        assert!(ok("smtp://user:p%40ss@mail.example.com", SmtpTls::StartTls).is_ok());
+        assert!(ok("smtp://127.0.0.1:2525", SmtpTls::None).is_ok());
+        assert!(ok("smtp://[::1]:2525", SmtpTls::None).is_ok());
+        let err = ok("smtp://mail.example.com", SmtpTls::None).unwrap_err();
+        assert!(err.contains("only allowed to a loopback host"), "{err}");
+        assert!(ok("smtps://mail.example.com", SmtpTls::Tls).unwrap_err().contains("scheme"));
+        assert!(ok("mail.example.com", SmtpTls::Tls).is_err());
+        let bad_from = SmtpMailer::new("smtp://mail.example.com", SmtpTls::Tls, "not an address", None);
+        assert!(bad_from.unwrap_err().contains("--mail-from"));
+        let bad_ca = SmtpMailer::new("smtp://mail.example.com", SmtpTls::Tls, "a@b.example", Some(b"nope"));
+        assert!(bad_ca.unwrap_err().contains("--smtp-ca-file"));
+        let described = format!("{:?}", ok("smtp://user:secret@mail.example.com", SmtpTls::StartTls).unwrap());
+        assert!(described.contains("mail.example.com:587") && !described.contains("secret"), "{described}");
+        assert_eq!(SmtpTls::parse("tls"), Ok(SmtpTls::Tls));
+        assert!(SmtpTls::parse("ssl").is_err());
+    }
+
+    #[test]
+    fn invite_text_has_the_accept_command() {
+        let mail = InviteMail {
+            invite_id: "i",
+            to: "dev@example.com",
+            organization_name: "Acme Shop",
+            organization_slug: "acme-shop",
+            role: "member",
+            invited_by: "boss@example.com",
+            token: "mci_abc",
+            expires_at: "2026-01-08T00:00:00Z",
+            public_url: "https://api.example/",
+        };
+        assert_eq!(mail.subject(), "You are invited to Acme Shop on max-cloud");
+        let text = mail.text();
+        assert!(text.contains("maxcloud --api-url https://api.example auth accept-invite mci_abc"), "{text}");
+        assert!(text.contains("boss@example.com invited you") && text.contains("2026-01-08T00:00:00Z"));
+    }
+}

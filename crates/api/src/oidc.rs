@@ -479,3 +479,75 @@ pub async fn resolve(state: &crate::AppState, token: &str, headers: &HeaderMap) 
     };
     Ok(Principal { tenant, user: synced.user, role, key, on_behalf_of: None })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(roles_claim: &str) -> Verifier {
+        let mut c = OidcConfig::new("https://idp.example/realms/acme", "maxcloud-api");
+        c.roles_claim = roles_claim.into();
+        Verifier::new(c).unwrap()
+    }
+
+    fn claims(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn groups_map_to_organisations_and_roles() {
+        let v = verifier("groups");
+        let login = v
+            .login(&claims(serde_json::json!({
+                "sub": "u1", "email": "Ann@Example.COM", "email_verified": true,
+                // Keycloak full group paths, a duplicate with a higher role, values for others, a bad slug.
+                "groups": ["/maxcloud:acme:member", "maxcloud:acme:admin", "maxcloud:beta:member", "admins",
+                           "other:acme:admin", "maxcloud:Bad Slug:admin", "maxcloud:gamma:owner"]
+            })))
+            .unwrap();
+        assert_eq!(login.email, "ann@example.com");
+        assert!(login.email_verified);
+        assert_eq!(login.grants, [("acme".to_string(), Role::Admin), ("beta".to_string(), Role::Member)]);
+        assert_eq!(login.issuer, "https://idp.example/realms/acme");
+    }
+
+    #[test]
+    fn entra_roles_claim_and_missing_parts() {
+        let v = verifier("roles");
+        let login =
+            v.login(&claims(serde_json::json!({"sub": "u1", "email": "a@b.example", "roles": "maxcloud:acme:member"})));
+        assert_eq!(login.unwrap().grants, [("acme".to_string(), Role::Member)]);
+        let no_email = v.login(&claims(serde_json::json!({"sub": "u1", "roles": ["maxcloud:acme:admin"]})));
+        assert_eq!(no_email.unwrap_err().status, axum::http::StatusCode::FORBIDDEN);
+        let no_sub = v.login(&claims(serde_json::json!({"email": "a@b.example"})));
+        assert_eq!(no_sub.unwrap_err().status, axum::http::StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn jwt_shape() {
+        assert!(looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."));
+        assert!(looks_like_jwt("eyJh.eyJz.c2ln-_"));
+        assert!(!looks_like_jwt("mc_0123456789abcdef"));
+        assert!(!looks_like_jwt("eyJh.eyJz"));
+        assert!(!looks_like_jwt("eyJh.eyJz.sig.extra"));
+        assert!(!looks_like_jwt("eyJh..sig"));
+        assert!(!looks_like_jwt("eyJh.eyJz.si+g"));
+    }
+
+    #[test]
+    fn only_asymmetric_algorithms_fitting_the_key() {
+        for alg in ["none", "HS256", "HS384", "HS512", "EdDSA", "rs256", ""] {
+            assert!(accepted_algorithm(alg).is_none(), "{alg}");
+        }
+        assert!(fits(Algorithm::RS256, KeyKind::Rsa) && fits(Algorithm::PS256, KeyKind::Rsa));
+        assert!(fits(Algorithm::ES256, KeyKind::EcP256) && !fits(Algorithm::ES256, KeyKind::EcP384));
+        assert!(!fits(Algorithm::RS256, KeyKind::EcP256) && !fits(Algorithm::ES384, KeyKind::Rsa));
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(Verifier::new(OidcConfig::new("not a url", "a")).is_err());
+        assert!(Verifier::new(OidcConfig::new("ftp://idp.example", "a")).is_err());
+        assert!(Verifier::new(OidcConfig::new("https://idp.example", " ")).is_err());
+    }
+}

@@ -21,6 +21,7 @@ mod footprint;
 pub mod names;
 pub mod quantity;
 mod resource;
+pub mod revisions;
 mod schema;
 mod service;
 

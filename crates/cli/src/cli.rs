@@ -66,6 +66,29 @@ pub enum Command {
     #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
 
+    /// List a service's revisions (one per deploy) with their images, traffic shares and tags
+    Revisions {
+        /// Service name
+        name: String,
+    },
+
+    /// Split a service's requests between its revisions: `maxcloud traffic shop r1=90,r2=10`
+    Traffic(TrafficArgs),
+
+    /// Send all of a service's requests to one of its revisions again
+    Rollback {
+        /// Service name
+        name: String,
+        /// Revision name, as `maxcloud revisions NAME` lists it
+        revision: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+
+    /// Add, verify, list or remove a service's custom domains (ownership proven by a DNS TXT record)
+    #[command(subcommand)]
+    Domains(DomainsCommand),
+
     /// List orders (--pending: those waiting for review), or show / approve / reject one
     #[command(args_conflicts_with_subcommands = true)]
     Orders(OrdersArgs),
@@ -87,6 +110,9 @@ pub enum Command {
 
     /// Show the organisation's audit log: who did what, when, from where, with what result (admins)
     Audit(AuditArgs),
+
+    /// Show a service's container logs (all revisions, oldest first); --follow streams new lines
+    Logs(LogsArgs),
 
     /// Set, list or delete the organisation's secrets (encrypted for the cluster; values are never shown again)
     #[command(subcommand)]
@@ -246,8 +272,67 @@ pub struct DeployArgs {
     /// Who can reach the service
     #[arg(long, value_enum)]
     pub visibility: Option<Visibility>,
+    /// Name of the revision this deploy creates (new for the service; the revision is <name>-<revision>)
+    /// [default: r<N>, one above the highest so far]
+    #[arg(long, value_name = "NAME")]
+    pub revision: Option<String>,
+    /// Keep the traffic where it is: the new revision gets 0% (see `maxcloud traffic`)
+    #[arg(long)]
+    pub no_traffic: bool,
+    /// Tag the new revision: it gets its own URL <tag>-<name>.<domain>, also with --no-traffic
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficArgs {
+    /// Service name
+    pub name: String,
+    /// Shares per revision adding up to 100, e.g. r1=90,r2=10; LATEST=N for whatever revision is the latest
+    #[arg(value_name = "REV=PERCENT,...")]
+    pub split: Option<String>,
+    /// Send everything to the latest revision (tags stay reachable at 0%)
+    #[arg(long)]
+    pub to_latest: bool,
+    /// Give REV its own URL <tag>-<name>.<domain> (REV gets 0% if the split does not name it); repeat for several
+    #[arg(long, value_name = "REV=TAG")]
+    pub tag: Vec<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Add a custom domain; ordered at once if its TXT record is there, else prints the record to create
+    Add {
+        /// Service name
+        name: String,
+        /// Host name, e.g. shop.example.com
+        domain: String,
+    },
+    /// Check the domain's TXT record and order the domain once it holds your token
+    Verify {
+        /// Service name
+        name: String,
+        /// Host name
+        domain: String,
+    },
+    /// List the service's domains: pending (with the record to create), verified, active
+    #[command(visible_alias = "ls")]
+    List {
+        /// Service name
+        name: String,
+    },
+    /// Remove a custom domain (an order taking it off the service, if it was ordered)
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Service name
+        name: String,
+        /// Host name
+        domain: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +403,18 @@ pub struct PushArgs {
     /// latest)
     #[arg(long, value_name = "NAME[:TAG]")]
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Service name
+    pub name: String,
+    /// Keep streaming new lines (also of revisions started later) until interrupted
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Show the last N lines first (1–10000)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub tail: u32,
 }
 
 #[derive(Debug, Subcommand)]

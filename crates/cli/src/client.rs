@@ -142,21 +142,39 @@ impl Client {
         if status.is_success() {
             return Ok((status, headers, bytes));
         }
-        if let Ok(err) = serde_json::from_slice::<ErrorBody>(&bytes) {
+        Err(self.error(method, path, status, &bytes))
+    }
+
+    /// A server-sent event stream (`GET`, no overall timeout: it may be followed for hours).
+    pub async fn events(&self, path: &str) -> Result<EventStream, ApiError> {
+        let url = format!("{}{path}", self.base_url);
+        let mut req = self.http.get(&url).header("Accept", "text/event-stream").timeout(Duration::from_secs(7 * 24 * 3600));
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let unreachable =
+            |e: reqwest::Error| ApiError::Unreachable { url: self.base_url.clone(), reason: transport_reason(&e) };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(unreachable)?;
+            return Err(self.error(Method::GET, path, status, &bytes));
+        }
+        Ok(EventStream { resp, buffer: String::new(), base_url: self.base_url.clone() })
+    }
+
+    /// The error an unsuccessful answer stands for: the server's JSON error, else the raw status and body.
+    fn error(&self, method: Method, path: &str, status: StatusCode, bytes: &[u8]) -> ApiError {
+        if let Ok(err) = serde_json::from_slice::<ErrorBody>(bytes) {
             let mut message = err.error.message;
             if status == StatusCode::UNAUTHORIZED && self.api_key.is_none() {
                 message.push_str(
                     "; no API key configured: set MAXCLOUD_API_KEY, pass --api-key or run `maxcloud auth register`",
                 );
             }
-            return Err(ApiError::Api { status, code: err.error.code, message, field: err.error.field });
+            return ApiError::Api { status, code: err.error.code, message, field: err.error.field };
         }
-        Err(ApiError::Http {
-            method,
-            path: path.to_string(),
-            status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+        ApiError::Http { method, path: path.to_string(), status, body: String::from_utf8_lossy(bytes).into_owned() }
     }
 
     fn decode<T: DeserializeOwned>(method: Method, path: &str, bytes: &[u8]) -> Result<T, ApiError> {
@@ -229,6 +247,45 @@ impl Client {
     pub async fn delete(&self, path: &str) -> Result<Option<String>, ApiError> {
         let (_, headers, _) = self.send(Method::DELETE, path, None, &[]).await?;
         Ok(headers.get(ORDER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string))
+    }
+}
+
+/// Server-sent events as they arrive: `(event, data)` pairs. Parsed here because the framing is a few lines
+/// (events end with a blank line; `event:` and `data:` fields; comments and keep-alives start with `:`).
+pub struct EventStream {
+    resp: reqwest::Response,
+    buffer: String,
+    base_url: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` when the server closed the stream.
+    pub async fn next(&mut self) -> Result<Option<(String, String)>, ApiError> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut data) = (String::from("message"), Vec::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim_start().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                    }
+                }
+                if !data.is_empty() {
+                    return Ok(Some((event, data.join("\n"))));
+                }
+                continue;
+            }
+            let chunk = self.resp.chunk().await.map_err(|e| ApiError::Unreachable {
+                url: self.base_url.clone(),
+                reason: transport_reason(&e),
+            })?;
+            match chunk {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                None => return Ok(None),
+            }
+        }
     }
 }
 

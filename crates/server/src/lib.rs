@@ -2,6 +2,7 @@
 //! The binary (`main.rs`) parses flags into [`Config`]; tests and benches call [`start`] directly.
 
 mod forge;
+mod logs;
 pub mod registry;
 pub mod tenant_secrets;
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub invites: maxcloud_api::mail::InviteSettings,
     /// OIDC login of one identity provider (`None`: API keys only).
     pub oidc: Option<maxcloud_api::oidc::OidcConfig>,
+    /// The name server custom domains' ownership records (TXT) are looked up at (`None`: the system's resolver).
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 impl Config {
@@ -79,6 +82,7 @@ impl Config {
             registry: Some(RegistrySettings::dev()),
             invites: Default::default(),
             oidc: None,
+            dns_resolver: None,
         }
     }
 
@@ -259,7 +263,7 @@ async fn start_with(
                 }
                 _ => {}
             }
-            Some(spawn_aggregator(client, store.clone(), orders.clone(), repos.clone()))
+            Some((spawn_aggregator(client.clone(), store.clone(), orders.clone(), repos.clone()), client))
         }
         None => None,
     };
@@ -284,12 +288,16 @@ async fn start_with(
             },
         },
     );
+    let state = match config.dns_resolver {
+        Some(addr) => state.with_dns_resolver(maxcloud_api::dns::DnsResolver::Server(addr)),
+        None => state,
+    };
     let state = match &config.registry {
         Some(settings) => state.with_registry(settings.load(&config.data_dir)?),
         None => state,
     };
     let state = match trees {
-        Some(tree) => state.with_trees(Arc::new(Trees(tree))),
+        Some((tree, client)) => state.with_trees(Arc::new(Trees(tree))).with_logs(Arc::new(logs::PodLogs::new(client))),
         None => state,
     };
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());

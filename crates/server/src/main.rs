@@ -168,6 +168,10 @@ struct RunArgs {
     registry_key_file: Option<PathBuf>,
     #[command(flatten)]
     identity: identity_args::IdentityArgs,
+    /// Name server (IP:PORT) at which custom domains' ownership records (TXT `_maxcloud-challenge.<domain>`) are
+    /// looked up [default: the system's resolver]
+    #[arg(long, env = "MAXCLOUD_DNS_RESOLVER", value_name = "IP:PORT")]
+    dns_resolver: Option<SocketAddr>,
 }
 
 fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRef, String> {
@@ -280,6 +284,7 @@ impl RunArgs {
             registry: None,
             invites: self.identity.invites()?,
             oidc: self.identity.oidc()?,
+            dns_resolver: self.dns_resolver,
         })
     }
 }

@@ -11,6 +11,7 @@
 
 mod audit;
 mod db;
+mod domains;
 mod forges;
 mod invites;
 mod keys;
@@ -24,6 +25,7 @@ mod tenants;
 mod usage;
 
 pub use audit::AuditQuery;
+pub use domains::DomainClaim;
 pub use forges::{MergePolicyRow, ReviewUpdate};
 pub use invites::{Invite, InviteInfo, InviteRefused, Joined, Member, Revoked};
 pub use oidc::{OidcLogin, OidcUser};

@@ -8,6 +8,7 @@ pub mod controlplane;
 pub mod crossplane;
 pub mod flux;
 pub mod gitea;
+pub mod kubelet;
 pub mod github;
 pub mod process;
 pub mod registry;
@@ -17,6 +18,7 @@ pub use controlplane::ControlPlane;
 pub use crossplane::Crossplane;
 pub use flux::Flux;
 pub use gitea::Gitea;
+pub use kubelet::Kubelet;
 pub use github::GitHubMock;
 pub use registry::Registry;
 

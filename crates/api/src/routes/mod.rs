@@ -3,14 +3,17 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod domains;
 pub mod events;
 pub mod git;
 pub mod health;
 pub mod invites;
+pub mod logs;
 pub mod orders;
 pub mod policies;
 pub mod registry;
 pub mod resources;
+pub mod revisions;
 pub mod secrets;
 pub mod services;
 pub mod usage;
@@ -58,8 +61,14 @@ pub fn api_routes() -> Router<AppState> {
             "/services/{id}",
             get(services::get).put(services::update).patch(services::patch).delete(services::delete),
         )
+        .route("/services/{id}/revisions", get(revisions::list))
+        .route("/services/{id}/traffic", put(revisions::set_traffic))
+        .route("/services/{id}/domains", post(domains::add).get(domains::list))
+        .route("/services/{id}/domains/{domain}", delete(domains::remove))
+        .route("/services/{id}/domains/{domain}/verify", post(domains::verify))
         .route("/secrets", get(secrets::list))
         .route("/secrets/{name}", get(secrets::get).put(secrets::set).delete(secrets::delete))
+        .route("/services/{id}/logs", get(logs::stream))
         .route("/usage", get(usage::get))
         .route("/registry", get(registry::info))
         .route("/registry/token", get(registry::token))

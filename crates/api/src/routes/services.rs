@@ -9,6 +9,7 @@ use maxcloud_orders::PlaceOrder;
 use serde_json::{json, Map, Value};
 
 use super::orders::{idempotency_key, parse_name, requester};
+use super::revisions::{name_deploy, Deploy};
 use crate::audit::AuditTarget;
 use crate::auth::Auth;
 use crate::convert;
@@ -41,6 +42,9 @@ fn as_patch(req: &m::CreateServiceRequest) -> m::PatchServiceRequest {
         cpu: req.cpu.clone(),
         memory: req.memory.clone(),
         visibility: req.visibility.clone(),
+        revision: req.revision.clone(),
+        no_traffic: req.no_traffic,
+        tag: req.tag.clone(),
     }
 }
 
@@ -184,7 +188,14 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Extension<AuditTarget>, axum::Json<m::Service>)> {
     let idempotency_key = idempotency_key(&headers)?;
     let name = parse_name(&req.name, "name")?;
-    let parameters = checked_parameters(&req)?;
+    let mut parameters = checked_parameters(&req)?;
+    let patch = as_patch(&req);
+    // An existing name is a conflict before --no-traffic's refusal (`maxcloud deploy` redeploys on it).
+    if req.no_traffic && state.store.resource_by_name(&p.tenant.id, KIND, name.as_str()).await?.is_some() {
+        return Err(ApiError::conflict(format!("{KIND} {:?} already exists", name.as_str())).field("name"));
+    }
+    let how = Deploy::of(&patch, idempotency_key.as_deref());
+    name_deploy(&state, name.as_str(), None, &mut parameters, how).await?;
     let placed = place(&state, &p, Action::Create, name.clone(), parameters, idempotency_key).await?;
     let row = state
         .store
@@ -200,7 +211,7 @@ pub async fn create(
 }
 
 /// Place an `App` order for the caller, errors named after the service request's fields.
-async fn place(
+pub(crate) async fn place(
     state: &AppState,
     p: &maxcloud_store::Principal,
     action: Action,
@@ -245,7 +256,10 @@ pub async fn update(
         return Err(ApiError::invalid("name", format!("name: a service cannot be renamed (it is {:?})", row.name)));
     }
     let name = parse_name(&req.name, "name")?;
-    let parameters = checked_parameters(&req)?;
+    let mut parameters = checked_parameters(&req)?;
+    let patch = as_patch(&req);
+    let how = Deploy::of(&patch, idempotency_key.as_deref());
+    name_deploy(&state, name.as_str(), Some(&row), &mut parameters, how).await?;
     let placed = place(&state, &p, Action::Update, name.clone(), parameters, idempotency_key).await?;
     let row = find(&state, &p.tenant.id, &id).await?;
     Ok((Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
@@ -273,6 +287,7 @@ pub async fn patch(
     let mut spec: Value = serde_json::from_str(&row.spec).map_err(ApiError::internal)?;
     merge(&mut spec, Value::Object(partial_parameters(&req)));
     let name = parse_name(&row.name, "name")?;
+    name_deploy(&state, name.as_str(), Some(&row), &mut spec, Deploy::of(&req, idempotency_key.as_deref())).await?;
     let placed = place(&state, &p, Action::Update, name.clone(), spec, idempotency_key).await?;
     let row = find(&state, &p.tenant.id, &id).await?;
     Ok((Extension(AuditTarget(format!("App/{name} order/{}", placed.order.id))), axum::Json(convert::service(&row))))
@@ -286,7 +301,7 @@ pub async fn list(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<axu
     Ok(axum::Json(rows.iter().map(convert::service).collect()))
 }
 
-async fn find(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<maxcloud_store::ResourceRow> {
+pub(crate) async fn find(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<maxcloud_store::ResourceRow> {
     match state.store.resource(tenant_id, id).await? {
         Some(r) if r.kind == KIND => Ok(r),
         _ => Err(ApiError::not_found(format!("no service {id:?}"))),

@@ -13,9 +13,11 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod completions;
+pub mod logs;
 pub mod orders;
 pub mod policies;
 pub mod registry;
+pub mod revisions;
 pub mod secrets;
 pub mod services;
 pub mod usage;
@@ -75,6 +77,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::List => services::list(&ctx).await,
         Command::Status { name, watch, timeout } => services::status(&ctx, &name, watch.then_some(timeout)).await,
         Command::Delete(args) => services::delete(&ctx, args).await,
+        Command::Revisions { name } => revisions::list(&ctx, &name).await,
+        Command::Traffic(args) => revisions::traffic(&ctx, args).await,
+        Command::Rollback { name, revision, wait } => revisions::rollback(&ctx, &name, &revision, &wait).await,
+        Command::Domains(cmd) => revisions::domains(&ctx, cmd).await,
         Command::Orders(args) => match args.command {
             None => orders::list(&ctx, args.limit, args.pending).await,
             Some(OrdersCommand::Show { id }) => orders::show(&ctx, &id).await,
@@ -87,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Usage(args) => usage::run(&ctx, args).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Secrets(cmd) => secrets::run(&ctx, cmd).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Push(args) => registry::push(&ctx, args).await,
         Command::Images => registry::images(&ctx).await,
         Command::Policies { command } => policies::run(&ctx, command).await,

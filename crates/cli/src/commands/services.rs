@@ -35,6 +35,9 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
         cpu: args.cpu,
         memory: args.memory,
         visibility: args.visibility.map(|v| v.as_str().to_string()),
+        revision: args.revision,
+        no_traffic: args.no_traffic,
+        tag: args.tag,
     };
     // Deploying to an existing name redeploys it (an update order replacing its spec).
     let mut service: Service = match ctx.client.post("/api/v1/services", &req).await {
@@ -132,7 +135,7 @@ pub async fn list(ctx: &Ctx) -> Result<()> {
     write_stdout(&table.render())
 }
 
-async fn find_by_name(ctx: &Ctx, name: &str) -> Result<Service> {
+pub(crate) async fn find_by_name(ctx: &Ctx, name: &str) -> Result<Service> {
     let services: Vec<Service> = ctx.client.get("/api/v1/services").await?;
     services.into_iter().find(|s| s.name == name).ok_or_else(|| anyhow!("no service named \"{name}\""))
 }
