@@ -171,6 +171,10 @@ impl SmtpMailer {
         let params = || {
             let mut builder = TlsParameters::builder(bare.to_string());
             if let Some(pem) = ca_pem {
+                // lettre takes a file without any certificate silently.
+                if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err("--smtp-ca-file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string());
+                }
                 let cert = lettre::transport::smtp::client::Certificate::from_pem(pem)
                     .map_err(|e| format!("--smtp-ca-file is not a PEM certificate: {e}"))?;
                 builder = builder.add_root_certificate(cert);
