@@ -217,6 +217,27 @@ fn full_values_render_every_feature_with_secrets_by_reference() {
         env(&docs, "MAXCLOUD_GIT_PROVIDER_WEBHOOK_SECRET").unwrap()["valueFrom"]["secretKeyRef"],
         serde_json::json!({"name": "maxcloud-github", "key": "webhook-secret", "optional": true})
     );
+    // The registry token key: a file from the named Secret, mounted read-only; the registry's settings as values.
+    let registry_key =
+        env(&docs, "MAXCLOUD_REGISTRY_KEY_FILE").expect("MAXCLOUD_REGISTRY_KEY_FILE")["value"].as_str().unwrap();
+    let mount =
+        container(&docs)["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "registry-key").cloned();
+    let mount = mount.expect("registry key mount");
+    assert!(registry_key.starts_with(mount["mountPath"].as_str().unwrap()) && mount["readOnly"] == true);
+    let volume = one(&docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "registry-key")
+        .cloned()
+        .expect("registry key volume");
+    assert_eq!(volume["secret"]["secretName"], "maxcloud-registry-key");
+    assert_eq!(
+        env(&docs, "MAXCLOUD_REGISTRY_URL").unwrap()["value"],
+        "http://registry.registry.svc.cluster.local:5000"
+    );
+    assert_eq!(env(&docs, "MAXCLOUD_REGISTRY_HOST").unwrap()["value"], "registry.maxcloud.de");
+    assert_eq!(env(&docs, "MAXCLOUD_REGISTRY_SERVICE").unwrap()["value"], "max-cloud-registry");
     let token = env(&docs, "MAXCLOUD_EXAMPLE_TOKEN").expect("secretEnv entry");
     assert_eq!(token["valueFrom"]["secretKeyRef"], serde_json::json!({"name": "maxcloud-example", "key": "token"}));
     assert_eq!(one(&docs, "Deployment")["spec"]["replicas"], 2);
@@ -363,6 +384,9 @@ fn bad_values_fail_helm_template_naming_the_field() {
         (&["--set", "git.provider.type=gitea", "--set", "git.provider.existingSecret=g"], "git.provider.owner"),
         (&["--set", "git.provider.type=gitea", "--set", "git.provider.owner=t"], "git.provider.existingSecret"),
         (&["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
+        (&["--set", "registry.url=registry.example.de"], "/registry/url"),
+        (&["--set", "registry.keySecret.existingSecret=Not_A_Name"], "/registry/keySecret/existingSecret"),
+        (&["--set", "registry.url=http://registry:5000"], "registry.keySecret.existingSecret"),
         (&["--set", "replicaCont=2"], "replicaCont"),
         // settings that cannot work together
         (&["--set", "replicaCount=2"], "database.existingSecret"),
