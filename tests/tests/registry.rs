@@ -666,6 +666,45 @@ fn the_server_publishes_its_key_and_refuses_half_a_registry_configuration() {
     assert_eq!(rewritten, written);
     drop(again);
 
+    // A registry that cannot be reached: listing answers 503, tokens are still issued; without a registry URL
+    // `push` says there is none.
+    let closed = maxcloud_testenv::process::free_port().unwrap();
+    let unreachable = Server::start(
+        &tmp.path().join("unreachable"),
+        Options {
+            env: vec![("MAXCLOUD_REGISTRY_URL".into(), format!("http://127.0.0.1:{closed}"))],
+            ..Default::default()
+        },
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let anon = Api::new(&unreachable);
+        let (key, _) = anon.register("ops@acme.example", "Acme").await;
+        let (status, body) = anon.with_key(&key).get("/registry/images").await;
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
+        let (status, info) = anon.with_key(&key).get("/registry").await;
+        assert_eq!((status, info["host"].as_str()), (200, Some(format!("127.0.0.1:{closed}").as_str())));
+        let tokens = anon.req(reqwest::Method::GET, "/registry/token?service=max-cloud-registry").bearer_auth(&key);
+        assert_eq!(anon.send(tokens).await.0, 200);
+    });
+    drop(unreachable);
+    let no_url = Server::start(&tmp.path().join("no-url"), Options::default());
+    let (key, layout) = runtime.block_on(async {
+        let (key, _) = Api::new(&no_url).register("ops@acme.example", "Acme").await;
+        let (status, body) = Api::new(&no_url).with_key(&key).get("/registry/images").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("--registry-url"), "{body}");
+        (key, tmp.path().join("layout"))
+    });
+    write_oci_layout(&layout, "nowhere to go");
+    let out = cli_command(tmp.path(), &no_url, Some(&key))
+        .args(["push", layout.to_str().unwrap(), "--name", "web"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no container registry connected"), "{err}");
+    drop(no_url);
+
     let server_fails = |args: &[&str], wanted: &str| {
         let out = std::process::Command::new(maxcloud_tests::bin("maxcloud-server"))
             .args(args)
