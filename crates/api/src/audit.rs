@@ -92,12 +92,14 @@ fn action_name(method: &Method, path: &str) -> String {
     let parts: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').filter(|s| !s.is_empty()).collect();
     let resource = match parts.as_slice() {
         ["auth", what, ..] => format!("auth.{what}"),
+        ["services", _, what @ ("traffic" | "domains"), ..] => format!("services.{what}"),
         [what, ..] => what.to_string(),
         [] => "root".into(),
     };
     let verb = match (method, parts.last()) {
         (_, Some(&"approve")) => "approve",
         (_, Some(&"reject")) => "reject",
+        (_, Some(&"verify")) => "verify",
         (&Method::POST, _) if parts.len() <= 2 && resource.starts_with("auth.register") => "register",
         (&Method::POST, _) => "create",
         (&Method::DELETE, _) => "delete",

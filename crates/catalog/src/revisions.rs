@@ -290,13 +290,15 @@ pub fn traffic_after_deploy(
 }
 
 /// A custom domain name as the App's `domains` takes it: lower-case ASCII (IDNs in their `xn--` form), at least two
-/// labels, each 1–63 characters of letters, digits and '-' not at either end, at most 253 in all, a top-level label
+/// labels, each 1–63 characters of letters, digits and '-' not at either end, at most 233 in all (so that the
+/// challenge record `_maxcloud-challenge.<domain>` is a DNS name too), a top-level label
 /// starting with a letter, no wildcards.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DomainName(String);
 
 impl DomainName {
-    pub const MAX_LEN: usize = 253;
+    /// 253 (a DNS name) less what the challenge record puts before it.
+    pub const MAX_LEN: usize = 253 - CHALLENGE_PREFIX.len() - 1;
 
     pub fn parse(s: &str) -> Result<DomainName, String> {
         if s.is_empty() {
@@ -308,7 +310,10 @@ impl DomainName {
             ));
         }
         if s.len() > Self::MAX_LEN {
-            return Err(format!("{s:?} is longer than {} characters", Self::MAX_LEN));
+            return Err(format!(
+                "{s:?} is longer than {} characters (its {CHALLENGE_PREFIX} record must stay a valid DNS name)",
+                Self::MAX_LEN
+            ));
         }
         if s.contains('*') {
             return Err(format!("{s:?}: wildcard domains are not supported; add each host name"));
@@ -469,7 +474,10 @@ mod tests {
         assert!(DomainName::parse("localhost").unwrap_err().contains("fully qualified"));
         assert!(DomainName::parse(&format!("{}.example.com", "a".repeat(64))).unwrap_err().contains("longer than 63"));
         let long = format!("{}.com", vec!["a".repeat(60); 5].join("."));
-        assert!(DomainName::parse(&long).unwrap_err().contains("longer than 253"));
+        assert!(DomainName::parse(&long).unwrap_err().contains("longer than 233"));
+        let fits = format!("{}.{}.{}.com", "a".repeat(63), "b".repeat(63), "c".repeat(101));
+        assert_eq!(fits.len(), 233);
+        assert!(DomainName::parse(&fits).unwrap_err().contains("longer than 63"), "labels still count");
         assert!(DomainName::parse("a..example").unwrap_err().contains("empty label"));
         assert!(DomainName::parse("-a.example").unwrap_err().contains("start or end"));
         assert!(DomainName::parse("shop.example.123").unwrap_err().contains("top-level"));

@@ -126,6 +126,7 @@ impl Store {
             "service_events",
             "pull_requests",
             "pod_usage",
+            "custom_domains",
         ] {
             let row: AnyRow = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(&self.pool).await?;
             out.insert(table.to_string(), row.try_get::<i64, _>("n")?);
