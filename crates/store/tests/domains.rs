@@ -1,0 +1,172 @@
+//! Custom domain claims (migration 0012) and a resource's order history, on SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `MAXCLOUD_TEST_POSTGRES_URL` like the store suite; without it the PostgreSQL half
+//! fails loudly.
+
+use std::sync::Arc;
+
+use maxcloud_store::{NewKey, NewOrder, Store, StoreError};
+use sqlx::{Connection, Executor};
+
+struct Db {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("maxcloud.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Db { store, _dir: Some(dir) }
+}
+
+async fn postgres() -> Db {
+    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL").expect(
+        "MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15 for this suite",
+    );
+    let name = format!("mc_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    conn.close().await.unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
+    store.migrate().await.unwrap();
+    Db { store, _dir: None }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::sqlite().await.store).await } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::postgres().await.store).await } )* }
+    };
+}
+
+on_both!(claims_verify_once_across_tenants, racing_verifications_leave_one_owner, orders_of_a_resource_in_order);
+
+fn key(n: &str) -> NewKey {
+    NewKey { name: format!("key {n}"), prefix: format!("mc_{n}"), hash: format!("hash-{n}") }
+}
+
+fn slug(base: &'static str) -> impl Fn(u32) -> String {
+    move |n| if n == 1 { base.to_string() } else { format!("{base}-{n}") }
+}
+
+fn conflict_on_domain(e: StoreError) -> String {
+    match e {
+        StoreError::Conflict { field: "domain", message } => message,
+        other => panic!("expected a conflict on domain, got {other:?}"),
+    }
+}
+
+async fn claims_verify_once_across_tenants(store: Store) {
+    let a = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let b = store.register("b@example.com", "Beta", slug("beta"), key("b")).await.unwrap();
+    let (ta, tb) = (&a.tenant.id, &b.tenant.id);
+
+    // Both may claim a domain nobody has verified, each with its own token; a second claim returns the first.
+    let ca = store.claim_domain(ta, "shop.example.com", "svc-a", "shop", "tok-a").await.unwrap();
+    assert_eq!((ca.verified_at, ca.order_id.as_deref(), ca.token.as_str()), (None, None, "tok-a"));
+    let again = store.claim_domain(ta, "shop.example.com", "svc-a", "shop", "tok-other").await.unwrap();
+    assert_eq!(again.token, "tok-a", "the stored claim, not a new token");
+    store.claim_domain(tb, "shop.example.com", "svc-b", "web", "tok-b").await.unwrap();
+    // The same tenant cannot put it on a second service.
+    let m = conflict_on_domain(store.claim_domain(ta, "shop.example.com", "svc-a2", "admin", "t").await.unwrap_err());
+    assert!(m.contains("already added to service \"shop\""), "{m}");
+
+    // A verifies; B can neither verify nor claim it any more; A's claim lists as verified with its order.
+    let v = store.verify_domain(ta, "shop.example.com").await.unwrap();
+    assert!(v.verified_at.is_some());
+    let m = conflict_on_domain(store.verify_domain(tb, "shop.example.com").await.unwrap_err());
+    assert!(m.contains("another organisation"), "{m}");
+    store.remove_domain(tb, "shop.example.com").await.unwrap();
+    let m = conflict_on_domain(store.claim_domain(tb, "shop.example.com", "svc-b", "web", "tok-b").await.unwrap_err());
+    assert!(m.contains("another organisation"), "{m}");
+    store.set_domain_order(ta, "shop.example.com", "order-1").await.unwrap();
+    let listed = store.domain_claims(ta, "svc-a").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].order_id.as_deref(), Some("order-1"));
+    assert!(store.domain_claims(tb, "svc-a").await.unwrap().is_empty(), "claims are per tenant");
+    assert!(store.domain_claim(tb, "shop.example.com").await.unwrap().is_none());
+
+    // Undoing a verification (its order was refused) and removing free the domain for others.
+    store.unverify_domain(ta, "shop.example.com").await.unwrap();
+    let back = store.domain_claim(ta, "shop.example.com").await.unwrap().unwrap();
+    assert_eq!((back.verified_at, back.order_id), (None, None));
+    store.verify_domain(ta, "shop.example.com").await.unwrap();
+    assert!(store.remove_domain(ta, "shop.example.com").await.unwrap());
+    assert!(!store.remove_domain(ta, "shop.example.com").await.unwrap());
+    store.claim_domain(tb, "shop.example.com", "svc-b", "web", "tok-b2").await.unwrap();
+    store.verify_domain(tb, "shop.example.com").await.unwrap();
+    assert!(matches!(store.verify_domain(ta, "nothing.example.com").await, Err(StoreError::NotFound("domain"))));
+    assert_eq!(store.table_counts().await.unwrap()["custom_domains"], 1);
+}
+
+async fn racing_verifications_leave_one_owner(store: Store) {
+    let store = Arc::new(store);
+    let mut tenants = Vec::new();
+    for i in 0..6 {
+        let r =
+            store.register(&format!("u{i}@example.com"), &format!("Org {i}"), slug("org"), key(&i.to_string())).await;
+        let t = r.unwrap().tenant.id;
+        store.claim_domain(&t, "race.example.com", "svc", "web", &format!("tok-{i}")).await.unwrap();
+        tenants.push(t);
+    }
+    let mut tasks = Vec::new();
+    for t in tenants.clone() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.verify_domain(&t, "race.example.com").await }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(c) => {
+                assert!(c.verified_at.is_some());
+                won += 1;
+            }
+            Err(e) => {
+                conflict_on_domain(e);
+            }
+        }
+    }
+    assert_eq!(won, 1, "exactly one organisation owns the domain");
+    let mut verified = 0;
+    for t in &tenants {
+        verified += store.domain_claim(t, "race.example.com").await.unwrap().unwrap().verified_at.is_some() as i32;
+    }
+    assert_eq!(verified, 1);
+}
+
+fn order(tenant_id: &str, action: &str, name: &str, revision: &str) -> NewOrder {
+    NewOrder {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant_id.into(),
+        action: action.into(),
+        kind: "App".into(),
+        name: name.into(),
+        parameters: format!(r#"{{"image":"nginx:1.27","revision":"{revision}"}}"#),
+        requester: "a@example.com".into(),
+        idempotency_key: None,
+        request_hash: None,
+        path: format!("apps/{name}.yaml"),
+        merge_policy: "auto".into(),
+        reviewers: Vec::new(),
+        required_approvals: 1,
+    }
+}
+
+async fn orders_of_a_resource_in_order(store: Store) {
+    let a = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
+    let b = store.register("b@example.com", "Beta", slug("beta"), key("b")).await.unwrap();
+    let (ta, tb) = (&a.tenant.id, &b.tenant.id);
+    let first = store.accept_order(order(ta, "create", "shop", "r1")).await.unwrap().order().clone();
+    store.accept_order(order(ta, "create", "other", "r1")).await.unwrap();
+    store.accept_order(order(tb, "create", "shop", "r1")).await.unwrap();
+    let second = store.accept_order(order(ta, "update", "shop", "r2")).await.unwrap().order().clone();
+    let third = store.accept_order(order(ta, "update", "shop", "r3")).await.unwrap().order().clone();
+    let orders = store.resource_orders(ta, &first.resource_id).await.unwrap();
+    let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, [first.id.as_str(), second.id.as_str(), third.id.as_str()]);
+    assert!(orders[2].parameters.contains("\"r3\""));
+    assert!(store.resource_orders(tb, &first.resource_id).await.unwrap().is_empty(), "another tenant sees none");
+}
