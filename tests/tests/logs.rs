@@ -66,7 +66,8 @@ async fn logs_of_every_revision_through_the_pod_log_api() {
     assert_eq!(status, 201, "{theirs}");
     let shop_logs = format!("/services/{}/logs", shop["id"].as_str().unwrap());
 
-    let namespaces = [&ns, &other_ns].map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}));
+    let namespaces =
+        [&ns, &other_ns].map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}));
     cp.apply(namespaces.to_vec()).await.unwrap();
     cp.apply(vec![
         pod(&ns, "shop-r1-pod", "shop", "shop-r1"),
@@ -122,7 +123,10 @@ async fn logs_of_every_revision_through_the_pod_log_api() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: Vec<&str> = stdout.lines().collect();
     assert_eq!(printed.len(), 2, "{stdout}");
-    assert!(printed[0].ends_with("shop-r2 | r2: started") && printed[1].ends_with("shop-r2 | r2: GET /cart"), "{stdout}");
+    assert!(
+        printed[0].ends_with("shop-r2 | r2: started") && printed[1].ends_with("shop-r2 | r2: GET /cart"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("beta") && !stdout.contains("noise") && !stdout.contains("blog"), "{stdout}");
 
     // Following: new lines of a running revision and of a revision that starts later, as they are printed.
@@ -173,9 +177,13 @@ async fn logs_of_every_revision_through_the_pod_log_api() {
     follow.wait().unwrap();
 
     // Bad input is refused by name; another tenant's service is not found; nothing is written.
-    for (query, field) in
-        [("tail=0", "tail"), ("tail=10001", "tail"), ("tail=x", "tail"), ("follow=maybe", "follow"), ("since=1h", "since")]
-    {
+    for (query, field) in [
+        ("tail=0", "tail"),
+        ("tail=10001", "tail"),
+        ("tail=x", "tail"),
+        ("follow=maybe", "follow"),
+        ("since=1h", "since"),
+    ] {
         let (status, _, body) = read_logs(&api, &format!("{shop_logs}?{query}")).await;
         assert_eq!((status, body["error"]["field"].as_str()), (400, Some(field)), "{query}: {body}");
     }

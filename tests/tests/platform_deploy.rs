@@ -299,7 +299,13 @@ fn aggregator_cluster_role_is_read_only_and_covers_what_it_watches() {
         let mut covered = BTreeSet::new();
         for rule in rules {
             let verbs: BTreeSet<&str> = rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-            assert_eq!(verbs, BTreeSet::from(["get", "list", "watch"]), "not read-only: {rule}");
+            // Container logs (`maxcloud logs`): `get` on the pods/log subresource, nothing more.
+            let read = if rule["resources"] == serde_json::json!(["pods/log"]) {
+                BTreeSet::from(["get"])
+            } else {
+                BTreeSet::from(["get", "list", "watch"])
+            };
+            assert_eq!(verbs, read, "not read-only: {rule}");
             assert!(rule.get("nonResourceURLs").is_none(), "{rule}");
             for group in rule["apiGroups"].as_array().unwrap() {
                 for resource in rule["resources"].as_array().unwrap() {
@@ -318,6 +324,7 @@ fn aggregator_cluster_role_is_read_only_and_covers_what_it_watches() {
             "/pods",
             "/events",
             "/namespaces",
+            "/pods/log",
         ] {
             assert!(covered.contains(needed), "ClusterRole lacks {needed}: {covered:?}");
         }

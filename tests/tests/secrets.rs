@@ -75,10 +75,15 @@ async fn secrets_reach_git_only_encrypted_to_the_tenants_key() {
         &home,
         &server,
         &key,
-        &["secrets", "set", "db", &format!("password={password}"), "user=app", "--from-file", &format!(
-            "tls.crt={}",
-            cert_file.display()
-        )],
+        &[
+            "secrets",
+            "set",
+            "db",
+            &format!("password={password}"),
+            "user=app",
+            "--from-file",
+            &format!("tls.crt={}", cert_file.display()),
+        ],
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("password, tls.crt, user") && stdout.contains("secrets/db.yaml"), "{stdout}");

@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 
 mod logs;
+mod quotas;
 mod registry;
 mod revisions;
 mod secrets;
 pub use logs::LogLine;
+pub use quotas::{Invoice, InvoiceLine, Quota, QuotaLimits, QuotaUsed};
 pub use registry::{RegistryImage, RegistryImages, RegistryInfo, RegistryToken};
 pub use revisions::{
     AddDomainRequest, Domain, DomainVerification, Revision, Revisions, SetTrafficRequest, TrafficTarget,

@@ -79,6 +79,14 @@ impl ApiError {
             OrderError::UnknownKind(_) => ApiError::invalid("kind", e.to_string()),
             OrderError::Conflict { field, message } => ApiError::conflict(message).field(field),
             OrderError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            OrderError::Quota { field, message } => {
+                // `name`: the order's own name (a count), not one of its parameters.
+                let field = match field.as_str() {
+                    "name" => field,
+                    _ => rename(&field).unwrap_or_else(|| join_path(prefix, &field)),
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "quota_exceeded", message).field(field)
+            }
             OrderError::InvalidState(m) => ApiError::conflict(m),
             OrderError::Internal(m) => ApiError::internal(m),
         }

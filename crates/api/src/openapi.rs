@@ -27,6 +27,7 @@ use crate::routes;
         routes::domains::add, routes::domains::list, routes::domains::verify, routes::domains::remove,
         routes::usage::get,
         routes::logs::stream,
+        routes::quotas::get, routes::usage::invoice,
         routes::secrets::list, routes::secrets::get, routes::secrets::set, routes::secrets::delete,
         routes::registry::token, routes::registry::info, routes::registry::images,
         routes::events::stream,

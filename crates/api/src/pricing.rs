@@ -58,12 +58,19 @@ pub struct PriceList {
     pub currency: String,
     pub vcpu_second: Price,
     pub gib_second: Price,
+    /// VAT added on invoices, in hundredths of a percent (1900 = 19 %, the German standard rate).
+    pub vat_basis_points: u32,
 }
 
 impl Default for PriceList {
-    /// Cloud-Run-like list prices: EUR 0.000024 per vCPU-second, EUR 0.0000025 per GiB-second.
+    /// Cloud-Run-like list prices: EUR 0.000024 per vCPU-second, EUR 0.0000025 per GiB-second; 19 % VAT.
     fn default() -> Self {
-        PriceList { currency: "EUR".into(), vcpu_second: Price(24_000_000), gib_second: Price(2_500_000) }
+        PriceList {
+            currency: "EUR".into(),
+            vcpu_second: Price(24_000_000),
+            gib_second: Price(2_500_000),
+            vat_basis_points: 1900,
+        }
     }
 }
 
@@ -74,6 +81,9 @@ struct PriceListFile {
     currency: String,
     vcpu_second: String,
     gib_second: String,
+    /// Percent, up to two decimals (`19`, `7.7`, `0`); default 19.
+    #[serde(default)]
+    vat_percent: Option<String>,
 }
 
 /// A price list file that cannot be used; the message names the field.
@@ -96,6 +106,10 @@ impl PriceList {
             currency: currency.to_string(),
             vcpu_second: Price::parse(file.vcpu_second.trim()).map_err(|e| format!("vcpu_second: {e}"))?,
             gib_second: Price::parse(file.gib_second.trim()).map_err(|e| format!("gib_second: {e}"))?,
+            vat_basis_points: match file.vat_percent.as_deref().map(str::trim) {
+                None => 1900,
+                Some(text) => parse_percent(text).map_err(|e| format!("vat_percent: {e}"))?,
+            },
         })
     }
 
@@ -180,6 +194,41 @@ impl PriceList {
     }
 }
 
+/// A percentage with at most two decimals, 0–100, as hundredths of a percent.
+fn parse_percent(text: &str) -> Result<u32, String> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || (digits(fraction) && fraction.len() <= 2)) {
+        return Err(format!("{text:?} is not a percentage with at most two decimals, e.g. 19 or 7.7"));
+    }
+    let value = whole.parse::<u32>().map_err(|e| e.to_string())? * 100 + format!("{fraction:0<2}").parse::<u32>().unwrap_or(0);
+    if value > 100_00 {
+        return Err(format!("{text} is more than 100"));
+    }
+    Ok(value)
+}
+
+/// A cost in 10^-6 units rounded half up to cents.
+pub fn micros_to_cents(micros: u128) -> u128 {
+    (micros + 5_000) / 10_000
+}
+
+/// Cents as an exact amount with two decimals (`1234` → `12.34`).
+pub fn cents_text(cents: u128) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The VAT on `net_cents` at `basis_points`, rounded half up to cents.
+pub fn vat_cents(net_cents: u128, basis_points: u32) -> u128 {
+    (net_cents * u128::from(basis_points) + 5_000) / 10_000
+}
+
+/// Hundredths of a percent as text (`1900` → `19`, `770` → `7.7`).
+pub fn percent_text(basis_points: u32) -> String {
+    let text = format!("{}.{:02}", basis_points / 100, basis_points % 100);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Seconds in the month of an estimate (730 hours, the usual cloud billing month).
 const MONTH_SECONDS: u128 = 730 * 3600;
 
@@ -216,6 +265,25 @@ mod tests {
             "{}",
             prices.monthly_estimate(&f)
         );
+    }
+
+    #[test]
+    fn invoice_amounts_are_exact_cents() {
+        assert_eq!(micros_to_cents(4_999), 0);
+        assert_eq!(micros_to_cents(5_000), 1);
+        assert_eq!(cents_text(micros_to_cents(123_455_000)), "123.46");
+        assert_eq!(vat_cents(1000, 1900), 190);
+        assert_eq!(vat_cents(3, 1900), 1, "0.57 cents round up");
+        assert_eq!((percent_text(1900), percent_text(770), percent_text(0)), ("19".into(), "7.7".into(), "0".into()));
+        assert_eq!(parse_percent("7.7"), Ok(770));
+        assert_eq!(parse_percent("0"), Ok(0));
+        for bad in ["", "19%", "7.777", "-1", "101", "1e2"] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
+        let list = PriceList::parse("currency: EUR\nvcpu_second: '0.1'\ngib_second: '0.1'\nvat_percent: '7'\n").unwrap();
+        assert_eq!(list.vat_basis_points, 700);
+        let err = PriceList::parse("currency: EUR\nvcpu_second: '0.1'\ngib_second: '0.1'\nvat_percent: lots\n").unwrap_err();
+        assert!(err.starts_with("vat_percent:"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub(crate) struct PricePaths {
     max_instances: Vec<String>,
 }
 
+/// Where a type's footprint is read from, as dotted spec paths (to name the field a limit is about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FootprintFields {
+    pub cpu: String,
+    pub memory: String,
+    pub max_instances: String,
+}
+
 /// What one resource requests: per instance, and how many instances run (a range for types that autoscale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
@@ -81,6 +89,11 @@ impl PricePaths {
         check(spec, &paths.min_instances, "integer", ANNOTATION_PRICE_INSTANCES)?;
         check(spec, &paths.max_instances, "integer", ANNOTATION_PRICE_INSTANCES)?;
         Ok(Some(paths))
+    }
+
+    /// The spec fields (dotted) the footprint is read from: CPU, memory, maximum instances.
+    pub(crate) fn fields(&self) -> FootprintFields {
+        FootprintFields { cpu: self.cpu.join("."), memory: self.memory.join("."), max_instances: self.max_instances.join(".") }
     }
 
     /// The footprint of a (defaulted) spec; `None` if a field is missing or unusable.

@@ -308,6 +308,11 @@ impl ServiceType {
         spec
     }
 
+    /// The spec fields the footprint is read from, if the XRD names them.
+    pub fn footprint_fields(&self) -> Option<crate::footprint::FootprintFields> {
+        self.price_paths.as_ref().map(|p| p.fields())
+    }
+
     /// What one resource with this (defaulted) spec requests, if the XRD says where (`maxcloud.dev/price-*`).
     pub fn footprint(&self, spec: &Value) -> Option<crate::Footprint> {
         self.price_paths.as_ref()?.footprint(spec)

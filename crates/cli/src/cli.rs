@@ -111,6 +111,9 @@ pub enum Command {
     /// Show the organisation's audit log: who did what, when, from where, with what result (admins)
     Audit(AuditArgs),
 
+    /// Show the organisation's quotas (limits set by the platform team) and what is in use
+    Quotas,
+
     /// Show a service's container logs (all revisions, oldest first); --follow streams new lines
     Logs(LogsArgs),
 
@@ -391,6 +394,13 @@ pub struct UsageArgs {
     /// End of the window, exclusive, like --from [default: now]
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub to: Option<i64>,
+    /// Show a month's invoice instead (YYYY-MM; the current month without a value): a line per service, net, VAT
+    /// and gross (admins)
+    #[arg(long, value_name = "MONTH", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["from", "to"])]
+    pub invoice: Option<String>,
+    /// With --invoice: print it as CSV
+    #[arg(long, requires = "invoice")]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -535,6 +545,9 @@ pub struct OrderArgs {
     /// Idempotency key: repeating an order with the same key returns the first order
     #[arg(long, value_name = "K")]
     pub idempotency_key: Option<String>,
+    /// Show the monthly price estimate (and validate the parameters) without ordering
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
 }

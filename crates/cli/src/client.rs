@@ -145,6 +145,12 @@ impl Client {
         Err(self.error(method, path, status, &bytes))
     }
 
+    /// `GET` of a text document (e.g. CSV), errors mapped as for JSON.
+    pub async fn get_text(&self, path: &str) -> Result<String, ApiError> {
+        let (_, _, bytes) = self.send(Method::GET, path, None, &[("Accept", "text/csv, text/plain")]).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// A server-sent event stream (`GET`, no overall timeout: it may be followed for hours).
     pub async fn events(&self, path: &str) -> Result<EventStream, ApiError> {
         let url = format!("{}{path}", self.base_url);

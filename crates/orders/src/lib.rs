@@ -9,6 +9,7 @@
 mod events;
 mod failpoint;
 mod forge_lane;
+pub mod quota;
 mod receiver;
 mod secrets;
 mod service;

@@ -49,8 +49,9 @@ impl OrderService {
                     .into(),
                     data: data.values().clone(),
                 };
-                let file = maxcloud_secrets::encrypt_secret(&manifest, &key.recipient(), time::OffsetDateTime::now_utc())
-                    .map_err(|e| OrderError::Internal(e.to_string()))?;
+                let file =
+                    maxcloud_secrets::encrypt_secret(&manifest, &key.recipient(), time::OffsetDateTime::now_utc())
+                        .map_err(|e| OrderError::Internal(e.to_string()))?;
                 let action = if existing.is_some() { Action::Update } else { Action::Create };
                 (action, json!({"keys": data.keys(), "file": file}))
             }
@@ -102,8 +103,10 @@ pub async fn tenant_key(store: &Store, master: &MasterKey, tenant_id: &str) -> R
         Some(sealed) => sealed,
         None => {
             let key = TenantKey::generate();
-            let sealed =
-                SealedKey { recipient: key.recipient(), sealed: master.seal(&key).map_err(|e| OrderError::Internal(e.to_string()))? };
+            let sealed = SealedKey {
+                recipient: key.recipient(),
+                sealed: master.seal(&key).map_err(|e| OrderError::Internal(e.to_string()))?,
+            };
             store.insert_sops_key(tenant_id, sealed).await?
         }
     };

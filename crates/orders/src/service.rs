@@ -63,6 +63,9 @@ pub enum OrderError {
     Conflict { field: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The order would take the organisation beyond one of its quotas; `field` is relative to the parameters.
+    #[error("{message}")]
+    Quota { field: String, message: String },
     #[error("{0}")]
     InvalidState(String),
     #[error("internal error: {0}")]
@@ -89,6 +92,11 @@ pub struct OrderService {
     events: std::sync::Arc<crate::EventBus>,
     /// The platform's master key, which seals the tenants' SOPS keys; without it secrets cannot be set.
     pub(crate) master_key: Option<Arc<maxcloud_secrets::MasterKey>>,
+    /// Per-organisation limits checked when orders are placed.
+    quotas: Arc<crate::quota::Quotas>,
+    /// One lock per organisation around quota check and acceptance, so that concurrent orders cannot both slip
+    /// under a limit (one server process; the store serialises nothing across replicas).
+    quota_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl OrderService {
@@ -96,7 +104,72 @@ impl OrderService {
     pub fn new(store: Store, catalog: Arc<Catalog>, repos: Arc<Repos>, config: WorkerConfig) -> OrderService {
         let events = std::sync::Arc::new(crate::EventBus::new());
         let worker = Worker::start(store.clone(), catalog.clone(), repos, events.clone(), config);
-        OrderService { store, catalog, worker, events, master_key: None }
+        OrderService {
+            store,
+            catalog,
+            worker,
+            events,
+            master_key: None,
+            quotas: Arc::default(),
+            quota_locks: Arc::default(),
+        }
+    }
+
+    /// Checks orders against these per-organisation limits.
+    pub fn with_quotas(mut self, quotas: crate::quota::Quotas) -> OrderService {
+        self.quotas = Arc::new(quotas);
+        self
+    }
+
+    /// The organisation's limits and what its resources add up to now.
+    pub async fn quota(&self, tenant: &Tenant) -> Result<(crate::quota::Limits, crate::quota::Totals), OrderError> {
+        let limits = self.quotas.for_tenant(&tenant.slug);
+        Ok((limits, self.totals(tenant, None).await?))
+    }
+
+    /// The organisation's totals; with `change` (kind, name, new spec or None for a removal) as if it were done.
+    async fn totals(
+        &self,
+        tenant: &Tenant,
+        change: Option<(&str, &str, Option<&Value>)>,
+    ) -> Result<crate::quota::Totals, OrderError> {
+        let mut totals = crate::quota::Totals::default();
+        for row in self.store.resources(&tenant.id, None).await? {
+            if row.status == "deleting" || change.is_some_and(|(k, n, _)| k == row.kind && n == row.name) {
+                continue;
+            }
+            let spec: Value = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
+            crate::quota::add(&self.catalog, &mut totals, &row.kind, &spec);
+        }
+        if let Some((kind, _, Some(spec))) = change {
+            crate::quota::add(&self.catalog, &mut totals, kind, spec);
+        }
+        Ok(totals)
+    }
+
+    /// Refuses a create or update that would take the organisation beyond a limit; returns the organisation's lock,
+    /// to be held until the order is stored.
+    async fn check_quota(
+        &self,
+        tenant: &Tenant,
+        kind: &str,
+        name: &str,
+        spec: &Value,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, OrderError> {
+        let limits = self.quotas.for_tenant(&tenant.slug);
+        if limits.is_unlimited() {
+            return Ok(None);
+        }
+        let lock = {
+            let mut locks = self.quota_locks.lock().expect("quota locks");
+            locks.entry(tenant.id.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        let before = self.totals(tenant, None).await?;
+        let after = self.totals(tenant, Some((kind, name, Some(spec)))).await?;
+        crate::quota::check(&self.catalog, kind, &limits, &before, &after)
+            .map_err(|e| OrderError::Quota { field: e.field, message: e.message })?;
+        Ok(Some(guard))
     }
 
     /// Enables tenant secrets (`place_secret`), sealing the tenants' keys with `key`.
@@ -145,6 +218,11 @@ impl OrderService {
         let spec = match req.action {
             Action::Delete => Value::Object(Default::default()),
             Action::Create | Action::Update => ty.validate(&req.parameters).map_err(OrderError::Invalid)?,
+        };
+        // Held until the order is stored: concurrent orders of the organisation see each other.
+        let _quota = match req.action {
+            Action::Delete => None,
+            Action::Create | Action::Update => self.check_quota(&req.tenant, &ty.kind, req.name.as_str(), &spec).await?,
         };
         let request_hash = req.idempotency_key.as_ref().map(|_| request_hash(ty, &req));
         // The tenant's own policy for this kind and action, else the catalog's.

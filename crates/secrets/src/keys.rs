@@ -56,8 +56,9 @@ impl MasterKey {
             .map(str::trim)
             .find(|l| l.starts_with("AGE-SECRET-KEY-"))
             .ok_or_else(|| SecretsError::Key(format!("{} holds no AGE-SECRET-KEY line", path.display())))?;
-        let identity = Identity::from_str(line)
-            .map_err(|e| SecretsError::Key(format!("the master key in {} is not an age identity: {e}", path.display())))?;
+        let identity = Identity::from_str(line).map_err(|e| {
+            SecretsError::Key(format!("the master key in {} is not an age identity: {e}", path.display()))
+        })?;
         Ok(MasterKey { identity })
     }
 
@@ -75,7 +76,10 @@ impl MasterKey {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path)?;
-        writeln!(file, "# max-cloud master key: seals the tenants' SOPS keys in the store. Keep it secret and backed up.")?;
+        writeln!(
+            file,
+            "# max-cloud master key: seals the tenants' SOPS keys in the store. Keep it secret and backed up."
+        )?;
         writeln!(file, "# public key: {}", identity.to_public())?;
         writeln!(file, "{}", identity.to_string().expose_secret())?;
         file.sync_all()?;

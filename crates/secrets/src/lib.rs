@@ -70,7 +70,8 @@ impl SecretData {
             total += value.len();
         }
         if total > MAX_TOTAL {
-            errors.push(("data".to_string(), format!("the values together are at most {MAX_TOTAL} bytes, got {total}")));
+            errors
+                .push(("data".to_string(), format!("the values together are at most {MAX_TOTAL} bytes, got {total}")));
         }
         if errors.is_empty() {
             Ok(SecretData(data))
@@ -94,7 +95,8 @@ mod data_tests {
 
     #[test]
     fn keys_and_sizes_are_checked_and_named() {
-        let ok = SecretData::parse([("DB_PASSWORD".into(), "x".into()), ("tls.crt".into(), "y".into())].into()).unwrap();
+        let ok =
+            SecretData::parse([("DB_PASSWORD".into(), "x".into()), ("tls.crt".into(), "y".into())].into()).unwrap();
         assert_eq!(ok.keys(), ["DB_PASSWORD", "tls.crt"]);
         let errors = SecretData::parse(
             [("bad key".into(), "v".into()), ("..".into(), "v".into()), ("big".into(), "x".repeat(70_000))].into(),

@@ -129,7 +129,8 @@ pub fn decrypt_secret(yaml: &str, key: &TenantKey) -> Result<SecretManifest, Sec
     for (section, values) in top.iter().filter(|(k, _)| *k == "data" || *k == "stringData") {
         let values = values.as_object().ok_or_else(|| SecretsError::Format(format!("{section} is not a mapping")))?;
         for (name, value) in values {
-            let enc = value.as_str().ok_or_else(|| SecretsError::Format(format!("{section}.{name} is not a string")))?;
+            let enc =
+                value.as_str().ok_or_else(|| SecretsError::Format(format!("{section}.{name} is not a string")))?;
             let plain = decrypt_value(&cipher, enc, &format!("{section}:{name}:"))?;
             mac.update(plain.as_bytes());
             data.insert(name.clone(), plain);

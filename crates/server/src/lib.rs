@@ -30,6 +30,8 @@ pub struct Config {
     /// The platform's age key sealing the tenants' SOPS keys; default `<data_dir>/master.agekey`, created when
     /// missing.
     pub master_key_file: Option<PathBuf>,
+    /// Per-organisation limits (`--quotas`); default: none.
+    pub quotas: maxcloud_orders::quota::Quotas,
     /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/maxcloud.db`.
     pub database_url: Option<String>,
     pub xrds_dir: PathBuf,
@@ -69,6 +71,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             master_key_file: None,
+            quotas: Default::default(),
             database_url: None,
             xrds_dir: default_xrds_dir(),
             run_worker: true,
@@ -226,7 +229,8 @@ async fn start_with(
     }
     let master_key = maxcloud_secrets::MasterKey::load_or_create(&config.master_key_file())
         .with_context(|| format!("master key {}", config.master_key_file().display()))?;
-    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker).with_master_key(master_key);
+    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker).with_master_key(master_key)
+        .with_quotas(config.quotas.clone());
     // The platform repository exists before the first registration (created above, cheaply); tenants whose
     // registration stopped before their platform commit are onboarded in the background, so start-up does not
     // wait on one Git commit per tenant.

@@ -63,7 +63,9 @@ fn parse_line(pod: &str, container: &str, revision: &Option<String>, raw: &str) 
 }
 
 fn sort_key(line: &LogLine) -> Option<time::OffsetDateTime> {
-    line.time.as_deref().and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+    line.time
+        .as_deref()
+        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
 }
 
 impl maxcloud_api::LogSource for PodLogs {

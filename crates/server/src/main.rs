@@ -68,6 +68,10 @@ struct RunArgs {
     /// created when missing). Keep it secret and backed up: without it no tenant secret can be set or synced.
     #[arg(long, env = "MAXCLOUD_MASTER_KEY_FILE", value_name = "FILE")]
     master_key_file: Option<PathBuf>,
+    /// Per-organisation quotas (YAML or JSON): `default:` and `tenants: {<slug>: …}` with any of services,
+    /// databases, max_scale, cpu, memory (Kubernetes quantities). Default: no limits.
+    #[arg(long, env = "MAXCLOUD_QUOTAS", value_name = "FILE")]
+    quotas: Option<PathBuf>,
     /// Database URL; default: SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -267,6 +271,10 @@ impl RunArgs {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             master_key_file: self.master_key_file.clone(),
+            quotas: match &self.quotas {
+                Some(path) => maxcloud_orders::quota::Quotas::load(path).map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            },
             database_url: self.database_url.clone(),
             xrds_dir: self.xrds_dir.clone().unwrap_or_else(default_xrds_dir),
             run_worker: !self.no_worker,

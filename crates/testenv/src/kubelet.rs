@@ -66,8 +66,9 @@ impl Kubelet {
 
         let client = cp.client().await?;
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
-        let node = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}))
-            .map_err(|e| Error::Kube(e.to_string()))?;
+        let node =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}))
+                .map_err(|e| Error::Kube(e.to_string()))?;
         nodes.create(&PostParams::default(), &node).await.map_err(|e| Error::Kube(format!("create node: {e}")))?;
         let status = json!({"status": {
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": "127.0.0.1"}],

@@ -35,9 +35,8 @@ fn query(q: &HashMap<String, String>) -> ApiResult<LogQuery> {
         Some(t) => match t.parse::<u32>() {
             Ok(n) if (1..=MAX_TAIL).contains(&n) => n,
             _ => {
-                return Err(
-                    ApiError::bad_request(format!("tail must be an integer from 1 to {MAX_TAIL}, got {t:?}")).field("tail")
-                )
+                return Err(ApiError::bad_request(format!("tail must be an integer from 1 to {MAX_TAIL}, got {t:?}"))
+                    .field("tail"))
             }
         },
     };
@@ -69,7 +68,8 @@ pub async fn stream(
         .logs(format!("mc-{}", p.tenant.slug), row.name.clone(), query)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot read the logs of {}: {e}", row.name)))?;
-    let events = lines.map(|line| Ok(Event::default().event("log").data(serde_json::to_string(&line).unwrap_or_default())));
+    let events =
+        lines.map(|line| Ok(Event::default().event("log").data(serde_json::to_string(&line).unwrap_or_default())));
     let end = (!query.follow).then(|| Ok(Event::default().event("end").data("{}")));
     Ok(Sse::new(events.chain(stream::iter(end))).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

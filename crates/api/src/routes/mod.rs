@@ -11,6 +11,7 @@ pub mod invites;
 pub mod logs;
 pub mod orders;
 pub mod policies;
+pub mod quotas;
 pub mod registry;
 pub mod resources;
 pub mod revisions;
@@ -70,6 +71,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/secrets/{name}", get(secrets::get).put(secrets::set).delete(secrets::delete))
         .route("/services/{id}/logs", get(logs::stream))
         .route("/usage", get(usage::get))
+        .route("/quotas", get(quotas::get))
+        .route("/usage/invoice", get(usage::invoice))
         .route("/registry", get(registry::info))
         .route("/registry/token", get(registry::token))
         .route("/registry/images", get(registry::images))

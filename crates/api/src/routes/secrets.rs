@@ -100,7 +100,12 @@ pub async fn set(
     enabled(&state)?;
     let placed = state
         .orders
-        .place_secret(PlaceSecret { tenant: p.tenant.clone(), name: name.clone(), data: Some(data), requester: requester(&p) })
+        .place_secret(PlaceSecret {
+            tenant: p.tenant.clone(),
+            name: name.clone(),
+            data: Some(data),
+            requester: requester(&p),
+        })
         .await
         .map_err(|e| ApiError::from_order(e, "", &|_| None))?;
     let row = find(&state, &p.tenant.id, name.as_str()).await?;
@@ -122,7 +127,12 @@ pub async fn delete(
     let name = parse_name(&row.name, "name")?;
     let placed = state
         .orders
-        .place_secret(PlaceSecret { tenant: p.tenant.clone(), name: name.clone(), data: None, requester: requester(&p) })
+        .place_secret(PlaceSecret {
+            tenant: p.tenant.clone(),
+            name: name.clone(),
+            data: None,
+            requester: requester(&p),
+        })
         .await
         .map_err(|e| ApiError::from_order(e, "", &|_| None))?;
     let audit = Extension(AuditTarget(format!("Secret/{name} order/{}", placed.order.id)));

@@ -94,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Secrets(cmd) => secrets::run(&ctx, cmd).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Quotas => usage::quotas(&ctx).await,
         Command::Push(args) => registry::push(&ctx, args).await,
         Command::Images => registry::images(&ctx).await,
         Command::Policies { command } => policies::run(&ctx, command).await,

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use maxcloud_api_model::{CreateOrderRequest, Order};
+use maxcloud_api_model::{CreateOrderRequest, EstimateRequest, Order, PriceEstimate};
 use serde_json::Value;
 
 use super::wait::follow_order;
 use super::Ctx;
 use crate::cli::{Action, OrderArgs};
-use crate::client::segment;
+use crate::client::{segment, ApiError};
 use crate::output::{opt, print_doc, write_stdout, KeyValues, Table};
 use crate::params::build_params;
 
@@ -179,6 +179,22 @@ pub async fn order(ctx: &Ctx, args: OrderArgs) -> Result<()> {
     } else {
         Some(build_params(args.file.as_deref(), &args.set)?)
     };
+    // The price before ordering (types whose XRD names what they request); --dry-run stops here.
+    if args.action != Action::Delete {
+        let body = EstimateRequest { parameters: parameters.clone() };
+        let path = format!("/api/v1/catalog/{}/estimate", segment(&args.kind));
+        match ctx.client.post::<_, PriceEstimate>(&path, &body).await {
+            Ok(estimate) if args.dry_run && ctx.json_or_yaml() => return print_doc(ctx.format, &estimate),
+            Ok(estimate) if args.dry_run => return write_stdout(&format!("estimate: {}\n", estimate.summary)),
+            Ok(estimate) if !ctx.json_or_yaml() => eprintln!("estimate: {}", estimate.summary),
+            Ok(_) => {}
+            // No price for this type: nothing to show, the order decides.
+            Err(ApiError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND && !args.dry_run => {}
+            Err(e) => return Err(e.into()),
+        }
+    } else if args.dry_run {
+        anyhow::bail!("--dry-run shows the price of a create or update; a delete has none");
+    }
     let req = CreateOrderRequest {
         action: Some(args.action.as_str().to_string()),
         kind: args.kind,
