@@ -189,6 +189,13 @@ async fn domains_are_ordered_only_once_their_txt_record_proves_ownership() {
     assert!(err["error"]["message"].as_str().unwrap().contains("another organisation"), "{err}");
     let (ok, _, stderr) = maxcloud(&home, &server, &other_key, &["domains", "add", "web", "shop.acme.test"]);
     assert!(!ok && stderr.contains("verified by another organisation (field: domain)"), "{stderr}");
+    // Nor through the generic order path, which takes `domains` as given.
+    for (action, name) in [("update", "web"), ("create", "copycat")] {
+        let params = json!({"image": "nginx:1.27", "domains": ["web.beta.test", "shop.acme.test"]});
+        let body = json!({"kind": "App", "action": action, "name": name, "parameters": params});
+        let (status, err) = other.post("/orders", &body).await;
+        assert_eq!((status, err["error"]["field"].as_str()), (409, Some("parameters.domains[1]")), "{err}");
+    }
     assert_eq!(snapshot(&store, &server, &slugs).await, before);
 
     // Both claim blog.acme.test, each with its own token: only the one whose token is published gets it, and the

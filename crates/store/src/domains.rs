@@ -168,6 +168,15 @@ impl Store {
         Ok(res.rows_affected() > 0)
     }
 
+    /// The tenant that verified `domain`, if one did.
+    pub async fn domain_owner(&self, domain: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT tenant_id FROM custom_domains WHERE domain = $1 AND verified_at IS NOT NULL")
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("tenant_id")).transpose()?)
+    }
+
     /// Every order of one resource (its create, updates and delete), oldest first.
     pub async fn resource_orders(&self, tenant_id: &str, resource_id: &str) -> Result<Vec<OrderRow>> {
         let sql = format!(

@@ -94,6 +94,18 @@ async fn verify_and_order(
     state.store.domain_claim(&p.tenant.id, domain.as_str()).await?.ok_or_else(|| ApiError::internal("claim vanished"))
 }
 
+/// Refuses App parameters naming a custom domain that another organisation has verified (the generic order path,
+/// which takes `domains` as given): `409` naming `<prefix>domains[i]`.
+pub(crate) async fn refuse_taken(state: &AppState, tenant_id: &str, spec: &Value, prefix: &str) -> ApiResult<()> {
+    for (i, d) in spec_domains(spec).iter().enumerate() {
+        if state.store.domain_owner(d).await?.is_some_and(|owner| owner != tenant_id) {
+            let field = format!("{prefix}domains[{i}]");
+            return Err(ApiError::conflict(format!("{field}: {d} is verified by another organisation")).field(field));
+        }
+    }
+    Ok(())
+}
+
 fn not_verified(domain: &DomainName, claim: &DomainClaim, found: &[String]) -> ApiError {
     let seen = if found.is_empty() {
         "no TXT record there".to_string()

@@ -64,6 +64,10 @@ pub async fn create(
     };
     let name = parse_name(&req.name, "name")?;
     let parameters = super::parameters_object(req.parameters)?;
+    // Custom domains another organisation has proven to own never reach its Git repository.
+    if action != Action::Delete && state.orders.catalog().get(&req.kind).is_some_and(|ty| ty.kind == "App") {
+        super::domains::refuse_taken(&state, &p.tenant.id, &parameters, "parameters.").await?;
+    }
     let target = format!("{}/{}", req.kind, name);
     let placed = state
         .orders
