@@ -217,6 +217,19 @@ fn full_values_render_every_feature_with_secrets_by_reference() {
         env(&docs, "MAXCLOUD_GIT_PROVIDER_WEBHOOK_SECRET").unwrap()["valueFrom"]["secretKeyRef"],
         serde_json::json!({"name": "maxcloud-github", "key": "webhook-secret", "optional": true})
     );
+    // The master key of tenant secrets: a file from the named Secret, mounted read-only.
+    let master = env(&docs, "MAXCLOUD_MASTER_KEY_FILE").expect("MAXCLOUD_MASTER_KEY_FILE")["value"].as_str().unwrap();
+    let mount =
+        container(&docs)["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "master-key").cloned();
+    let mount = mount.expect("master key mount");
+    assert!(master.starts_with(mount["mountPath"].as_str().unwrap()) && mount["readOnly"] == true);
+    // Quotas: the values as the file the server parses (the same parser, so a mistake fails here too).
+    let quotas = docs.iter().find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"].as_str().unwrap().ends_with("-quotas"));
+    let text = quotas.expect("quota ConfigMap")["data"]["quotas.yaml"].as_str().unwrap().to_string();
+    let parsed = maxcloud_orders::quota::Quotas::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    assert_eq!(parsed.for_tenant("acme-shop").services, Some(50));
+    assert_eq!(parsed.for_tenant("other").cpu_milli, Some(32_000));
+    assert_eq!(env(&docs, "MAXCLOUD_QUOTAS").unwrap()["value"], "/etc/maxcloud/quotas/quotas.yaml");
     // The registry token key: a file from the named Secret, mounted read-only; the registry's settings as values.
     let registry_key =
         env(&docs, "MAXCLOUD_REGISTRY_KEY_FILE").expect("MAXCLOUD_REGISTRY_KEY_FILE")["value"].as_str().unwrap();
