@@ -233,6 +233,22 @@ async fn deploys_name_revisions_and_traffic_moves_between_them() {
     assert!(!ok && err.contains("no service named"), "{err}");
     assert_eq!(git(&repo, &["rev-parse", "main"]), head);
 
+    // The endpoints are documented, each with its own operation id.
+    let (_, doc) = api.get("/openapi.json").await;
+    for (path, method) in [
+        ("/api/v1/services/{id}/revisions", "get"),
+        ("/api/v1/services/{id}/traffic", "put"),
+        ("/api/v1/services/{id}/domains", "post"),
+        ("/api/v1/services/{id}/domains", "get"),
+        ("/api/v1/services/{id}/domains/{domain}/verify", "post"),
+        ("/api/v1/services/{id}/domains/{domain}", "delete"),
+    ] {
+        assert!(doc["paths"][path][method]["operationId"].is_string(), "OpenAPI lacks {method} {path}");
+    }
+    for schema in ["Revisions", "Revision", "TrafficTarget", "SetTrafficRequest", "Domain", "AddDomainRequest"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "OpenAPI lacks the schema {schema}");
+    }
+
     // The traffic changes are in the audit log under their own action.
     let (_, log) = api.get("/audit?action=services.traffic.update").await;
     let log = log.as_array().unwrap();
