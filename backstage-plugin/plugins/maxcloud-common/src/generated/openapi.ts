@@ -33,7 +33,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Accept an invite: joins the organisation and answers with the only copy of a new API key. */
+        /**
+         * Accept an invite: joins the organisation and answers with the only copy of a new API key. A token that
+         *     was used, has expired or was revoked is refused with 410 and a code saying which.
+         */
         post: operations["auth_accept_invite"];
         delete?: never;
         options?: never;
@@ -100,11 +103,32 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The organisation's invites, newest first, with their state (admins only; never the tokens). */
+        get: operations["auth_list_invites"];
         put?: never;
-        /** Invite someone into the organisation (admins only); the token is shown once. */
+        /**
+         * Invite someone into the organisation (admins only). Without a mailer the token is in the answer, shown
+         *     once; with one it is e-mailed to the invitee (502 `mail_failed` and no invite when that fails).
+         */
         post: operations["auth_create_invite"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/invites/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an invite of the organisation (admins only): its token is refused from then on. */
+        delete: operations["auth_revoke_invite"];
         options?: never;
         head?: never;
         patch?: never;
@@ -344,6 +368,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's limits and current totals; orders that would raise a total beyond its limit are refused
+         *     with `quota_exceeded` naming the field.
+         */
+        get: operations["quotas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/registry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the organisation's images go: the registry host, the repository prefix (the organisation's slug), the
+         *     token service and what the caller may do there.
+         */
+        get: operations["registry_info"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/registry/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's repositories (`<slug>/…`) in the registry, with their tags. The server reads the registry
+         *     with tokens it mints for itself; other tenants' repositories are never shown.
+         */
+        get: operations["registry_images"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/registry/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A Docker Registry v2 bearer token for the caller's own repositories (`<slug>/…`). Credentials: HTTP Basic
+         *     with any username and an API key as password, or `Authorization: Bearer mc_…`.
+         */
+        get: operations["registry_token"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/resources": {
         parameters: {
             query?: never;
@@ -401,6 +505,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organisation's secrets: names and keys, never values. */
+        get: operations["secrets_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One secret's keys. */
+        get: operations["secrets_get"];
+        /**
+         * Create or replace a secret: it holds exactly the given keys afterwards. The values are encrypted to the
+         *     organisation's key (SOPS, age) and committed as `secrets/<name>.yaml`; Flux decrypts them into a Secret in the
+         *     organisation's namespace, which Apps read with `secret_env`.
+         */
+        put: operations["secrets_set"];
+        post?: never;
+        /** Delete a secret: its file is removed from the repository and Flux prunes the Secret. */
+        delete: operations["secrets_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/services": {
         parameters: {
             query?: never;
@@ -445,6 +589,125 @@ export interface paths {
         patch: operations["services_patch"];
         trace?: never;
     };
+    "/api/v1/services/{id}/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The service's custom domains: pending (with the record to create), verified, active. */
+        get: operations["services_domains"];
+        put?: never;
+        /**
+         * Add a custom domain to a service. Answers `202` with the TXT record to create while the domain is not verified
+         *     (nothing is ordered); `201` once the record is there and the domain is ordered.
+         */
+        post: operations["services_add_domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services/{id}/domains/{domain}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a custom domain: an App update order taking it out of `domains` when it was ordered; the claim is
+         *     dropped (the domain is free for others again). The order, if any, is named in `x-maxcloud-order`.
+         */
+        delete: operations["services_remove_domain"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services/{id}/domains/{domain}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check the domain's TXT record and, when it holds this organisation's token, order the domain. Refused with
+         *     the record to create (`422`, field `domain`) while it does not; nothing is ordered then.
+         */
+        post: operations["services_verify_domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The service's container logs, from every pod of every revision, oldest first: the last `tail` lines (default
+         *     100), then — with `follow` — each new line as it is printed, also of pods that start later, until the client
+         *     disconnects. One `log` event per line; without `follow` an `end` event closes the stream.
+         */
+        get: operations["services_logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services/{id}/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The service's revisions (one per deploy, oldest first) with their images, orders, shares and tags. */
+        get: operations["services_revisions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services/{id}/traffic": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Split the service's requests between its revisions (an App update order that changes only `traffic`).
+         *     `maxcloud traffic`, `maxcloud rollback`.
+         */
+        put: operations["services_set_traffic"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/usage": {
         parameters: {
             query?: never;
@@ -458,6 +721,27 @@ export interface paths {
          *     `to`; times count in whole seconds; a window spans at most 366 days.
          */
         get: operations["usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage/invoice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's usage of one month as an invoice (admins: it is billing data): a line per service, net,
+         *     VAT (the price list's `vat_percent`) and gross, exact to the cent; `format=csv` for spreadsheets. The running
+         *     month is a preview (`final: false`) up to now. Unknown parameters are refused by name.
+         */
+        get: operations["usage_invoice"];
         put?: never;
         post?: never;
         delete?: never;
@@ -541,6 +825,11 @@ export interface components {
         /** @description `POST /api/v1/auth/accept-invite`: answered like a registration (user, organisation, API key). */
         AcceptInviteRequest: {
             token: string;
+        };
+        /** @description `POST /api/v1/services/{id}/domains` */
+        AddDomainRequest: {
+            /** @description Host name, lower case, e.g. `shop.example.com` (IDNs in their `xn--` form; no wildcards). */
+            domain: string;
         };
         /** @description An API key as listed: never the secret itself, only its prefix. */
         ApiKey: {
@@ -656,8 +945,21 @@ export interface components {
             /** Format: int64 */
             min_scale?: number | null;
             name: string;
+            /** @description Keep the traffic where it is: the new revision gets 0% (redeploys only). */
+            no_traffic?: boolean;
             /** Format: int64 */
             port?: number | null;
+            /**
+             * @description Name of the revision this deploy creates (`<service>-<revision>` in the cluster); generated (`r<N>`) when
+             *     absent. Must be new for the service.
+             */
+            revision?: string | null;
+            /** @description Variables read from the organisation's secrets (`maxcloud secrets`): VAR → secret and key. */
+            secret_env?: {
+                [key: string]: components["schemas"]["SecretKeyRef"];
+            } | null;
+            /** @description Tag the new revision (its own URL `<tag>-<service>.<domain>`), e.g. with `no_traffic` to test it. */
+            tag?: string | null;
             /** @description `public` (default) or `internal`. */
             visibility?: string | null;
         };
@@ -677,13 +979,44 @@ export interface components {
             repo_path: string;
             token: string;
         };
-        /** @description `201` answer of `POST /api/v1/auth/invites`: the token is shown once; it is valid for 7 days. */
+        /**
+         * @description `201` answer of `POST /api/v1/auth/invites`. Without a mailer the token is in the answer, shown once
+         *     (`mail: none`, with a `note`); with one it went to the invitee only (`mail: sent`, no token). Valid until
+         *     `expires_at` (the server's `--invite-ttl`, 7 days by default).
+         */
         CreatedInvite: {
             email: string;
             expires_at: string;
             id: string;
+            /** @description `sent` (the invite e-mail went out) or `none` (no mailer configured). */
+            mail?: string;
+            /** @description What the admin has to do, e.g. pass the token on because no e-mail was sent. */
+            note?: string | null;
             role: string;
-            token: string;
+            /** @description The `mci_…` token, when no e-mail carried it. */
+            token?: string | null;
+        };
+        /** @description A custom domain of a service. */
+        Domain: {
+            created_at: string;
+            domain: string;
+            /** @description The order that added the domain to the service. */
+            order_id?: string | null;
+            service: string;
+            /** @description `pending` (TXT record not seen yet), `verified` (ordered, order on its way) or `active` (on main). */
+            state: string;
+            /** @description The record to create (shown in every state: removing it later does not undo a verification). */
+            verification: components["schemas"]["DomainVerification"];
+            verified_at?: string | null;
+        };
+        /** @description The DNS record that proves a domain is yours. */
+        DomainVerification: {
+            /** @description `_maxcloud-challenge.<domain>` */
+            name: string;
+            /** @description `TXT` */
+            type: string;
+            /** @description `maxcloud-verify=<token>` */
+            value: string;
         };
         /** @description Every error response: `{"error": {"code", "message", "field"?}}`. */
         ErrorBody: {
@@ -719,6 +1052,58 @@ export interface components {
         /** @description `GET /healthz` */
         Health: {
             status: string;
+        };
+        /** @description An invite of the organisation as `GET /api/v1/auth/invites` lists it (never the token). */
+        Invite: {
+            accepted_at?: string | null;
+            created_at: string;
+            email: string;
+            expires_at: string;
+            id: string;
+            /** @description E-mail of the admin who invited. */
+            invited_by: string;
+            /** @description `none` (no mailer), `pending` (being sent) or `sent`. */
+            mail: string;
+            revoked_at?: string | null;
+            /** @description `admin` or `member`. */
+            role: string;
+            /** @description `pending`, `accepted`, `expired` or `revoked`. */
+            state: string;
+        };
+        /**
+         * @description `GET /api/v1/usage/invoice?month=YYYY-MM`: the month's usage as an invoice. Amounts are exact decimals in the
+         *     currency with two places: each line rounded half up to cents, net = Σ lines, VAT on net, gross = net + VAT.
+         */
+        Invoice: {
+            currency: string;
+            /** @description False while the month is still running (a preview). */
+            final: boolean;
+            /** @description First second of the month (RFC 3339). */
+            from: string;
+            gross: string;
+            lines: components["schemas"]["InvoiceLine"][];
+            /** @description `YYYY-MM`. */
+            month: string;
+            net: string;
+            /** @description `<organisation>-<YYYY-MM>`. */
+            number: string;
+            tenant: string;
+            /** @description End of the metered window: the month's end, or now for the running month. */
+            to: string;
+            vat: string;
+            /** @description e.g. `19`. */
+            vat_percent: string;
+        };
+        InvoiceLine: {
+            amount: string;
+            /** Format: double */
+            gib_seconds: number;
+            kind: string;
+            name: string;
+            /** Format: int64 */
+            pods: number;
+            /** Format: double */
+            vcpu_seconds: number;
         };
         /** @description A member of the organisation. */
         Member: {
@@ -800,8 +1185,18 @@ export interface components {
             min_scale?: number | null;
             /** @description Must equal the service's name if given (services cannot be renamed). */
             name?: string | null;
+            /** @description Keep the traffic where it is: the new revision gets 0%. */
+            no_traffic?: boolean;
             /** Format: int64 */
             port?: number | null;
+            /** @description Name of the revision this change creates; generated (`r<N>`) when absent. */
+            revision?: string | null;
+            /** @description Replaces all secret variables when given. */
+            secret_env?: {
+                [key: string]: components["schemas"]["SecretKeyRef"];
+            } | null;
+            /** @description Tag the new revision. */
+            tag?: string | null;
             visibility?: string | null;
         };
         /** @description A monthly price estimate (730 h at list prices), from the fewest to the most instances the parameters allow. */
@@ -853,6 +1248,47 @@ export interface components {
             /** @description The pull request's page on the Git hosting provider (absent for the embedded local provider). */
             url?: string | null;
         };
+        Quota: {
+            limits: components["schemas"]["QuotaLimits"];
+            /** @description Organisation slug. */
+            tenant: string;
+            used: components["schemas"]["QuotaUsed"];
+        };
+        /** @description Limits; `null` is unlimited. */
+        QuotaLimits: {
+            /**
+             * Format: int64
+             * @description Σ CPU requested at maximum scale, in milli-vCPU.
+             */
+            cpu_milli?: number | null;
+            /** Format: int64 */
+            databases?: number | null;
+            /**
+             * Format: int64
+             * @description Σ maximum instances of all resources.
+             */
+            max_scale?: number | null;
+            /**
+             * Format: int64
+             * @description Σ memory requested at maximum scale, in bytes.
+             */
+            memory_bytes?: number | null;
+            /** Format: int64 */
+            services?: number | null;
+        };
+        /** @description What the organisation's resources add up to (pending orders included, resources being deleted not). */
+        QuotaUsed: {
+            /** Format: int64 */
+            cpu_milli: number;
+            /** Format: int64 */
+            databases: number;
+            /** Format: int64 */
+            max_scale: number;
+            /** Format: int64 */
+            memory_bytes: number;
+            /** Format: int64 */
+            services: number;
+        };
         /** @description `POST /api/v1/auth/register` */
         RegisterRequest: {
             email: string;
@@ -863,6 +1299,53 @@ export interface components {
             api_key: string;
             organization: components["schemas"]["Organization"];
             user: components["schemas"]["User"];
+        };
+        /** @description One repository of the organisation with its tags. */
+        RegistryImage: {
+            /** @description The name below the organisation's prefix (`web`): what `maxcloud push --name` takes. */
+            name: string;
+            /** @description Pull reference without tag (`registry.example.eu/acme/web`). */
+            reference: string;
+            /** @description Full repository name in the registry (`acme/web`). */
+            repository: string;
+            /** @description Tags, sorted. */
+            tags: string[];
+        };
+        /** @description `GET /api/v1/registry/images`: the organisation's repositories. */
+        RegistryImages: {
+            host: string;
+            images: components["schemas"]["RegistryImage"][];
+            prefix: string;
+        };
+        /** @description `GET /api/v1/registry`: where the organisation's images go and how clients authenticate there. */
+        RegistryInfo: {
+            /** @description Actions the caller is granted on the organisation's repositories. */
+            actions: string[];
+            /**
+             * @description Registry host (and port) of image references, e.g. `registry.example.eu` or `127.0.0.1:5000`; `null`
+             *     when no registry is connected (`--registry-url`): tokens are still issued.
+             */
+            host?: string | null;
+            /** @description Whether the registry speaks plain HTTP (a loopback or development registry). */
+            insecure: boolean;
+            /** @description Repository prefix of the organisation: its slug (`<host>/<prefix>/<name>:<tag>`). */
+            prefix: string;
+            /** @description `service` of token requests (the tokens' audience). */
+            service: string;
+        };
+        /** @description `GET /api/v1/registry/token`: a Docker Registry v2 bearer token (token-authentication spec). */
+        RegistryToken: {
+            /** @description The same token, for OAuth 2 clients. */
+            access_token: string;
+            /**
+             * Format: int64
+             * @description Seconds the token is valid.
+             */
+            expires_in: number;
+            /** @description When it was issued (RFC 3339, UTC). */
+            issued_at: string;
+            /** @description The JWT (ES256) to send as `Authorization: Bearer …` to the registry. */
+            token: string;
         };
         /** @description `POST /api/v1/orders/{id}/reject` */
         RejectOrderRequest: {
@@ -905,6 +1388,58 @@ export interface components {
             /** @description Crossplane's `Synced` condition (XRs and managed resources). */
             synced?: boolean | null;
         };
+        /** @description A revision of a service: what one deploy created. */
+        Revision: {
+            /** @description Whether traffic rules can name it (its order was not rejected, superseded or failed). */
+            addressable: boolean;
+            created_at: string;
+            /** @description The Knative revision in the cluster: `<service>-<name>`. */
+            full_name: string;
+            image: string;
+            /** @description Whether this is the service's newest revision (what `latest_revision` targets follow). */
+            latest: boolean;
+            /** @description The name given at deploy (`r3`, `blue`). */
+            name: string;
+            /** @description The order that created it, and that order's state (`accepted` … `ready`, `failed`, …). */
+            order_id: string;
+            order_state: string;
+            /**
+             * Format: int64
+             * @description Share of requests it gets as ordered (counting a target that follows the latest revision).
+             */
+            percent: number;
+            /** @description Tags that address it. */
+            tags?: string[];
+        };
+        /** @description `GET /api/v1/services/{id}/revisions`: the service's revisions, oldest first, and its traffic as ordered. */
+        Revisions: {
+            /** @description The newest revision's name. */
+            latest_revision?: string | null;
+            /** @description The order that last changed the service. */
+            order_id: string;
+            revisions: components["schemas"]["Revision"][];
+            service: string;
+            /** @description The split as ordered (empty in the spec means 100% to the latest revision, shown as such). */
+            traffic: components["schemas"]["TrafficTarget"][];
+        };
+        /** @description A secret as the tenant sees it: names, never values. */
+        SecretInfo: {
+            created_at: string;
+            keys: string[];
+            name: string;
+            /** @description The latest order that changed it. */
+            order_id: string;
+            /** @description The file in the tenant repository (SOPS-encrypted to the tenant's key). */
+            path: string;
+            /** @description `pending` until the latest order is on `main`, then as the cluster reports; `deleting` while removed. */
+            status: string;
+            updated_at: string;
+        };
+        /** @description How an App reads a secret key: `--secret-env VAR=secret:key`. */
+        SecretKeyRef: {
+            key: string;
+            secret: string;
+        };
         /** @description A container app as the seed API showed it. */
         Service: {
             args: string[];
@@ -925,6 +1460,12 @@ export interface components {
             org_id: string;
             /** Format: int64 */
             port: number;
+            /** @description The newest revision's name (`maxcloud revisions NAME` lists them all). */
+            revision?: string | null;
+            /** @description Variables read from secrets. */
+            secret_env?: {
+                [key: string]: components["schemas"]["SecretKeyRef"];
+            };
             /** @description `ready`, `pending`, `failed` or `deleting`. */
             status: string;
             updated_at: string;
@@ -967,6 +1508,34 @@ export interface components {
             required_approvals?: number | null;
             /** @description Git provider logins that must approve (review policy). */
             reviewers?: string[];
+        };
+        /** @description `PUT /api/v1/secrets/{name}`: the secret's keys and values (it holds exactly these afterwards). */
+        SetSecretRequest: {
+            /** @description KEY → value (UTF-8 text). Keys: letters, digits, `-`, `_`, `.`. */
+            data: {
+                [key: string]: string;
+            };
+        };
+        /** @description `PUT /api/v1/services/{id}/traffic`: how requests are split from now on (an App update order). */
+        SetTrafficRequest: {
+            /** @description The split; or leave it out and give `to_latest`. */
+            targets?: components["schemas"]["TrafficTarget"][] | null;
+            /** @description Everything to the latest ready revision (tags given in `tags` stay reachable at 0%). */
+            to_latest?: boolean;
+        };
+        /** @description One traffic target: a named revision, or the latest ready revision, with its share and an optional tag. */
+        TrafficTarget: {
+            /** @description Follow whatever revision is the latest ready one. */
+            latest_revision?: boolean;
+            /**
+             * Format: int64
+             * @description Share of requests, 0 to 100; the shares add up to 100.
+             */
+            percent: number;
+            /** @description Revision name as deployed (`r2`, `blue`); absent with `latest_revision`. */
+            revision?: string | null;
+            /** @description Gives the target its own URL, `<tag>-<service>.<domain>`. */
+            tag?: string | null;
         };
         /** @description `GET /api/v1/usage`: the organisation's metered usage in `[from, to)`. */
         Usage: {
@@ -1101,6 +1670,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description invite_used, invite_expired or invite_revoked */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     auth_list_keys: {
@@ -1215,6 +1801,41 @@ export interface operations {
             };
         };
     };
+    auth_list_invites: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invite"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     auth_create_invite: {
         parameters: {
             query?: never;
@@ -1253,6 +1874,58 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the invite e-mail could not be sent; no invite was kept */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    auth_revoke_invite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1810,6 +2483,165 @@ export interface operations {
             };
         };
     };
+    quotas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    registry_info: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegistryInfo"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    registry_images: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegistryImages"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    registry_token: {
+        parameters: {
+            query: {
+                /** @description The registry's service name (the token's audience) */
+                service: string;
+                /** @description Requested scopes, `repository:<slug>/<name>:pull,push`; repeated or space-separated; none: a token without access (login check) */
+                scope?: string[];
+                /** @description Ignored (the API key names the user) */
+                account?: string;
+                /** @description Ignored */
+                client_id?: string;
+                /** @description `true` or `false`; no refresh tokens are issued */
+                offline_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegistryToken"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     resources_list: {
         parameters: {
             query?: {
@@ -1914,6 +2746,164 @@ export interface operations {
             };
             /** @description no cluster is connected */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    secrets_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretInfo"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    secrets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretInfo"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    secrets_set: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetSecretRequest"];
+            };
+        };
+        responses: {
+            /** @description replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretInfo"];
+                };
+            };
+            /** @description created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretInfo"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    secrets_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2167,6 +3157,384 @@ export interface operations {
             };
         };
     };
+    services_domains: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    services_add_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddDomainRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    services_remove_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                domain: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    services_verify_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                domain: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    services_logs: {
+        parameters: {
+            query?: {
+                /** @description keep streaming new lines */
+                follow?: boolean;
+                /** @description last lines to send first, 1–10000 (default 100) */
+                tail?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `log` events: LogLine as JSON; `end` when done (without follow) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no cluster is connected */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    services_revisions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revisions"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    services_set_traffic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetTrafficRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revisions"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     usage_get: {
         parameters: {
             query?: {
@@ -2206,6 +3574,47 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    usage_invoice: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM (UTC); default: the current month */
+                month?: string;
+                /** @description json (default) or csv */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description format=csv */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
