@@ -161,6 +161,32 @@ impl Drop for Server {
     }
 }
 
+/// One metered pod for [`record_pod_usage`]: (uid, kind, service name, CPU millis, memory bytes, started at,
+/// ended at) in Unix seconds.
+pub type MeteredPod<'a> = (&'a str, &'a str, &'a str, i64, i64, i64, Option<i64>);
+
+/// Writes what the aggregator's metering would have recorded about `pods` of tenant `slug` into the server's
+/// database (the metering itself runs against a real API server in crates/status/tests/metering.rs).
+pub async fn record_pod_usage(server: &Server, slug: &str, pods: &[MeteredPod<'_>]) {
+    let store = maxcloud_store::Store::connect(&server.sqlite_url()).await.expect("the server's database");
+    for &(uid, kind, name, cpu_millis, memory_bytes, started_at, ended_at) in pods {
+        let pod = maxcloud_store::PodUsage {
+            uid: uid.into(),
+            tenant: slug.to_string(),
+            kind: kind.into(),
+            name: name.into(),
+            namespace: format!("mc-{slug}"),
+            pod: format!("{name}-{uid}"),
+            cpu_millis,
+            memory_bytes,
+            started_at,
+            ended_at,
+        };
+        assert!(store.record_pod_usage(&pod).await.expect("record pod usage"));
+    }
+    store.close().await;
+}
+
 /// A thin JSON client for tests.
 #[derive(Clone)]
 pub struct Api {

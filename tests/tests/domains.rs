@@ -259,6 +259,7 @@ async fn domains_are_ordered_only_once_their_txt_record_proves_ownership() {
     assert_eq!(status, 422);
     let (status, _) = api.post(&format!("/services/{id}/domains/unclaimed.acme.test/verify"), &json!({})).await;
     assert_eq!(status, 404);
+    assert_eq!(snapshot(&store, &server, &slugs).await, before, "malformed names wrote something");
     // A domain already on one of the organisation's services cannot go to another of them.
     let second = deploy(&api, "admin").await;
     let before = snapshot(&store, &server, &slugs).await;

@@ -4,8 +4,7 @@
 //! ordering (`maxcloud order --dry-run`); and the monthly invoice from the metering data (JSON and CSV, exact to
 //! the cent, VAT from the price list, admins only).
 
-use maxcloud_store::{PodUsage, Store};
-use maxcloud_tests::{cli_command, repo_snapshot, Api, Options, Server};
+use maxcloud_tests::{cli_command, record_pod_usage, repo_snapshot, Api, Options, Server};
 use serde_json::{json, Value};
 
 const QUOTAS: &str = "\
@@ -177,32 +176,21 @@ async fn monthly_invoices_from_the_metering_data() {
     const JAN: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
     const FEB: i64 = JAN + 31 * 86_400;
     const MI: i64 = 1 << 20;
-    let store = Store::connect(&server.sqlite_url()).await.unwrap();
-    for (uid, kind, name, cpu_millis, memory_bytes, started_at, ended_at) in [
-        // All of January: 0.5 vCPU × 2,678,400 s × 0.00003 + 0.25 GiB × 2,678,400 s × 0.000004 = 42.8544.
-        ("p1", "App", "web", 500, 256 * MI, JAN, Some(FEB)),
-        // From New Year's Eve: one hour in January, 3600 × (0.00003 + 0.000004) = 0.1224.
-        ("p2", "App", "api", 1000, 1024 * MI, JAN - 3600, Some(JAN + 3600)),
-        // 90 s: 0.00306, under a cent.
-        ("p3", "Database", "shop-db", 1000, 1024 * MI, JAN, Some(JAN + 90)),
-        // February: not on January's invoice.
-        ("p4", "App", "web", 500, 256 * MI, FEB, Some(FEB + 3600)),
-    ] {
-        let pod = PodUsage {
-            uid: uid.into(),
-            tenant: slug.clone(),
-            kind: kind.into(),
-            name: name.into(),
-            namespace: format!("mc-{slug}"),
-            pod: format!("{name}-{uid}"),
-            cpu_millis,
-            memory_bytes,
-            started_at,
-            ended_at,
-        };
-        assert!(store.record_pod_usage(&pod).await.unwrap());
-    }
-    store.close().await;
+    record_pod_usage(
+        &server,
+        &slug,
+        &[
+            // All of January: 0.5 vCPU × 2,678,400 s × 0.00003 + 0.25 GiB × 2,678,400 s × 0.000004 = 42.8544.
+            ("p1", "App", "web", 500, 256 * MI, JAN, Some(FEB)),
+            // From New Year's Eve: one hour in January, 3600 × (0.00003 + 0.000004) = 0.1224.
+            ("p2", "App", "api", 1000, 1024 * MI, JAN - 3600, Some(JAN + 3600)),
+            // 90 s: 0.00306, under a cent.
+            ("p3", "Database", "shop-db", 1000, 1024 * MI, JAN, Some(JAN + 90)),
+            // February: not on January's invoice.
+            ("p4", "App", "web", 500, 256 * MI, FEB, Some(FEB + 3600)),
+        ],
+    )
+    .await;
 
     let (status, invoice) = api.get("/usage/invoice?month=2026-01").await;
     assert_eq!(status, 200, "{invoice}");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use maxcloud_store::{PodUsage, Store};
+use maxcloud_store::Store;
 use maxcloud_tests::sse::{states_of, Frame};
 use maxcloud_tests::{bin, cli, cli_command, git, order_ids_on_main, workspace_root, Api, Options, Server};
 use serde_json::{json, Value};
@@ -344,27 +344,16 @@ async fn usage_is_metered_per_service_and_priced() {
 
     const T: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
     const MI: i64 = 1 << 20;
-    let store = Store::connect(&server.sqlite_url()).await.unwrap();
-    for (uid, kind, name, cpu_millis, memory_bytes, started_at, ended_at) in [
-        ("p1", "App", "web", 500, 256 * MI, T, Some(T + 3600)),
-        ("p2", "App", "web", 250, 512 * MI, T + 1800, None),
-        ("p3", "Database", "shop-db", 1000, 1024 * MI, T, Some(T + 90)),
-    ] {
-        let pod = PodUsage {
-            uid: uid.into(),
-            tenant: slug.clone(),
-            kind: kind.into(),
-            name: name.into(),
-            namespace: format!("mc-{slug}"),
-            pod: format!("{name}-{uid}"),
-            cpu_millis,
-            memory_bytes,
-            started_at,
-            ended_at,
-        };
-        assert!(store.record_pod_usage(&pod).await.unwrap());
-    }
-    store.close().await;
+    maxcloud_tests::record_pod_usage(
+        &server,
+        &slug,
+        &[
+            ("p1", "App", "web", 500, 256 * MI, T, Some(T + 3600)),
+            ("p2", "App", "web", 250, 512 * MI, T + 1800, None),
+            ("p3", "Database", "shop-db", 1000, 1024 * MI, T, Some(T + 90)),
+        ],
+    )
+    .await;
 
     // The first hour of 2026: web 500m/256Mi × 3600 s + 250m/512Mi × 1800 s, shop-db 1 vCPU/1Gi × 90 s.
     let expected = json!({
