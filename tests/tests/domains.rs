@@ -211,6 +211,7 @@ async fn domains_are_ordered_only_once_their_txt_record_proves_ownership() {
     assert_eq!((status, err["error"]["field"].as_str()), (422, Some("domain")), "another's token is not theirs: {err}");
     let (status, ok_body) = api.post(&format!("/services/{id}/domains/blog.acme.test/verify"), &json!({})).await;
     assert_eq!((status, ok_body["state"].as_str()), (200, Some("verified")), "{ok_body}");
+    api.wait_order(ok_body["order_id"].as_str().unwrap(), "merged", WAIT).await;
     dns.txt("_maxcloud-challenge.blog.acme.test", theirs["verification"]["value"].as_str().unwrap()).await;
     let before = snapshot(&store, &server, &slugs).await;
     let (status, err) = other.post(&format!("/services/{other_id}/domains/blog.acme.test/verify"), &json!({})).await;

@@ -137,6 +137,9 @@ async fn secrets_reach_git_only_encrypted_to_the_tenants_key() {
     assert!(ok && stdout.contains("db") && stdout.contains("password") && !stdout.contains(&rotated), "{stdout}");
     let (_, list) = api.get("/secrets").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    // Resources are the catalog's kinds: secrets have their own list.
+    let (_, resources) = api.get("/resources").await;
+    assert!(resources.as_array().unwrap().iter().all(|r| r["kind"] != "Secret"), "{resources}");
 
     // Another tenant: nothing of A's, and its own secret of the same name is its own.
     assert_eq!(other.get("/secrets").await.1, json!([]));

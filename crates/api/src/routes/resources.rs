@@ -8,7 +8,7 @@ use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-/// The organisation's resources (all kinds, or `?kind=App`).
+/// The organisation's resources of the catalog's kinds (all, or `?kind=App`); secrets are listed by `/secrets`.
 #[utoipa::path(get, operation_id = "resources_list", path = "/api/v1/resources", tag = "resources", security(("api_key" = [])),
     params(("kind" = Option<String>, Query)), responses((status = 200, body = [m::Resource]), (status = 401, body = m::ErrorBody)))]
 pub async fn list(
@@ -18,7 +18,8 @@ pub async fn list(
 ) -> ApiResult<axum::Json<Vec<m::Resource>>> {
     let kind = q.get("kind").map(|k| state.orders.catalog().get(k).map(|t| t.kind.clone()).unwrap_or(k.clone()));
     let rows = state.store.resources(&p.tenant.id, kind.as_deref()).await?;
-    Ok(axum::Json(rows.iter().map(|r| convert::resource(&p.tenant, r)).collect()))
+    let ordered = rows.iter().filter(|r| r.kind != maxcloud_orders::SECRET_KIND);
+    Ok(axum::Json(ordered.map(|r| convert::resource(&p.tenant, r)).collect()))
 }
 
 /// What a resource is made of in the cluster: the XR and the objects its composition made (nested XRs with
