@@ -5,8 +5,12 @@
 //! nothing; another organisation's service ids answer 404 on every endpoint.
 
 use std::path::Path;
+use std::time::Duration;
 
 use maxcloud_catalog::Catalog;
+use maxcloud_testenv::ControlPlane;
+use maxcloud_tests::cluster::{apply_committed, set_status};
+use maxcloud_tests::platform::catalog_crds;
 use maxcloud_tests::{cli_command, git, workspace_root, Api, Options, Server};
 use serde_json::{json, Value};
 
@@ -254,4 +258,75 @@ async fn deploys_name_revisions_and_traffic_moves_between_them() {
     let log = log.as_array().unwrap();
     assert!(log.iter().any(|e| e["status"] == 200), "{log:?}");
     assert!(log.iter().any(|e| e["status"] == 422), "{log:?}");
+}
+
+/// With a cluster connected, `maxcloud revisions` also shows what the cluster serves: the XR status the composition
+/// writes (latest created and ready revision, traffic with the tags' URLs), as the status aggregator records it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_reports_which_revisions_serve() {
+    let cp = ControlPlane::start().await.expect("control plane");
+    let mut setup = catalog_crds();
+    setup.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mc-acme"}}));
+    cp.apply(setup).await.expect("catalog CRDs");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let options = Options {
+        env: vec![("MAXCLOUD_KUBECONFIG".into(), cp.kubeconfig.display().to_string())],
+        ..Default::default()
+    };
+    let server = Server::start(&tmp.path().join("data"), options);
+    let anon = Api::new(&server);
+    let (key, slug) = anon.register("ops@acme.example", "Acme").await;
+    assert_eq!(slug, "acme");
+    let api = anon.with_key(&key);
+    let wait = Duration::from_secs(30);
+
+    let (status, svc) = api.post("/services", &json!({"name": "shop", "image": "nginx:1.27"})).await;
+    assert_eq!(status, 201, "{svc}");
+    api.wait_order(svc["order_id"].as_str().unwrap(), "merged", wait).await;
+    let id = svc["id"].as_str().unwrap().to_string();
+    let body = json!({"image": "nginx:1.28", "no_traffic": true, "tag": "canary"});
+    let (status, svc) = api.send(api.req(reqwest::Method::PATCH, &format!("/services/{id}")).json(&body)).await;
+    assert_eq!((status, svc["revision"].as_str()), (200, Some("r2")), "{svc}");
+    api.wait_order(svc["order_id"].as_str().unwrap(), "merged", wait).await;
+    let (_, revs) = api.get(&format!("/services/{id}/revisions")).await;
+    assert!(revs.get("cluster").is_none(), "nothing reported yet: {revs}");
+
+    // "Flux" applies the committed App; "Crossplane" writes the status the composition derives from Knative's.
+    let app = apply_committed(&cp, &server.repo_dir(&slug), "apps/shop.yaml").await;
+    assert_eq!(app["spec"]["traffic"][1], json!({"revision": "r2", "percent": 0, "tag": "canary"}), "{app}");
+    let canary_url = "https://canary-shop.mc-acme.apps.maxcloud.example";
+    set_status(
+        &cp,
+        &app,
+        json!({"url": "https://shop.mc-acme.apps.maxcloud.example", "ready": true,
+               "latestRevision": "shop-r2", "latestReadyRevision": "shop-r2",
+               "traffic": [{"revision": "shop-r1", "percent": 100},
+                           {"revision": "shop-r2", "percent": 0, "tag": "canary", "url": canary_url}],
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-11-21T08:00:01Z"}]}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let cluster = loop {
+        let (_, revs) = api.get(&format!("/services/{id}/revisions")).await;
+        if let Some(c) = revs.get("cluster") {
+            break c.clone();
+        }
+        assert!(started.elapsed() < wait, "the cluster's status never reached the API: {revs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        cluster,
+        json!({"latest_created": "r2", "latest_ready": "r2", "traffic": [
+            {"revision": "r1", "percent": 100},
+            {"revision": "r2", "percent": 0, "tag": "canary", "url": canary_url}]})
+    );
+    let (ok, table, err) = maxcloud(&home, &server, &key, &["revisions", "shop"]);
+    assert!(ok, "{err}");
+    assert!(
+        table.contains(&format!(
+            "cluster: latest ready r2, latest created r2, serving r1=100%, r2=0% (canary {canary_url})"
+        )),
+        "{table}"
+    );
 }

@@ -15,7 +15,8 @@ pub use logs::LogLine;
 pub use quotas::{Invoice, InvoiceLine, Quota, QuotaLimits, QuotaUsed};
 pub use registry::{RegistryImage, RegistryImages, RegistryInfo, RegistryToken};
 pub use revisions::{
-    AddDomainRequest, Domain, DomainVerification, Revision, Revisions, SetTrafficRequest, TrafficTarget,
+    AddDomainRequest, Domain, DomainVerification, Revision, Revisions, ServedRevisions, ServedTarget,
+    SetTrafficRequest, TrafficTarget,
 };
 pub use secrets::{SecretInfo, SecretKeyRef, SetSecretRequest};
 

@@ -67,6 +67,33 @@ pub struct Revisions {
     pub traffic: Vec<TrafficTarget>,
     /// The order that last changed the service.
     pub order_id: String,
+    /// What the cluster serves, as its status reports it (absent until a connected cluster reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ServedRevisions>,
+}
+
+/// What the cluster serves of a service's revisions (revision names as deployed, without the `<service>-`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServedRevisions {
+    /// The newest revision the cluster has created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_created: Option<String>,
+    /// The newest revision that is ready to serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_ready: Option<String>,
+    /// The split as served, with each tag's URL.
+    pub traffic: Vec<ServedTarget>,
+}
+
+/// One target as served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServedTarget {
+    pub revision: String,
+    pub percent: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `POST /api/v1/services/{id}/domains`

@@ -68,7 +68,19 @@ pub fn observe(kind: &str, obj: &DynamicObject) -> Option<Observation> {
         url: text(&status["url"]),
         message,
         order_id,
+        served: served(status),
     })
+}
+
+/// The revision fields of an XR status (the App's), as JSON text; `None` when it has none.
+fn served(status: &Value) -> Option<String> {
+    let mut out = serde_json::Map::new();
+    for key in ["latestRevision", "latestReadyRevision", "traffic"] {
+        if let Some(v) = status.get(key).filter(|v| !v.is_null()) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    (!out.is_empty()).then(|| Value::Object(out).to_string())
 }
 
 #[cfg(test)]
@@ -83,6 +95,22 @@ mod tests {
             "spec": {"image": "nginx"}, "status": status,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn revision_fields_of_the_status_are_kept_as_served() {
+        let labels = json!({"maxcloud.dev/tenant": "acme"});
+        let status = json!({"url": "https://web.example", "latestRevision": "web-r2", "latestReadyRevision": "web-r1",
+            "traffic": [{"revision": "web-r1", "percent": 100}], "message": "x"});
+        let obs = observe("App", &xr("mc-acme", labels.clone(), status)).unwrap();
+        let served: Value = serde_json::from_str(obs.served.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            served,
+            json!({"latestRevision": "web-r2", "latestReadyRevision": "web-r1",
+                   "traffic": [{"revision": "web-r1", "percent": 100}]})
+        );
+        let bare = observe("App", &xr("mc-acme", labels, json!({"url": "https://web.example"}))).unwrap();
+        assert_eq!(bare.served, None);
     }
 
     #[test]

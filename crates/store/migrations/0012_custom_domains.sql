@@ -15,3 +15,7 @@ CREATE TABLE custom_domains (
 );
 CREATE UNIQUE INDEX custom_domains_verified ON custom_domains (domain) WHERE verified_at IS NOT NULL;
 CREATE INDEX custom_domains_service ON custom_domains (tenant_id, service_id);
+
+-- What the cluster serves of a resource's revisions, as its XR status says (latest created and ready revision,
+-- traffic with the tags' URLs), JSON written by the status aggregator; NULL until it reports.
+ALTER TABLE resources ADD COLUMN served TEXT;

@@ -177,6 +177,16 @@ impl Store {
         Ok(row.map(|r| r.try_get("tenant_id")).transpose()?)
     }
 
+    /// What the cluster last reported the resource serves of its revisions (see `Observation::served`).
+    pub async fn served(&self, tenant_id: &str, resource_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT served FROM resources WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(resource_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("served")).transpose()?.flatten())
+    }
+
     /// Every order of one resource (its create, updates and delete), oldest first.
     pub async fn resource_orders(&self, tenant_id: &str, resource_id: &str) -> Result<Vec<OrderRow>> {
         let sql = format!(

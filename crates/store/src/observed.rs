@@ -19,6 +19,9 @@ pub struct Observation {
     pub message: Option<String>,
     /// The order that last wrote the object (`maxcloud.dev/order-id`), when the object carries one.
     pub order_id: Option<String>,
+    /// What it serves of its revisions (JSON: `latestRevision`, `latestReadyRevision`, `traffic` of the XR status),
+    /// for kinds whose status has them.
+    pub served: Option<String>,
 }
 
 /// What recording an observation changed.
@@ -109,6 +112,13 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        }
+        if obs.served.is_some() {
+            sqlx::query("UPDATE resources SET served = $1 WHERE id = $2")
+                .bind(&obs.served)
+                .bind(&resource_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let mut moved = None;
         if let (Some(order_id), "ready" | "failed") = (&obs.order_id, obs.status.as_str()) {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use maxcloud_store::{NewKey, NewOrder, Store, StoreError};
+use maxcloud_store::{NewKey, NewOrder, Observation, Store, StoreError};
 use sqlx::{Connection, Executor};
 
 struct Db {
@@ -169,4 +169,24 @@ async fn orders_of_a_resource_in_order(store: Store) {
     assert_eq!(ids, [first.id.as_str(), second.id.as_str(), third.id.as_str()]);
     assert!(orders[2].parameters.contains("\"r3\""));
     assert!(store.resource_orders(tb, &first.resource_id).await.unwrap().is_empty(), "another tenant sees none");
+
+    // What the cluster serves of its revisions, as the aggregator records it.
+    assert_eq!(store.served(ta, &first.resource_id).await.unwrap(), None);
+    let served = r#"{"latestReadyRevision":"shop-r2"}"#.to_string();
+    let obs = Observation {
+        tenant: "acme".into(),
+        kind: "App".into(),
+        name: "shop".into(),
+        status: "ready".into(),
+        url: None,
+        message: None,
+        order_id: None,
+        served: Some(served.clone()),
+    };
+    store.record_observation(&obs).await.unwrap();
+    assert_eq!(store.served(ta, &first.resource_id).await.unwrap(), Some(served.clone()));
+    assert_eq!(store.served(tb, &first.resource_id).await.unwrap(), None, "another tenant reads nothing");
+    // An observation without revision fields leaves the last report.
+    store.record_observation(&Observation { served: None, status: "progressing".into(), ..obs }).await.unwrap();
+    assert_eq!(store.served(ta, &first.resource_id).await.unwrap(), Some(served));
 }

@@ -497,6 +497,7 @@ async fn observations_move_orders_and_resources(store: Store) {
         url: url.map(Into::into),
         message: message.map(Into::into),
         order_id: Some(order.id.clone()),
+        served: None,
     };
     // Not merged yet: the resource row follows the cluster, the order does not jump ahead.
     let recorded = store.record_observation(&obs("progressing", None, None)).await.unwrap();

@@ -63,6 +63,8 @@ pub(crate) struct RevisionState {
     /// The revision the current spec creates.
     pub latest: Option<String>,
     pub spec: Value,
+    /// What the cluster reported (`Observation::served`).
+    served: Option<Value>,
 }
 
 impl RevisionState {
@@ -70,7 +72,8 @@ impl RevisionState {
         let orders = state.store.resource_orders(&row.tenant_id, &row.id).await?;
         let spec: Value = serde_json::from_str(&row.spec).map_err(ApiError::internal)?;
         let latest = spec.get("revision").and_then(Value::as_str).map(str::to_string);
-        Ok(RevisionState { entries: history(&orders), orders, latest, spec })
+        let served = state.store.served(&row.tenant_id, &row.id).await?.and_then(|t| serde_json::from_str(&t).ok());
+        Ok(RevisionState { entries: history(&orders), orders, latest, spec, served })
     }
 
     /// Every name used so far (dead ones too: Knative may have seen them).
@@ -220,6 +223,32 @@ fn view(row: &ResourceRow, rs: &RevisionState) -> m::Revisions {
         revisions,
         traffic: traffic.iter().map(wire_target).collect(),
         order_id: row.order_id.clone(),
+        cluster: rs.served.as_ref().map(|s| served(&row.name, s)),
+    }
+}
+
+/// The XR status' revision fields in the API's terms: Knative's `<service>-<revision>` names shortened to the
+/// names given at deploy.
+fn served(app: &str, s: &Value) -> m::ServedRevisions {
+    let prefix = format!("{app}-");
+    let short = |v: &Value| v.as_str().map(|n| n.strip_prefix(&prefix).unwrap_or(n).to_string());
+    let text = |v: &Value| v.as_str().filter(|t| !t.is_empty()).map(str::to_string);
+    m::ServedRevisions {
+        latest_created: short(&s["latestRevision"]),
+        latest_ready: short(&s["latestReadyRevision"]),
+        traffic: s["traffic"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|t| m::ServedTarget {
+                        revision: short(&t["revision"]).unwrap_or_default(),
+                        percent: t["percent"].as_i64().unwrap_or(0),
+                        tag: text(&t["tag"]),
+                        url: text(&t["url"]),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

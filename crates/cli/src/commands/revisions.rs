@@ -54,6 +54,23 @@ fn print_revisions(ctx: &Ctx, r: &Revisions) -> Result<()> {
     }
     let mut text = table.render();
     text.push_str(&format!("traffic: {}\n", r.traffic.iter().map(target_label).collect::<Vec<_>>().join(", ")));
+    if let Some(c) = &r.cluster {
+        let serving: Vec<String> = c
+            .traffic
+            .iter()
+            .map(|t| match (&t.tag, &t.url) {
+                (Some(tag), Some(url)) => format!("{}={}% ({tag} {url})", t.revision, t.percent),
+                (Some(tag), None) => format!("{}={}% ({tag})", t.revision, t.percent),
+                _ => format!("{}={}%", t.revision, t.percent),
+            })
+            .collect();
+        text.push_str(&format!(
+            "cluster: latest ready {}, latest created {}, serving {}\n",
+            opt(c.latest_ready.as_deref()),
+            opt(c.latest_created.as_deref()),
+            if serving.is_empty() { "-".to_string() } else { serving.join(", ") }
+        ));
+    }
     write_stdout(&text)
 }
 
