@@ -43,8 +43,8 @@ fn taken(domain: &str) -> StoreError {
 
 impl Store {
     /// Claims `domain` for the tenant's service with `token` (pending), or returns the tenant's existing claim of it
-    /// for that service. Refused (conflict on `domain`) when another organisation has verified it or the tenant
-    /// claimed it for another service.
+    /// for that service. Refused (conflict on `domain`) when another organisation has verified it for a service it
+    /// still has (a claim left by a deleted service is dropped) or the tenant claimed it for another service.
     pub async fn claim_domain(
         &self,
         tenant_id: &str,
@@ -67,8 +67,21 @@ impl Store {
             }
             return Ok(own.clone());
         }
-        if claims.iter().any(|c| c.verified_at.is_some()) {
-            return Err(taken(domain));
+        for c in claims.iter().filter(|c| c.verified_at.is_some()) {
+            // A verified claim outlives its service only until someone else wants the domain.
+            let alive = sqlx::query("SELECT id FROM resources WHERE id = $1")
+                .bind(&c.service_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if alive {
+                return Err(taken(domain));
+            }
+            sqlx::query("DELETE FROM custom_domains WHERE tenant_id = $1 AND domain = $2")
+                .bind(&c.tenant_id)
+                .bind(domain)
+                .execute(&mut *tx)
+                .await?;
         }
         let now = now_us();
         sqlx::query(
@@ -168,12 +181,15 @@ impl Store {
         Ok(res.rows_affected() > 0)
     }
 
-    /// The tenant that verified `domain`, if one did.
+    /// The tenant that verified `domain` for a service it still has, if one did.
     pub async fn domain_owner(&self, domain: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT tenant_id FROM custom_domains WHERE domain = $1 AND verified_at IS NOT NULL")
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT c.tenant_id FROM custom_domains c JOIN resources r ON r.id = c.service_id \
+             WHERE c.domain = $1 AND c.verified_at IS NOT NULL",
+        )
+        .bind(domain)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.try_get("tenant_id")).transpose()?)
     }
 

@@ -63,15 +63,20 @@ async fn claims_verify_once_across_tenants(store: Store) {
     let a = store.register("a@example.com", "Acme", slug("acme"), key("a")).await.unwrap();
     let b = store.register("b@example.com", "Beta", slug("beta"), key("b")).await.unwrap();
     let (ta, tb) = (&a.tenant.id, &b.tenant.id);
+    // The services the claims are for (a verified claim counts while its service exists).
+    let svc_a = store.accept_order(order(ta, "create", "shop", "r1")).await.unwrap().order().resource_id.clone();
+    let svc_b = store.accept_order(order(tb, "create", "web", "r1")).await.unwrap().order().resource_id.clone();
+    let (svc_a, svc_b) = (svc_a.as_str(), svc_b.as_str());
 
     // Both may claim a domain nobody has verified, each with its own token; a second claim returns the first.
-    let ca = store.claim_domain(ta, "shop.example.com", "svc-a", "shop", "tok-a").await.unwrap();
+    let ca = store.claim_domain(ta, "shop.example.com", svc_a, "shop", "tok-a").await.unwrap();
     assert_eq!((ca.verified_at, ca.order_id.as_deref(), ca.token.as_str()), (None, None, "tok-a"));
-    let again = store.claim_domain(ta, "shop.example.com", "svc-a", "shop", "tok-other").await.unwrap();
+    let again = store.claim_domain(ta, "shop.example.com", svc_a, "shop", "tok-other").await.unwrap();
     assert_eq!(again.token, "tok-a", "the stored claim, not a new token");
-    store.claim_domain(tb, "shop.example.com", "svc-b", "web", "tok-b").await.unwrap();
+    store.claim_domain(tb, "shop.example.com", svc_b, "web", "tok-b").await.unwrap();
     // The same tenant cannot put it on a second service.
-    let m = conflict_on_domain(store.claim_domain(ta, "shop.example.com", "svc-a2", "admin", "t").await.unwrap_err());
+    let m =
+        conflict_on_domain(store.claim_domain(ta, "shop.example.com", "svc-other", "admin", "t").await.unwrap_err());
     assert!(m.contains("already added to service \"shop\""), "{m}");
 
     // A verifies; B can neither verify nor claim it any more; A's claim lists as verified with its order.
@@ -80,13 +85,13 @@ async fn claims_verify_once_across_tenants(store: Store) {
     let m = conflict_on_domain(store.verify_domain(tb, "shop.example.com").await.unwrap_err());
     assert!(m.contains("another organisation"), "{m}");
     store.remove_domain(tb, "shop.example.com").await.unwrap();
-    let m = conflict_on_domain(store.claim_domain(tb, "shop.example.com", "svc-b", "web", "tok-b").await.unwrap_err());
+    let m = conflict_on_domain(store.claim_domain(tb, "shop.example.com", svc_b, "web", "tok-b").await.unwrap_err());
     assert!(m.contains("another organisation"), "{m}");
     store.set_domain_order(ta, "shop.example.com", "order-1").await.unwrap();
-    let listed = store.domain_claims(ta, "svc-a").await.unwrap();
+    let listed = store.domain_claims(ta, svc_a).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].order_id.as_deref(), Some("order-1"));
-    assert!(store.domain_claims(tb, "svc-a").await.unwrap().is_empty(), "claims are per tenant");
+    assert!(store.domain_claims(tb, svc_a).await.unwrap().is_empty(), "claims are per tenant");
     assert!(store.domain_claim(tb, "shop.example.com").await.unwrap().is_none());
 
     // Undoing a verification (its order was refused) and removing free the domain for others.
@@ -96,10 +101,19 @@ async fn claims_verify_once_across_tenants(store: Store) {
     store.verify_domain(ta, "shop.example.com").await.unwrap();
     assert!(store.remove_domain(ta, "shop.example.com").await.unwrap());
     assert!(!store.remove_domain(ta, "shop.example.com").await.unwrap());
-    store.claim_domain(tb, "shop.example.com", "svc-b", "web", "tok-b2").await.unwrap();
+    store.claim_domain(tb, "shop.example.com", svc_b, "web", "tok-b2").await.unwrap();
     store.verify_domain(tb, "shop.example.com").await.unwrap();
     assert!(matches!(store.verify_domain(ta, "nothing.example.com").await, Err(StoreError::NotFound("domain"))));
     assert_eq!(store.table_counts().await.unwrap()["custom_domains"], 1);
+
+    // A verified claim whose service is gone does not hold the domain: the next claim drops it.
+    store.claim_domain(ta, "old.example.com", "deleted-service", "old", "tok-old").await.unwrap();
+    store.verify_domain(ta, "old.example.com").await.unwrap();
+    assert_eq!(store.domain_owner("old.example.com").await.unwrap(), None);
+    assert_eq!(store.domain_owner("shop.example.com").await.unwrap().as_deref(), Some(tb.as_str()));
+    store.claim_domain(tb, "old.example.com", svc_b, "web", "tok-new").await.unwrap();
+    assert!(store.domain_claim(ta, "old.example.com").await.unwrap().is_none());
+    store.verify_domain(tb, "old.example.com").await.unwrap();
 }
 
 async fn racing_verifications_leave_one_owner(store: Store) {
