@@ -304,6 +304,15 @@ async fn domains_are_ordered_only_once_their_txt_record_proves_ownership() {
     api.wait_order(svc["order_id"].as_str().unwrap(), "merged", WAIT).await;
     assert_eq!(domains_on_main(&repo, &catalog, "shop"), json!(["shop.acme.test", "blog.acme.test"]));
 
+    // Deleting the service lets the domain go: another organisation can claim it once the deletion is merged.
+    let resp = api.req(reqwest::Method::DELETE, &format!("/services/{id}")).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let removal = resp.headers()["x-maxcloud-order"].to_str().unwrap().to_string();
+    api.wait_order(&removal, "merged", WAIT).await;
+    let (status, body) =
+        other.post(&format!("/services/{other_id}/domains"), &json!({"domain": "shop.acme.test"})).await;
+    assert_eq!((status, body["state"].as_str()), (202, Some("pending")), "{body}");
+
     // Every call above is in the audit log under the domains actions.
     let (_, log) = api.get("/audit?action=services.domains.verify&limit=1000").await;
     let statuses: Vec<i64> = log.as_array().unwrap().iter().map(|e| e["status"].as_i64().unwrap()).collect();
