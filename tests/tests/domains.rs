@@ -47,9 +47,17 @@ impl Dns {
         let zone = Arc::new(zone);
         let mut zones = Zones::new();
         zones.upsert(LowerName::new(&origin), vec![zone.clone() as Arc<dyn AuthorityObject>]);
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on one port: a free UDP port whose TCP twin is free too.
+        let mut tries = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(_) if tries < 50 => tries += 1,
+                Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+            }
+        };
         let mut server = ServerFuture::new(zones);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5));
@@ -303,6 +311,20 @@ async fn domains_are_ordered_only_once_their_txt_record_proves_ownership() {
     assert_eq!(status, 200, "{svc}");
     api.wait_order(svc["order_id"].as_str().unwrap(), "merged", WAIT).await;
     assert_eq!(domains_on_main(&repo, &catalog, "shop"), json!(["shop.acme.test", "blog.acme.test"]));
+
+    // A name server that gives no answer (it refuses names outside its zone) is not a missing record: 502 naming the
+    // domain, still pending, nothing ordered.
+    let (status, org) = api.post(&format!("/services/{id}/domains"), &json!({"domain": "shop.acme.org"})).await;
+    assert_eq!((status, org["state"].as_str()), (202, Some("pending")), "{org}");
+    let before = snapshot(&store, &server, &slugs).await;
+    let (status, err) = api.post(&format!("/services/{id}/domains/shop.acme.org/verify"), &json!({})).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str(), err["error"]["field"].as_str()),
+        (502, Some("dns_unavailable"), Some("domain")),
+        "{err}"
+    );
+    assert!(err["error"]["message"].as_str().unwrap().contains("Refused"), "{err}");
+    assert_eq!(snapshot(&store, &server, &slugs).await, before);
 
     // Deleting the service lets the domain go: another organisation can claim it once the deletion is merged.
     let resp = api.req(reqwest::Method::DELETE, &format!("/services/{id}")).send().await.unwrap();

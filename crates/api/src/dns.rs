@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::Resolver;
 
 /// Where TXT records are looked up.
@@ -59,8 +61,18 @@ impl DnsResolver {
                 .iter()
                 .map(|txt| txt.iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect::<String>())
                 .collect()),
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
-            Err(e) => Err(failed(e.to_string())),
+            // An answer without the record (the name exists without TXT, or does not exist): no records. A refusal
+            // or server failure is no answer at all.
+            Err(e) => match e.proto().map(|p| p.kind()) {
+                Some(ProtoErrorKind::NoRecordsFound {
+                    response_code: ResponseCode::NoError | ResponseCode::NXDomain,
+                    ..
+                }) => Ok(Vec::new()),
+                Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
+                    Err(failed(format!("the name server answered {response_code}")))
+                }
+                _ => Err(failed(e.to_string())),
+            },
         }
     }
 }
