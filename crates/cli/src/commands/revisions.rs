@@ -297,3 +297,38 @@ pub async fn domains(ctx: &Ctx, cmd: DomainsCommand) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(rev: Option<&str>, percent: i64, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget {
+            revision: rev.map(str::to_string),
+            latest_revision: rev.is_none(),
+            percent,
+            tag: tag.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn splits_parse_with_latest() {
+        assert_eq!(parse_split("r1=90, r2=10").unwrap(), vec![t(Some("r1"), 90, None), t(Some("r2"), 10, None)]);
+        assert_eq!(parse_split("LATEST=100").unwrap(), vec![t(None, 100, None)]);
+        for bad in ["r1", "r1=", "r1=101", "r1=-1", "=50", "r1=ten"] {
+            assert!(parse_split(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_attach_or_add_a_zero_share_target_and_move() {
+        let mut targets = vec![t(Some("r1"), 100, None)];
+        apply_tags(&mut targets, &["r1=stable".into(), "r2=canary".into()]).unwrap();
+        assert_eq!(targets, vec![t(Some("r1"), 100, Some("stable")), t(Some("r2"), 0, Some("canary"))]);
+        // Moving canary to r3: r2's 0% target, kept only for the tag, goes.
+        apply_tags(&mut targets, &["r3=canary".into()]).unwrap();
+        assert_eq!(targets, vec![t(Some("r1"), 100, Some("stable")), t(Some("r3"), 0, Some("canary"))]);
+        assert!(apply_tags(&mut targets, &["canary".into()]).is_err());
+        assert!(apply_tags(&mut targets, &["r1=".into()]).is_err());
+    }
+}
