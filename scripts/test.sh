@@ -46,6 +46,11 @@ echo "test.sh: PostgreSQL at $MAXCLOUD_TEST_POSTGRES_URL" >&2
 MAXCLOUD_TESTBIN=$(scripts/testbin.sh)
 export MAXCLOUD_TESTBIN
 
+# A CI run builds everything once: incremental compilation data (tens of GB for the test binaries) would only
+# cost disk and time there.
+if [ "${CI:-}" = true ]; then
+    export CARGO_INCREMENTAL=0
+fi
 cargo build --workspace --bins --locked
 # The Backstage plugins (TypeScript): their tests run against the maxcloud-server just built.
 scripts/backstage.sh
