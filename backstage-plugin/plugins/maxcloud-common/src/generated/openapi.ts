@@ -455,7 +455,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The organisation's resources (all kinds, or `?kind=App`). */
+        /** The organisation's resources of the catalog's kinds (all, or `?kind=App`); secrets are listed by `/secrets`. */
         get: operations["resources_list"];
         put?: never;
         post?: never;
@@ -1413,6 +1413,7 @@ export interface components {
         };
         /** @description `GET /api/v1/services/{id}/revisions`: the service's revisions, oldest first, and its traffic as ordered. */
         Revisions: {
+            cluster?: null | components["schemas"]["ServedRevisions"];
             /** @description The newest revision's name. */
             latest_revision?: string | null;
             /** @description The order that last changed the service. */
@@ -1439,6 +1440,23 @@ export interface components {
         SecretKeyRef: {
             key: string;
             secret: string;
+        };
+        /** @description What the cluster serves of a service's revisions (revision names as deployed, without the `<service>-`). */
+        ServedRevisions: {
+            /** @description The newest revision the cluster has created. */
+            latest_created?: string | null;
+            /** @description The newest revision that is ready to serve. */
+            latest_ready?: string | null;
+            /** @description The split as served, with each tag's URL. */
+            traffic: components["schemas"]["ServedTarget"][];
+        };
+        /** @description One target as served. */
+        ServedTarget: {
+            /** Format: int64 */
+            percent: number;
+            revision: string;
+            tag?: string | null;
+            url?: string | null;
         };
         /** @description A container app as the seed API showed it. */
         Service: {
