@@ -75,6 +75,7 @@ fn service_details(s: &Service, order: Option<&Order>) -> String {
         .add("id", &s.id)
         .add("status", &s.status)
         .add("image", &s.image)
+        .add("revision", opt(s.revision.as_deref()))
         .add("url", opt(s.url.as_deref()))
         .add("port", s.port.to_string())
         .add("scale", format!("{}..{}", s.min_scale, s.max_scale));
