@@ -1,7 +1,8 @@
 //! Revisions and traffic (issue 7, part 5): every `maxcloud deploy` names the revision it creates; `--no-traffic`
 //! and `--tag` keep the shares and give the new revision its own URL; `maxcloud traffic` splits requests,
 //! `maxcloud rollback` sends them back to an earlier revision, `--to-latest` to the newest. What lands on main is
-//! the traffic block the App XRD accepts (validated through the catalog). Bad splits are refused by field and write
+//! the traffic block the App XRD accepts (validated through the catalog) and the real composition renders into the
+//! Knative Service. Bad splits are refused by field and write
 //! nothing; another organisation's service ids answer 404 on every endpoint.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use maxcloud_catalog::Catalog;
 use maxcloud_testenv::ControlPlane;
 use maxcloud_tests::cluster::{apply_committed, set_status};
-use maxcloud_tests::platform::catalog_crds;
+use maxcloud_tests::platform::{catalog_crds, render_with, Functions};
 use maxcloud_tests::{cli_command, git, workspace_root, Api, Options, Server};
 use serde_json::{json, Value};
 
@@ -91,6 +92,28 @@ async fn deploys_name_revisions_and_traffic_moves_between_them() {
         spec["traffic"],
         json!([{"revision": "r1", "percent": 100}, {"revision": "r2", "percent": 0, "tag": "canary"}])
     );
+    // Rendered by the real composition (crossplane composition render, the platform's functions as processes): the
+    // Knative Service names the new revision and pins the traffic as ordered.
+    let functions = Functions::start();
+    let xr = tmp.path().join("shop-xr.yaml");
+    std::fs::write(&xr, git(&repo, &["show", "main:apps/shop.yaml"])).unwrap();
+    let root = workspace_root();
+    let environment = root.join("tests/fixtures/platform/environment.yaml");
+    let rendered = render_with(
+        &xr,
+        &root.join("compositions/app.yaml"),
+        &root.join("xrds/app.yaml"),
+        &functions,
+        None,
+        Some(&environment),
+    );
+    let ksvc = rendered.resource("service");
+    assert_eq!(ksvc["spec"]["template"]["metadata"]["name"], "shop-r2");
+    assert_eq!(
+        ksvc["spec"]["traffic"],
+        json!([{"revisionName": "shop-r1", "percent": 100}, {"revisionName": "shop-r2", "percent": 0, "tag": "canary"}])
+    );
+    drop(functions);
     let revs = json_out(&home, &server, &key, &["revisions", "shop"]);
     assert_eq!(shares(&revs), [s("r1", 100, &[]), s("r2", 0, &["canary"])], "{revs}");
     assert_eq!(revs["latest_revision"], "r2");
