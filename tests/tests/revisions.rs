@@ -2,8 +2,8 @@
 //! and `--tag` keep the shares and give the new revision its own URL; `maxcloud traffic` splits requests,
 //! `maxcloud rollback` sends them back to an earlier revision, `--to-latest` to the newest. What lands on main is
 //! the traffic block the App XRD accepts (validated through the catalog) and the real composition renders into the
-//! Knative Service. Bad splits are refused by field and write
-//! nothing; another organisation's service ids answer 404 on every endpoint.
+//! Knative Service. Bad splits are refused by field and write nothing; another organisation's service ids answer 404
+//! on every endpoint.
 
 use std::path::Path;
 use std::time::Duration;
