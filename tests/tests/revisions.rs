@@ -160,7 +160,29 @@ async fn deploys_name_revisions_and_traffic_moves_between_them() {
     // The next generated name counts past the ones in use.
     let svc = json_out(&home, &server, &key, &["deploy", "nginx:1.29", "--name", "shop", "--min-scale", "1", "--wait"]);
     assert_eq!(svc["revision"], "r3");
-    app_on_main(&repo, &catalog, "shop");
+
+    // The generic order path (the portal's change form, prefilled from the spec): a change that keeps the revision
+    // name in force gets the next generated name; a traffic-only change keeps it.
+    let wait = Duration::from_secs(30);
+    let mut params = app_on_main(&repo, &catalog, "shop");
+    assert_eq!(params["revision"], "r3");
+    params["image"] = json!("nginx:1.31");
+    let (status, order) =
+        api.post("/orders", &json!({"kind": "App", "action": "update", "name": "shop", "parameters": params})).await;
+    assert_eq!((status, order["parameters"]["revision"].as_str()), (201, Some("r4")), "{order}");
+    api.wait_order(order["id"].as_str().unwrap(), "merged", wait).await;
+    let mut params = app_on_main(&repo, &catalog, "shop");
+    params["traffic"] = json!([{"revision": "r3", "percent": 50}, {"latestRevision": true, "percent": 50}]);
+    let (status, order) =
+        api.post("/orders", &json!({"kind": "App", "action": "update", "name": "shop", "parameters": params})).await;
+    assert_eq!((status, order["parameters"]["revision"].as_str()), (201, Some("r4")), "{order}");
+    api.wait_order(order["id"].as_str().unwrap(), "merged", wait).await;
+    let revs = json_out(&home, &server, &key, &["revisions", "shop"]);
+    assert_eq!(revs["revisions"][4]["image"], "nginx:1.31", "{revs}");
+    assert_eq!(
+        (revs["revisions"][3]["percent"].as_i64(), revs["revisions"][4]["percent"].as_i64()),
+        (Some(50), Some(50))
+    );
 
     // Refusals: nothing is ordered, main does not move.
     let head = git(&repo, &["rev-parse", "main"]);
@@ -247,7 +269,7 @@ async fn deploys_name_revisions_and_traffic_moves_between_them() {
     let (s2, again) = patch(json!({"image": "nginx:1.30"})).await;
     assert_eq!((s1, s2), (200, 200), "{first} {again}");
     assert_eq!(first["order_id"], again["order_id"]);
-    assert_eq!((first["revision"].as_str(), again["revision"].as_str()), (Some("r4"), Some("r4")));
+    assert_eq!((first["revision"].as_str(), again["revision"].as_str()), (Some("r5"), Some("r5")));
 
     // Another organisation: every endpoint answers 404 for this service, and nothing changes.
     let head = git(&repo, &["rev-parse", "main"]);

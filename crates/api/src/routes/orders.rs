@@ -63,10 +63,14 @@ pub async fn create(
             .map_err(|_| ApiError::invalid("action", format!("action {a:?} is not one of: create, update, delete")))?,
     };
     let name = parse_name(&req.name, "name")?;
-    let parameters = super::parameters_object(req.parameters)?;
-    // Custom domains another organisation has proven to own never reach its Git repository.
+    let mut parameters = super::parameters_object(req.parameters)?;
     if action != Action::Delete && state.orders.catalog().get(&req.kind).is_some_and(|ty| ty.kind == "App") {
+        // Custom domains another organisation has proven to own never reach its Git repository.
         super::domains::refuse_taken(&state, &p.tenant.id, &parameters, "parameters.").await?;
+        if action == Action::Update {
+            let key = idempotency_key.as_deref();
+            super::revisions::name_changed_revision(&state, &p.tenant.id, name.as_str(), &mut parameters, key).await?;
+        }
     }
     let target = format!("{}/{}", req.kind, name);
     let placed = state

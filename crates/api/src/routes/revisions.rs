@@ -183,6 +183,53 @@ pub(crate) async fn name_deploy(
     Ok(())
 }
 
+/// Fields of an App spec that do not make a new revision (they change routing or the Service's labels only).
+const NOT_IN_REVISION: [&str; 4] = ["revision", "traffic", "domains", "visibility"];
+
+/// The generic order path takes an App's parameters as given. An update that changes what the revision is made of
+/// but keeps the name of the revision in force (a form prefilled from the current spec) would be refused by Knative,
+/// so the next generated name is filled in; a name the caller changed is kept. A retried request (same idempotency
+/// key) gets the name the first one got.
+pub(crate) async fn name_changed_revision(
+    state: &AppState,
+    tenant_id: &str,
+    name: &str,
+    params: &mut Value,
+    idempotency_key: Option<&str>,
+) -> ApiResult<()> {
+    let Some(row) = state.store.resource_by_name(tenant_id, "App", name).await? else { return Ok(()) };
+    let rs = RevisionState::load(state, &row).await?;
+    let Some(current) = rs.latest.as_deref() else { return Ok(()) };
+    let first = idempotency_key
+        .and_then(|key| rs.orders.iter().find(|o| o.action != "delete" && o.idempotency_key.as_deref() == Some(key)));
+    if let Some(order) = first {
+        let first: Value = serde_json::from_str(&order.parameters).map_err(ApiError::internal)?;
+        if let (Some(r), Value::Object(map)) = (first.get("revision"), &mut *params) {
+            map.insert("revision".into(), r.clone());
+        }
+        return Ok(());
+    }
+    if params.get("revision").and_then(Value::as_str) != Some(current) {
+        return Ok(());
+    }
+    let Some(ty) = state.orders.catalog().get("App") else { return Ok(()) };
+    // Invalid parameters are the order service's to refuse, with its field names.
+    let Ok(new) = ty.validate(params) else { return Ok(()) };
+    let made_of = |v: &Value| {
+        let mut v = v.clone();
+        if let Value::Object(map) = &mut v {
+            for k in NOT_IN_REVISION {
+                map.remove(k);
+            }
+        }
+        v
+    };
+    if made_of(&new) != made_of(&rs.spec) {
+        params["revision"] = Value::String(rules::next_revision_name(rs.names().iter().map(String::as_str)));
+    }
+    Ok(())
+}
+
 fn wire_target(t: &Target) -> m::TrafficTarget {
     m::TrafficTarget {
         revision: t.revision.clone(),
