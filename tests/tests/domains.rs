@@ -276,6 +276,12 @@ async fn domains_are_ordered_only_once_their_txt_record_proves_ownership() {
     assert_eq!((status, err["error"]["field"].as_str()), (409, Some("domain")), "{err}");
     assert_eq!(snapshot(&store, &server, &slugs).await, before);
 
+    // Without a key: 401 on every domain endpoint.
+    assert_eq!(anon.get(&format!("/services/{id}/domains")).await.0, 401);
+    assert_eq!(anon.post(&format!("/services/{id}/domains"), &json!({"domain": "x.acme.test"})).await.0, 401);
+    assert_eq!(anon.post(&format!("/services/{id}/domains/shop.acme.test/verify"), &json!({})).await.0, 401);
+    assert_eq!(anon.delete(&format!("/services/{id}/domains/shop.acme.test")).await.0, 401);
+
     // Another organisation's service ids: 404 on every domain endpoint, nothing written.
     let before = snapshot(&store, &server, &slugs).await;
     assert_eq!(other.get(&format!("/services/{id}/domains")).await.0, 404);

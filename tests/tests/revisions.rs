@@ -271,6 +271,11 @@ async fn deploys_name_revisions_and_traffic_moves_between_them() {
     assert_eq!(first["order_id"], again["order_id"]);
     assert_eq!((first["revision"].as_str(), again["revision"].as_str()), (Some("r5"), Some("r5")));
 
+    // Without a key: 401 on both endpoints.
+    assert_eq!(anon.get(&format!("/services/{id}/revisions")).await.0, 401);
+    let body = json!({"to_latest": true});
+    assert_eq!(anon.send(anon.req(reqwest::Method::PUT, &format!("/services/{id}/traffic")).json(&body)).await.0, 401);
+
     // Another organisation: every endpoint answers 404 for this service, and nothing changes.
     let head = git(&repo, &["rev-parse", "main"]);
     assert_eq!(other.get(&format!("/services/{id}/revisions")).await.0, 404);
