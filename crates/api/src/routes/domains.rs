@@ -96,11 +96,35 @@ async fn verify_and_order(
 
 /// Refuses App parameters naming a custom domain that another organisation has verified (the generic order path,
 /// which takes `domains` as given): `409` naming `<prefix>domains[i]`.
-pub(crate) async fn refuse_taken(state: &AppState, tenant_id: &str, spec: &Value, prefix: &str) -> ApiResult<()> {
-    for (i, d) in spec_domains(spec).iter().enumerate() {
+pub(crate) async fn refuse_unverified(
+    state: &AppState,
+    tenant_id: &str,
+    app: &str,
+    spec: &Value,
+    prefix: &str,
+) -> ApiResult<()> {
+    let domains = spec_domains(spec);
+    for (i, d) in domains.iter().enumerate() {
         if state.store.domain_owner(d).await?.is_some_and(|owner| owner != tenant_id) {
             let field = format!("{prefix}domains[{i}]");
             return Err(ApiError::conflict(format!("{field}: {d} is verified by another organisation")).field(field));
+        }
+    }
+    for (i, d) in domains.iter().enumerate() {
+        let field = format!("{prefix}domains[{i}]");
+        // Only a domain this organisation proved to own, for this App, may be ordered: otherwise any tenant could
+        // point a DomainMapping and a DNS record at somebody else's name.
+        let claim = state.store.domain_claim(tenant_id, d).await?;
+        if !claim.is_some_and(|c| c.verified_at.is_some() && c.service_name == app) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "domain_not_verified",
+                format!(
+                    "{field}: {d} is not verified for {app}: add it with `maxcloud domains add {app} {d}` \
+                     (POST /api/v1/services/{{id}}/domains) and create the TXT record it names"
+                ),
+            )
+            .field(field));
         }
     }
     Ok(())

@@ -65,8 +65,8 @@ pub async fn create(
     let name = parse_name(&req.name, "name")?;
     let mut parameters = super::parameters_object(req.parameters)?;
     if action != Action::Delete && state.orders.catalog().get(&req.kind).is_some_and(|ty| ty.kind == "App") {
-        // Custom domains another organisation has proven to own never reach its Git repository.
-        super::domains::refuse_taken(&state, &p.tenant.id, &parameters, "parameters.").await?;
+        // Custom domains reach Git only once this organisation proved it owns them (a TXT record, see domains.rs).
+        super::domains::refuse_unverified(&state, &p.tenant.id, name.as_str(), &parameters, "parameters.").await?;
         if action == Action::Update {
             let key = idempotency_key.as_deref();
             super::revisions::name_changed_revision(&state, &p.tenant.id, name.as_str(), &mut parameters, key).await?;
