@@ -3,10 +3,12 @@
 
 mod forge;
 mod logs;
+mod loki;
 pub mod registry;
 pub mod tenant_secrets;
 
 pub use forge::{ForgeAuth, ForgeConfig};
+pub use loki::LokiSettings;
 pub use registry::RegistrySettings;
 
 use std::net::SocketAddr;
@@ -61,6 +63,8 @@ pub struct Config {
     pub oidc: Option<maxcloud_api::oidc::OidcConfig>,
     /// The name server custom domains' ownership records (TXT) are looked up at (`None`: the system's resolver).
     pub dns_resolver: Option<SocketAddr>,
+    /// Container logs from Loki instead of the pod log API (`--loki-url`; also without a cluster).
+    pub loki: Option<LokiSettings>,
 }
 
 impl Config {
@@ -86,6 +90,7 @@ impl Config {
             invites: Default::default(),
             oidc: None,
             dns_resolver: None,
+            loki: None,
         }
     }
 
@@ -302,6 +307,11 @@ async fn start_with(
     };
     let state = match trees {
         Some((tree, client)) => state.with_trees(Arc::new(Trees(tree))).with_logs(Arc::new(logs::PodLogs::new(client))),
+        None => state,
+    };
+    // Loki, when configured, is read instead of the pod log API.
+    let state = match &config.loki {
+        Some(settings) => state.with_logs(Arc::new(loki::LokiSource(Arc::new(loki::LokiLogs::new(settings.clone())?)))),
         None => state,
     };
     let app = maxcloud_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());

@@ -176,6 +176,20 @@ struct RunArgs {
     /// looked up [default: the system's resolver]
     #[arg(long, env = "MAXCLOUD_DNS_RESOLVER", value_name = "IP:PORT")]
     dns_resolver: Option<SocketAddr>,
+    /// Grafana Loki's HTTP API (e.g. `http://loki.monitoring:3100`): service logs are read from there instead of
+    /// the Kubernetes pod log API, also without a cluster. Streams are selected by the labels `namespace`,
+    /// `container` (`user-container`) and --loki-app-label, as the log shipper's Kubernetes discovery sets them
+    #[arg(long, env = "MAXCLOUD_LOKI_URL", value_name = "URL")]
+    loki_url: Option<String>,
+    /// Loki stream label holding the pod label `maxcloud.dev/name` (Alloy / Promtail `labelmap` of
+    /// `__meta_kubernetes_pod_label_(.+)` names it so)
+    #[arg(long, env = "MAXCLOUD_LOKI_APP_LABEL", default_value = maxcloud_server::LokiSettings::DEFAULT_APP_LABEL)]
+    loki_app_label: String,
+    /// Loki stream label holding the pod label `serving.knative.dev/revision` (shown as the line's revision when
+    /// present)
+    #[arg(long, env = "MAXCLOUD_LOKI_REVISION_LABEL",
+        default_value = maxcloud_server::LokiSettings::DEFAULT_REVISION_LABEL)]
+    loki_revision_label: String,
 }
 
 fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRef, String> {
@@ -293,6 +307,18 @@ impl RunArgs {
             invites: self.identity.invites()?,
             oidc: self.identity.oidc()?,
             dns_resolver: self.dns_resolver,
+            loki: match &self.loki_url {
+                Some(url) => {
+                    let settings = maxcloud_server::LokiSettings {
+                        url: url.clone(),
+                        app_label: self.loki_app_label.clone(),
+                        revision_label: self.loki_revision_label.clone(),
+                    };
+                    settings.validate()?;
+                    Some(settings)
+                }
+                None => None,
+            },
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod crossplane;
 pub mod flux;
 pub mod gitea;
 pub mod kubelet;
+pub mod loki;
 pub mod github;
 pub mod process;
 pub mod registry;
@@ -19,6 +20,7 @@ pub use crossplane::Crossplane;
 pub use flux::Flux;
 pub use gitea::Gitea;
 pub use kubelet::Kubelet;
+pub use loki::Loki;
 pub use github::GitHubMock;
 pub use registry::Registry;
 
