@@ -3,52 +3,13 @@
 //! PostgreSQL comes from `MAXCLOUD_TEST_POSTGRES_URL` like the store suite; without it the PostgreSQL half
 //! fails loudly.
 
-use maxcloud_store::{InviteRefused, NewKey, OidcLogin, Revoked, Role, Store, StoreError};
-use sqlx::{Connection, Executor};
+use maxcloud_store::{InviteRefused, OidcLogin, Revoked, Role, Store, StoreError};
 
-struct Db {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-}
+mod common;
 
-async fn sqlite() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("maxcloud.db").display());
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Db { store, _dir: Some(dir) }
-}
-
-async fn postgres() -> Db {
-    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL").expect(
-        "MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15 for this suite",
-    );
-    let name = format!("mc_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    conn.close().await.unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
-    store.migrate().await.unwrap();
-    Db { store, _dir: None }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::sqlite().await.store).await } )* }
-        mod on_postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::postgres().await.store).await } )* }
-    };
-}
+use common::{key, slug};
 
 on_both!(invites_listed_revoked_and_refused, accept_is_single_use_under_concurrency, oidc_identities_follow_claims);
-
-fn key(n: &str) -> NewKey {
-    NewKey { name: format!("key {n}"), prefix: format!("mc_{n}"), hash: format!("hash-{n}") }
-}
-
-fn slug(base: &'static str) -> impl Fn(u32) -> String {
-    move |n| if n == 1 { base.to_string() } else { format!("{base}-{n}") }
-}
 
 const DAY: i64 = 86_400_000_000;
 

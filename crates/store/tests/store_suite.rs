@@ -6,44 +6,12 @@
 //! passing silently.
 
 use maxcloud_store::{
-    Accepted, Logged, NewKey, NewOrder, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store,
-    StoreError, GIB,
+    Accepted, Logged, NewOrder, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store, StoreError, GIB,
 };
-use sqlx::{Connection, Executor};
 
-struct Db {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-}
+mod common;
 
-async fn sqlite() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("maxcloud.db").display());
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Db { store, _dir: Some(dir) }
-}
-
-async fn postgres() -> Db {
-    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL").expect(
-        "MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15 for this suite",
-    );
-    let name = format!("mc_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    conn.close().await.unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
-    store.migrate().await.unwrap();
-    Db { store, _dir: None }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $( #[tokio::test] async fn $name() { super::$name(super::sqlite().await.store).await } )* }
-        mod on_postgres { $( #[tokio::test] async fn $name() { super::$name(super::postgres().await.store).await } )* }
-    };
-}
+use common::{key, slug};
 
 on_both!(
     register_and_slugs,
@@ -63,14 +31,6 @@ on_both!(
     pod_usage_adds_up_exactly,
     sops_keys_one_per_tenant,
 );
-
-fn key(n: &str) -> NewKey {
-    NewKey { name: format!("key {n}"), prefix: format!("mc_{n}"), hash: format!("hash-{n}") }
-}
-
-fn slug(base: &'static str) -> impl Fn(u32) -> String {
-    move |n| if n == 1 { base.to_string() } else { format!("{base}-{n}") }
-}
 
 fn new_order(tenant: &str, action: &str, name: &str) -> NewOrder {
     NewOrder {
