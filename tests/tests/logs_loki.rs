@@ -33,6 +33,29 @@ async fn read_logs(api: &Api, path: &str) -> (u16, Vec<Value>, Value) {
     (status, lines, Value::Null)
 }
 
+/// `maxcloud logs shop --follow --tail 1 -o json`, its lines as they are printed.
+fn follower(
+    home: &std::path::Path,
+    server: &Server,
+    key: &str,
+) -> (std::process::Child, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let mut child = cli_command(home, server, Some(key))
+        .args(["logs", "shop", "--follow", "--tail", "1", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::Null));
+        }
+    });
+    (child, rx)
+}
+
 fn texts(lines: &[Value]) -> Vec<&str> {
     lines.iter().map(|l| l["line"].as_str().unwrap()).collect()
 }
@@ -125,20 +148,7 @@ async fn logs_from_loki_per_tenant_in_time_order() {
     assert!(!stdout.contains("beta") && !stdout.contains("noise") && !stdout.contains("blog"), "{stdout}");
 
     // Following: lines pushed later, also one the shipper delivers after a newer one; nothing of others.
-    let mut follow = cli_command(&home, &server, Some(&key))
-        .args(["logs", "shop", "--follow", "--tail", "1", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::Null));
-        }
-    });
+    let (mut follow, mut rx) = follower(&home, &server, &key);
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> (Value, Duration) {
         let started = Instant::now();
         let line = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.ok().flatten();
@@ -169,12 +179,20 @@ async fn logs_from_loki_per_tenant_in_time_order() {
         .unwrap();
     let (line, _) = next(&mut rx).await;
     assert_eq!((line["line"].as_str(), line["revision"].as_str()), (Some("r3: started late"), Some("shop-r3")));
+    // A follower starting now, with the last seconds full of lines: its tail of one, then not the older lines the
+    // tail left out (though they are recent enough to be looked at again for late deliveries).
+    let (mut second, mut second_rx) = follower(&home, &server, &key);
+    assert_eq!(next(&mut second_rx).await.0["line"], "r2: POST /checkout", "the tail first");
     // A few more polls: nothing else, and nothing twice.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let rest: Vec<Value> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
     assert!(rest.is_empty(), "only the App's user-container lines, each once: {rest:?}");
-    follow.kill().unwrap();
-    follow.wait().unwrap();
+    let rest: Vec<Value> = std::iter::from_fn(|| second_rx.try_recv().ok()).collect();
+    assert!(rest.is_empty(), "nothing the tail left out: {rest:?}");
+    for mut child in [follow, second] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 
     // Bad input is refused by name; another tenant's service is not found.
     for (query, field) in [

@@ -296,12 +296,18 @@ impl maxcloud_api::LogSource for LokiSource {
             let selector = logs.selector(&namespace, &app);
             let end = now_ns() + 1;
             let past = logs.tail(&selector, query.tail as usize, end).await?;
-            let shown = past.iter().filter(|e| e.ns >= end - LATE.as_nanos() as i128).map(Entry::key).collect();
+            // Following looks back `LATE` for late deliveries, but never before the oldest line of a full tail:
+            // older lines were left out on purpose.
+            let mut from = end - LATE.as_nanos() as i128;
+            if past.len() >= query.tail as usize {
+                from = from.max(past.first().map_or(from, |e| e.ns));
+            }
+            let shown = past.iter().filter(|e| e.ns >= from).map(Entry::key).collect();
             let tail = stream::iter(past.into_iter().map(|e| e.line).collect::<Vec<_>>());
             if !query.follow {
                 return Ok(tail.boxed());
             }
-            let follow = Follow { logs, selector, from: end - LATE.as_nanos() as i128, shown, immediate: true };
+            let follow = Follow { logs, selector, from, shown, immediate: true };
             let new = stream::unfold(follow, |mut follow| async move {
                 let lines = follow.poll().await;
                 Some((stream::iter(lines), follow))
