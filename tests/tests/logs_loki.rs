@@ -148,7 +148,7 @@ async fn logs_from_loki_per_tenant_in_time_order() {
     assert!(!stdout.contains("beta") && !stdout.contains("noise") && !stdout.contains("blog"), "{stdout}");
 
     // Following: lines pushed later, also one the shipper delivers after a newer one; nothing of others.
-    let (mut follow, mut rx) = follower(&home, &server, &key);
+    let (follow, mut rx) = follower(&home, &server, &key);
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> (Value, Duration) {
         let started = Instant::now();
         let line = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.ok().flatten();
@@ -181,7 +181,7 @@ async fn logs_from_loki_per_tenant_in_time_order() {
     assert_eq!((line["line"].as_str(), line["revision"].as_str()), (Some("r3: started late"), Some("shop-r3")));
     // A follower starting now, with the last seconds full of lines: its tail of one, then not the older lines the
     // tail left out (though they are recent enough to be looked at again for late deliveries).
-    let (mut second, mut second_rx) = follower(&home, &server, &key);
+    let (second, mut second_rx) = follower(&home, &server, &key);
     assert_eq!(next(&mut second_rx).await.0["line"], "r2: POST /checkout", "the tail first");
     // A few more polls: nothing else, and nothing twice.
     tokio::time::sleep(Duration::from_millis(2500)).await;

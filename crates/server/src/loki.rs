@@ -213,7 +213,7 @@ impl LokiLogs {
             let limit = (tail - lines.len() + boundary.len()).min(PAGE);
             let mut page = self.query(selector, &Range { start, end, limit, forward: false }).await?;
             let full = page.len() >= limit;
-            page.sort_by(|a, b| b.ns.cmp(&a.ns));
+            page.sort_by_key(|e| std::cmp::Reverse(e.ns));
             page.retain(|e| !boundary.contains(&e.key()));
             if page.is_empty() {
                 break;
