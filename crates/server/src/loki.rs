@@ -169,7 +169,11 @@ impl LokiLogs {
             ])
             .send()
             .await
-            .map_err(|e| format!("Loki at {}: {e}", self.settings.url))?;
+            .map_err(|e| {
+                // The caller (a tenant) is not told where Loki is; the server's log says it.
+                tracing::warn!(loki = %self.settings.url, error = %e, "cannot query Loki");
+                format!("Loki is unreachable: {}", e.without_url())
+            })?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
