@@ -128,7 +128,11 @@ async fn logs_from_loki_per_tenant_in_time_order() {
     // A tail longer than one Loki page: every line once, in order.
     let started = Instant::now();
     let (_, lines, _) = read_logs(&api, &format!("{batch_logs}?tail=2200")).await;
-    eprintln!("tail of 2200 lines: {:?}", started.elapsed());
+    eprintln!(
+        "tail of 2200 lines: {:?}; Loki holds {} MiB",
+        started.elapsed(),
+        maxcloud_testenv::process::rss_kib(loki.pid()).unwrap_or_default() / 1024
+    );
     let expected: Vec<String> = (100..2300).map(|i| format!("batch {i}")).collect();
     assert_eq!(texts(&lines), expected.iter().map(String::as_str).collect::<Vec<_>>());
     let (_, lines, _) = read_logs(&api, &batch_logs).await;

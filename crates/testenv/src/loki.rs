@@ -108,6 +108,11 @@ impl Loki {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The Loki process (e.g. for [`crate::process::rss_kib`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Loki's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("loki.log")).unwrap_or_default()
