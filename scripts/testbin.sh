@@ -234,7 +234,7 @@ build registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 \
 # go.mod carries replace directives `go install` refuses, so it is built as the main module; its
 # `github.com/grafana/loki/pkg/push => ./pkg/push` replace points at a nested module the module zip leaves out, so it
 # is dropped and the pkg/push version the go.mod requires is taken from the proxy. Heavy: ~9 CPU-minutes cold
-# (13 min wall on the shared 2-core VM under load), ~210 MB binary.
+# (11–13 min wall on the shared 2-core VM under load), a 150 MB binary.
 build_loki() {
     local version=$1
     local dir="$TESTBIN/loki-$version"
