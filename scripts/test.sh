@@ -41,8 +41,8 @@ export MAXCLOUD_TEST_POSTGRES_URL
 echo "test.sh: PostgreSQL at $MAXCLOUD_TEST_POSTGRES_URL" >&2
 
 # The pinned upstream tools of the platform tests (Crossplane core + CLI, composition functions, helm, kustomize,
-# kubeconform, the test control plane, Flux, Gitea, upstream CRDs), built once from their Go modules into a cache
-# outside the repo (a cold build takes minutes; Gitea alone ~3.5 min on 2 cores).
+# kubeconform, the test control plane, Flux, Gitea, the registry, Loki, upstream CRDs), built once from their Go
+# modules into a cache outside the repo (a cold build takes minutes; Gitea alone ~3.5 min, Loki ~5 min on 2 cores).
 MAXCLOUD_TESTBIN=$(scripts/testbin.sh)
 export MAXCLOUD_TESTBIN
 
