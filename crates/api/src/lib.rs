@@ -63,7 +63,8 @@ pub trait ResourceTrees: Send + Sync {
     fn top_level(&self, namespace: &str) -> Vec<maxcloud_api_model::ResourceNode>;
 }
 
-/// The containers' logs of a connected cluster (the server implements it with the pod log API).
+/// The containers' logs of a connected cluster (the server implements it with the pod log API, or Loki's query API
+/// with `--loki-url`).
 pub trait LogSource: Send + Sync {
     /// The lines of every pod of App `app` in `namespace` (all its revisions), oldest first, at most `tail` of them
     /// overall; with `follow`, then every new line of these and of pods that start later, until the stream is dropped.
