@@ -133,6 +133,15 @@ fn migrate_and_serve_commands() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The log is read as it is written: the server may answer /healthz a moment before it logs "listening".
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     let mut healthy = false;
     for _ in 0..100 {
         if let Ok(resp) = http::get_status(&format!("http://127.0.0.1:{port}/healthz")) {
@@ -141,11 +150,19 @@ fn migrate_and_serve_commands() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let mut logs = Vec::new();
+    let listening = |l: &String| l.starts_with('{') && l.contains("\"listening\"");
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        let done = listening(&line);
+        logs.push(line);
+        if done {
+            break;
+        }
+    }
     let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
+    let _ = child.wait();
     assert!(healthy, "serve answered /healthz");
-    let logs = String::from_utf8_lossy(&output.stderr);
-    assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("\"listening\"")), "JSON logs: {logs}");
+    assert!(logs.iter().any(listening), "JSON logs: {}", logs.join("\n"));
 }
 
 mod http {
