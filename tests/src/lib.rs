@@ -323,6 +323,7 @@ pub fn repo_snapshot(repo: &Path) -> String {
 }
 
 pub mod cluster;
+pub mod logs;
 pub mod orders;
 pub mod platform;
 pub mod sse;

@@ -16,6 +16,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use maxcloud_testenv::flux::condition;
 use maxcloud_testenv::{ControlPlane, Flux};
 use maxcloud_tests::cluster::{
@@ -23,7 +24,6 @@ use maxcloud_tests::cluster::{
     TEST_INTERVAL,
 };
 use maxcloud_tests::{git, git_output, Api};
-use base64::Engine;
 use serde_json::json;
 
 const SECRET: (&str, &str, &str) = ("", "v1", "Secret");

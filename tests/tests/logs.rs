@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use maxcloud_testenv::{ControlPlane, Kubelet};
 use maxcloud_tests::cluster::install_server_identity;
+use maxcloud_tests::logs::{follower, read_logs};
 use maxcloud_tests::{cli_command, Api, Options, Server};
 use serde_json::{json, Value};
 
@@ -25,24 +26,6 @@ fn pod(ns: &str, name: &str, app: &str, revision: &str) -> Value {
             {"name": "queue-proxy", "image": "knative/queue:1.20"},
         ]},
     })
-}
-
-/// The `log` events of a finished (not followed) stream, until `end`.
-async fn read_logs(api: &Api, path: &str) -> (u16, Vec<Value>, Value) {
-    let resp = api.req(reqwest::Method::GET, path).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    if status != 200 {
-        return (status, Vec::new(), serde_json::from_str(&text).unwrap_or(Value::Null));
-    }
-    assert!(text.contains("event: end"), "a finished stream ends with `end`: {text}");
-    let lines = text
-        .split("\n\n")
-        .filter(|block| block.contains("event: log"))
-        .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect();
-    (status, lines, Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,20 +113,7 @@ async fn logs_of_every_revision_through_the_pod_log_api() {
     assert!(!stdout.contains("beta") && !stdout.contains("noise") && !stdout.contains("blog"), "{stdout}");
 
     // Following: new lines of a running revision and of a revision that starts later, as they are printed.
-    let mut follow = cli_command(&home, &server, Some(&key))
-        .args(["logs", "shop", "--follow", "--tail", "1", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::Null));
-        }
-    });
+    let (mut follow, mut rx) = follower(&home, &server, &key, "shop");
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> (Value, Duration) {
         let started = Instant::now();
         let line = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.ok().flatten();

@@ -10,51 +10,11 @@ use std::time::{Duration, Instant};
 
 use maxcloud_testenv::loki::{now_ns, Stream};
 use maxcloud_testenv::Loki;
+use maxcloud_tests::logs::{follower, read_logs};
 use maxcloud_tests::{bin, cli_command, Api, Options, Server};
 use serde_json::{json, Value};
 
 const MS: i128 = 1_000_000;
-
-/// The `log` events of a finished (not followed) stream, until `end`.
-async fn read_logs(api: &Api, path: &str) -> (u16, Vec<Value>, Value) {
-    let resp = api.req(reqwest::Method::GET, path).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    if status != 200 {
-        return (status, Vec::new(), serde_json::from_str(&text).unwrap_or(Value::Null));
-    }
-    assert!(text.contains("event: end"), "a finished stream ends with `end`: {text}");
-    let lines = text
-        .split("\n\n")
-        .filter(|block| block.contains("event: log"))
-        .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect();
-    (status, lines, Value::Null)
-}
-
-/// `maxcloud logs shop --follow --tail 1 -o json`, its lines as they are printed.
-fn follower(
-    home: &std::path::Path,
-    server: &Server,
-    key: &str,
-) -> (std::process::Child, tokio::sync::mpsc::UnboundedReceiver<Value>) {
-    let mut child = cli_command(home, server, Some(key))
-        .args(["logs", "shop", "--follow", "--tail", "1", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::Null));
-        }
-    });
-    (child, rx)
-}
 
 fn texts(lines: &[Value]) -> Vec<&str> {
     lines.iter().map(|l| l["line"].as_str().unwrap()).collect()
@@ -161,7 +121,7 @@ async fn logs_from_loki_per_tenant_in_time_order() {
     assert!(!stdout.contains("beta") && !stdout.contains("noise") && !stdout.contains("blog"), "{stdout}");
 
     // Following: lines pushed later, also one the shipper delivers after a newer one; nothing of others.
-    let (follow, mut rx) = follower(&home, &server, &key);
+    let (follow, mut rx) = follower(&home, &server, &key, "shop");
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> (Value, Duration) {
         let started = Instant::now();
         let line = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.ok().flatten();
@@ -194,7 +154,7 @@ async fn logs_from_loki_per_tenant_in_time_order() {
     assert_eq!((line["line"].as_str(), line["revision"].as_str()), (Some("r3: started late"), Some("shop-r3")));
     // A follower starting now, with the last seconds full of lines: its tail of one, then not the older lines the
     // tail left out (though they are recent enough to be looked at again for late deliveries).
-    let (second, mut second_rx) = follower(&home, &server, &key);
+    let (second, mut second_rx) = follower(&home, &server, &key, "shop");
     assert_eq!(next(&mut second_rx).await.0["line"], "r2: POST /checkout", "the tail first");
     // A few more polls: nothing else, and nothing twice.
     tokio::time::sleep(Duration::from_millis(2500)).await;

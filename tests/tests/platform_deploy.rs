@@ -224,7 +224,8 @@ fn full_values_render_every_feature_with_secrets_by_reference() {
     let mount = mount.expect("master key mount");
     assert!(master.starts_with(mount["mountPath"].as_str().unwrap()) && mount["readOnly"] == true);
     // Quotas: the values as the file the server parses (the same parser, so a mistake fails here too).
-    let quotas = docs.iter().find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"].as_str().unwrap().ends_with("-quotas"));
+    let quotas =
+        docs.iter().find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"].as_str().unwrap().ends_with("-quotas"));
     let text = quotas.expect("quota ConfigMap")["data"]["quotas.yaml"].as_str().unwrap().to_string();
     let parsed = maxcloud_orders::quota::Quotas::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
     assert_eq!(parsed.for_tenant("acme-shop").services, Some(50));

@@ -85,7 +85,10 @@ async fn registering_commits_the_tenant_to_the_platform_repository_once() {
     let rules = role["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[0]["apiGroups"], serde_json::json!(["maxcloud.dev"]));
-    assert_eq!((&rules[1]["apiGroups"], &rules[1]["resources"]), (&serde_json::json!([""]), &serde_json::json!(["secrets"])));
+    assert_eq!(
+        (&rules[1]["apiGroups"], &rules[1]["resources"]),
+        (&serde_json::json!([""]), &serde_json::json!(["secrets"]))
+    );
     assert_eq!(
         rules[0]["resources"],
         serde_json::json!(["apps", "databases", "registries", "dnsrecords", "workspaces"])
@@ -107,7 +110,10 @@ async fn registering_commits_the_tenant_to_the_platform_repository_once() {
     assert_eq!(ks["spec"]["targetNamespace"], "mc-acme-shop");
     assert_eq!(ks["spec"]["prune"], true);
     // SOPS files are decrypted with the tenant's own age key, a Secret the platform creates in the cluster.
-    assert_eq!(ks["spec"]["decryption"], serde_json::json!({"provider": "sops", "secretRef": {"name": "maxcloud-sops-age"}}));
+    assert_eq!(
+        ks["spec"]["decryption"],
+        serde_json::json!({"provider": "sops", "secretRef": {"name": "maxcloud-sops-age"}})
+    );
     assert_eq!(ks["spec"]["sourceRef"]["kind"], "GitRepository");
     assert_eq!(ks["spec"]["sourceRef"]["name"], source["metadata"]["name"]);
     let receiver = &docs(&platform, &slug_a, "receiver.yaml")[0];

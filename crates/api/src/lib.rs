@@ -73,7 +73,10 @@ pub trait LogSource: Send + Sync {
         namespace: String,
         app: String,
         query: LogQuery,
-    ) -> futures::future::BoxFuture<'static, Result<futures::stream::BoxStream<'static, maxcloud_api_model::LogLine>, String>>;
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<futures::stream::BoxStream<'static, maxcloud_api_model::LogLine>, String>,
+    >;
 }
 
 /// What part of the logs is wanted.

@@ -201,7 +201,8 @@ fn parse_percent(text: &str) -> Result<u32, String> {
     if !digits(whole) || !(fraction.is_empty() || (digits(fraction) && fraction.len() <= 2)) {
         return Err(format!("{text:?} is not a percentage with at most two decimals, e.g. 19 or 7.7"));
     }
-    let value = whole.parse::<u32>().map_err(|e| e.to_string())? * 100 + format!("{fraction:0<2}").parse::<u32>().unwrap_or(0);
+    let value =
+        whole.parse::<u32>().map_err(|e| e.to_string())? * 100 + format!("{fraction:0<2}").parse::<u32>().unwrap_or(0);
     if value > 100_00 {
         return Err(format!("{text} is more than 100"));
     }
@@ -280,9 +281,11 @@ mod tests {
         for bad in ["", "19%", "7.777", "-1", "101", "1e2"] {
             assert!(parse_percent(bad).is_err(), "{bad}");
         }
-        let list = PriceList::parse("currency: EUR\nvcpu_second: '0.1'\ngib_second: '0.1'\nvat_percent: '7'\n").unwrap();
+        let list =
+            PriceList::parse("currency: EUR\nvcpu_second: '0.1'\ngib_second: '0.1'\nvat_percent: '7'\n").unwrap();
         assert_eq!(list.vat_basis_points, 700);
-        let err = PriceList::parse("currency: EUR\nvcpu_second: '0.1'\ngib_second: '0.1'\nvat_percent: lots\n").unwrap_err();
+        let err =
+            PriceList::parse("currency: EUR\nvcpu_second: '0.1'\ngib_second: '0.1'\nvat_percent: lots\n").unwrap_err();
         assert!(err.starts_with("vat_percent:"), "{err}");
     }
 

@@ -93,7 +93,11 @@ impl PricePaths {
 
     /// The spec fields (dotted) the footprint is read from: CPU, memory, maximum instances.
     pub(crate) fn fields(&self) -> FootprintFields {
-        FootprintFields { cpu: self.cpu.join("."), memory: self.memory.join("."), max_instances: self.max_instances.join(".") }
+        FootprintFields {
+            cpu: self.cpu.join("."),
+            memory: self.memory.join("."),
+            max_instances: self.max_instances.join("."),
+        }
     }
 
     /// The footprint of a (defaulted) spec; `None` if a field is missing or unusable.

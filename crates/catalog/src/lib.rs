@@ -27,7 +27,9 @@ mod service;
 
 use std::path::{Path, PathBuf};
 
-pub use footprint::{Footprint, FootprintFields, ANNOTATION_PRICE_CPU, ANNOTATION_PRICE_INSTANCES, ANNOTATION_PRICE_MEMORY};
+pub use footprint::{
+    Footprint, FootprintFields, ANNOTATION_PRICE_CPU, ANNOTATION_PRICE_INSTANCES, ANNOTATION_PRICE_MEMORY,
+};
 pub use names::{ImageRef, NameError, ResourceName, TenantSlug};
 pub use resource::{is_label_value, to_yaml, LABEL_MANAGED_BY, LABEL_ORDER_ID, LABEL_TENANT, MANAGED_BY};
 pub use service::{

@@ -154,7 +154,8 @@ impl Client {
     /// A server-sent event stream (`GET`, no overall timeout: it may be followed for hours).
     pub async fn events(&self, path: &str) -> Result<EventStream, ApiError> {
         let url = format!("{}{path}", self.base_url);
-        let mut req = self.http.get(&url).header("Accept", "text/event-stream").timeout(Duration::from_secs(7 * 24 * 3600));
+        let mut req =
+            self.http.get(&url).header("Accept", "text/event-stream").timeout(Duration::from_secs(7 * 24 * 3600));
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -283,10 +284,11 @@ impl EventStream {
                 }
                 continue;
             }
-            let chunk = self.resp.chunk().await.map_err(|e| ApiError::Unreachable {
-                url: self.base_url.clone(),
-                reason: transport_reason(&e),
-            })?;
+            let chunk = self
+                .resp
+                .chunk()
+                .await
+                .map_err(|e| ApiError::Unreachable { url: self.base_url.clone(), reason: transport_reason(&e) })?;
             match chunk {
                 Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
                 None => return Ok(None),

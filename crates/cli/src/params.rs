@@ -24,7 +24,8 @@ pub fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>> {
 pub fn parse_secret_env(items: &[String]) -> Result<BTreeMap<String, maxcloud_api_model::SecretKeyRef>> {
     let mut env = BTreeMap::new();
     for item in items {
-        let parsed = item.split_once('=').and_then(|(var, r)| r.split_once(':').map(|(secret, key)| (var, secret, key)));
+        let parsed =
+            item.split_once('=').and_then(|(var, r)| r.split_once(':').map(|(secret, key)| (var, secret, key)));
         match parsed {
             Some((var, secret, key)) if !var.is_empty() && !secret.is_empty() && !key.is_empty() => {
                 let r = maxcloud_api_model::SecretKeyRef { secret: secret.to_string(), key: key.to_string() };

@@ -124,27 +124,30 @@ impl OrderService {
     /// The organisation's limits and what its resources add up to now.
     pub async fn quota(&self, tenant: &Tenant) -> Result<(crate::quota::Limits, crate::quota::Totals), OrderError> {
         let limits = self.quotas.for_tenant(&tenant.slug);
-        Ok((limits, self.totals(tenant, None).await?))
+        Ok((limits, self.totals(tenant, None).await?.0))
     }
 
-    /// The organisation's totals; with `change` (kind, name, new spec or None for a removal) as if it were done.
+    /// The organisation's totals now and, with `change` (kind, name, new spec), as if it were done: one read.
     async fn totals(
         &self,
         tenant: &Tenant,
-        change: Option<(&str, &str, Option<&Value>)>,
-    ) -> Result<crate::quota::Totals, OrderError> {
-        let mut totals = crate::quota::Totals::default();
+        change: Option<(&str, &str, &Value)>,
+    ) -> Result<(crate::quota::Totals, crate::quota::Totals), OrderError> {
+        let (mut now, mut after) = (crate::quota::Totals::default(), crate::quota::Totals::default());
         for row in self.store.resources(&tenant.id, None).await? {
-            if row.status == "deleting" || change.is_some_and(|(k, n, _)| k == row.kind && n == row.name) {
+            if row.status == "deleting" {
                 continue;
             }
             let spec: Value = serde_json::from_str(&row.spec).unwrap_or(Value::Null);
-            crate::quota::add(&self.catalog, &mut totals, &row.kind, &spec);
+            crate::quota::add(&self.catalog, &mut now, &row.kind, &spec);
+            if !change.is_some_and(|(k, n, _)| k == row.kind && n == row.name) {
+                crate::quota::add(&self.catalog, &mut after, &row.kind, &spec);
+            }
         }
-        if let Some((kind, _, Some(spec))) = change {
-            crate::quota::add(&self.catalog, &mut totals, kind, spec);
+        if let Some((kind, _, spec)) = change {
+            crate::quota::add(&self.catalog, &mut after, kind, spec);
         }
-        Ok(totals)
+        Ok((now, after))
     }
 
     /// Refuses a create or update that would take the organisation beyond a limit; returns the organisation's lock,
@@ -165,8 +168,7 @@ impl OrderService {
             locks.entry(tenant.id.clone()).or_default().clone()
         };
         let guard = lock.lock_owned().await;
-        let before = self.totals(tenant, None).await?;
-        let after = self.totals(tenant, Some((kind, name, Some(spec)))).await?;
+        let (before, after) = self.totals(tenant, Some((kind, name, spec))).await?;
         crate::quota::check(&self.catalog, kind, &limits, &before, &after)
             .map_err(|e| OrderError::Quota { field: e.field, message: e.message })?;
         Ok(Some(guard))
@@ -222,7 +224,9 @@ impl OrderService {
         // Held until the order is stored: concurrent orders of the organisation see each other.
         let _quota = match req.action {
             Action::Delete => None,
-            Action::Create | Action::Update => self.check_quota(&req.tenant, &ty.kind, req.name.as_str(), &spec).await?,
+            Action::Create | Action::Update => {
+                self.check_quota(&req.tenant, &ty.kind, req.name.as_str(), &spec).await?
+            }
         };
         let request_hash = req.idempotency_key.as_ref().map(|_| request_hash(ty, &req));
         // The tenant's own policy for this kind and action, else the catalog's.

@@ -525,7 +525,8 @@ impl Worker {
             // Encrypted when the order was placed; the texts show the key names only.
             let stored: serde_json::Value = serde_json::from_str(&order.parameters).map_err(|e| e.to_string())?;
             let file = stored["file"].as_str().ok_or("secret order without its file")?;
-            let keys = maxcloud_catalog::to_yaml(&serde_json::json!({"keys": stored["keys"]})).map_err(|e| e.to_string())?;
+            let keys =
+                maxcloud_catalog::to_yaml(&serde_json::json!({"keys": stored["keys"]})).map_err(|e| e.to_string())?;
             (Some(file.as_bytes().to_vec()), Some(keys), None)
         } else {
             let ty =

@@ -100,7 +100,7 @@ impl Config {
     pub fn master_key_file(&self) -> PathBuf {
         self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.agekey"))
     }
-        pub fn repos_dir(&self) -> PathBuf {
+    pub fn repos_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
     }
 }
@@ -234,7 +234,8 @@ async fn start_with(
     }
     let master_key = maxcloud_secrets::MasterKey::load_or_create(&config.master_key_file())
         .with_context(|| format!("master key {}", config.master_key_file().display()))?;
-    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker).with_master_key(master_key)
+    let orders = OrderService::new(store.clone(), Arc::new(catalog), repos.clone(), worker)
+        .with_master_key(master_key)
         .with_quotas(config.quotas.clone());
     // The platform repository exists before the first registration (created above, cheaply); tenants whose
     // registration stopped before their platform commit are onboarded in the background, so start-up does not

@@ -13,8 +13,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use maxcloud_api::pricing::PriceList;
 use maxcloud_forge::ForgeKind;
-use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config, ForgeAuth, ForgeConfig};
 use maxcloud_server::RegistrySettings;
+use maxcloud_server::{default_xrds_dir, open_store, redact, start_until_signal, Config, ForgeAuth, ForgeConfig};
 
 #[derive(Parser)]
 #[command(name = "maxcloud-server", version, about = "max-cloud order service")]

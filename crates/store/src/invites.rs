@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::model::{self, ApiKeyRow, Role, Tenant, User};
-use crate::tenants::{insert_key, NewKey};
+use crate::tenants::{insert_key, insert_user, NewKey};
 use crate::{now_us, Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,16 +304,7 @@ impl Store {
             .await?;
         let user = match existing {
             Some(r) => model::user(&r, "")?,
-            None => {
-                let user = User { id: uuid::Uuid::new_v4().to_string(), email: email.clone(), created_at: now };
-                sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
-                    .bind(&user.id)
-                    .bind(&user.email)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                user
-            }
+            None => insert_user(&mut tx, &email, now).await?,
         };
         let res = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&tenant.id)

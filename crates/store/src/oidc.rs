@@ -136,17 +136,7 @@ impl Store {
                             ),
                         })
                     }
-                    None => {
-                        let user =
-                            User { id: uuid::Uuid::new_v4().to_string(), email: login.email.clone(), created_at: now };
-                        sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
-                            .bind(&user.id)
-                            .bind(&user.email)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        user
-                    }
+                    None => crate::tenants::insert_user(&mut tx, &login.email, now).await?,
                 };
                 sqlx::query(
                     "INSERT INTO oidc_identities (issuer, subject, user_id, created_at, last_seen_at) \

@@ -28,13 +28,15 @@ impl Store {
     pub async fn insert_sops_key(&self, tenant_id: &str, key: SealedKey) -> Result<SealedKey> {
         let inserted = {
             let _w = self.writer().await;
-            sqlx::query("INSERT INTO tenant_sops_keys (tenant_id, recipient, sealed, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(tenant_id)
-                .bind(&key.recipient)
-                .bind(&key.sealed)
-                .bind(now_us())
-                .execute(&self.pool)
-                .await
+            sqlx::query(
+                "INSERT INTO tenant_sops_keys (tenant_id, recipient, sealed, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(tenant_id)
+            .bind(&key.recipient)
+            .bind(&key.sealed)
+            .bind(now_us())
+            .execute(&self.pool)
+            .await
         };
         match inserted {
             Ok(_) => Ok(key),

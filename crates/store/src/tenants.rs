@@ -76,7 +76,6 @@ impl Store {
         };
         let now = now_us();
         let tenant = Tenant { id: uuid::Uuid::new_v4().to_string(), slug, name: org_name.to_string(), created_at: now };
-        let user = User { id: uuid::Uuid::new_v4().to_string(), email: email.to_string(), created_at: now };
         let res = sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&tenant.id)
             .bind(&tenant.slug)
@@ -91,22 +90,19 @@ impl Store {
                 e.into()
             });
         }
-        let res = sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = res {
-            return Err(if is_unique_violation(&e) {
-                StoreError::Conflict {
-                    field: "email",
-                    message: format!("a user with email {email:?} is already registered"),
-                }
-            } else {
-                e.into()
-            });
-        }
+        let user = match insert_user(&mut tx, email, now).await {
+            Ok(user) => user,
+            Err(e) => {
+                return Err(if is_unique_violation(&e) {
+                    StoreError::Conflict {
+                        field: "email",
+                        message: format!("a user with email {email:?} is already registered"),
+                    }
+                } else {
+                    e.into()
+                })
+            }
+        };
         sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&tenant.id)
             .bind(&user.id)
@@ -140,6 +136,22 @@ impl Store {
             sqlx::query("SELECT id, slug, name, created_at FROM tenants ORDER BY slug").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(|r| model::tenant(r, "")).collect::<sqlx::Result<_>>()?)
     }
+}
+
+/// A new user with `email`, created at `now`.
+pub(crate) async fn insert_user(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    email: &str,
+    now: i64,
+) -> sqlx::Result<User> {
+    let user = User { id: uuid::Uuid::new_v4().to_string(), email: email.to_string(), created_at: now };
+    sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(user)
 }
 
 pub(crate) async fn insert_key(

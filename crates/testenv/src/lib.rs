@@ -8,9 +8,9 @@ pub mod controlplane;
 pub mod crossplane;
 pub mod flux;
 pub mod gitea;
+pub mod github;
 pub mod kubelet;
 pub mod loki;
-pub mod github;
 pub mod process;
 pub mod registry;
 pub mod tools;
@@ -19,9 +19,9 @@ pub use controlplane::ControlPlane;
 pub use crossplane::Crossplane;
 pub use flux::Flux;
 pub use gitea::Gitea;
+pub use github::GitHubMock;
 pub use kubelet::Kubelet;
 pub use loki::Loki;
-pub use github::GitHubMock;
 pub use registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
