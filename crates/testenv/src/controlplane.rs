@@ -313,6 +313,18 @@ impl ControlPlane {
         let client = self.client().await?;
         let (crds, rest): (Vec<Value>, Vec<Value>) =
             docs.into_iter().partition(|d| d["kind"] == "CustomResourceDefinition");
+        // Every kind the CRDs define, so discovery can be awaited for them too (a caller may use them next).
+        let crd_kinds: Vec<Value> = crds
+            .iter()
+            .flat_map(|crd| {
+                let (group, kind) = (&crd["spec"]["group"], &crd["spec"]["names"]["kind"]);
+                let versions = crd["spec"]["versions"].as_array().cloned().unwrap_or_default();
+                versions.into_iter().filter(|v| v["served"] != false).map(move |v| {
+                    serde_json::json!({"apiVersion": format!("{}/{}", group.as_str().unwrap_or(""),
+                        v["name"].as_str().unwrap_or("")), "kind": kind})
+                })
+            })
+            .collect();
         let mut applied = Vec::new();
         if !crds.is_empty() {
             let discovery = Discovery::new(client.clone()).run().await.map_err(|e| Error::Kube(e.to_string()))?;
@@ -323,8 +335,11 @@ impl ControlPlane {
                 wait_established(&client, crd.metadata.name.as_deref().unwrap_or_default()).await?;
             }
         }
-        if !rest.is_empty() {
-            let discovery = Discovery::new(client.clone()).run().await.map_err(|e| Error::Kube(e.to_string()))?;
+        if !rest.is_empty() || !crd_kinds.is_empty() {
+            // An Established CRD is not yet necessarily in discovery (the API server publishes it a moment later),
+            // so discovery is re-run until it serves every kind the CRDs define and the other documents use.
+            let wanted: Vec<Value> = crd_kinds.into_iter().chain(rest.iter().cloned()).collect();
+            let discovery = discover_kinds(&client, &wanted).await?;
             for doc in rest {
                 applied.push(apply_one(&client, &discovery, doc).await?);
             }
@@ -365,6 +380,26 @@ async fn apply_one(client: &Client, discovery: &Discovery, obj: Value) -> Result
     api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
         .await
         .map_err(|e| Error::Kube(format!("apply {} {name}: {e}", obj["kind"].as_str().unwrap_or(""))))
+}
+
+/// Discovery that serves every `apiVersion`/`kind` of `docs`, re-run for up to 30 s while some kind is missing
+/// (then the last discovery is returned, and applying the unknown kind names it).
+async fn discover_kinds(client: &Client, docs: &[Value]) -> Result<Discovery, Error> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let discovery = Discovery::new(client.clone()).run().await.map_err(|e| Error::Kube(e.to_string()))?;
+        let all_served = docs.iter().all(|d| {
+            let (Some(api_version), Some(kind)) = (d["apiVersion"].as_str(), d["kind"].as_str()) else {
+                return true;
+            };
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+            discovery.resolve_gvk(&kube::api::GroupVersionKind::gvk(group, version, kind)).is_some()
+        });
+        if all_served || Instant::now() > deadline {
+            return Ok(discovery);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn wait_established(client: &Client, name: &str) -> Result<(), Error> {
