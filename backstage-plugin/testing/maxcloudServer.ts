@@ -20,6 +20,8 @@ export interface RunningMaxcloud {
   stop(): Promise<void>;
   /** Registers an organisation; returns its slug and the admin's API key. */
   register(email: string, orgName: string): Promise<{ slug: string; apiKey: string }>;
+  /** Registers a second user of the organisation: the admin invites them as a member; returns their API key. */
+  addMember(adminKey: string, email: string): Promise<string>;
   /** A JSON call with an API key; returns status and body. */
   call(key: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
 }
@@ -34,12 +36,18 @@ export function serverBinary(): string {
   return bin;
 }
 
-export async function startMaxcloud(options: { args?: string[] } = {}): Promise<RunningMaxcloud> {
+/**
+ * `args`: more flags of `maxcloud-server dev` (e.g. `--quotas FILE`); `env`: more environment (e.g.
+ * `MAXCLOUD_LOKI_URL` of a {@link startLoki} Loki).
+ */
+export async function startMaxcloud(
+  options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<RunningMaxcloud> {
   const dataDir = mkdtempSync(join(tmpdir(), 'maxcloud-backstage-'));
   const child: ChildProcess = spawn(
     serverBinary(),
     ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--xrds-dir', join(REPO_ROOT, 'xrds'), ...(options.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAXCLOUD_LOG: 'warn' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAXCLOUD_LOG: 'warn', ...options.env } },
   );
   let stderr = '';
   child.stderr!.on('data', chunk => {
@@ -84,6 +92,15 @@ export async function startMaxcloud(options: { args?: string[] } = {}): Promise<
       const { status, body } = await call('', 'POST', '/auth/register', { email, org_name: orgName });
       if (status !== 201) throw new Error(`register ${orgName}: ${status} ${JSON.stringify(body)}`);
       return { slug: body.organization.slug, apiKey: body.api_key };
+    },
+    async addMember(adminKey, email) {
+      const invite = await call(adminKey, 'POST', '/auth/invites', { email, role: 'member' });
+      if (invite.status !== 201 || !invite.body.token) {
+        throw new Error(`invite ${email}: ${invite.status} ${JSON.stringify(invite.body)}`);
+      }
+      const accepted = await call('', 'POST', '/auth/accept-invite', { token: invite.body.token });
+      if (accepted.status !== 201) throw new Error(`accept the invite of ${email}: ${accepted.status} ${JSON.stringify(accepted.body)}`);
+      return accepted.body.api_key;
     },
     async stop() {
       if (child.exitCode === null) {

@@ -4,12 +4,17 @@ import type {
   AuthStatus,
   CatalogEntry,
   CreateOrderRequest,
+  Invoice,
+  LogLine,
   MaxcloudEvent,
   MaxcloudIdentity,
   Order,
   PriceEstimate,
+  Quota,
   Resource,
   ResourceNode,
+  Revisions,
+  SecretInfo,
 } from './types';
 
 /** Options of {@link MaxcloudClient}. */
@@ -38,6 +43,15 @@ export interface FollowEventsOptions {
   lastEventId?: string;
   /** Bounds of the exponential backoff (with jitter) before reopening; default 1 s to 60 s. */
   backoff?: { minMs: number; maxMs: number };
+}
+
+/** Options of {@link MaxcloudClient.logs}. */
+export interface LogsOptions {
+  /** The last lines to send first, 1–10000 (the order service's default: 100). */
+  tail?: number;
+  /** Keep the stream open and yield each new line as it is printed, until `signal` aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
 }
 
 /** Options of {@link MaxcloudClient.createOrder}. */
@@ -115,6 +129,46 @@ export class MaxcloudClient {
     );
   }
 
+  /** An App's revisions (oldest first) and its traffic split, as ordered and as served. `id`: the resource's id. */
+  revisions(id: string): Promise<Revisions> {
+    return this.json('GET', `/services/${encodeURIComponent(id)}/revisions`);
+  }
+
+  /**
+   * An App's container logs (`GET /services/{id}/logs`, server-sent events), oldest first: the last `tail` lines,
+   * then, with `follow`, each new line until `signal` aborts. Without `follow` the generator ends after the last
+   * line (the server's `end` event). `id`: the resource's id.
+   */
+  async *logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine> {
+    const params = new URLSearchParams();
+    if (options.tail !== undefined) params.set('tail', String(options.tail));
+    if (options.follow) params.set('follow', 'true');
+    const qs = params.toString();
+    const path = `/services/${encodeURIComponent(id)}/logs${qs ? `?${qs}` : ''}`;
+    for await (const event of this.serverSentEvents(path, {}, options.signal)) {
+      if (event.event === 'end') return;
+      if (event.event === 'log') yield JSON.parse(event.data) as LogLine;
+    }
+  }
+
+  /** The organisation's limits (`null`: unlimited) and what its resources add up to. */
+  quotas(): Promise<Quota> {
+    return this.json('GET', '/quotas');
+  }
+
+  /**
+   * One month's usage as an invoice (`YYYY-MM`, default the running month, then a preview with `final: false`).
+   * Admins only: members get a `MaxcloudApiError` with status 403.
+   */
+  invoice(month?: string): Promise<Invoice> {
+    return this.json('GET', `/usage/invoice${month ? `?month=${encodeURIComponent(month)}` : ''}`);
+  }
+
+  /** The organisation's secrets: names and key names; the API never returns values. */
+  secrets(): Promise<SecretInfo[]> {
+    return this.json('GET', '/secrets');
+  }
+
   authStatus(): Promise<AuthStatus> {
     return this.json('GET', '/auth/status');
   }
@@ -131,17 +185,28 @@ export class MaxcloudClient {
   async *events(
     options: { signal?: AbortSignal; lastEventId?: string } = {},
   ): AsyncGenerator<MaxcloudEvent> {
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    const headers: Record<string, string> = {};
     if (options.lastEventId) headers['last-event-id'] = options.lastEventId;
-    const response = await this.request('GET', '/events', undefined, headers, options.signal);
-    if (!response.body) {
-      throw new MaxcloudApiError(502, 'no_stream', 'the event stream has no body');
+    for await (const event of this.serverSentEvents('/events', headers, options.signal)) {
+      const parsed = toEvent(event.event, event.id, event.data);
+      if (parsed) yield parsed;
     }
-    const queue: MaxcloudEvent[] = [];
+  }
+
+  /** The server-sent events of `path`, as they arrive, until the stream ends or `signal` aborts. */
+  private async *serverSentEvents(
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): AsyncGenerator<{ event?: string; id?: string; data: string }> {
+    const response = await this.request('GET', path, undefined, { accept: 'text/event-stream', ...headers }, signal);
+    if (!response.body) {
+      throw new MaxcloudApiError(502, 'no_stream', `the stream of ${path} has no body`);
+    }
+    const queue: Array<{ event?: string; id?: string; data: string }> = [];
     const parser = createParser({
       onEvent(event) {
-        const parsed = toEvent(event.event, event.id, event.data);
-        if (parsed) queue.push(parsed);
+        queue.push({ event: event.event, id: event.id, data: event.data });
       },
     });
     const reader = response.body.getReader();

@@ -24,6 +24,38 @@ export type PriceEstimate = Schemas['PriceEstimate'];
 export type FieldProblem = Schemas['FieldProblem'];
 export type Usage = Schemas['Usage'];
 export type ErrorBody = Schemas['ErrorBody'];
+/** An App's revisions and its traffic split, as ordered and as served (`GET /api/v1/services/{id}/revisions`). */
+export type Revisions = Schemas['Revisions'];
+export type Revision = Schemas['Revision'];
+export type TrafficTarget = Schemas['TrafficTarget'];
+export type ServedRevisions = Schemas['ServedRevisions'];
+export type ServedTarget = Schemas['ServedTarget'];
+/** The organisation's limits (`null`: unlimited) and what is in use (`GET /api/v1/quotas`). */
+export type Quota = Schemas['Quota'];
+export type QuotaLimits = Schemas['QuotaLimits'];
+export type QuotaUsed = Schemas['QuotaUsed'];
+/** One month's usage as an invoice; admins only (`GET /api/v1/usage/invoice`). */
+export type Invoice = Schemas['Invoice'];
+export type InvoiceLine = Schemas['InvoiceLine'];
+/** A secret's name and key names; its values never leave the order service (`GET /api/v1/secrets`). */
+export type SecretInfo = Schemas['SecretInfo'];
+/** One audit log entry (`GET /api/v1/audit`, admins only). */
+export type AuditRecord = Schemas['AuditRecord'];
+
+/**
+ * One line a container of a service printed: the data of an SSE `log` event of
+ * `GET /api/v1/services/{id}/logs` (the OpenAPI document describes the stream only as `text/event-stream`;
+ * this is `maxcloud_api_model::LogLine`).
+ */
+export interface LogLine {
+  /** When the container printed it (RFC 3339), if known. */
+  time?: string;
+  /** The revision whose pod printed it (`<service>-<revision>`), if the pod names one. */
+  revision?: string;
+  pod: string;
+  container: string;
+  line: string;
+}
 export type ErrorDetail = Schemas['ErrorDetail'];
 
 /** Order states, in the order an order passes them. */

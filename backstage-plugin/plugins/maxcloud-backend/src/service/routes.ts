@@ -1,6 +1,7 @@
 /**
  * What the browser may do through the plugin: the order service's own paths, each with the role it needs.
- * Everything else (API keys, invites, webhooks, Git) is not reachable through Backstage at all.
+ * Everything else (API keys, invites, webhooks, Git, writing secrets, the audit log) is not reachable through
+ * Backstage at all.
  */
 export interface ForwardedRoute {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -23,7 +24,15 @@ export const FORWARDED_ROUTES: ForwardedRoute[] = [
   { method: 'GET', path: '/resources/unmanaged' },
   { method: 'GET', path: '/resources/:kind/:name/tree' },
   { method: 'GET', path: '/events' },
+  { method: 'GET', path: '/services/:id/revisions' },
+  // server-sent events; `tail` and `follow` pass as query parameters, the stream is piped through unbuffered
+  { method: 'GET', path: '/services/:id/logs' },
   { method: 'GET', path: '/usage' },
+  // billing data: the order service refuses members too, the plugin answers before asking it
+  { method: 'GET', path: '/usage/invoice', admin: true },
+  { method: 'GET', path: '/quotas' },
+  // names and key names only: setting or deleting secrets is not reachable through Backstage
+  { method: 'GET', path: '/secrets' },
   { method: 'GET', path: '/policies' },
   { method: 'PUT', path: '/policies/:kind/:action', admin: true },
   { method: 'DELETE', path: '/policies/:kind/:action', admin: true },

@@ -9,6 +9,7 @@ import Tabs from '@material-ui/core/Tabs';
 import Alert from '@material-ui/lab/Alert';
 import { Link as RouterLink, Route, Routes, useLocation, useResolvedPath } from 'react-router-dom';
 import { MaxcloudLinksProvider, useMaxcloudLinks } from './links';
+import { CostsPage } from './CostsPage';
 import { MarketplacePage } from './MarketplacePage';
 import { MaxcloudProvider, useMaxcloud } from './MaxcloudProvider';
 import { EditServicePage, OrderFormPage } from './OrderFormPage';
@@ -19,7 +20,8 @@ import { ServicesPage } from './ServicesPage';
 
 /**
  * The max-cloud page's content, the same in both frontend systems: the marketplace, order forms, orders,
- * the tenant's services and the review queue, on routes below the page's path.
+ * the tenant's services, the review queue and the organisation's costs and limits, on routes below the page's
+ * path.
  */
 export function MaxcloudRouter() {
   const base = useResolvedPath('.').pathname;
@@ -37,6 +39,7 @@ export function MaxcloudRouter() {
               <Route path="services/:kind/:name" element={<ServiceDetailPage />} />
               <Route path="services/:kind/:name/edit" element={<EditServicePage />} />
               <Route path="reviews" element={<ReviewsPage />} />
+              <Route path="costs" element={<CostsPage />} />
               <Route path="*" element={<Alert severity="warning">This max-cloud page does not exist.</Alert>} />
             </Routes>
           </Membership>
@@ -67,12 +70,14 @@ function Navigation({ base }: { base: string }) {
   if (rest === '' || rest.startsWith('order/')) tab = 'marketplace';
   else if (rest.startsWith('services')) tab = 'services';
   else if (rest.startsWith('reviews')) tab = 'reviews';
+  else if (rest.startsWith('costs')) tab = 'costs';
   return (
     <Box display="flex" alignItems="flex-end" justifyContent="space-between" flexWrap="wrap">
       <Tabs value={tab} indicatorColor="primary" textColor="primary" aria-label="max-cloud views">
         <Tab value="marketplace" label="Marketplace" component={RouterLink} to={links.marketplace()} />
         <Tab value="services" label="My services" component={RouterLink} to={links.services()} />
         <Tab value="reviews" label="Reviews" component={RouterLink} to={links.reviews()} />
+        <Tab value="costs" label="Costs & limits" component={RouterLink} to={links.costs()} />
       </Tabs>
       <TenantSelect />
     </Box>

@@ -40,11 +40,15 @@ import {
   ResourceStatus,
   ReviewState,
 } from './common';
+import { LogsCard, RevisionsCard } from './AppPanels';
 import { useMaxcloudLinks } from './links';
 import { useLiveData, useMaxcloud } from './MaxcloudProvider';
 import { newIdempotencyKey } from './orderForm';
 
-/** `services/:kind/:name`: one resource, its orders and its resource tree in the cluster. */
+/**
+ * `services/:kind/:name`: one resource, its orders and its resource tree in the cluster; for an App also its
+ * revisions with the traffic split and its container logs.
+ */
 export function ServiceDetailPage() {
   const { kind = '', name = '' } = useParams();
   const links = useMaxcloudLinks();
@@ -136,6 +140,16 @@ export function ServiceDetailPage() {
           </InfoCard>
         </Box>
       </Grid>
+      {r.kind === 'App' ? (
+        <>
+          <Grid item xs={12}>
+            <RevisionsCard id={r.id} name={r.name} />
+          </Grid>
+          <Grid item xs={12}>
+            <LogsCard id={r.id} name={r.name} />
+          </Grid>
+        </>
+      ) : null}
     </Grid>
   );
 }

@@ -10,6 +10,8 @@ export interface MaxcloudLinks {
   /** The form that changes a resource (an `update` order). */
   serviceEdit(kind: string, name: string): string;
   reviews(): string;
+  /** The organisation's quotas, invoice preview (admins) and secrets. */
+  costs(): string;
 }
 
 export function maxcloudLinks(base: string, tenant?: string): MaxcloudLinks {
@@ -25,6 +27,7 @@ export function maxcloudLinks(base: string, tenant?: string): MaxcloudLinks {
     serviceEdit: (kind, name) =>
       at(`/services/${encodeURIComponent(kind)}/${encodeURIComponent(name)}/edit`),
     reviews: () => at('/reviews'),
+    costs: () => at('/costs'),
   };
 }
 
