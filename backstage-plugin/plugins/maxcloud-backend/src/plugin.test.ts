@@ -6,6 +6,11 @@ import { maxcloudPlugin } from './plugin';
 import { eventually, RunningMaxcloud, startMaxcloud } from '../../../testing/maxcloudServer';
 // eslint-disable-next-line @backstage/no-relative-monorepo-imports
 import { userInfoOf } from '../../../testing/userInfo';
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import { RunningLoki, startLoki } from '../../../testing/loki';
+
+// Loki's start (its ingester joining the ring) takes up to ~30 s on a busy machine.
+jest.setTimeout(120_000);
 
 // Backstage users and their groups, as Backstage's user info service would report them.
 const OWNERSHIP: Record<string, string[]> = {
@@ -17,13 +22,16 @@ const OWNERSHIP: Record<string, string[]> = {
 
 describe('maxcloud backend plugin against maxcloud-server dev', () => {
   let server: RunningMaxcloud;
+  let loki: RunningLoki;
   let shop: { slug: string; apiKey: string };
   let bakery: { slug: string; apiKey: string };
   let app: any;
   const as = (user: string) => mockCredentials.user.header(user);
 
   beforeAll(async () => {
-    server = await startMaxcloud();
+    // Container logs come from a real Loki: the order service reads them there without a cluster.
+    loki = await startLoki();
+    server = await startMaxcloud({ env: { MAXCLOUD_LOKI_URL: loki.url } });
     shop = await server.register('ops@shop.example', 'Shop');
     bakery = await server.register('ops@bakery.example', 'Bakery');
     const backend = await startTestBackend({
@@ -50,7 +58,10 @@ describe('maxcloud backend plugin against maxcloud-server dev', () => {
     });
     app = backend.server;
   });
-  afterAll(() => server?.stop());
+  afterAll(async () => {
+    await server?.stop();
+    await loki?.stop();
+  });
 
   it('maps the Backstage user to tenants and roles, and never shows a key', async () => {
     const ada = await request(app).get('/api/maxcloud/whoami').set('authorization', as('user:default/ada'));
@@ -197,5 +208,91 @@ describe('maxcloud backend plugin against maxcloud-server dev', () => {
     await Promise.race([stream, new Promise((_, fail) => setTimeout(() => fail(new Error('no merged event')), 15_000))]);
     abort.abort();
     expect(states).toEqual(expect.arrayContaining(['pr_open', 'merged']));
+  });
+
+  it('shows quotas, secret names and revisions to members; the invoice only to admins', async () => {
+    const created = await server.call(shop.apiKey, 'POST', '/services', { name: 'quoted', image: 'nginx:1.27' });
+    expect(created.status).toBe(201);
+    const quotas = await request(app).get('/api/maxcloud/quotas').set('authorization', as('user:default/bob'));
+    expect(quotas.status).toBe(200);
+    expect(quotas.body.tenant).toBe(shop.slug);
+    expect(quotas.body.used.services).toBeGreaterThanOrEqual(1);
+    const revisions = await request(app)
+      .get(`/api/maxcloud/services/${created.body.id}/revisions`)
+      .set('authorization', as('user:default/bob'));
+    expect(revisions.status).toBe(200);
+    expect(revisions.body.revisions.map((r: any) => [r.name, r.latest])).toEqual([['r1', true]]);
+
+    expect((await server.call(shop.apiKey, 'PUT', '/secrets/api-token', { data: { TOKEN: 'tok-s3cr3t' } })).status).toBe(201);
+    const secrets = await request(app).get('/api/maxcloud/secrets').set('authorization', as('user:default/bob'));
+    expect(secrets.status).toBe(200);
+    expect(secrets.body.map((x: any) => [x.name, x.keys])).toEqual([['api-token', ['TOKEN']]]);
+    expect(secrets.text).not.toContain('tok-s3cr3t');
+    // reading is all: setting a secret, or anything else of it, is not reachable through Backstage
+    for (const [method, path] of [
+      ['put', '/api/maxcloud/secrets/api-token'],
+      ['get', '/api/maxcloud/secrets/api-token'],
+      ['delete', '/api/maxcloud/secrets/api-token'],
+      ['get', '/api/maxcloud/audit'],
+    ] as const) {
+      const refused = await request(app)[method](path).set('authorization', as('user:default/ada')).send({ data: { TOKEN: 'x' } });
+      expect([path, refused.status]).toEqual([path, 404]);
+    }
+
+    // The tenant's key is an admin key, so the plugin itself keeps members away from billing data.
+    const byMember = await request(app).get('/api/maxcloud/usage/invoice').set('authorization', as('user:default/bob'));
+    expect(byMember.status).toBe(403);
+    expect(byMember.body.error).toMatchObject({ code: 'forbidden' });
+    expect(byMember.body.error.message).toContain('admin role');
+    expect(byMember.text).not.toContain('gross');
+    const byAdmin = await request(app)
+      .get('/api/maxcloud/usage/invoice?month=2026-01')
+      .set('authorization', as('user:default/ada'));
+    expect(byAdmin.status).toBe(200);
+    expect(byAdmin.body).toMatchObject({ tenant: shop.slug, month: '2026-01', final: true, net: '0.00' });
+  });
+
+  it("streams an App's logs through the backend as they are printed", async () => {
+    const { port } = app.address();
+    const client = new MaxcloudClient({
+      baseUrl: `http://127.0.0.1:${port}/api/maxcloud`,
+      headers: { authorization: as('user:default/bob') },
+    });
+    const created = await server.call(shop.apiKey, 'POST', '/services', { name: 'logger', image: 'nginx:1.27' });
+    expect(created.status).toBe(201);
+    const stream = { namespace: `mc-${shop.slug}`, pod: 'logger-r1-deployment-7f9c', app: 'logger', revision: 'logger-r1' };
+    const t0 = Date.now() - 10_000;
+    await loki.push({ ...stream, values: [[t0, 'booting'], [t0 + 1, 'listening on :8080'], [t0 + 2, 'GET / 200']] });
+    // another container of the pod (Knative's queue-proxy) is not the App's output
+    await loki.push({ ...stream, container: 'queue-proxy', values: [[t0 + 3, 'proxy noise']] });
+
+    // without follow: the last `tail` lines, then the stream ends
+    const tail: string[] = [];
+    for await (const line of client.logs(created.body.id, { tail: 2 })) tail.push(line.line);
+    expect(tail).toEqual(['listening on :8080', 'GET / 200']);
+
+    // with follow: the tail, then each new line while the stream stays open
+    const abort = new AbortController();
+    const seen: any[] = [];
+    const following = (async () => {
+      for await (const line of client.logs(created.body.id, { tail: 1, follow: true, signal: abort.signal })) {
+        seen.push(line);
+        if (line.line === 'POST /cart 201') return;
+      }
+    })();
+    await eventually(async () => (seen.length === 1 ? true : undefined), 'the tail of the followed stream');
+    expect(seen[0]).toMatchObject({ line: 'GET / 200', pod: stream.pod, revision: 'logger-r1', container: 'user-container' });
+    await loki.push({ ...stream, values: [[Date.now(), 'POST /cart 201']] });
+    await Promise.race([following, new Promise((_, fail) => setTimeout(() => fail(new Error('no followed line')), 20_000))]);
+    expect(seen.map(l => l.line)).toEqual(['GET / 200', 'POST /cart 201']);
+    expect(Date.parse(seen[1].time)).toBeGreaterThan(t0);
+    abort.abort();
+
+    // a refusal of the order service passes through in its shape
+    const bad = await request(app)
+      .get(`/api/maxcloud/services/${created.body.id}/logs?tail=0`)
+      .set('authorization', as('user:default/bob'));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe('tail');
   });
 });
