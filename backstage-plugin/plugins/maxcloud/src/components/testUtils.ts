@@ -11,10 +11,16 @@ export interface TestMaxcloud {
   client: MaxcloudClient;
   /** A JSON call as the organisation's admin. */
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** A client acting as a new member (not an admin) of the organisation. */
+  member(email: string): Promise<MaxcloudClient>;
 }
 
-export async function startTestMaxcloud(org: string): Promise<TestMaxcloud> {
-  const server = await startMaxcloud();
+/** `options`: more flags and environment of `maxcloud-server dev` (a quota file, a Loki). */
+export async function startTestMaxcloud(
+  org: string,
+  options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<TestMaxcloud> {
+  const server = await startMaxcloud(options);
   const { slug, apiKey } = await server.register(`admin@${org.toLowerCase().replace(/\W+/g, '')}.example`, org);
   const client = new MaxcloudClient({
     baseUrl: server.api,
@@ -26,5 +32,9 @@ export async function startTestMaxcloud(org: string): Promise<TestMaxcloud> {
     apiKey,
     client,
     admin: (method, path, body) => server.call(apiKey, method, path, body),
+    async member(email) {
+      const key = await server.addMember(apiKey, email);
+      return new MaxcloudClient({ baseUrl: server.api, headers: { authorization: `Bearer ${key}` } });
+    },
   };
 }
