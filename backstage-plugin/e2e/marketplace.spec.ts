@@ -161,7 +161,37 @@ test('order an App through the generated form and follow it live', async ({ page
   await expect(detail).toContainText('apps/shop.yaml');
   await expect(detail.getByTestId('resource-tree-unavailable')).toContainText('no cluster is connected');
   await expect(detail.getByTestId('service-orders')).toContainText(/Pull request #\d+/);
+  // its revisions (the order service's records) and its logs (none to read without a cluster or Loki)
+  await expect(detail.getByTestId('revision')).toHaveAttribute('data-name', 'r1');
+  await expect(detail.getByTestId('revision-latest')).toBeVisible();
+  await expect(detail.getByTestId('revision-percent')).toHaveText('100%');
+  await expect(detail.getByTestId('logs-unavailable')).toContainText('no cluster is connected');
   await shot(page, '07-service-detail');
+
+  // Costs & limits: the quotas, the running month's invoice preview (the user is an admin here) and the
+  // secrets' names and keys, never their values.
+  expect(
+    (await admin('PUT', '/secrets/shop-db', { data: { DATABASE_URL: 'postgres://secret-value', PASSWORD: 'pw-secret-value' } }))
+      .status,
+  ).toBe(201);
+  await page.getByRole('tab', { name: 'Costs & limits' }).click();
+  await expect(page.getByTestId('quota-services')).toHaveAttribute('data-used', '1');
+  await expect(page.getByTestId('quota-services').getByTestId('quota-limit')).toHaveText('unlimited');
+  await expect(page.getByTestId('invoice')).toHaveAttribute('data-final', 'false');
+  await expect(page.getByTestId('invoice-final')).toContainText('preview');
+  await expect(page.getByTestId('invoice-gross')).toHaveText(/^EUR \d+\.\d\d$/);
+  await expect(page.getByTestId('secret').getByTestId('secret-keys')).toContainText('DATABASE_URL');
+  await expect(page.getByTestId('costs-page')).not.toContainText('secret-value');
+  await shot(page, '09-costs-and-limits');
+  // In the organisation where the user is a member, the invoice is not even asked for.
+  await page.getByTestId('tenant-select').click();
+  await page.getByRole('option', { name: `${other} (member)` }).click();
+  await expect(page.getByTestId('invoice-admins-only')).toContainText('only admins');
+  await expect(page.getByTestId('invoice')).toHaveCount(0);
+  await expect(page.getByTestId('quotas')).toBeVisible();
+  await page.getByTestId('tenant-select').click();
+  await page.getByRole('option', { name: `${env('MAXCLOUD_E2E_TENANT')} (admin)` }).click();
+  await expect(page.getByTestId('invoice')).toBeVisible();
 
   // The entity card of a catalog entity that stands for the App.
   await open(page, `/entity-card?resource=App/shop&tenant=${env('MAXCLOUD_E2E_TENANT')}`);

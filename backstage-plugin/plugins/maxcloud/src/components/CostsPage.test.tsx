@@ -35,11 +35,12 @@ describe('Costs & limits against maxcloud-server dev with a quota file', () => {
     mc = await startTestMaxcloud('Budget Co', { args: ['--quotas', quotas] });
     member = await mc.member('dev@budget.example');
     // one App at its defaults (10 instances at most, 1 vCPU and 512 MiB each) and one secret
-    expect((await mc.admin('POST', '/services', { name: 'shop', image: 'nginx:1.27' })).status).toBe(201);
+    const shop = await mc.admin('POST', '/services', { name: 'shop', image: 'nginx:1.27' });
+    if (shop.status !== 201) throw new Error(`deploy shop: ${JSON.stringify(shop.body)}`);
     const secret = await mc.admin('PUT', '/secrets/payment-keys', {
       data: { STRIPE_KEY: 'sk_live_do-not-show', WEBHOOK_SECRET: 'whsec_do-not-show' },
     });
-    expect(secret.status).toBe(201);
+    if (secret.status !== 201) throw new Error(`set the secret: ${JSON.stringify(secret.body)}`);
   });
   afterAll(async () => {
     await mc?.server.stop();

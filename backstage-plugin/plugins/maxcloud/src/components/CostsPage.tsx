@@ -96,7 +96,8 @@ function QuotaTable({ quota }: { quota: Quota }) {
           const used = quota.used[row.key];
           const limit = quota.limits[row.key];
           const limited = limit !== null && limit !== undefined;
-          const share = limited ? (limit > 0 ? Math.min(100, (used / limit) * 100) : 100) : 0;
+          let share = 0;
+          if (limited) share = limit > 0 ? Math.min(100, (used / limit) * 100) : 100;
           return (
             <TableRow
               key={row.key}
