@@ -161,10 +161,9 @@ test('order an App through the generated form and follow it live', async ({ page
   await expect(detail).toContainText('apps/shop.yaml');
   await expect(detail.getByTestId('resource-tree-unavailable')).toContainText('no cluster is connected');
   await expect(detail.getByTestId('service-orders')).toContainText(/Pull request #\d+/);
-  // its revisions (the order service's records) and its logs (none to read without a cluster or Loki)
-  await expect(detail.getByTestId('revision')).toHaveAttribute('data-name', 'r1');
-  await expect(detail.getByTestId('revision-latest')).toBeVisible();
-  await expect(detail.getByTestId('revision-percent')).toHaveText('100%');
+  // its revisions (ordered through the catalog: none named, all traffic to the latest) and its logs (none to
+  // read without a cluster or Loki)
+  await expect(detail.getByTestId('revisions-none')).toContainText('Requests go 100% to the latest revision.');
   await expect(detail.getByTestId('logs-unavailable')).toContainText('no cluster is connected');
   await shot(page, '07-service-detail');
 

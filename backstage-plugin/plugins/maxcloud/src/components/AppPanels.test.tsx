@@ -146,4 +146,13 @@ describe('The logs panel without a log source', () => {
     const table = await screen.findByTestId('revisions', {}, { timeout: 10_000 });
     expect(within(table).getAllByTestId('revision').map(r => r.getAttribute('data-name'))).toEqual(['r1']);
   });
+
+  it('says where the traffic goes when an App ordered through the catalog has no named revisions', async () => {
+    await mc.client.createOrder({ kind: 'App', name: 'ordered', parameters: { image: 'nginx:1.27' } as any });
+    await render(mc, '/maxcloud/services/App/ordered');
+    const none = await screen.findByTestId('revisions-none', {}, { timeout: 10_000 });
+    expect(none).toHaveTextContent('No named revisions');
+    expect(none).toHaveTextContent('Requests go 100% to the latest revision.');
+    expect(screen.queryByTestId('revision')).toBeNull();
+  });
 });

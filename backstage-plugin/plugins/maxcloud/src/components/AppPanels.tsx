@@ -13,7 +13,13 @@ import TableRow from '@material-ui/core/TableRow';
 import TextField from '@material-ui/core/TextField';
 import Typography from '@material-ui/core/Typography';
 import Alert from '@material-ui/lab/Alert';
-import { LogLine, MaxcloudApiError, Revision, Revisions } from '@maxcloud/backstage-plugin-maxcloud-common';
+import {
+  LogLine,
+  MaxcloudApiError,
+  Revision,
+  Revisions,
+  TrafficTarget,
+} from '@maxcloud/backstage-plugin-maxcloud-common';
 import { errorText, formatTime, OrderState } from './common';
 import { useLiveData, useMaxcloud } from './MaxcloudProvider';
 
@@ -40,6 +46,12 @@ export function RevisionsCard(props: { id: string; name: string }) {
   );
 }
 
+/** `80% to r2 (tag blue)`, `100% to the latest revision`. */
+function trafficText(target: TrafficTarget): string {
+  const to = target.latest_revision ? 'the latest revision' : target.revision ?? 'the latest revision';
+  return `${target.percent}% to ${to}${target.tag ? ` (tag ${target.tag})` : ''}`;
+}
+
 /** Whether the cluster reports the revision ready to serve (the newest ready one, or one it serves traffic to). */
 function servedReady(revisions: Revisions, revision: Revision): boolean {
   const cluster = revisions.cluster;
@@ -52,9 +64,12 @@ function servedReady(revisions: Revisions, revision: Revision): boolean {
 
 function RevisionsTable({ revisions }: { revisions: Revisions }) {
   if (revisions.revisions.length === 0) {
+    // Deploys through the services API (`maxcloud deploy`) name their revisions; an App ordered through the
+    // catalog has none, and its traffic goes to whatever revision is the latest.
     return (
-      <Typography variant="body2" color="textSecondary">
-        No revisions yet.
+      <Typography variant="body2" color="textSecondary" data-testid="revisions-none">
+        No named revisions: revisions are named by deploys through the services API (<code>maxcloud deploy</code>).
+        Requests go {revisions.traffic.map(trafficText).join(', ') || 'to the latest revision'}.
       </Typography>
     );
   }
