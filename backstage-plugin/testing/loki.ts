@@ -111,7 +111,9 @@ export async function startLoki(): Promise<RunningLoki> {
     if (child.exitCode === null) {
       const exited = new Promise(ok => child.once('exit', ok));
       child.kill('SIGTERM');
-      await Promise.race([exited, new Promise(ok => setTimeout(ok, 5000))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([exited, new Promise(ok => (timer = setTimeout(ok, 5000)))]);
+      clearTimeout(timer);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     rmSync(dir, { recursive: true, force: true });

@@ -106,7 +106,9 @@ export async function startMaxcloud(
       if (child.exitCode === null) {
         const exited = new Promise(ok => child.once('exit', ok));
         child.kill('SIGTERM');
-        await Promise.race([exited, new Promise(ok => setTimeout(ok, 5000))]);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([exited, new Promise(ok => (timer = setTimeout(ok, 5000)))]);
+        clearTimeout(timer);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
       rmSync(dataDir, { recursive: true, force: true });
