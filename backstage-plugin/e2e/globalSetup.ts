@@ -1,7 +1,8 @@
 /**
  * Starts what the end-to-end test drives, all on 127.0.0.1 and all stopped at the end:
  *
- * 1. a real `maxcloud-server dev` (SQLite, local Git repositories) with two registered organisations;
+ * 1. a real `maxcloud-server dev` (SQLite, local Git repositories) with two registered organisations, reading
+ *    services' container logs from a real Loki (testing/loki.ts) the test pushes lines into;
  * 2. the plugin's dev backend (plugins/maxcloud-backend: the `maxcloud` backend plugin with Backstage's guest
  *    sign-in), configured with their API keys (e2e/app-config.e2e.yaml) — the browser never sees a key;
  * 3. the plugin's dev app (plugins/maxcloud/dev: the new frontend system).
@@ -12,6 +13,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { startLoki } from '../testing/loki';
 import { startMaxcloud } from '../testing/maxcloudServer';
 
 const ROOT = resolve(__dirname, '..');
@@ -93,12 +95,17 @@ async function waitFor(url: string, ready: (status: number) => boolean, child: C
 
 export default async function globalSetup() {
   mkdirSync(LOGS, { recursive: true });
-  const maxcloud = await startMaxcloud();
+  const loki = await startLoki();
+  const maxcloud = await startMaxcloud({ env: { MAXCLOUD_LOKI_URL: loki.url } }).catch(async e => {
+    await loki.stop();
+    throw e;
+  });
   let backend: ChildProcess | undefined;
   let app: ChildProcess | undefined;
   const teardown = async () => {
     await Promise.all([stopGroup(app), stopGroup(backend)]);
     await maxcloud.stop();
+    await loki.stop();
   };
   try {
     const { slug, apiKey } = await maxcloud.register('jane@shop.example', 'Shop Co');
@@ -126,6 +133,7 @@ export default async function globalSetup() {
     process.env.MAXCLOUD_E2E_APP_URL = appUrl;
     process.env.MAXCLOUD_E2E_BACKEND_URL = backendUrl;
     process.env.MAXCLOUD_E2E_API = maxcloud.api;
+    process.env.MAXCLOUD_E2E_LOKI_URL = loki.url;
     process.env.MAXCLOUD_E2E_TENANT = slug;
     process.env.MAXCLOUD_E2E_API_KEY = apiKey;
     process.env.MAXCLOUD_E2E_TENANT2 = second.slug;

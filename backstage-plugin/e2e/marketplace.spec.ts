@@ -11,6 +11,7 @@
 import { expect, Page, test } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pushLogs } from '../testing/loki';
 
 const SHOTS = resolve(__dirname, '..', 'test-results', 'screenshots');
 
@@ -155,16 +156,41 @@ test('order an App through the generated form and follow it live', async ({ page
   await expect(page).toHaveURL(new RegExp(`/maxcloud/orders/${orderId}#pull-request$`));
   await expect(page.getByTestId('pull-request-body')).toBeVisible();
 
+  // The App prints (its log lines, as a log shipper delivers them to Loki).
+  const pod = {
+    namespace: `mc-${env('MAXCLOUD_E2E_TENANT')}`,
+    pod: 'shop-00001-deployment-6d9f7c-x4k2p',
+    app: 'shop',
+    revision: 'shop-00001',
+  };
+  const t0 = Date.now() - 30_000;
+  await pushLogs(env('MAXCLOUD_E2E_LOKI_URL'), {
+    ...pod,
+    values: [
+      [t0, 'nginx: starting'],
+      [t0 + 12, 'nginx: listening on 0.0.0.0:8080'],
+      [t0 + 2_000, '10.0.0.7 - "GET / HTTP/1.1" 200 615'],
+    ],
+  });
+
   // The resource's page: its orders, and no cluster connected for the resource tree in dev.
   await page.getByTestId('order-service-link').click();
   const detail = page.getByTestId('service-detail');
   await expect(detail).toContainText('apps/shop.yaml');
   await expect(detail.getByTestId('resource-tree-unavailable')).toContainText('no cluster is connected');
   await expect(detail.getByTestId('service-orders')).toContainText(/Pull request #\d+/);
-  // its revisions (ordered through the catalog: none named, all traffic to the latest) and its logs (none to
-  // read without a cluster or Loki)
+  // its revisions (ordered through the catalog: none named, all traffic to the latest)
   await expect(detail.getByTestId('revisions-none')).toContainText('Requests go 100% to the latest revision.');
-  await expect(detail.getByTestId('logs-unavailable')).toContainText('no cluster is connected');
+  // its logs, read from Loki through the backend plugin; following streams new lines into the page
+  const logLines = detail.getByTestId('log-line');
+  await expect(logLines).toHaveCount(3);
+  await expect(logLines.first()).toContainText('[shop-00001] nginx: starting');
+  await detail.getByTestId('logs-follow').check();
+  await expect(detail.getByTestId('logs-following')).toBeVisible();
+  await expect(logLines).toHaveCount(3);
+  await pushLogs(env('MAXCLOUD_E2E_LOKI_URL'), { ...pod, values: [[Date.now(), '10.0.0.9 - "POST /cart HTTP/1.1" 201 42']] });
+  await expect(logLines.last()).toContainText('POST /cart', { timeout: 15_000 });
+  await expect(logLines).toHaveCount(4);
   await shot(page, '07-service-detail');
 
   // Costs & limits: the quotas, the running month's invoice preview (the user is an admin here) and the

@@ -12,22 +12,49 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './maxcloudServer';
 
+/** Lines of one container of an App's pod (`values`: [time in ms since the epoch, line]). */
+export interface LogStream {
+  namespace: string;
+  pod: string;
+  app: string;
+  revision: string;
+  /** default `user-container`, the App's own container in a Knative pod */
+  container?: string;
+  values: Array<[number, string]>;
+}
+
+/**
+ * Pushes lines into the Loki at `url` (`POST /loki/api/v1/push`) with the labels a log shipper's Kubernetes
+ * discovery sets: `namespace`, `pod`, `container`, `maxcloud_dev_name`, `serving_knative_dev_revision`.
+ */
+export async function pushLogs(url: string, stream: LogStream): Promise<void> {
+  const body = {
+    streams: [
+      {
+        stream: {
+          namespace: stream.namespace,
+          pod: stream.pod,
+          container: stream.container ?? 'user-container',
+          maxcloud_dev_name: stream.app,
+          serving_knative_dev_revision: stream.revision,
+        },
+        values: stream.values.map(([ms, line]) => [`${Math.round(ms)}000000`, line]),
+      },
+    ],
+  };
+  const response = await fetch(`${url}/loki/api/v1/push`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 204) throw new Error(`loki push: ${response.status} ${await response.text()}`);
+}
+
 export interface RunningLoki {
   /** `http://127.0.0.1:<port>`: what `maxcloud-server` is given as `MAXCLOUD_LOKI_URL`. */
   url: string;
-  /**
-   * Pushes lines of one container of an App's pod (`values`: [time in ms since the epoch, line]) with the labels
-   * the shipper's Kubernetes discovery sets: `namespace`, `pod`, `container`, `maxcloud_dev_name`,
-   * `serving_knative_dev_revision`.
-   */
-  push(stream: {
-    namespace: string;
-    pod: string;
-    app: string;
-    revision: string;
-    container?: string;
-    values: Array<[number, string]>;
-  }): Promise<void>;
+  /** {@link pushLogs} into this Loki. */
+  push(stream: LogStream): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -135,28 +162,7 @@ export async function startLoki(): Promise<RunningLoki> {
   }
   return {
     url,
-    async push(stream) {
-      const body = {
-        streams: [
-          {
-            stream: {
-              namespace: stream.namespace,
-              pod: stream.pod,
-              container: stream.container ?? 'user-container',
-              maxcloud_dev_name: stream.app,
-              serving_knative_dev_revision: stream.revision,
-            },
-            values: stream.values.map(([ms, line]) => [`${Math.round(ms)}000000`, line]),
-          },
-        ],
-      };
-      const response = await fetch(`${url}/loki/api/v1/push`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      if (response.status !== 204) throw new Error(`loki push: ${response.status} ${await response.text()}`);
-    },
+    push: stream => pushLogs(url, stream),
     stop,
   };
 }

@@ -251,10 +251,13 @@ export function LogsCard(props: { id: string; name: string }) {
         <TextField
           select
           size="small"
+          variant="outlined"
+          style={{ minWidth: 120 }}
           label="Last lines"
           value={tail}
           onChange={e => setTail(Number(e.target.value))}
           SelectProps={{ native: true }}
+          InputLabelProps={{ shrink: true }}
           inputProps={{ 'data-testid': 'logs-tail' }}
         >
           {LOG_TAILS.map(n => (

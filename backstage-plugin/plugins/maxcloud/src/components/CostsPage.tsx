@@ -41,6 +41,7 @@ export function CostsPage() {
 }
 
 const GIB = 1024 ** 3;
+const NOWRAP = { whiteSpace: 'nowrap' } as const;
 
 /** The quotas the platform sets, in people's units. */
 const QUOTA_ROWS: Array<{
@@ -88,7 +89,7 @@ function QuotaTable({ quota }: { quota: Quota }) {
           <TableCell />
           <TableCell align="right">Used</TableCell>
           <TableCell align="right">Limit</TableCell>
-          <TableCell style={{ width: '30%' }} />
+          <TableCell style={{ width: '25%' }} />
         </TableRow>
       </TableHead>
       <TableBody>
@@ -106,10 +107,10 @@ function QuotaTable({ quota }: { quota: Quota }) {
               data-limit={limited ? limit : 'unlimited'}
             >
               <TableCell>{row.label}</TableCell>
-              <TableCell align="right" data-testid="quota-used">
+              <TableCell align="right" data-testid="quota-used" style={NOWRAP}>
                 {row.unit(used)}
               </TableCell>
-              <TableCell align="right" data-testid="quota-limit">
+              <TableCell align="right" data-testid="quota-limit" style={NOWRAP}>
                 {limited ? row.unit(limit) : 'unlimited'}
               </TableCell>
               <TableCell>
@@ -170,7 +171,7 @@ function SecretsTable({ secrets }: { secrets: SecretInfo[] }) {
       <TableBody>
         {secrets.map(secret => (
           <TableRow key={secret.name} data-testid="secret" data-name={secret.name}>
-            <TableCell>
+            <TableCell style={NOWRAP}>
               <strong>{secret.name}</strong>
             </TableCell>
             <TableCell data-testid="secret-keys">
@@ -178,7 +179,7 @@ function SecretsTable({ secrets }: { secrets: SecretInfo[] }) {
                 <Chip key={key} size="small" variant="outlined" label={key} style={{ margin: 2 }} />
               ))}
             </TableCell>
-            <TableCell>
+            <TableCell style={NOWRAP}>
               <ResourceStatus status={secret.status} testId="secret-status" />
             </TableCell>
             <TableCell>{formatTime(secret.updated_at)}</TableCell>
