@@ -155,4 +155,14 @@ describe('The logs panel without a log source', () => {
     expect(none).toHaveTextContent('Requests go 100% to the latest revision.');
     expect(screen.queryByTestId('revision')).toBeNull();
   });
+
+  it('has neither panel for a resource that is no App', async () => {
+    await mc.client.createOrder({ kind: 'Registry', name: 'images', parameters: {} as any });
+    await render(mc, '/maxcloud/services/Registry/images');
+    const detail = await screen.findByTestId('service-detail', {}, { timeout: 10_000 });
+    expect(detail).toHaveTextContent('registries/images.yaml');
+    expect(within(detail).queryByText('Revisions')).toBeNull();
+    expect(within(detail).queryByText('Logs')).toBeNull();
+    expect(within(detail).queryByTestId('logs-follow')).toBeNull();
+  });
 });
