@@ -114,3 +114,112 @@ async fn admins_read_and_export_their_audit_log() {
     let (ok, _, err) = run(&["audit", "--limit", "0"]);
     assert!(!ok && err.contains("--limit"), "{err}");
 }
+
+/// "From where" behind an ingress: the client `X-Forwarded-For` names is believed only from `--trusted-proxies`;
+/// anybody else's header is ignored, so nobody picks the address the audit log records.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_clients_are_recorded_only_behind_trusted_proxies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let order = json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx"}});
+    let sources = |log: &Value| -> Vec<String> {
+        log.as_array().unwrap().iter().map(|e| e["source"].as_str().unwrap_or("").to_string()).collect()
+    };
+
+    // Untrusted: the TCP peer, whatever the header says.
+    let plain = Server::start(&tmp.path().join("plain"), Options::default());
+    let anon = Api::new(&plain);
+    let (key, _) = anon.register("ops@example.com", "Plain Co").await;
+    let api = anon.with_key(&key);
+    let spoofed = api.req(reqwest::Method::POST, "/orders").header("x-forwarded-for", "203.0.113.7").json(&order);
+    assert_eq!(api.send(spoofed).await.0, 201);
+    let (_, log) = api.get("/audit?action=orders.create").await;
+    assert_eq!(sources(&log), ["127.0.0.1"], "{log}");
+
+    // Trusted (the test is the proxy, on loopback): the rightmost hop outside the trusted networks.
+    let proxied = Server::start(
+        &tmp.path().join("proxied"),
+        Options {
+            env: vec![("MAXCLOUD_TRUSTED_PROXIES".into(), "127.0.0.0/8, 10.0.0.0/8".into())],
+            ..Default::default()
+        },
+    );
+    let anon = Api::new(&proxied);
+    let (key, slug) = anon.register("ops@example.com", "Proxied Co").await;
+    let api = anon.with_key(&key);
+    for (i, forwarded) in [
+        vec!["203.0.113.7"],
+        // A forged entry the client wrote on the left, then the load balancer's own address (trusted).
+        vec!["198.51.100.66, 203.0.113.8", "10.1.2.3"],
+        vec!["[2001:db8::5]:443"],
+        vec![],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rb = api.req(reqwest::Method::POST, "/orders");
+        for value in forwarded {
+            rb = rb.header("x-forwarded-for", value);
+        }
+        let order = json!({"kind": "App", "name": format!("app-{i}"), "parameters": {"image": "nginx"}});
+        assert_eq!(api.send(rb.json(&order)).await.0, 201);
+    }
+    let (_, log) = api.get("/audit?action=orders.create").await;
+    // Newest first.
+    assert_eq!(sources(&log), ["127.0.0.1", "2001:db8::5", "203.0.113.8", "203.0.113.7"], "{log}");
+    // The registry's push grants are recorded the same way.
+    let rb = api
+        .req(
+            reqwest::Method::GET,
+            &format!("/registry/token?service=max-cloud-registry&scope=repository:{slug}/shop:push"),
+        )
+        .header("x-forwarded-for", "203.0.113.9");
+    assert_eq!(api.send(rb).await.0, 200);
+    let (_, log) = api.get("/audit?action=registry.token").await;
+    assert_eq!(sources(&log), ["203.0.113.9"], "{log}");
+
+    // A bad network stops the server, naming the flag.
+    let out = std::process::Command::new(maxcloud_tests::bin("maxcloud-server"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("bad"))
+        .args(["--trusted-proxies", "10.0.0.0/8,10.0.0.0/33"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--trusted-proxies") && stderr.contains("10.0.0.0/33"),
+        "{stderr}"
+    );
+}
+
+/// An API key acts in its own organisation: `X-Maxcloud-Tenant` naming another is refused (403, naming the
+/// header) and nothing is ordered; naming its own is fine (the CLI sends it from the credentials file).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_cannot_name_another_organisation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), Options::default());
+    let anon = Api::new(&server);
+    let (key, slug) = anon.register("ops@example.com", "Key Co").await;
+    anon.register("eve@example.com", "Other Co").await;
+    let api = anon.with_key(&key);
+    let order = json!({"kind": "App", "name": "shop", "parameters": {"image": "nginx"}});
+    let rb = api.req(reqwest::Method::POST, "/orders").header("x-maxcloud-tenant", "other-co").json(&order);
+    let (status, body) = api.send(rb).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (403, Some("x-maxcloud-tenant")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&format!("{slug:?}")), "{body}");
+    assert_eq!(api.get("/orders").await.1, json!([]), "nothing ordered");
+    let rb = api.req(reqwest::Method::POST, "/orders").header("x-maxcloud-tenant", &slug).json(&order);
+    assert_eq!(api.send(rb).await.0, 201);
+
+    // The CLI: --org names the organisation; a malformed one is refused before any request.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = cli(&home, &server, &["--api-key", &key, "--org", "other-co", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("{slug:?}")) && err.contains("--org"), "{err}");
+    let out = cli(&home, &server, &["--api-key", &key, "--org", "Not A Slug", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--org"), "{err}");
+    let out = cli(&home, &server, &["--api-key", &key, "--org", &slug, "list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shop"));
+}

@@ -211,3 +211,68 @@ fn bad_loki_settings_are_refused_at_start() {
         assert!(!out.status.success() && stderr.contains(flag), "{args:?}: {stderr}");
     }
 }
+
+/// A multi-tenant Loki (`auth_enabled: true`): the server reads the cluster's logs from the Loki tenant
+/// `--loki-tenant` names (`X-Scope-OrgID`); another Loki tenant's streams stay invisible even with the same labels,
+/// and without the setting Loki's refusal is reported as 503, naming the service.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_from_a_multi_tenant_loki() {
+    let loki = Loki::start_multi_tenant("cluster-a").await.expect("loki");
+    let tmp = tempfile::tempdir().unwrap();
+    let start = |dir: &str, org: Option<&str>| {
+        let mut env = vec![("MAXCLOUD_LOKI_URL".to_string(), loki.url())];
+        env.extend(org.map(|o| ("MAXCLOUD_LOKI_TENANT".to_string(), o.to_string())));
+        Server::start(&tmp.path().join(dir), Options { env, ..Default::default() })
+    };
+    let (right, wrong, unset) =
+        (start("right", Some("cluster-a")), start("wrong", Some("cluster-b")), start("unset", None));
+    let mut paths = Vec::new();
+    let mut slugs = Vec::new();
+    for server in [&right, &wrong, &unset] {
+        // The same organisation name everywhere: the same namespace and labels in every server's queries.
+        let anon = Api::new(server);
+        let (key, slug) = anon.register("ops@alpha.example", "Alpha").await;
+        let api = anon.with_key(&key);
+        let (status, svc) = api.post("/services", &json!({"name": "shop", "image": "nginx:1.27"})).await;
+        assert_eq!(status, 201, "{svc}");
+        paths.push((api, format!("/services/{}/logs", svc["id"].as_str().unwrap())));
+        slugs.push(slug);
+    }
+    assert!(slugs.iter().all(|s| s == &slugs[0]), "{slugs:?}");
+    let ns = format!("mc-{}", slugs[0]);
+    let t0 = now_ns() - 10_000 * MS;
+    assert_eq!(loki.org(), Some("cluster-a"));
+    loki.push(&[Stream::app_container(&ns, "shop-r1-pod", "user-container", "shop", "shop-r1")
+        .line(t0, "a: started")
+        .line(t0 + MS, "a: GET /")])
+        .await
+        .expect("push to cluster-a");
+    loki.wait_lines(&format!("{{namespace=\"{ns}\"}}"), 2).await.expect("lines in loki");
+
+    let (api, path) = &paths[0];
+    let (status, lines, _) = read_logs(api, path).await;
+    assert_eq!((status, texts(&lines)), (200, vec!["a: started", "a: GET /"]));
+    let (api, path) = &paths[1];
+    let (status, lines, _) = read_logs(api, path).await;
+    assert_eq!((status, lines.len()), (200, 0), "another Loki tenant's streams: {lines:?}");
+    let (api, path) = &paths[2];
+    let (status, _, body) = read_logs(api, path).await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(status, 503, "{body}");
+    assert!(message.contains("shop") && message.contains("no org id"), "{body}");
+
+    // A bad tenant id, or one without --loki-url, stops the server naming the flag.
+    for (args, flag) in [
+        (vec!["--loki-url", "http://127.0.0.1:3100", "--loki-tenant", "a b"], "--loki-tenant"),
+        (vec!["--loki-tenant", "cluster-a"], "--loki-url"),
+    ] {
+        let out = std::process::Command::new(bin("maxcloud-server"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("bad"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}

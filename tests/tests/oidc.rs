@@ -358,6 +358,27 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     assert_eq!(creds_after, creds, "a refused login leaves the stored credentials alone");
     let out = cli_command(&home, &server, None).args(["auth", "login", "--token", "not-a-jwt"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--token must be a JWT"));
+
+    // A token granting two organisations: the CLI names one with --org (X-Maxcloud-Tenant), at login and after.
+    let both = sign(&ec, &claims(&idp.url, "u-4", "dan@sso.example", &[&member_group, &b_group]));
+    let out = cli_command(&home, &server, None).args(["auth", "login", "--token", &both]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("several organisations") && err.contains("--org"), "{err}");
+    let out =
+        cli_command(&home, &server, None).args(["--org", &slug_b, "auth", "login", "--token", &both]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("as admin"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join(".config/maxcloud/credentials")).unwrap()).unwrap();
+    assert_eq!(creds["org"].as_str(), Some(slug_b.as_str()));
+    let out = cli_command(&home, &server, None).args(["list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("blog") && !text.contains("shop"), "the stored organisation: {text}");
+    let out = cli_command(&home, &server, None).args(["--org", &slug_a, "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("shop") && !text.contains("blog"), "--org: {text}");
+    let out = cli_command(&home, &server, None).env("MAXCLOUD_ORG", "nobody").args(["list"]).output().unwrap();
+    assert!(!out.status.success(), "an organisation the token does not grant");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -252,6 +252,16 @@ fn full_values_render_every_feature_with_secrets_by_reference() {
     );
     assert_eq!(env(&docs, "MAXCLOUD_REGISTRY_HOST").unwrap()["value"], "registry.maxcloud.de");
     assert_eq!(env(&docs, "MAXCLOUD_REGISTRY_SERVICE").unwrap()["value"], "max-cloud-registry");
+    // Audit sources behind the ingress, logs from a multi-tenant Loki, the domains' TXT resolver.
+    for (name, value) in [
+        ("MAXCLOUD_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.10"),
+        ("MAXCLOUD_LOKI_URL", "http://loki-gateway.monitoring.svc.cluster.local"),
+        ("MAXCLOUD_LOKI_TENANT", "platform"),
+        ("MAXCLOUD_LOKI_APP_LABEL", "maxcloud_dev_name"),
+        ("MAXCLOUD_DNS_RESOLVER", "192.0.2.53:53"),
+    ] {
+        assert_eq!(env(&docs, name).unwrap_or_else(|| panic!("{name}"))["value"], value, "{name}");
+    }
     let token = env(&docs, "MAXCLOUD_EXAMPLE_TOKEN").expect("secretEnv entry");
     assert_eq!(token["valueFrom"]["secretKeyRef"], serde_json::json!({"name": "maxcloud-example", "key": "token"}));
     assert_eq!(one(&docs, "Deployment")["spec"]["replicas"], 2);
@@ -408,6 +418,11 @@ fn bad_values_fail_helm_template_naming_the_field() {
         (&["--set", "registry.url=registry.example.de"], "/registry/url"),
         (&["--set", "registry.keySecret.existingSecret=Not_A_Name"], "/registry/keySecret/existingSecret"),
         (&["--set", "registry.url=http://registry:5000"], "registry.keySecret.existingSecret"),
+        (&["--set", "trustedProxies[0]=ingress.local"], "/trustedProxies/0"),
+        (&["--set", "logs.loki.url=loki:3100"], "/logs/loki/url"),
+        (&["--set", "logs.loki.tenant=a b"], "/logs/loki/tenant"),
+        (&["--set", "logs.loki.tenant=platform"], "logs.loki.url"),
+        (&["--set", "domains.dnsResolver=ns1.example.de"], "/domains/dnsResolver"),
         (&["--set", "replicaCont=2"], "replicaCont"),
         // settings that cannot work together
         (&["--set", "replicaCount=2"], "database.existingSecret"),

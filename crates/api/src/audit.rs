@@ -23,9 +23,9 @@ pub async fn audit_layer(State(state): State<AppState>, req: Request, next: Next
     }
     let path = req.uri().path().to_string();
     let caller = req.extensions().get::<Caller>().cloned();
-    // The peer the server saw (a proxy's address behind an ingress): set when served with connect info.
-    let source =
-        req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
+    // The peer (set when served with connect info), or the client a trusted proxy in front names.
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0);
+    let source = state.config.trusted_proxies.source(peer, req.headers());
     let resp = next.run(req).await;
     let (tenant_id, actor) = match &caller {
         Some(Caller::Key(p) | Caller::BadOnBehalfOf(p)) => (Some(p.tenant.id.clone()), Some(crate::auth::actor(p))),

@@ -63,6 +63,15 @@ pub async fn resolve_layer(State(state): State<AppState>, mut req: Request, next
                 Caller::Invalid("malformed API key: expected `mc_…`")
             }
             Some(key) => match state.store.principal_by_key_hash(&hash_secret(key)).await {
+                // An API key acts in its own organisation only; naming another is a mistake worth stopping.
+                Ok(Some(p)) if other_tenant_named(&p, req.headers()) => Caller::Refused(Box::new(
+                    ApiError::forbidden(format!(
+                        "this API key belongs to organisation {:?}, not the one {} names",
+                        p.tenant.slug,
+                        crate::oidc::TENANT_HEADER
+                    ))
+                    .field(crate::oidc::TENANT_HEADER),
+                )),
                 Ok(Some(mut p)) => match on_behalf_of(req.headers()) {
                     Ok(person) => {
                         p.on_behalf_of = person;
@@ -78,6 +87,13 @@ pub async fn resolve_layer(State(state): State<AppState>, mut req: Request, next
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Whether an `X-Maxcloud-Tenant` header names another organisation than the key's.
+fn other_tenant_named(p: &Principal, headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(crate::oidc::TENANT_HEADER)
+        .is_some_and(|v| v.to_str().ok().map(str::trim) != Some(p.tenant.slug.as_str()))
 }
 
 /// The `X-Maxcloud-On-Behalf-Of` header: printable, at most 200 characters.

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_ip;
 mod convert;
 pub mod dns;
 pub mod error;
@@ -46,6 +47,8 @@ pub struct ApiConfig {
     pub invites: mail::InviteSettings,
     /// OIDC login (bearer JWTs of one identity provider); `None`: API keys only.
     pub oidc: Option<Arc<oidc::Verifier>>,
+    /// Proxies whose `X-Forwarded-For` names the client the audit log records; empty: the TCP peer is.
+    pub trusted_proxies: client_ip::TrustedProxies,
 }
 
 /// The resource trees of a connected cluster (the status aggregator's; the API does not watch the cluster

@@ -84,6 +84,26 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     api_key: Option<String>,
+    /// Sent as `X-Maxcloud-Tenant`: the organisation a token granting several acts in.
+    org: Option<String>,
+}
+
+/// The header naming the organisation to act in (the server's `oidc::TENANT_HEADER`).
+const TENANT_HEADER: &str = "X-Maxcloud-Tenant";
+
+/// `--org`: an organisation slug (lowercase letters, digits and inner hyphens, at most 40, as the server's
+/// `TenantSlug`), checked before any request.
+pub fn parse_org(text: &str) -> anyhow::Result<String> {
+    let slug = text.trim();
+    let ok = !slug.is_empty()
+        && slug.len() <= 40
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if !ok {
+        anyhow::bail!("--org must be an organisation slug (lowercase letters, digits and hyphens), got {text:?}");
+    }
+    Ok(slug.to_string())
 }
 
 impl Client {
@@ -101,7 +121,13 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
-        Ok(Self { http, base_url, api_key: api_key.filter(|k| !k.is_empty()) })
+        Ok(Self { http, base_url, api_key: api_key.filter(|k| !k.is_empty()), org: None })
+    }
+
+    /// Acts in organisation `org` (see [`parse_org`]).
+    pub fn with_org(mut self, org: Option<String>) -> Self {
+        self.org = org;
+        self
     }
 
     /// The API key requests are sent with (the registry password of `maxcloud push`).
@@ -126,6 +152,9 @@ impl Client {
         let mut req = self.http.request(method.clone(), &url).header("Accept", "application/json");
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
+        }
+        if let Some(org) = &self.org {
+            req = req.header(TENANT_HEADER, org);
         }
         for (name, value) in headers {
             req = req.header(*name, *value);
@@ -159,6 +188,9 @@ impl Client {
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
+        if let Some(org) = &self.org {
+            req = req.header(TENANT_HEADER, org);
+        }
         let unreachable =
             |e: reqwest::Error| ApiError::Unreachable { url: self.base_url.clone(), reason: transport_reason(&e) };
         let resp = req.send().await.map_err(unreachable)?;
@@ -178,6 +210,9 @@ impl Client {
                 message.push_str(
                     "; no API key configured: set MAXCLOUD_API_KEY, pass --api-key or run `maxcloud auth register`",
                 );
+            }
+            if err.error.field.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(TENANT_HEADER)) {
+                message.push_str("; choose the organisation with --org SLUG (or MAXCLOUD_ORG)");
             }
             return ApiError::Api { status, code: err.error.code, message, field: err.error.field };
         }

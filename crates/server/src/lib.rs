@@ -63,6 +63,8 @@ pub struct Config {
     pub oidc: Option<maxcloud_api::oidc::OidcConfig>,
     /// The name server custom domains' ownership records (TXT) are looked up at (`None`: the system's resolver).
     pub dns_resolver: Option<SocketAddr>,
+    /// Proxies whose `X-Forwarded-For` the audit log believes (`--trusted-proxies`; empty: none).
+    pub trusted_proxies: maxcloud_api::client_ip::TrustedProxies,
     /// Container logs from Loki instead of the pod log API (`--loki-url`; also without a cluster).
     pub loki: Option<LokiSettings>,
 }
@@ -90,6 +92,7 @@ impl Config {
             invites: Default::default(),
             oidc: None,
             dns_resolver: None,
+            trusted_proxies: Default::default(),
             loki: None,
         }
     }
@@ -296,6 +299,7 @@ async fn start_with(
                 Some(c) => Some(Arc::new(maxcloud_api::oidc::Verifier::new(c.clone()).map_err(anyhow::Error::msg)?)),
                 None => None,
             },
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     );
     let state = match config.dns_resolver {

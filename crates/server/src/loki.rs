@@ -41,6 +41,10 @@ pub struct LokiSettings {
     pub app_label: String,
     /// Stream label holding the pod label `serving.knative.dev/revision` (read when present).
     pub revision_label: String,
+    /// The Loki tenant the logs are kept under (`X-Scope-OrgID`), for a Loki with `auth_enabled: true`; `None`: a
+    /// single-tenant Loki. The platform's cluster is one Loki tenant; tenants of max-cloud are told apart by the
+    /// `namespace` label, which every query fixes to the caller's own.
+    pub org_id: Option<String>,
 }
 
 impl LokiSettings {
@@ -53,6 +57,7 @@ impl LokiSettings {
             url: url.into(),
             app_label: Self::DEFAULT_APP_LABEL.to_string(),
             revision_label: Self::DEFAULT_REVISION_LABEL.to_string(),
+            org_id: None,
         }
     }
 
@@ -64,6 +69,16 @@ impl LokiSettings {
         for (flag, label) in [("--loki-app-label", &self.app_label), ("--loki-revision-label", &self.revision_label)] {
             if !is_label_name(label) {
                 anyhow::bail!("{flag} must be a Loki label name ([a-zA-Z_][a-zA-Z0-9_]*), got {label:?}");
+            }
+        }
+        if let Some(org) = &self.org_id {
+            // Loki's tenant ids: at most 150 of these characters, `|` joining several for a query across them.
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()|".contains(c);
+            if org.is_empty() || org.len() > 150 || !org.chars().all(allowed) || matches!(org.as_str(), "." | "..") {
+                anyhow::bail!(
+                    "--loki-tenant must be a Loki tenant id (1 to 150 of a-z A-Z 0-9 ! - _ . * ' ( ), `|` between \
+                     several), got {org:?}"
+                );
             }
         }
         Ok(())
@@ -103,7 +118,11 @@ pub struct LokiLogs {
 impl LokiLogs {
     pub fn new(settings: LokiSettings) -> anyhow::Result<LokiLogs> {
         settings.validate()?;
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(org) = &settings.org_id {
+            headers.insert("X-Scope-OrgID", reqwest::header::HeaderValue::from_str(org)?);
+        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build()?;
         Ok(LokiLogs {
             settings: LokiSettings { url: settings.url.trim_end_matches('/').to_string(), ..settings },
             http,
@@ -347,6 +366,12 @@ mod tests {
         let bad = LokiSettings { revision_label: "1rev".into(), ..LokiSettings::new("http://loki") };
         assert!(bad.validate().unwrap_err().to_string().contains("--loki-revision-label"));
         assert!(LokiSettings::new("https://loki.example").validate().is_ok());
+        for org in ["", "a b", "..", "x/y", &"a".repeat(151)] {
+            let bad = LokiSettings { org_id: Some(org.to_string()), ..LokiSettings::new("http://loki") };
+            assert!(bad.validate().unwrap_err().to_string().contains("--loki-tenant"), "{org:?}");
+        }
+        let good = LokiSettings { org_id: Some("platform|cluster-a".into()), ..LokiSettings::new("http://loki") };
+        assert!(good.validate().is_ok());
     }
 
     #[test]

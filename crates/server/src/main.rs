@@ -190,6 +190,17 @@ struct RunArgs {
     #[arg(long, env = "MAXCLOUD_LOKI_REVISION_LABEL",
         default_value = maxcloud_server::LokiSettings::DEFAULT_REVISION_LABEL)]
     loki_revision_label: String,
+    /// The Loki tenant the cluster's logs are kept under, sent as `X-Scope-OrgID` (a Loki with `auth_enabled:
+    /// true`; `a|b` queries several)
+    #[arg(long, env = "MAXCLOUD_LOKI_TENANT", value_name = "ID", requires = "loki_url")]
+    loki_tenant: Option<String>,
+    /// Networks of the proxies in front of the server (load balancer, ingress controller), comma-separated CIDRs or
+    /// addresses: a request from one of them is recorded in the audit log as coming from the client their
+    /// `X-Forwarded-For` names (the rightmost address outside these networks). Unset: the TCP peer, and the header
+    /// is ignored
+    #[arg(long, env = "MAXCLOUD_TRUSTED_PROXIES", value_name = "CIDR,...", value_delimiter = ',',
+        value_parser = maxcloud_api::client_ip::TrustedProxies::parse_net)]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn parse_service_account(text: &str) -> Result<maxcloud_gitops::ServiceAccountRef, String> {
@@ -307,12 +318,14 @@ impl RunArgs {
             invites: self.identity.invites()?,
             oidc: self.identity.oidc()?,
             dns_resolver: self.dns_resolver,
+            trusted_proxies: maxcloud_api::client_ip::TrustedProxies::new(self.trusted_proxies.clone()),
             loki: match &self.loki_url {
                 Some(url) => {
                     let settings = maxcloud_server::LokiSettings {
                         url: url.clone(),
                         app_label: self.loki_app_label.clone(),
                         revision_label: self.loki_revision_label.clone(),
+                        org_id: self.loki_tenant.clone(),
                     };
                     settings.validate()?;
                     Some(settings)

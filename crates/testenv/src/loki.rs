@@ -21,6 +21,8 @@ pub struct Loki {
     child: Child,
     port: u16,
     http: reqwest::Client,
+    /// The tenant every push and query of the test goes to (`X-Scope-OrgID`); `None`: a single-tenant Loki.
+    org: Option<String>,
     /// From the spawn to the first 200 of `GET /ready`.
     pub startup: Duration,
 }
@@ -65,6 +67,16 @@ impl Loki {
     /// Writes the configuration, starts Loki and waits (at most 90 s) until `GET /ready` answers 200 (the ingester
     /// joined the ring: pushes are accepted).
     pub async fn start() -> Result<Loki, Error> {
+        Loki::start_with(None).await
+    }
+
+    /// A multi-tenant Loki (`auth_enabled: true`: every request names its tenant in `X-Scope-OrgID`); the test's
+    /// pushes and queries go to tenant `org`.
+    pub async fn start_multi_tenant(org: &str) -> Result<Loki, Error> {
+        Loki::start_with(Some(org.to_string())).await
+    }
+
+    async fn start_with(org: Option<String>) -> Result<Loki, Error> {
         let started = Instant::now();
         let bin = tool("loki", "LOKI_VERSION", "loki")?;
         let base = workspace_root().join("target/testenv");
@@ -72,14 +84,20 @@ impl Loki {
         let dir = tempfile::Builder::new().prefix("loki-").tempdir_in(&base)?;
         let (port, grpc_port) = (free_port()?, free_port()?);
         let config = dir.path().join("config.yaml");
-        std::fs::write(&config, config_yaml(dir.path(), port, grpc_port))?;
+        std::fs::write(&config, config_yaml(dir.path(), port, grpc_port, org.is_some()))?;
         let args = vec![format!("-config.file={}", config.display()), "-target=all".to_string()];
         let child = spawn(dir.path(), "loki", &bin, &args, &[] as &[(&str, &str)])?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(org) = &org {
+            let value = reqwest::header::HeaderValue::from_str(org).map_err(|e| Error::Start(format!("org: {e}")))?;
+            headers.insert("X-Scope-OrgID", value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| Error::Start(format!("HTTP client: {e}")))?;
-        let mut loki = Loki { dir, child, port, http, startup: Duration::ZERO };
+        let mut loki = Loki { dir, child, port, http, org, startup: Duration::ZERO };
         loki.wait_ready(Duration::from_secs(90)).await?;
         loki.startup = started.elapsed();
         Ok(loki)
@@ -106,6 +124,11 @@ impl Loki {
     /// `http://127.0.0.1:<port>`: what `maxcloud-server --loki-url` is given.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The Loki tenant of the test's pushes and queries (multi-tenant Loki only).
+    pub fn org(&self) -> Option<&str> {
+        self.org.as_deref()
     }
 
     /// The Loki process (e.g. for [`crate::process::rss_kib`]).
@@ -173,11 +196,11 @@ impl Loki {
     }
 }
 
-fn config_yaml(dir: &Path, port: u16, grpc_port: u16) -> String {
+fn config_yaml(dir: &Path, port: u16, grpc_port: u16, auth_enabled: bool) -> String {
     // JSON is YAML: every path quoted by serde_json.
     let q = |p: &Path| serde_json::Value::from(p.display().to_string()).to_string();
     format!(
-        "auth_enabled: false\n\
+        "auth_enabled: {auth_enabled}\n\
          server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {port}\n  \
          grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {grpc_port}\n  log_level: warn\n\
          common:\n  instance_addr: 127.0.0.1\n  path_prefix: {data}\n  replication_factor: 1\n  \

@@ -119,7 +119,7 @@ pub async fn token(
             action: "registry.token".into(),
             target: Some(writes.join(" ").chars().take(1000).collect()),
             detail: None,
-            source: peer.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
+            source: state.config.trusted_proxies.source(peer.map(|Extension(ConnectInfo(addr))| addr), &headers),
         };
         if let Err(e) = state.audit.write(entry).await {
             return ApiError::internal(e).into_response();

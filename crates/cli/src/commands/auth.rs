@@ -92,7 +92,7 @@ async fn login(ctx: &Ctx, token: String) -> Result<()> {
     if token.split('.').count() != 3 {
         anyhow::bail!("--token must be a JWT of your identity provider (three dot-separated parts)");
     }
-    let client = crate::client::Client::new(&ctx.api_url, Some(token.clone()))?;
+    let client = crate::client::Client::new(&ctx.api_url, Some(token.clone()))?.with_org(ctx.org_asked.clone());
     let st: AuthStatus = client.get("/api/v1/auth/status").await?;
     let path = ctx
         .credentials_path

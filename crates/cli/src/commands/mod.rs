@@ -32,6 +32,9 @@ pub struct Ctx {
     pub format: Format,
     pub api_url: String,
     pub credentials_path: Option<PathBuf>,
+    /// The organisation asked for with `--org` (or MAXCLOUD_ORG); `auth login` sends only this one, not the
+    /// credentials file's, which belongs to the token it replaces.
+    pub org_asked: Option<String>,
 }
 
 impl Ctx {
@@ -67,9 +70,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     let api_url = non_empty(cli.api_url)
         .or_else(|| non_empty(stored.api_url.clone()))
         .unwrap_or_else(|| DEFAULT_API_URL.to_string());
-    let api_key = non_empty(cli.api_key).or_else(|| non_empty(stored.api_key.clone()));
-    let client = Client::new(&api_url, api_key)?;
-    let ctx = Ctx { api_url: client.base_url().to_string(), client, format: cli.output, credentials_path };
+    let flag_key = non_empty(cli.api_key);
+    // The stored organisation goes with the stored credential only: another key names its own organisation.
+    let org_asked = non_empty(cli.org).map(|org| crate::client::parse_org(&org)).transpose()?;
+    let org = match &org_asked {
+        Some(org) => Some(org.clone()),
+        None if flag_key.is_none() => non_empty(stored.org.clone()),
+        None => None,
+    };
+    let api_key = flag_key.or_else(|| non_empty(stored.api_key.clone()));
+    let client = Client::new(&api_url, api_key)?.with_org(org);
+    let ctx = Ctx { api_url: client.base_url().to_string(), client, format: cli.output, credentials_path, org_asked };
 
     match cli.command {
         Command::Auth(cmd) => auth::run(&ctx, cmd).await,
