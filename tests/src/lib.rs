@@ -286,6 +286,27 @@ pub fn cli_command(home: &Path, server: &Server, key: Option<&str>) -> Command {
     cmd
 }
 
+/// A fresh PostgreSQL database `<prefix>_<pid>` on `MAXCLOUD_TEST_POSTGRES_URL` (which `scripts/test.sh` starts;
+/// unset, the test fails loudly instead of passing silently); returns its URL.
+pub fn postgres_database(prefix: &str) -> String {
+    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL")
+        .expect("MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15");
+    let name = format!("{prefix}_{}", std::process::id());
+    let output = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name}"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("psql");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    format!("{}/{name}", admin.rsplit_once('/').expect("a database URL").0)
+}
+
 /// Run the `maxcloud` CLI with its config in `home`.
 pub fn cli(home: &Path, server: &Server, args: &[&str]) -> Output {
     cli_command(home, server, None).args(args).output().expect("run maxcloud")

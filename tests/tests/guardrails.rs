@@ -160,6 +160,46 @@ async fn quotas_are_checked_when_orders_are_placed() {
     assert!(!out.status.success() && stderr.contains("default.cpu"), "{stderr}");
 }
 
+/// Two replicas on one PostgreSQL (the chart's replicaCount > 1; here the second only takes orders, as with
+/// `runWorker: false`, so only the first, which holds the tenant repositories, writes Git): orders of one
+/// organisation placed at both at once
+/// still cannot slip past a limit together — the quota check holds a PostgreSQL advisory lock of the organisation
+/// until the order is stored, not only a lock of its own process.
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_hold_across_replicas_on_postgres() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("quotas.yaml");
+    std::fs::write(&file, "default:\n  services: 3\n").unwrap();
+    let db = maxcloud_tests::postgres_database("mc_quota_replicas");
+    let replica = |dir: &str, no_worker: bool| {
+        let env = vec![("MAXCLOUD_QUOTAS".to_string(), file.display().to_string())];
+        let options = Options { env, database_url: Some(db.clone()), no_worker, ..Default::default() };
+        Server::start(&tmp.path().join(dir), options)
+    };
+    let (one, two) = (replica("one", false), replica("two", true));
+    let (key, _) = Api::new(&one).register("ops@replicas.example", "Replicas").await;
+    let apis = [Api::new(&one).with_key(&key), Api::new(&two).with_key(&key)];
+    assert_eq!(order(&apis[1], "create", "App", "first", app(1)).await.0, 201);
+    for round in 0..3 {
+        // Two free slots, 12 orders at once, alternating between the replicas.
+        let results = futures::future::join_all((0..12).map(|i| {
+            let api = apis[i % 2].clone();
+            async move { order(&api, "create", "App", &format!("r{round}-{i}"), app(1)).await.0 }
+        }))
+        .await;
+        assert_eq!(results.iter().filter(|s| **s == 201).count(), 2, "round {round}: {results:?}");
+        assert_eq!(results.iter().filter(|s| **s == 422).count(), 10, "round {round}: {results:?}");
+        let (_, services) = apis[round % 2].get("/quotas").await;
+        assert_eq!(services["used"]["services"], 3, "{services}");
+        // Free the two slots again for the next round.
+        let (_, resources) = apis[0].get("/resources").await;
+        for r in resources.as_array().unwrap().iter().filter(|r| r["name"] != "first" && r["status"] != "deleting") {
+            let name = r["name"].as_str().unwrap();
+            assert_eq!(order(&apis[0], "delete", "App", name, Value::Null).await.0, 201, "{name}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn monthly_invoices_from_the_metering_data() {
     let tmp = tempfile::tempdir().unwrap();

@@ -443,22 +443,7 @@ async fn usage_is_metered_per_service_and_priced() {
 /// The whole server on PostgreSQL: concurrent orders end up on main exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn server_runs_on_postgres() {
-    let admin = std::env::var("MAXCLOUD_TEST_POSTGRES_URL")
-        .expect("MAXCLOUD_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts PostgreSQL 15");
-    let name = format!("mc_e2e_{}", std::process::id());
-    let output = std::process::Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {name}"),
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .output()
-        .expect("psql");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let db = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let db = maxcloud_tests::postgres_database("mc_e2e");
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("data"), Options { database_url: Some(db), ..Default::default() });
     assert!(!tmp.path().join("data/maxcloud.db").exists(), "no SQLite file when DATABASE_URL is set");

@@ -99,6 +99,12 @@ pub struct OrderService {
     quota_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
+/// The organisation's quota lock: this process's, and the database's across replicas (PostgreSQL).
+struct QuotaLock {
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    shared: maxcloud_store::DbLock,
+}
+
 impl OrderService {
     /// Build the service. With `config.run_worker`, the worker resumes every pending order at once.
     pub fn new(store: Store, catalog: Arc<Catalog>, repos: Arc<Repos>, config: WorkerConfig) -> OrderService {
@@ -158,20 +164,30 @@ impl OrderService {
         kind: &str,
         name: &str,
         spec: &Value,
-    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, OrderError> {
+    ) -> Result<Option<QuotaLock>, OrderError> {
         let limits = self.quotas.for_tenant(&tenant.slug);
         if limits.is_unlimited() {
             return Ok(None);
         }
-        let lock = {
+        let local = {
             let mut locks = self.quota_locks.lock().expect("quota locks");
             locks.entry(tenant.id.clone()).or_default().clone()
         };
-        let guard = lock.lock_owned().await;
-        let (before, after) = self.totals(tenant, Some((kind, name, spec))).await?;
-        crate::quota::check(&self.catalog, kind, &limits, &before, &after)
-            .map_err(|e| OrderError::Quota { field: e.field, message: e.message })?;
-        Ok(Some(guard))
+        // This process's orders of the organisation queue here, so at most one per process waits for the database's.
+        let local = local.lock_owned().await;
+        let shared = self.store.lock(&format!("maxcloud-quota/{}", tenant.id)).await?;
+        let checked = match self.totals(tenant, Some((kind, name, spec))).await {
+            Ok((before, after)) => crate::quota::check(&self.catalog, kind, &limits, &before, &after)
+                .map_err(|e| OrderError::Quota { field: e.field, message: e.message }),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => Ok(Some(QuotaLock { _local: local, shared })),
+            Err(e) => {
+                shared.release().await;
+                Err(e)
+            }
+        }
     }
 
     /// Enables tenant secrets (`place_secret`), sealing the tenants' keys with `key`.
@@ -221,8 +237,8 @@ impl OrderService {
             Action::Delete => Value::Object(Default::default()),
             Action::Create | Action::Update => ty.validate(&req.parameters).map_err(OrderError::Invalid)?,
         };
-        // Held until the order is stored: concurrent orders of the organisation see each other.
-        let _quota = match req.action {
+        // Held until the order is stored: concurrent orders of the organisation (in any replica) see each other.
+        let quota = match req.action {
             Action::Delete => None,
             Action::Create | Action::Update => {
                 self.check_quota(&req.tenant, &ty.kind, req.name.as_str(), &spec).await?
@@ -250,7 +266,11 @@ impl OrderService {
             reviewers,
             required_approvals,
         };
-        self.accept(&req.tenant, new).await
+        let placed = self.accept(&req.tenant, new).await;
+        if let Some(lock) = quota {
+            lock.shared.release().await;
+        }
+        placed
     }
 
     /// Store a new order, announce it (and the order it supersedes) and wake the tenant's lane.

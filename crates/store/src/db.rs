@@ -26,6 +26,38 @@ pub struct Store {
     write_lock: Option<Arc<Mutex<()>>>,
 }
 
+/// A lock of [`Store::lock`].
+pub struct DbLock {
+    /// The connection whose session holds the advisory lock (PostgreSQL only).
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    name: String,
+}
+
+impl DbLock {
+    /// Unlocks and gives the connection back to the pool.
+    pub async fn release(mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind(&self.name)
+            .execute(&mut *conn)
+            .await;
+        if let Err(e) = unlocked {
+            tracing::warn!(lock = %self.name, error = %e, "cannot release a database lock: closing its connection");
+            conn.close_on_drop();
+        }
+    }
+}
+
+impl Drop for DbLock {
+    /// Not released (an early return, a cancelled request): the connection is closed instead of pooled, and
+    /// PostgreSQL drops a closed session's advisory locks.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 /// Microseconds since the Unix epoch, strictly increasing within this process (so that orders accepted
 /// in the same microsecond still have a total order).
 pub fn now_us() -> i64 {
@@ -89,6 +121,20 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A lock named `name` shared by every process using this database, held until [`DbLock::release`] (or drop).
+    /// PostgreSQL: a session advisory lock on a pooled connection of its own, keyed by a 64-bit hash of the name
+    /// (two names sharing a hash only wait for each other). SQLite: no lock — a SQLite store belongs to one process,
+    /// whose own locks suffice.
+    pub async fn lock(&self, name: &str) -> Result<DbLock> {
+        if self.backend != Backend::Postgres {
+            return Ok(DbLock { conn: None, name: name.to_string() });
+        }
+        let mut conn = self.pool.acquire().await?;
+        // As text: pg_advisory_lock returns `void`, a type the Any driver cannot describe.
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))::text").bind(name).execute(&mut *conn).await?;
+        Ok(DbLock { conn: Some(conn), name: name.to_string() })
     }
 
     /// Cheap liveness check of the database connection.

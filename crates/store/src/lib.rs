@@ -35,7 +35,7 @@ pub use sops_keys::SealedKey;
 pub use tenants::{NewKey, Registration};
 pub use usage::{PodUsage, ServiceUsage, GIB};
 
-pub use db::{now_us, Backend, Store};
+pub use db::{now_us, Backend, DbLock, Store};
 pub use model::*;
 
 /// Errors of the store.
