@@ -210,16 +210,16 @@ async fn an_api_key_cannot_name_another_organisation() {
     let rb = api.req(reqwest::Method::POST, "/orders").header("x-maxcloud-tenant", &slug).json(&order);
     assert_eq!(api.send(rb).await.0, 201);
 
-    // The CLI: --org names the organisation; a malformed one is refused before any request.
+    // The CLI: --tenant names the organisation; a malformed one is refused before any request.
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let out = cli(&home, &server, &["--api-key", &key, "--org", "other-co", "list"]);
+    let out = cli(&home, &server, &["--api-key", &key, "--tenant", "other-co", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains(&format!("{slug:?}")) && err.contains("--org"), "{err}");
-    let out = cli(&home, &server, &["--api-key", &key, "--org", "Not A Slug", "list"]);
+    assert!(!out.status.success() && err.contains(&format!("{slug:?}")) && err.contains("--tenant"), "{err}");
+    let out = cli(&home, &server, &["--api-key", &key, "--tenant", "Not A Slug", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--org"), "{err}");
-    let out = cli(&home, &server, &["--api-key", &key, "--org", &slug, "list"]);
+    assert!(!out.status.success() && err.contains("--tenant"), "{err}");
+    let out = cli(&home, &server, &["--api-key", &key, "--tenant", &slug, "list"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("shop"));
 }

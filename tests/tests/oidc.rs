@@ -359,13 +359,15 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     let out = cli_command(&home, &server, None).args(["auth", "login", "--token", "not-a-jwt"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--token must be a JWT"));
 
-    // A token granting two organisations: the CLI names one with --org (X-Maxcloud-Tenant), at login and after.
+    // A token granting two organisations: the CLI names one with --tenant (X-Maxcloud-Tenant), at login and after.
     let both = sign(&ec, &claims(&idp.url, "u-4", "dan@sso.example", &[&member_group, &b_group]));
     let out = cli_command(&home, &server, None).args(["auth", "login", "--token", &both]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("several organisations") && err.contains("--org"), "{err}");
-    let out =
-        cli_command(&home, &server, None).args(["--org", &slug_b, "auth", "login", "--token", &both]).output().unwrap();
+    assert!(!out.status.success() && err.contains("several organisations") && err.contains("--tenant"), "{err}");
+    let out = cli_command(&home, &server, None)
+        .args(["--tenant", &slug_b, "auth", "login", "--token", &both])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("as admin"), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let creds: Value =
@@ -374,10 +376,10 @@ async fn oidc_tokens_map_to_tenants_and_roles() {
     let out = cli_command(&home, &server, None).args(["list"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("blog") && !text.contains("shop"), "the stored organisation: {text}");
-    let out = cli_command(&home, &server, None).args(["--org", &slug_a, "list"]).output().unwrap();
+    let out = cli_command(&home, &server, None).args(["--tenant", &slug_a, "list"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("shop") && !text.contains("blog"), "--org: {text}");
-    let out = cli_command(&home, &server, None).env("MAXCLOUD_ORG", "nobody").args(["list"]).output().unwrap();
+    assert!(text.contains("shop") && !text.contains("blog"), "--tenant: {text}");
+    let out = cli_command(&home, &server, None).env("MAXCLOUD_TENANT", "nobody").args(["list"]).output().unwrap();
     assert!(!out.status.success(), "an organisation the token does not grant");
 }
 

@@ -28,10 +28,10 @@ pub struct Cli {
     )]
     pub api_key: Option<String>,
 
-    /// Organisation (slug) to act in, for a single sign-on token that grants several; sent as X-Maxcloud-Tenant
-    /// [default: the one of the credentials file, when its key or token is used]
-    #[arg(long, env = "MAXCLOUD_ORG", global = true, value_name = "SLUG", help_heading = "Global options")]
-    pub org: Option<String>,
+    /// Organisation (tenant slug) to act in, for a single sign-on token that grants several; sent as
+    /// X-Maxcloud-Tenant [default: the one of the credentials file, when its key or token is used]
+    #[arg(long, env = "MAXCLOUD_TENANT", global = true, value_name = "SLUG", help_heading = "Global options")]
+    pub tenant: Option<String>,
 
     /// Output format; json and yaml print exactly one document on stdout
     #[arg(short, long, value_enum, default_value_t = Format::Table, global = true, help_heading = "Global options")]

@@ -91,9 +91,9 @@ pub struct Client {
 /// The header naming the organisation to act in (the server's `oidc::TENANT_HEADER`).
 const TENANT_HEADER: &str = "X-Maxcloud-Tenant";
 
-/// `--org`: an organisation slug (lowercase letters, digits and inner hyphens, at most 40, as the server's
+/// `--tenant`: an organisation slug (lowercase letters, digits and inner hyphens, at most 40, as the server's
 /// `TenantSlug`), checked before any request.
-pub fn parse_org(text: &str) -> anyhow::Result<String> {
+pub fn parse_tenant(text: &str) -> anyhow::Result<String> {
     let slug = text.trim();
     let ok = !slug.is_empty()
         && slug.len() <= 40
@@ -101,7 +101,7 @@ pub fn parse_org(text: &str) -> anyhow::Result<String> {
         && !slug.starts_with('-')
         && !slug.ends_with('-');
     if !ok {
-        anyhow::bail!("--org must be an organisation slug (lowercase letters, digits and hyphens), got {text:?}");
+        anyhow::bail!("--tenant must be an organisation slug (lowercase letters, digits and hyphens), got {text:?}");
     }
     Ok(slug.to_string())
 }
@@ -124,7 +124,7 @@ impl Client {
         Ok(Self { http, base_url, api_key: api_key.filter(|k| !k.is_empty()), org: None })
     }
 
-    /// Acts in organisation `org` (see [`parse_org`]).
+    /// Acts in organisation `org` (see [`parse_tenant`]).
     pub fn with_org(mut self, org: Option<String>) -> Self {
         self.org = org;
         self
@@ -212,7 +212,7 @@ impl Client {
                 );
             }
             if err.error.field.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(TENANT_HEADER)) {
-                message.push_str("; choose the organisation with --org SLUG (or MAXCLOUD_ORG)");
+                message.push_str("; choose the organisation with --tenant SLUG (or MAXCLOUD_TENANT)");
             }
             return ApiError::Api { status, code: err.error.code, message, field: err.error.field };
         }

@@ -32,7 +32,7 @@ pub struct Ctx {
     pub format: Format,
     pub api_url: String,
     pub credentials_path: Option<PathBuf>,
-    /// The organisation asked for with `--org` (or MAXCLOUD_ORG); `auth login` sends only this one, not the
+    /// The organisation asked for with `--tenant` (or MAXCLOUD_TENANT); `auth login` sends only this one, not the
     /// credentials file's, which belongs to the token it replaces.
     pub org_asked: Option<String>,
 }
@@ -72,7 +72,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(|| DEFAULT_API_URL.to_string());
     let flag_key = non_empty(cli.api_key);
     // The stored organisation goes with the stored credential only: another key names its own organisation.
-    let org_asked = non_empty(cli.org).map(|org| crate::client::parse_org(&org)).transpose()?;
+    let org_asked = non_empty(cli.tenant).map(|org| crate::client::parse_tenant(&org)).transpose()?;
     let org = match &org_asked {
         Some(org) => Some(org.clone()),
         None if flag_key.is_none() => non_empty(stored.org.clone()),
