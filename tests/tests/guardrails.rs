@@ -195,7 +195,8 @@ async fn quotas_hold_across_replicas_on_postgres() {
         let (_, resources) = apis[0].get("/resources").await;
         for r in resources.as_array().unwrap().iter().filter(|r| r["name"] != "first" && r["status"] != "deleting") {
             let name = r["name"].as_str().unwrap();
-            assert_eq!(order(&apis[0], "delete", "App", name, Value::Null).await.0, 201, "{name}");
+            let (status, body) = order(&apis[0], "delete", "App", name, Value::Null).await;
+            assert_eq!(status, 201, "{name}: {body}\n{}\n{}", one.log(), two.log());
         }
     }
 }

@@ -123,6 +123,19 @@ impl Store {
         self.backend
     }
 
+    /// A write transaction that appends to the live-event log. On PostgreSQL it takes the event counter's row lock
+    /// first: every such transaction holds that lock from its first event until commit (`next_seq`: sequence order
+    /// is commit order), and taking it before any other row gives them all one lock order. Otherwise an order's
+    /// acceptance (its resource row, then the counter) and the worker's state change (the counter, then the
+    /// resource row) deadlock; they serialise at the counter either way. (SQLite: one writer, `Store::writer`.)
+    pub(crate) async fn begin_events(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT value FROM event_seq WHERE id = 1 FOR UPDATE").execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
     /// A lock named `name` shared by every process using this database, held until [`DbLock::release`] (or drop).
     /// PostgreSQL: a session advisory lock on a pooled connection of its own, keyed by a 64-bit hash of the name
     /// (two names sharing a hash only wait for each other). SQLite: no lock — a SQLite store belongs to one process,

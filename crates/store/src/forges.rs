@@ -162,7 +162,7 @@ impl Store {
     /// it), logged with who approved. Returns the order as it is now; an order no longer waiting is left alone.
     pub async fn record_review(&self, order: &OrderRow, review: &ReviewUpdate, approve: bool) -> Result<OrderRow> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
         let mut current = model::order(&sqlx::query(&sql).bind(&order.id).fetch_one(&mut *tx).await?)?;
         let now = now_us();
@@ -218,7 +218,7 @@ impl Store {
 
     async fn close_order(&self, order: &OrderRow, state: &str, reason: &str) -> Result<Option<OrderRow>> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
         let mut current = model::order(&sqlx::query(&sql).bind(&order.id).fetch_one(&mut *tx).await?)?;
         if !matches!(current.state.as_str(), "accepted" | "pr_open") {
@@ -235,7 +235,7 @@ impl Store {
     /// `message` is logged once (not again while it repeats) and kept as the order's error.
     pub async fn record_blocked(&self, order: &OrderRow, message: &str) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let last: Option<String> =
             sqlx::query("SELECT message FROM order_events WHERE order_id = $1 ORDER BY seq DESC LIMIT 1")
                 .bind(&order.id)

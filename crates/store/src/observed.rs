@@ -66,7 +66,7 @@ impl Store {
     /// the message), with its order event, in one transaction.
     pub async fn record_observation(&self, obs: &Observation) -> Result<Recorded> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let row = sqlx::query(
             "SELECT r.id, r.tenant_id, r.status, r.url FROM resources r JOIN tenants t ON t.id = r.tenant_id \
              WHERE t.slug = $1 AND r.kind = $2 AND r.name = $3",
@@ -151,7 +151,7 @@ impl Store {
     /// (`ready`, "deleted"). Returns (tenant id, order id) of the order that moved, if one did.
     pub async fn record_deleted(&self, tenant_slug: &str, kind: &str, name: &str) -> Result<Option<(String, String)>> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let Some((tenant_id, order_id)) = open_delete_order(&mut tx, tenant_slug, kind, name).await? else {
             return Ok(None);
         };
@@ -194,7 +194,7 @@ impl Store {
         revision: &str,
     ) -> Result<Vec<(String, String, String, String)>> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let now = now_us();
         let mut moved = Vec::new();
         for id in order_ids {

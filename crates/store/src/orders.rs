@@ -53,7 +53,7 @@ impl Store {
     /// do in Git and the new order is `ready` at once).
     pub async fn accept_order(&self, mut new: NewOrder) -> Result<Accepted> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         if let Some(key) = &new.idempotency_key {
             let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND idempotency_key = $2");
             if let Some(row) = sqlx::query(&sql).bind(&new.tenant_id).bind(key).fetch_optional(&mut *tx).await? {
@@ -333,7 +333,7 @@ impl Store {
     /// orders keeps the single SQLite writer free for the API). Returns each outcome's PR, if any.
     pub async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<Option<PullRequestRow>>> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let mut out = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
             out.push(match outcome {
@@ -354,7 +354,7 @@ impl Store {
     /// Approve a review-required order whose PR is open, so the worker merges it.
     pub async fn approve_order(&self, tenant_id: &str, order_id: &str, approver: &str) -> Result<OrderRow> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
         let Some(row) = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&mut *tx).await? else {
             return Err(StoreError::NotFound("order"));
@@ -403,7 +403,7 @@ impl Store {
     /// create removes the resource, which never reached `main`).
     pub async fn reject_order(&self, tenant_id: &str, order_id: &str, reason: &str) -> Result<OrderRow> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_events().await?;
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant_id = $2");
         let Some(row) = sqlx::query(&sql).bind(order_id).bind(tenant_id).fetch_optional(&mut *tx).await? else {
             return Err(StoreError::NotFound("order"));

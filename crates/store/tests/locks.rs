@@ -2,12 +2,56 @@
 //! first releases it, or until the first is dropped unreleased (its connection is closed, and PostgreSQL drops the
 //! session's locks); other names do not wait. PostgreSQL comes from `MAXCLOUD_TEST_POSTGRES_URL` like the store
 //! suite. On SQLite (one process per store) it locks nothing.
+//!
+//! And one lock order for the transactions that write order events: accepting a delete (the resource row, then the
+//! event counter) while the worker records the merge of the resource's create (the counter, then the resource row)
+//! used to deadlock on PostgreSQL.
 
 mod common;
 
 use std::time::Duration;
 
+use maxcloud_store::{NewOrder, NewPullRequest, Outcome};
 use tokio::time::timeout;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepting_and_merging_orders_of_one_resource_do_not_deadlock() {
+    let store = common::postgres().await.store;
+    let reg = store.register("a@example.com", "Acme", common::slug("acme"), common::key("a")).await.unwrap();
+    let tenant = reg.tenant.id.clone();
+    let order = |action: &str, name: &str| NewOrder {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.clone(),
+        action: action.into(),
+        kind: "App".into(),
+        name: name.into(),
+        parameters: r#"{"image":"nginx:1.27"}"#.into(),
+        requester: "a@example.com".into(),
+        idempotency_key: None,
+        request_hash: None,
+        path: format!("apps/{name}.yaml"),
+        merge_policy: "auto".into(),
+        reviewers: Vec::new(),
+        required_approvals: 1,
+    };
+    for i in 0..40 {
+        let name = format!("app-{i}");
+        let created = store.accept_order(order("create", &name)).await.unwrap().order().clone();
+        let pr = NewPullRequest {
+            branch: format!("order/{}", created.id),
+            head_commit: "0".repeat(40),
+            title: name.clone(),
+            body: String::new(),
+            number: None,
+            url: None,
+        };
+        let merged = Outcome::Merged { order: created, pr, merge_commit: "1".repeat(40), message: None };
+        let (merging, deleting) =
+            tokio::join!(store.record_outcomes(vec![merged]), store.accept_order(order("delete", &name)),);
+        merging.unwrap_or_else(|e| panic!("{name}: merge: {e}"));
+        deleting.unwrap_or_else(|e| panic!("{name}: delete: {e}"));
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_locks_are_shared_and_released_on_drop() {
