@@ -7,7 +7,6 @@
 //! with the real Crossplane reconciler engine (`--crossplane-binary`, `crossplane internal render`). No Docker.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +50,7 @@ pub fn crds(project: &str, version_key: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    maxcloud_testenv::process::free_port().expect("a free port")
 }
 
 fn wait_listening(port: u16, child: &mut Child, name: &str) {

@@ -571,6 +571,18 @@ mod tests {
         Cli::try_parse_from(std::iter::once("maxcloud").chain(args.iter().copied()))
     }
 
+    /// The global organisation flag does not take `auth register --org NAME` (the new organisation's name).
+    #[test]
+    fn tenant_is_global_and_register_keeps_its_org() {
+        let cli = parse(&["auth", "register", "--email", "a@b.example", "--org", "Acme Shop"]).unwrap();
+        assert!(cli.tenant.is_none());
+        assert!(matches!(cli.command, Command::Auth(AuthCommand::Register { ref org, .. }) if org == "Acme Shop"));
+        let cli = parse(&["list", "--tenant", "acme-shop"]).unwrap();
+        assert_eq!(cli.tenant.as_deref(), Some("acme-shop"));
+        let cli = parse(&["--tenant", "b", "auth", "register", "--email", "a@b.example", "--org", "Acme"]).unwrap();
+        assert_eq!(cli.tenant.as_deref(), Some("b"));
+    }
+
     #[test]
     fn api_key_alias_and_orders_forms() {
         for alias in ["api-keys", "api-key"] {
