@@ -123,7 +123,7 @@ fn migrate_and_serve_commands() {
     );
 
     // `serve` takes its configuration from the environment and logs JSON.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = maxcloud_testenv::process::free_port().unwrap();
     let mut child = Command::new(bin("maxcloud-server"))
         .arg("serve")
         .env("MAXCLOUD_LISTEN", format!("127.0.0.1:{port}"))
