@@ -114,19 +114,8 @@ async fn racing_verifications_leave_one_owner(store: Store) {
 
 fn order(tenant_id: &str, action: &str, name: &str, revision: &str) -> NewOrder {
     NewOrder {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: tenant_id.into(),
-        action: action.into(),
-        kind: "App".into(),
-        name: name.into(),
         parameters: format!(r#"{{"image":"nginx:1.27","revision":"{revision}"}}"#),
-        requester: "a@example.com".into(),
-        idempotency_key: None,
-        request_hash: None,
-        path: format!("apps/{name}.yaml"),
-        merge_policy: "auto".into(),
-        reviewers: Vec::new(),
-        required_approvals: 1,
+        ..common::new_order(tenant_id, action, name)
     }
 }
 

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use maxcloud_store::{NewOrder, NewPullRequest, Outcome};
+use maxcloud_store::Outcome;
 use tokio::time::timeout;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -19,35 +19,15 @@ async fn accepting_and_merging_orders_of_one_resource_do_not_deadlock() {
     let store = common::postgres().await.store;
     let reg = store.register("a@example.com", "Acme", common::slug("acme"), common::key("a")).await.unwrap();
     let tenant = reg.tenant.id.clone();
-    let order = |action: &str, name: &str| NewOrder {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: tenant.clone(),
-        action: action.into(),
-        kind: "App".into(),
-        name: name.into(),
-        parameters: r#"{"image":"nginx:1.27"}"#.into(),
-        requester: "a@example.com".into(),
-        idempotency_key: None,
-        request_hash: None,
-        path: format!("apps/{name}.yaml"),
-        merge_policy: "auto".into(),
-        reviewers: Vec::new(),
-        required_approvals: 1,
-    };
     for i in 0..40 {
         let name = format!("app-{i}");
-        let created = store.accept_order(order("create", &name)).await.unwrap().order().clone();
-        let pr = NewPullRequest {
-            branch: format!("order/{}", created.id),
-            head_commit: "0".repeat(40),
-            title: name.clone(),
-            body: String::new(),
-            number: None,
-            url: None,
-        };
+        let created = store.accept_order(common::new_order(&tenant, "create", &name)).await.unwrap().order().clone();
+        let pr = common::pr(&created.id, &"0".repeat(40));
         let merged = Outcome::Merged { order: created, pr, merge_commit: "1".repeat(40), message: None };
-        let (merging, deleting) =
-            tokio::join!(store.record_outcomes(vec![merged]), store.accept_order(order("delete", &name)),);
+        let (merging, deleting) = tokio::join!(
+            store.record_outcomes(vec![merged]),
+            store.accept_order(common::new_order(&tenant, "delete", &name)),
+        );
         merging.unwrap_or_else(|e| panic!("{name}: merge: {e}"));
         deleting.unwrap_or_else(|e| panic!("{name}: delete: {e}"));
     }

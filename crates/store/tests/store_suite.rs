@@ -6,12 +6,12 @@
 //! passing silently.
 
 use maxcloud_store::{
-    Accepted, Logged, NewOrder, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store, StoreError, GIB,
+    Accepted, Logged, NewPullRequest, Observation, PodUsage, Recorded, ServiceUsage, Store, StoreError, GIB,
 };
 
 mod common;
 
-use common::{key, slug};
+use common::{key, new_order, pr, slug};
 
 on_both!(
     register_and_slugs,
@@ -31,34 +31,6 @@ on_both!(
     pod_usage_adds_up_exactly,
     sops_keys_one_per_tenant,
 );
-
-fn new_order(tenant: &str, action: &str, name: &str) -> NewOrder {
-    NewOrder {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: tenant.to_string(),
-        action: action.to_string(),
-        kind: "App".into(),
-        name: name.to_string(),
-        parameters: r#"{"image":"nginx"}"#.into(),
-        requester: "me@example.com".into(),
-        idempotency_key: None,
-        request_hash: None,
-        path: format!("apps/{name}.yaml"),
-        merge_policy: "auto".into(),
-        reviewers: Vec::new(),
-        required_approvals: 1,
-    }
-}
-
-fn pr(order_id: &str, head: &str) -> NewPullRequest {
-    NewPullRequest {
-        branch: format!("order/{order_id}"),
-        head_commit: head.into(),
-        title: "create App shop".into(),
-        body: "body".into(),
-        ..Default::default()
-    }
-}
 
 async fn register_and_slugs(store: Store) {
     let a = store.register("a@example.com", "Acme Shop", slug("acme-shop"), key("a")).await.unwrap();

@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use maxcloud_store::{NewKey, Store};
+use maxcloud_store::{NewKey, NewOrder, NewPullRequest, Store};
 use sqlx::{Connection, Executor};
 
 pub struct Db {
@@ -51,4 +51,34 @@ pub fn key(n: &str) -> NewKey {
 /// Slug candidates `base`, `base-2`, … as registration tries them.
 pub fn slug(base: &'static str) -> impl Fn(u32) -> String {
     move |n| if n == 1 { base.to_string() } else { format!("{base}-{n}") }
+}
+
+/// An auto-merged App order of `tenant`.
+pub fn new_order(tenant: &str, action: &str, name: &str) -> NewOrder {
+    NewOrder {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.to_string(),
+        action: action.to_string(),
+        kind: "App".into(),
+        name: name.to_string(),
+        parameters: r#"{"image":"nginx"}"#.into(),
+        requester: "me@example.com".into(),
+        idempotency_key: None,
+        request_hash: None,
+        path: format!("apps/{name}.yaml"),
+        merge_policy: "auto".into(),
+        reviewers: Vec::new(),
+        required_approvals: 1,
+    }
+}
+
+/// The pull request of order `order_id` at commit `head`.
+pub fn pr(order_id: &str, head: &str) -> NewPullRequest {
+    NewPullRequest {
+        branch: format!("order/{order_id}"),
+        head_commit: head.into(),
+        title: "create App shop".into(),
+        body: "body".into(),
+        ..Default::default()
+    }
 }
