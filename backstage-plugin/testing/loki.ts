@@ -6,11 +6,11 @@
  * Loki's push API labelled as a Kubernetes log shipper (Alloy, Promtail) labels them.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from './maxcloudServer';
+import { REPO_ROOT, stopProcess } from './maxcloudServer';
 
 /** Lines of one container of an App's pod (`values`: [time in ms since the epoch, line]). */
 export interface LogStream {
@@ -134,17 +134,7 @@ export async function startLoki(): Promise<RunningLoki> {
     stderr = (stderr + chunk).slice(-4000);
   });
   const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise(ok => child.once('exit', ok));
-      child.kill('SIGTERM');
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([exited, new Promise(ok => (timer = setTimeout(ok, 5000)))]);
-      clearTimeout(timer);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const stop = () => stopProcess(child, dir);
   // Ready once the ingester joined the ring: pushes are accepted from then on.
   const deadline = Date.now() + 90_000;
   for (;;) {

@@ -102,18 +102,24 @@ export async function startMaxcloud(
       if (accepted.status !== 201) throw new Error(`accept the invite of ${email}: ${accepted.status} ${JSON.stringify(accepted.body)}`);
       return accepted.body.api_key;
     },
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise(ok => child.once('exit', ok));
-        child.kill('SIGTERM');
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([exited, new Promise(ok => (timer = setTimeout(ok, 5000)))]);
-        clearTimeout(timer);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    stop: () => stopProcess(child, dataDir),
   };
+}
+
+/**
+ * Stops a process a test started (SIGTERM, SIGKILL after 5 s; no timer is left behind) and removes its
+ * directory.
+ */
+export async function stopProcess(child: ChildProcess, dir: string): Promise<void> {
+  if (child.exitCode === null) {
+    const exited = new Promise(ok => child.once('exit', ok));
+    child.kill('SIGTERM');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([exited, new Promise(ok => (timer = setTimeout(ok, 5000)))]);
+    clearTimeout(timer);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /** Polls `check` until it returns a value (not undefined), at most `timeoutMs`. */

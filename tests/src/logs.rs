@@ -24,6 +24,20 @@ pub async fn read_logs(api: &Api, path: &str) -> (u16, Vec<Value>, Value) {
     (status, lines, Value::Null)
 }
 
+/// Bad parameters of the logs endpoint at `path` are refused with 400, naming the parameter.
+pub async fn assert_bad_queries_refused(api: &Api, path: &str) {
+    for (query, field) in [
+        ("tail=0", "tail"),
+        ("tail=10001", "tail"),
+        ("tail=x", "tail"),
+        ("follow=maybe", "follow"),
+        ("since=1h", "since"),
+    ] {
+        let (status, _, body) = read_logs(api, &format!("{path}?{query}")).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some(field)), "{query}: {body}");
+    }
+}
+
 /// `maxcloud logs SERVICE --follow --tail 1 -o json`, its lines as they are printed.
 pub fn follower(
     home: &Path,

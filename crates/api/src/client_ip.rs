@@ -35,10 +35,6 @@ impl TrustedProxies {
             .map_err(|_| format!("\"{text}\" is neither an IP address nor a CIDR network (e.g. 10.0.0.0/8)"))
     }
 
-    pub fn nets(&self) -> &[IpNet] {
-        &self.0
-    }
-
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
     }

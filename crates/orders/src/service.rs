@@ -176,11 +176,10 @@ impl OrderService {
         // This process's orders of the organisation queue here, so at most one per process waits for the database's.
         let local = local.lock_owned().await;
         let shared = self.store.lock(&format!("maxcloud-quota/{}", tenant.id)).await?;
-        let checked = match self.totals(tenant, Some((kind, name, spec))).await {
-            Ok((before, after)) => crate::quota::check(&self.catalog, kind, &limits, &before, &after)
-                .map_err(|e| OrderError::Quota { field: e.field, message: e.message }),
-            Err(e) => Err(e),
-        };
+        let checked = self.totals(tenant, Some((kind, name, spec))).await.and_then(|(before, after)| {
+            crate::quota::check(&self.catalog, kind, &limits, &before, &after)
+                .map_err(|e| OrderError::Quota { field: e.field, message: e.message })
+        });
         match checked {
             Ok(()) => Ok(Some(QuotaLock { _local: local, shared })),
             Err(e) => {
